@@ -1,0 +1,166 @@
+"""The plugin's settings: command-line options and ini keys, read once into typed objects.
+
+Every option exists twice, as ``--slap-duration`` on the command line and as
+``slap_duration`` in ``[tool.pytest.ini_options]``; the command line wins.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from .server import ServerConfig, ServerError, parse_address
+from .workload import Workload, WorkloadError
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    help: str
+    metavar: str | None = None
+    kind: str = "string"  # "string" or "bool"
+
+    @property
+    def ini(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+
+OPTIONS = (
+    Option("--memcached", "use the memcached at HOST:PORT instead of starting one", "HOST:PORT"),
+    Option("--memcached-bin", "memcached binary to start (default: memcached on PATH)", "PATH"),
+    Option("--memcached-threads", "worker threads of the memcached the plugin starts (default 4)", "N"),
+    Option("--memcached-memory", "memory limit in MB of the memcached the plugin starts (default 1024)", "MB"),
+    Option("--memcached-args", "extra arguments for the memcached the plugin starts, e.g. '-o modern'", "ARGS"),
+    Option("--slap-duration", "measured duration of every slap test, overriding marks (e.g. 30, 30s, 2m)", "SECONDS"),
+    Option("--slap-connections", "connections of every slap test, overriding marks", "N"),
+    Option("--slap-window", "requests in flight per connection of every slap test, overriding marks", "N"),
+    Option("--slap-seed", "RNG seed of every slap test, overriding marks", "N"),
+    Option("--slap-json", "write the results of all slap tests as JSON to PATH", "PATH"),
+    Option("--slap-no-thresholds", "measure and report, but do not fail tests on slap_thresholds", kind="bool"),
+    Option(
+        "--slap-allow-flush",
+        "allow flush_all on a server given with --memcached (never done otherwise)",
+        kind="bool",
+    ),
+)
+
+_CLI_WORKLOAD = {
+    "slap_duration": "duration",
+    "slap_connections": "connections",
+    "slap_window": "window",
+    "slap_seed": "seed",
+}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("memaslap", "memcached load testing (pytest-memaslap)")
+    for option in OPTIONS:
+        if option.kind == "bool":
+            group.addoption(option.flag, action="store_true", default=None, dest=option.dest, help=option.help)
+            parser.addini(option.ini, option.help, type="bool", default=False)
+        else:
+            group.addoption(option.flag, default=None, dest=option.dest, metavar=option.metavar, help=option.help)
+            parser.addini(option.ini, option.help, default="")
+
+
+def _read(config: pytest.Config, option: Option) -> Any:
+    value = config.getoption(option.dest)
+    if value is None:
+        value = config.getini(option.ini)
+    if option.kind != "bool" and value == "":
+        return None
+    return value
+
+
+def _int(name: str, value: Any, low: int = 1) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"--{name.replace('_', '-')}={value!r}: expected a whole number") from None
+    if number < low:
+        raise pytest.UsageError(f"--{name.replace('_', '-')}={value!r}: must be at least {low}")
+    return number
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the options and ini keys say, validated."""
+
+    external: str | None
+    server: ServerConfig
+    workload_overrides: Mapping[str, Any]
+    json_path: str | None
+    enforce_thresholds: bool
+    allow_flush: bool
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        raw = {option.ini: _read(config, option) for option in OPTIONS}
+        server = ServerConfig(
+            binary=raw["memcached_bin"] or "memcached",
+            threads=_int("memcached_threads", raw["memcached_threads"] or 4),
+            memory_mb=_int("memcached_memory", raw["memcached_memory"] or 1024),
+            extra_args=tuple(shlex.split(raw["memcached_args"] or "")),
+        )
+        overrides: dict[str, Any] = {}
+        for ini, field_name in _CLI_WORKLOAD.items():
+            value = raw[ini]
+            if value is None:
+                continue
+            if field_name != "duration":
+                value = _int(ini, value, low=0 if field_name == "seed" else 1)
+            overrides[field_name] = value
+        try:
+            Workload.from_args(overrides)
+        except WorkloadError as exc:
+            raise pytest.UsageError(f"--slap-*: {exc}") from None
+        if raw["memcached"]:
+            try:
+                parse_address(raw["memcached"])
+            except ServerError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return cls(
+            external=raw["memcached"],
+            server=server,
+            workload_overrides=overrides,
+            json_path=raw["slap_json"],
+            enforce_thresholds=not raw["slap_no_thresholds"],
+            allow_flush=bool(raw["slap_allow_flush"]),
+        )
+
+
+def server_config_from_mark(base: ServerConfig, kwargs: Mapping[str, Any]) -> ServerConfig:
+    """``@pytest.mark.memcached(threads=, memory=, args=, binary=)`` over the session's settings."""
+    allowed = ("threads", "memory", "args", "binary")
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise WorkloadError(
+            f"memcached mark: unknown argument {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
+        )
+    values: dict[str, Any] = {}
+    for name, key in (("threads", "threads"), ("memory", "memory_mb")):
+        if name in kwargs:
+            value = kwargs[name]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise WorkloadError(f"memcached mark: {name}={value!r}: expected a whole number of at least 1")
+            values[key] = value
+    if "args" in kwargs:
+        args = kwargs["args"]
+        if isinstance(args, str):
+            args = shlex.split(args)
+        if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
+            raise WorkloadError(f"memcached mark: args={kwargs['args']!r}: expected a string or a list of strings")
+        values["extra_args"] = base.extra_args + tuple(args)
+    if "binary" in kwargs:
+        if not isinstance(kwargs["binary"], str):
+            raise WorkloadError(f"memcached mark: binary={kwargs['binary']!r}: expected a path string")
+        values["binary"] = kwargs["binary"]
+    return replace(base, **values)

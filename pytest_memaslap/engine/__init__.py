@@ -1,0 +1,16 @@
+"""The load engine: asyncio + uvloop, pipelined memcached connections; knows nothing of pytest."""
+
+from __future__ import annotations
+
+from ..stats import ShardResult
+from ..workload import Workload
+from .loop import LOOP_NAME, LOOP_NOTE
+from .loop import run as run_loop
+from .shard import ShardPlan, ShardRunner, SlapRunError, Target
+
+__all__ = ["LOOP_NAME", "LOOP_NOTE", "ShardPlan", "SlapRunError", "Target", "run_shard"]
+
+
+def run_shard(workload: Workload, target: Target, prefix: str, plan: ShardPlan = ShardPlan()) -> ShardResult:
+    """Run one shard of ``workload`` against ``target`` with keys under ``prefix``; blocks until done."""
+    return run_loop(lambda: ShardRunner(workload, target, prefix, plan).run())

@@ -1,0 +1,80 @@
+"""Hot path: the memcached ASCII protocol codec (get, set, delete).
+
+Requests are built by concatenating pre-built bytes; replies are parsed by
+searching the receive buffer for line ends, never byte by byte. A parser takes
+the buffer and a position and returns ``(end, outcome)``: ``end`` is -1 when
+the reply is not complete yet; ``outcome`` is HIT, MISS or ERROR.
+"""
+
+from __future__ import annotations
+
+HIT = 0
+MISS = 1
+ERROR = 2
+
+_CRLF = b"\r\n"
+_END = b"END\r\n"
+_VALUE = b"VALUE "
+
+
+def get_request(key: bytes) -> bytes:
+    return b"get " + key + _CRLF
+
+
+def set_request(key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:
+    return b"".join((b"set ", key, b" 0 0 ", size_label, _CRLF, value, _CRLF))
+
+
+def delete_request(key: bytes) -> bytes:
+    return b"delete " + key + _CRLF
+
+
+def parse_get(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
+    """``END`` is a miss; ``VALUE <key> <flags> <bytes>`` + data + ``END`` a hit; any other line an error."""
+    if buf.startswith(_END, pos):
+        return pos + 5, MISS
+    eol = buf.find(_CRLF, pos)
+    if eol < 0:
+        return -1, ERROR
+    if buf.startswith(_VALUE, pos):
+        space = buf.rfind(b" ", pos, eol)
+        try:
+            length = int(buf[space + 1 : eol])
+        except ValueError:
+            return eol + 2, ERROR
+        end = eol + length + 9  # \r\n + data + \r\n + END\r\n
+        if len(buf) < end:
+            return -1, ERROR
+        if buf[end - 5 : end] != _END:
+            return eol + 2, ERROR
+        return end, HIT
+    return eol + 2, ERROR
+
+
+def parse_set(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
+    """``STORED`` is a hit; ``NOT_STORED``/``EXISTS``/``NOT_FOUND`` a miss; anything else an error."""
+    eol = buf.find(_CRLF, pos)
+    if eol < 0:
+        return -1, ERROR
+    if eol - pos == 6 and buf.startswith(b"STORED", pos):
+        return eol + 2, HIT
+    line = bytes(buf[pos:eol])
+    if line in (b"NOT_STORED", b"EXISTS", b"NOT_FOUND"):
+        return eol + 2, MISS
+    return eol + 2, ERROR
+
+
+def parse_delete(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
+    """``DELETED`` is a hit, ``NOT_FOUND`` a miss, anything else an error."""
+    eol = buf.find(_CRLF, pos)
+    if eol < 0:
+        return -1, ERROR
+    line = bytes(buf[pos:eol])
+    if line == b"DELETED":
+        return eol + 2, HIT
+    if line == b"NOT_FOUND":
+        return eol + 2, MISS
+    return eol + 2, ERROR
+
+
+PARSERS = {"get": parse_get, "set": parse_set, "delete": parse_delete}

@@ -1,0 +1,236 @@
+"""One shard's run: connect, preload, warm up, measure, drain; every wait bounded.
+
+A shard is one process's share of a workload. It owns a disjoint slice of the
+keyspace and derives every RNG stream from (seed, shard index), so two runs of
+the same plan send the same requests and shards never need to coordinate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any
+
+from ..keyspace import ValueSource, build_keys, key_slice
+from ..stats import PhaseRecorder, ShardResult
+from ..workload import Workload
+from . import ascii
+from .connection import Connection
+from .ops import OpSource, PreloadSource
+
+PRELOAD_DEPTH = 16
+POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class Target:
+    """The memcached server a shard sends its load to."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """Which share of a workload this process runs: shard ``index`` of ``count``."""
+
+    index: int = 0
+    count: int = 1
+
+    def keys(self, workload: Workload) -> range:
+        return key_slice(workload.keys, self.index, self.count)
+
+    def connections(self, workload: Workload) -> int:
+        return len(key_slice(workload.connections, self.index, self.count))
+
+    def ops(self, workload: Workload) -> int | None:
+        if workload.ops is None:
+            return None
+        return len(key_slice(workload.ops, self.index, self.count))
+
+    def rng(self, workload: Workload, stream: str) -> random.Random:
+        return random.Random(f"{workload.seed}:{self.index}:{stream}")
+
+
+class SlapRunError(RuntimeError):
+    """The load could not run or was cut short; ``partial`` holds what was measured."""
+
+    def __init__(self, message: str, partial: ShardResult | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class ShardRunner:
+    """Drives the connections of one shard through its phases."""
+
+    def __init__(self, workload: Workload, target: Target, prefix: str, plan: ShardPlan) -> None:
+        self.workload = workload
+        self.target = target
+        self.prefix = prefix
+        self.plan = plan
+        self.recorder = PhaseRecorder(("set",), perf_counter_ns())
+        self.stopping = False
+        self.last_reply_ns = 0
+        self.connections: list[Connection] = []
+        self.result = ShardResult()
+        self._failure: asyncio.Future[str] | None = None
+        self._phases: list[list[Any]] = []  # [name, recorder, end_ns or None]
+
+    # -- called by connections ------------------------------------------------
+    def connection_failed(self, connection: Connection, reason: str) -> None:
+        if self._failure is not None and not self._failure.done():
+            self._failure.set_result(f"connection {connection.index} to {self.target}: {reason}")
+
+    # -- phases ---------------------------------------------------------------
+    async def run(self) -> ShardResult:
+        loop = asyncio.get_running_loop()
+        self._failure = loop.create_future()
+        workload, plan = self.workload, self.plan
+        indices = plan.keys(workload)
+        keys = build_keys(self.prefix, indices, workload.key_size, plan.rng(workload, "keys"))
+        values = ValueSource(workload.value_size, random.Random(f"{workload.seed}:values"))
+        try:
+            await self._connect(plan.connections(workload))
+            if workload.preload:
+                await self._preload(keys, indices.start, values)
+            await self._load(keys, indices.start, values)
+        except SlapRunError as exc:
+            for connection in self.connections:
+                connection._fail_pending()
+            exc.partial = self._finish_phases()
+            raise
+        finally:
+            for connection in self.connections:
+                connection.close()
+        return self._finish_phases()
+
+    async def _connect(self, count: int) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = self.target.host, self.target.port
+
+        async def one(index: int) -> Connection:
+            _, protocol = await loop.create_connection(lambda: Connection(self, index), host, port)
+            return protocol
+
+        try:
+            self.connections = list(
+                await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), self.workload.timeout)
+            )
+        except asyncio.TimeoutError:
+            raise SlapRunError(
+                f"cannot connect to memcached at {self.target}: no connection within {self.workload.timeout:g} s"
+            ) from None
+        except OSError as exc:
+            raise SlapRunError(f"cannot connect to memcached at {self.target}: {exc.strerror or exc}") from None
+
+    async def _preload(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
+        """Set every key of the slice once (in parallel over the connections) so gets hit."""
+        count = len(self.connections)
+        self._start_phase("preload", ("set",))
+        parsers = (ascii.parse_set,)
+        idle = []
+        for i, connection in enumerate(self.connections):
+            share = range(i, len(keys), count)
+            source = PreloadSource(keys, share, key_base, values, self.plan.rng(self.workload, f"preload{i}"), 0)
+            idle.append(connection.begin(source, parsers, len(share), max(self.workload.window, PRELOAD_DEPTH)))
+        await self._wait(asyncio.gather(*idle))
+        self._end_phase("preload", perf_counter_ns())
+
+    async def _load(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
+        """The mixed load: an optional warm-up, then the measured phase, then the drain."""
+        workload, plan = self.workload, self.plan
+        names = workload.command_names()
+        parsers = tuple(ascii.PARSERS[name] for name in names)
+        budgets = _split(plan.ops(workload), len(self.connections))
+        sources = [
+            OpSource(workload, keys, key_base, values, plan.rng(workload, f"conn{i}"))
+            for i in range(len(self.connections))
+        ]
+        first = "warmup" if workload.warmup > 0 else "measured"
+        gc.freeze()  # the keyspace and setup objects never need collecting again
+        self._start_phase(first, names)
+        try:
+            idle = []
+            for connection, source, budget in zip(self.connections, sources, budgets):
+                budget = -1 if first == "warmup" else budget
+                idle.append(connection.begin(source, parsers, budget, workload.window))
+            all_idle = asyncio.gather(*idle)
+            if first == "warmup":
+                await self._wait(asyncio.sleep(workload.warmup))
+                self._end_phase("warmup", perf_counter_ns())
+                self._start_phase("measured", names)
+                for connection, budget in zip(self.connections, budgets):
+                    connection.budget = budget
+            if workload.duration is not None:
+                await self._wait(asyncio.shield(all_idle), timeout=workload.duration)
+                self.stopping = True
+            await self._wait(all_idle)
+            self._end_phase("measured", perf_counter_ns())
+        finally:
+            gc.unfreeze()
+
+    # -- bookkeeping ------------------------------------------------------------
+    def _start_phase(self, name: str, names: tuple[str, ...]) -> PhaseRecorder:
+        """Make ``name`` the phase new requests count in (replies count where they were sent)."""
+        now = perf_counter_ns()
+        self.recorder = PhaseRecorder(names, now)
+        self.stopping = False
+        self.last_reply_ns = now
+        self._phases.append([name, self.recorder, None])
+        return self.recorder
+
+    def _end_phase(self, name: str, end_ns: int) -> None:
+        for phase in self._phases:
+            if phase[0] == name:
+                phase[2] = end_ns
+
+    def _finish_phases(self) -> ShardResult:
+        """Build every phase's stats; call once no request is in flight any more."""
+        now = perf_counter_ns()
+        for name, recorder, end_ns in self._phases:
+            self.result.phases[name] = recorder.finish(end_ns if end_ns is not None else now)
+        self._phases.clear()
+        return self.result
+
+    async def _wait(self, awaitable: Awaitable[Any], timeout: float | None = None) -> None:
+        """Wait for ``awaitable``, ``timeout`` at most; fail fast on a lost connection or a stalled server."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(awaitable)
+        failure = self._failure
+        assert failure is not None
+        deadline = None if timeout is None else loop.time() + timeout
+        stall_ns = int(self.workload.timeout * 1e9)
+        try:
+            while True:
+                poll = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - loop.time()))
+                await asyncio.wait({task, failure}, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+                if failure.done():
+                    raise SlapRunError(failure.result())
+                if task.done():
+                    task.result()
+                    return
+                if deadline is not None and loop.time() >= deadline:
+                    return
+                in_flight = sum(c.in_flight() for c in self.connections)
+                if in_flight and perf_counter_ns() - self.last_reply_ns > stall_ns:
+                    raise SlapRunError(
+                        f"no reply from memcached at {self.target} for {self.workload.timeout:g} s "
+                        f"({in_flight} request{'s' if in_flight != 1 else ''} in flight)"
+                    )
+        finally:
+            if not task.done():
+                task.cancel()
+
+
+def _split(total: int | None, parts: int) -> list[int]:
+    """Divide an op budget over connections; -1 everywhere means no budget."""
+    if total is None:
+        return [-1] * parts
+    return [len(key_slice(total, i, parts)) for i in range(parts)]

@@ -1,0 +1,75 @@
+"""The ``slap`` object a test receives: call it to run the test's workload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .engine import SlapRunError, Target, run_shard
+from .result import SlapResult
+from .server import MemcachedServer
+from .thresholds import Threshold, Verdict, evaluate_all, parse_all
+from .workload import Workload, WorkloadError
+
+ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded up
+
+
+@dataclass
+class SlapRun:
+    """One ``slap()`` call of a test: its result and how it fared against the thresholds."""
+
+    result: SlapResult
+    verdicts: list[Verdict]
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+
+class Slap:
+    """Runs the test's workload (from its ``slap`` mark and the options) against its memcached.
+
+    ``slap()`` runs it as declared; ``slap(duration="2s", window=8)`` changes
+    fields for this call. Both return a :class:`SlapResult`.
+    """
+
+    def __init__(
+        self,
+        workload: Workload,
+        thresholds: tuple[Threshold, ...],
+        server: MemcachedServer,
+        next_prefix: Callable[[], str],
+    ) -> None:
+        self.workload = workload
+        self.thresholds = thresholds
+        self.server = server
+        self._next_prefix = next_prefix
+        self.runs: list[SlapRun] = []
+
+    def __call__(self, **overrides: Any) -> SlapResult:
+        __tracebackhide__ = True
+        workload = Workload.from_args(overrides, base=self.workload) if overrides else self.workload
+        parse_all(tuple(t.expr for t in self.thresholds), workload.command_names())
+        check_item_size(workload, self.server)
+        try:
+            raw = run_shard(workload, Target(self.server.host, self.server.port), self._next_prefix())
+        except SlapRunError as exc:
+            raise SlapRunError(str(exc), exc.partial) from None
+        result = SlapResult(workload, raw, self.server.version)
+        self.runs.append(SlapRun(result, evaluate_all(self.thresholds, result)))
+        return result
+
+
+def check_item_size(workload: Workload, server: MemcachedServer) -> None:
+    """Refuse values the server would reject as too large, before any load runs."""
+    if "set" not in workload.command_names() and not workload.preload:
+        return
+    limit = server.item_size_max()
+    largest_key = max(high for _, high, _ in workload.key_size)
+    if workload.max_value_size() + largest_key + ITEM_OVERHEAD > limit:
+        raise WorkloadError(
+            f"value_size: values up to {workload.max_value_size()} bytes (keys up to {largest_key}) exceed "
+            f"the server's item_size_max of {limit} bytes (stats settings); use value_size of at most "
+            f"{limit - largest_key - ITEM_OVERHEAD}, or start memcached with a larger -I"
+        )

@@ -1,0 +1,378 @@
+"""Mergeable load statistics: latency histograms, per-command counters, a timeline.
+
+Pure numbers: no pytest, no I/O, no clock. Every type here merges exactly:
+merging the results of two shards gives the numbers one shard would have
+produced had it recorded both sets of samples, because histograms are bucket
+counts (never averages) and counters are sums.
+
+Latencies are recorded as integer nanoseconds into a log-linear histogram:
+values below 256 ns are exact; above, every power of two is split into 128
+linear sub-buckets, so a reported value (the bucket midpoint) is within 0.4 %
+of the true sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+SUB_BITS = 7
+SUB_COUNT = 1 << SUB_BITS
+EXACT_LIMIT = SUB_COUNT << 1
+MAX_SHIFT = 40
+BUCKET_COUNT = EXACT_LIMIT + (MAX_SHIFT << SUB_BITS)
+LAST_BUCKET = BUCKET_COUNT - 1
+
+PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
+
+
+def bucket_index(value_ns: int) -> int:
+    """The bucket a latency in nanoseconds falls into (the hot path inlines this)."""
+    bits = value_ns.bit_length()
+    if bits <= SUB_BITS + 1:
+        return value_ns if value_ns > 0 else 0
+    shift = bits - SUB_BITS - 1
+    index = (shift << SUB_BITS) + (value_ns >> shift)
+    return index if index < BUCKET_COUNT else LAST_BUCKET
+
+
+def bucket_bounds(index: int) -> tuple[int, int]:
+    """The lowest and highest nanosecond value that land in bucket ``index``."""
+    if index < EXACT_LIMIT:
+        return index, index
+    shift = (index >> SUB_BITS) - 1
+    sub = index - (shift << SUB_BITS)
+    return sub << shift, ((sub + 1) << shift) - 1
+
+
+def bucket_value(index: int) -> float:
+    """The value reported for a bucket: its midpoint, in nanoseconds."""
+    low, high = bucket_bounds(index)
+    return (low + high) / 2.0
+
+
+class Histogram:
+    """Log-linear latency histogram over nanoseconds; ``counts`` is dense and mergeable."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self, counts: list[int] | None = None) -> None:
+        self.counts = counts if counts is not None else [0] * BUCKET_COUNT
+
+    def record(self, value_ns: int, count: int = 1) -> None:
+        """Add ``count`` samples of ``value_ns`` (tests and slow paths; the engine inlines it)."""
+        self.counts[bucket_index(value_ns)] += count
+
+    def merge(self, other: Histogram) -> None:
+        """Add another histogram's samples to this one."""
+        self.counts = [a + b for a, b in zip(self.counts, other.counts)]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def _nonzero(self) -> Iterable[tuple[int, int]]:
+        return ((i, c) for i, c in enumerate(self.counts) if c)
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0 < q <= 100) in nanoseconds; 0.0 when empty."""
+        total = self.total
+        if total == 0:
+            return 0.0
+        rank = max(1, math.ceil(total * q / 100.0))
+        seen = 0
+        for index, count in self._nonzero():
+            seen += count
+            if seen >= rank:
+                return bucket_value(index)
+        return self.max()
+
+    def max(self) -> float:
+        for index in range(BUCKET_COUNT - 1, -1, -1):
+            if self.counts[index]:
+                return bucket_value(index)
+        return 0.0
+
+    def min(self) -> float:
+        for index, _ in self._nonzero():
+            return bucket_value(index)
+        return 0.0
+
+    def mean(self) -> float:
+        total = self.total
+        if not total:
+            return 0.0
+        return sum(bucket_value(i) * c for i, c in self._nonzero()) / total
+
+    def stdev(self) -> float:
+        total = self.total
+        if total < 2:
+            return 0.0
+        mean = self.mean()
+        var = sum(c * (bucket_value(i) - mean) ** 2 for i, c in self._nonzero()) / total
+        return math.sqrt(var)
+
+    def summary_us(self) -> dict[str, float]:
+        """Percentiles, max, mean and stdev in microseconds (the units users read)."""
+        out = {name: round(self.percentile(q) / 1000.0, 3) for name, q in PERCENTILES}
+        out["max"] = round(self.max() / 1000.0, 3)
+        out["mean"] = round(self.mean() / 1000.0, 3)
+        out["stdev"] = round(self.stdev() / 1000.0, 3)
+        return out
+
+    def to_sparse(self) -> dict[int, int]:
+        return dict(self._nonzero())
+
+    @classmethod
+    def from_sparse(cls, sparse: dict[int, int]) -> Histogram:
+        hist = cls()
+        for index, count in sparse.items():
+            hist.counts[int(index)] += count
+        return hist
+
+
+@dataclass
+class CommandStats:
+    """Counters and latency histogram of one command (get, set, ...) in one phase.
+
+    For a get, hits/misses are found/not found; for a set, stored/not stored;
+    for a delete, deleted/not found. ``errors`` are error replies and requests
+    the server never answered.
+    """
+
+    ops: int = 0
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    latency: Histogram = field(default_factory=Histogram)
+
+    def merge(self, other: CommandStats) -> None:
+        self.ops += other.ops
+        self.hits += other.hits
+        self.misses += other.misses
+        self.errors += other.errors
+        self.bytes_sent += other.bytes_sent
+        self.bytes_received += other.bytes_received
+        self.latency.merge(other.latency)
+
+
+@dataclass
+class Second:
+    """One second of a phase's timeline: ops and errors completed, and their latencies."""
+
+    ops: int = 0
+    errors: int = 0
+    latency: dict[int, int] = field(default_factory=dict)
+
+    def merge(self, other: Second) -> None:
+        self.ops += other.ops
+        self.errors += other.errors
+        for index, count in other.latency.items():
+            self.latency[index] = self.latency.get(index, 0) + count
+
+
+@dataclass
+class PhaseStats:
+    """What one phase (preload, warm-up or measured) did: per-command stats, timeline, time."""
+
+    commands: dict[str, CommandStats] = field(default_factory=dict)
+    timeline: list[Second] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def ops(self) -> int:
+        return sum(c.ops for c in self.commands.values())
+
+    def merge(self, other: PhaseStats) -> None:
+        """Add another shard's phase; elapsed is the longest (shards run side by side)."""
+        for name, cmd in other.commands.items():
+            self.commands.setdefault(name, CommandStats()).merge(cmd)
+        for i, second in enumerate(other.timeline):
+            if i < len(self.timeline):
+                self.timeline[i].merge(second)
+            else:
+                self.timeline.append(Second(second.ops, second.errors, dict(second.latency)))
+        self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
+
+
+PHASES = ("preload", "warmup", "measured")
+
+
+@dataclass
+class ShardResult:
+    """Everything one shard measured, by phase; the unit that crosses process boundaries."""
+
+    phases: dict[str, PhaseStats] = field(default_factory=lambda: {p: PhaseStats() for p in PHASES})
+    shards: int = 1
+
+    @property
+    def measured(self) -> PhaseStats:
+        return self.phases["measured"]
+
+    @property
+    def requests_sent(self) -> int:
+        """Every request sent in every phase: what the server's counters must have seen."""
+        return sum(p.ops for p in self.phases.values())
+
+    def merge(self, other: ShardResult) -> None:
+        for name, phase in other.phases.items():
+            self.phases.setdefault(name, PhaseStats()).merge(phase)
+        self.shards += other.shards
+
+    def to_dict(self) -> dict[str, Any]:
+        """A lossless, JSON-safe form (sparse histograms) for transport between processes."""
+        return {
+            "shards": self.shards,
+            "phases": {
+                name: {
+                    "elapsed_s": phase.elapsed_s,
+                    "commands": {
+                        cname: {
+                            "ops": c.ops,
+                            "hits": c.hits,
+                            "misses": c.misses,
+                            "errors": c.errors,
+                            "bytes_sent": c.bytes_sent,
+                            "bytes_received": c.bytes_received,
+                            "latency": {str(k): v for k, v in c.latency.to_sparse().items()},
+                        }
+                        for cname, c in phase.commands.items()
+                    },
+                    "timeline": [
+                        {"ops": s.ops, "errors": s.errors, "latency": {str(k): v for k, v in s.latency.items()}}
+                        for s in phase.timeline
+                    ],
+                }
+                for name, phase in self.phases.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShardResult:
+        phases: dict[str, PhaseStats] = {}
+        for name, raw in data["phases"].items():
+            commands = {
+                cname: CommandStats(
+                    ops=c["ops"],
+                    hits=c["hits"],
+                    misses=c["misses"],
+                    errors=c["errors"],
+                    bytes_sent=c["bytes_sent"],
+                    bytes_received=c["bytes_received"],
+                    latency=Histogram.from_sparse({int(k): v for k, v in c["latency"].items()}),
+                )
+                for cname, c in raw["commands"].items()
+            }
+            timeline = [
+                Second(s["ops"], s["errors"], {int(k): v for k, v in s["latency"].items()}) for s in raw["timeline"]
+            ]
+            phases[name] = PhaseStats(commands, timeline, raw["elapsed_s"])
+        return cls(phases=phases, shards=data["shards"])
+
+
+def merge_results(results: Iterable[ShardResult]) -> ShardResult:
+    """Merge shard results into one; the inputs are left untouched."""
+    merged: ShardResult | None = None
+    for result in results:
+        copy = ShardResult.from_dict(result.to_dict())
+        if merged is None:
+            merged = copy
+        else:
+            merged.merge(copy)
+    if merged is None:
+        raise ValueError("merge_results() needs at least one shard result")
+    return merged
+
+
+class PhaseRecorder:
+    """Hot path: counts completions of one phase into flat lists, rolls a timeline each second.
+
+    ``record`` is called once per response and is kept to list increments; the
+    readable ``PhaseStats`` is built once, by ``finish``.
+    """
+
+    __slots__ = (
+        "names",
+        "counts",
+        "sent",
+        "received",
+        "hists",
+        "second",
+        "second_ops",
+        "second_errors",
+        "timeline",
+        "start_ns",
+        "next_tick",
+    )
+
+    def __init__(self, command_names: tuple[str, ...], start_ns: int) -> None:
+        n = len(command_names)
+        self.names = command_names
+        self.counts = [0] * (3 * n)  # [cmd*3 + outcome] with outcome 0 hit, 1 miss, 2 error
+        self.sent = [0] * n
+        self.received = [0] * n
+        self.hists = [[0] * BUCKET_COUNT for _ in range(n)]
+        self.second = [0] * BUCKET_COUNT
+        self.second_ops = 0
+        self.second_errors = 0
+        self.timeline: list[Second] = []
+        self.start_ns = start_ns
+        self.next_tick = start_ns + 1_000_000_000
+
+    def record(self, cmd: int, outcome: int, latency_ns: int, sent: int, received: int) -> None:
+        bits = latency_ns.bit_length()
+        if bits <= 8:
+            index = latency_ns if latency_ns > 0 else 0
+        else:
+            shift = bits - 8
+            index = (shift << 7) + (latency_ns >> shift)
+            if index > LAST_BUCKET:
+                index = LAST_BUCKET
+        self.hists[cmd][index] += 1
+        self.second[index] += 1
+        self.counts[cmd * 3 + outcome] += 1
+        self.sent[cmd] += sent
+        self.received[cmd] += received
+        self.second_ops += 1
+        if outcome == 2:
+            self.second_errors += 1
+
+    def tick(self, now_ns: int) -> None:
+        """Close every full second up to ``now_ns`` into the timeline."""
+        while now_ns >= self.next_tick:
+            self._close_second()
+            self.next_tick += 1_000_000_000
+
+    def _close_second(self) -> None:
+        sparse = {i: c for i, c in enumerate(self.second) if c}
+        self.timeline.append(Second(self.second_ops, self.second_errors, sparse))
+        if self.second_ops:
+            self.second = [0] * BUCKET_COUNT
+        self.second_ops = 0
+        self.second_errors = 0
+
+    def finish(self, end_ns: int) -> PhaseStats:
+        """Build the phase's stats; the last partial second is kept if it saw anything."""
+        self.tick(end_ns)
+        if self.second_ops:
+            self._close_second()
+        commands: dict[str, CommandStats] = {}
+        for cmd, name in enumerate(self.names):
+            hits, misses, errors = self.counts[cmd * 3 : cmd * 3 + 3]
+            ops = hits + misses + errors
+            if not ops:
+                continue
+            commands[name] = CommandStats(
+                ops=ops,
+                hits=hits,
+                misses=misses,
+                errors=errors,
+                bytes_sent=self.sent[cmd],
+                bytes_received=self.received[cmd],
+                latency=Histogram(self.hists[cmd]),
+            )
+        return PhaseStats(commands, self.timeline, max(0.0, (end_ns - self.start_ns) / 1e9))

@@ -1,0 +1,268 @@
+"""The workload: what the load does, validated once, immutable and serialisable.
+
+A workload comes from a ``@pytest.mark.slap(...)`` mark, command-line / ini
+overrides and ``slap(**overrides)``; every field is checked here so that a bad
+value is reported with its name and what is allowed, before any load runs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+COMMANDS = ("get", "set", "delete")
+KEY_PATTERNS = ("uniform", "sequential")
+PROTOCOLS = ("ascii",)
+MAX_KEY_SIZE = 250
+DEFAULT_ITEM_SIZE_MAX = 1024 * 1024
+
+SizeSpec = tuple[tuple[int, int, float], ...]
+
+
+class WorkloadError(ValueError):
+    """A workload argument is invalid; the message names it and says what is allowed."""
+
+
+_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_COUNT_UNITS = {"": 1, "k": 1_000, "K": 1_000, "m": 1_000_000, "M": 1_000_000, "g": 10**9, "G": 10**9}
+_NUMBER_WITH_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_duration(value: Any, name: str = "duration") -> float:
+    """Seconds from a number (seconds) or a string such as ``"10s"``, ``"500ms"``, ``"2m"``."""
+    if isinstance(value, bool):
+        raise WorkloadError(f"{name}={value!r}: expected a duration such as 10, '10s', '500ms' or '2m'")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _NUMBER_WITH_UNIT.match(value)
+        unit = match.group(2) if match else None
+        if not match or (unit or "s") not in _DURATION_UNITS:
+            raise WorkloadError(
+                f"{name}={value!r}: expected a duration such as 10, '10s', '500ms' or '2m' "
+                f"(units: {', '.join(_DURATION_UNITS)})"
+            )
+        seconds = float(match.group(1)) * _DURATION_UNITS[unit or "s"]
+    else:
+        raise WorkloadError(f"{name}={value!r}: expected a duration such as 10, '10s', '500ms' or '2m'")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise WorkloadError(f"{name}={value!r}: must be a finite, non-negative duration")
+    return seconds
+
+
+def parse_count(value: Any, name: str) -> int:
+    """A whole number from an int or a string with an SI suffix (``"50k"``, ``"1M"``)."""
+    if isinstance(value, bool):
+        raise WorkloadError(f"{name}={value!r}: expected a whole number such as 1000 or '50k'")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        match = _NUMBER_WITH_UNIT.match(value)
+        if match and match.group(2) in _COUNT_UNITS:
+            number = float(match.group(1)) * _COUNT_UNITS[match.group(2)]
+            if number.is_integer():
+                return int(number)
+    raise WorkloadError(f"{name}={value!r}: expected a whole number such as 1000 or '50k' (suffixes k, M, G)")
+
+
+def _positive_count(value: Any, name: str) -> int:
+    number = parse_count(value, name)
+    if number < 1:
+        raise WorkloadError(f"{name}={value!r}: must be at least 1")
+    return number
+
+
+def parse_size_spec(value: Any, name: str) -> SizeSpec:
+    """Normalise a size: ``N``, ``(min, max)`` or memaslap-style ``[(min, max, proportion), ...]``."""
+    allowed = f"{name}: expected a size N, a range (min, max) or a list [(min, max, proportion), ...]"
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        size = parse_count(value, name)
+        segments: list[tuple[int, int, float]] = [(size, size, 1.0)]
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        segments = [(int(value[0]), int(value[1]), 1.0)]
+    elif isinstance(value, (tuple, list)) and value and all(isinstance(s, (tuple, list)) for s in value):
+        segments = []
+        for seg in value:
+            if len(seg) != 3 or not _is_int(seg[0]) or not _is_int(seg[1]) or not _is_number(seg[2]):
+                raise WorkloadError(f"{allowed}; got the segment {seg!r}")
+            segments.append((int(seg[0]), int(seg[1]), float(seg[2])))
+    else:
+        raise WorkloadError(f"{allowed}; got {value!r}")
+    for low, high, proportion in segments:
+        if low < 1 or high < low:
+            raise WorkloadError(f"{name}={value!r}: sizes must satisfy 1 <= min <= max; got ({low}, {high})")
+        if proportion <= 0:
+            raise WorkloadError(f"{name}={value!r}: proportions must be positive; got {proportion}")
+    total = sum(p for _, _, p in segments)
+    if abs(total - 1.0) > 1e-6:
+        raise WorkloadError(f"{name}={value!r}: proportions must sum to 1; they sum to {total:g}")
+    return tuple(segments)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_commands(value: Any) -> tuple[tuple[str, float], ...]:
+    """The command mix as ``((name, proportion), ...)``; proportions must sum to 1."""
+    allowed = f"commands: expected a mapping of command to proportion, e.g. {{'get': 0.9, 'set': 0.1}}; commands: {', '.join(COMMANDS)}"
+    if not isinstance(value, Mapping) or not value:
+        raise WorkloadError(f"{allowed}; got {value!r}")
+    mix = []
+    for command, proportion in value.items():
+        if command not in COMMANDS:
+            raise WorkloadError(f"commands: unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
+        if not _is_number(proportion) or not 0 <= proportion <= 1:
+            raise WorkloadError(f"commands[{command!r}]={proportion!r}: a proportion must be a number from 0 to 1")
+        if proportion > 0:
+            mix.append((command, float(proportion)))
+    total = sum(p for _, p in mix)
+    if abs(total - 1.0) > 1e-6:
+        raise WorkloadError(f"commands={dict(value)!r}: proportions must sum to 1; they sum to {total:g}")
+    return tuple(mix)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A validated load description; build one with ``Workload.from_args`` or ``Workload.build``."""
+
+    duration: float | None = 10.0
+    ops: int | None = None
+    warmup: float = 0.0
+    connections: int = 32
+    window: int = 1
+    commands: tuple[tuple[str, float], ...] = (("get", 0.9), ("set", 0.1))
+    keys: int = 100_000
+    key_size: SizeSpec = ((64, 64, 1.0),)
+    value_size: SizeSpec = ((1024, 1024, 1.0),)
+    key_pattern: str = "uniform"
+    seed: int = 0
+    preload: bool = True
+    protocol: str = "ascii"
+    timeout: float = 5.0
+
+    @classmethod
+    def argument_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any], base: Workload | None = None) -> Workload:
+        """Apply user-facing arguments (strings, tuples, dicts) over ``base`` and validate."""
+        known = cls.argument_names()
+        unknown = sorted(set(args) - set(known))
+        if unknown:
+            raise WorkloadError(
+                f"unknown slap argument{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(known)}"
+            )
+        values: dict[str, Any] = {}
+        for name, raw in args.items():
+            values[name] = _PARSERS[name](raw)
+        workload = replace(base or cls(), **values)
+        workload.check()
+        return workload
+
+    def check(self) -> None:
+        """Cross-field rules that no single argument can check alone."""
+        if self.duration is None and self.ops is None:
+            raise WorkloadError("duration/ops: give a duration (e.g. '10s'), an op count, or both")
+        if self.duration is not None and self.duration <= 0:
+            raise WorkloadError(f"duration={self.duration!r}: must be longer than 0 s")
+        if self.window > 10_000:
+            raise WorkloadError(f"window={self.window}: at most 10000 requests in flight per connection")
+        if self.connections > 10_000:
+            raise WorkloadError(f"connections={self.connections}: at most 10000 per shard")
+        max_key = max(high for _, high, _ in self.key_size)
+        if max_key > MAX_KEY_SIZE:
+            raise WorkloadError(f"key_size: memcached keys are at most {MAX_KEY_SIZE} bytes; got {max_key}")
+        if self.preload and self.keys > 50_000_000:
+            raise WorkloadError(f"keys={self.keys}: at most 50M keys when preload=True")
+
+    def command_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.commands)
+
+    def max_value_size(self) -> int:
+        return max(high for _, high, _ in self.value_size)
+
+    def min_key_size(self) -> int:
+        return min(low for low, _, _ in self.key_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form, in the shapes a user writes into a mark."""
+        data = asdict(self)
+        data["commands"] = dict(self.commands)
+        data["key_size"] = [list(s) for s in self.key_size]
+        data["value_size"] = [list(s) for s in self.value_size]
+        return data
+
+
+def _optional_duration(name: str):  # type: ignore[no-untyped-def]
+    def parse(value: Any) -> float | None:
+        return None if value is None else parse_duration(value, name)
+
+    return parse
+
+
+def _optional_count(name: str):  # type: ignore[no-untyped-def]
+    def parse(value: Any) -> int | None:
+        return None if value is None else _positive_count(value, name)
+
+    return parse
+
+
+def _choice(name: str, allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    def parse(value: Any) -> str:
+        if value not in allowed:
+            raise WorkloadError(f"{name}={value!r}: allowed: {', '.join(allowed)}")
+        return str(value)
+
+    return parse
+
+
+def _bool(name: str):  # type: ignore[no-untyped-def]
+    def parse(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise WorkloadError(f"{name}={value!r}: expected True or False")
+        return value
+
+    return parse
+
+
+def _seed(value: Any) -> int:
+    if not _is_int(value) or value < 0:
+        raise WorkloadError(f"seed={value!r}: expected a non-negative integer")
+    return int(value)
+
+
+def _timeout(value: Any) -> float:
+    seconds = parse_duration(value, "timeout")
+    if seconds <= 0:
+        raise WorkloadError(f"timeout={value!r}: must be longer than 0 s")
+    return seconds
+
+
+_PARSERS = {
+    "duration": _optional_duration("duration"),
+    "ops": _optional_count("ops"),
+    "warmup": lambda v: parse_duration(v, "warmup"),
+    "connections": lambda v: _positive_count(v, "connections"),
+    "window": lambda v: _positive_count(v, "window"),
+    "commands": parse_commands,
+    "keys": lambda v: _positive_count(v, "keys"),
+    "key_size": lambda v: parse_size_spec(v, "key_size"),
+    "value_size": lambda v: parse_size_spec(v, "value_size"),
+    "key_pattern": _choice("key_pattern", KEY_PATTERNS),
+    "seed": _seed,
+    "preload": _bool("preload"),
+    "protocol": _choice("protocol", PROTOCOLS),
+    "timeout": _timeout,
+}
