@@ -70,7 +70,7 @@ def build_keys(prefix: str, indices: range, key_size: SizeSpec, rng: random.Rand
         )
     sizes = sample_table(key_size, rng, len(indices)) if len(indices) else []
     keys = []
-    for index, size in zip(indices, sizes):
+    for index, size in zip(indices, sizes, strict=True):
         stem = prefix + base36(index)
         if len(stem) < size:
             stem = stem + "-" + _FILLER[: size - len(stem) - 1]

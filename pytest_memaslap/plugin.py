@@ -6,7 +6,7 @@ The work happens elsewhere: ``config`` reads options, ``workload`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from .session import SlapPlan, SlapSession
 from .thresholds import ThresholdError, parse_all
 from .workload import Workload, WorkloadError
 
+SCALARS = ("ops", "ops_per_sec", "errors", "hit_ratio", "duration_s")
 SESSION = pytest.StashKey[SlapSession]()
 PLAN = pytest.StashKey[SlapPlan]()
 SLAP = pytest.StashKey[Slap]()
@@ -132,7 +133,7 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """After a passing test body, fail the test if a slap run misses a threshold."""
     result = yield
     plan = item.stash.get(PLAN, None)
@@ -151,7 +152,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Attach the test's slap results to its report (and user_properties, for JUnit XML)."""
     report: pytest.TestReport = yield
     runner = item.stash.get(SLAP, None)
@@ -161,10 +164,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for entry in entries:
             result = entry["result"]
             prefix = "slap" if entry["key"] == item.nodeid else f"slap{entry['key'][len(item.nodeid) :]}"
-            for name in ("ops", "ops_per_sec", "errors", "hit_ratio", "duration_s"):
-                report.user_properties.append((f"{prefix}.{name}", result[name]))
-            for name in ("p50", "p99", "p999", "max"):
-                report.user_properties.append((f"{prefix}.{name}_us", result["latency_us"][name]))
+            properties = [(f"{prefix}.{name}", result[name]) for name in SCALARS]
+            properties += [
+                (f"{prefix}.{name}_us", result["latency_us"][name]) for name in ("p50", "p99", "p999", "max")
+            ]
+            # junitxml writes the teardown report's properties, which come from the item
+            item.user_properties.extend(properties)
+            report.user_properties.extend(properties)
     return report
 
 

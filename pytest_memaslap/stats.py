@@ -67,7 +67,7 @@ class Histogram:
 
     def merge(self, other: Histogram) -> None:
         """Add another histogram's samples to this one."""
-        self.counts = [a + b for a, b in zip(self.counts, other.counts)]
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
 
     @property
     def total(self) -> int:

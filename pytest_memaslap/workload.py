@@ -114,7 +114,10 @@ def _is_number(value: Any) -> bool:
 
 def parse_commands(value: Any) -> tuple[tuple[str, float], ...]:
     """The command mix as ``((name, proportion), ...)``; proportions must sum to 1."""
-    allowed = f"commands: expected a mapping of command to proportion, e.g. {{'get': 0.9, 'set': 0.1}}; commands: {', '.join(COMMANDS)}"
+    allowed = (
+        "commands: expected a mapping of command to proportion, e.g. {'get': 0.9, 'set': 0.1}; "
+        f"commands: {', '.join(COMMANDS)}"
+    )
     if not isinstance(value, Mapping) or not value:
         raise WorkloadError(f"{allowed}; got {value!r}")
     mix = []

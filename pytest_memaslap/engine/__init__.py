@@ -11,6 +11,7 @@ from .shard import ShardPlan, ShardRunner, SlapRunError, Target
 __all__ = ["LOOP_NAME", "LOOP_NOTE", "ShardPlan", "SlapRunError", "Target", "run_shard"]
 
 
-def run_shard(workload: Workload, target: Target, prefix: str, plan: ShardPlan = ShardPlan()) -> ShardResult:
+def run_shard(workload: Workload, target: Target, prefix: str, plan: ShardPlan | None = None) -> ShardResult:
     """Run one shard of ``workload`` against ``target`` with keys under ``prefix``; blocks until done."""
-    return run_loop(lambda: ShardRunner(workload, target, prefix, plan).run())
+    shard = plan or ShardPlan()
+    return run_loop(lambda: ShardRunner(workload, target, prefix, shard).run())

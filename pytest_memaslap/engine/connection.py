@@ -2,8 +2,9 @@
 
 Each connection keeps up to ``depth`` requests in flight. Replies arrive in
 request order, so a FIFO of (phase recorder, command, send time, request size)
-is all the state a reply needs; a request counts in the phase it was sent in. Every reply triggers the next request at once (closed
-loop); all replies parsed from one read are answered by one write.
+is all the state a reply needs; a request counts in the phase it was sent in.
+Every reply triggers the next request at once (closed loop); all replies
+parsed from one read are answered by one write.
 """
 
 from __future__ import annotations

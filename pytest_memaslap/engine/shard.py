@@ -158,18 +158,19 @@ class ShardRunner:
         self._start_phase(first, names)
         try:
             idle = []
-            for connection, source, budget in zip(self.connections, sources, budgets):
+            for connection, source, budget in zip(self.connections, sources, budgets, strict=True):
                 budget = -1 if first == "warmup" else budget
                 idle.append(connection.begin(source, parsers, budget, workload.window))
             all_idle = asyncio.gather(*idle)
             if first == "warmup":
-                await self._wait(asyncio.sleep(workload.warmup))
+                await self._wait(asyncio.Event().wait(), until_ns=self.recorder.start_ns + int(workload.warmup * 1e9))
                 self._end_phase("warmup", perf_counter_ns())
                 self._start_phase("measured", names)
-                for connection, budget in zip(self.connections, budgets):
+                for connection, budget in zip(self.connections, budgets, strict=True):
                     connection.budget = budget
             if workload.duration is not None:
-                await self._wait(asyncio.shield(all_idle), timeout=workload.duration)
+                end_ns = self.recorder.start_ns + int(workload.duration * 1e9)
+                await self._wait(asyncio.shield(all_idle), until_ns=end_ns)
                 self.stopping = True
             await self._wait(all_idle)
             self._end_phase("measured", perf_counter_ns())
@@ -199,24 +200,28 @@ class ShardRunner:
         self._phases.clear()
         return self.result
 
-    async def _wait(self, awaitable: Awaitable[Any], timeout: float | None = None) -> None:
-        """Wait for ``awaitable``, ``timeout`` at most; fail fast on a lost connection or a stalled server."""
-        loop = asyncio.get_running_loop()
+    async def _wait(self, awaitable: Awaitable[Any], until_ns: int | None = None) -> None:
+        """Wait for ``awaitable`` (until ``until_ns`` at most); fail fast on a lost connection or a stalled server.
+
+        Deadlines are on ``perf_counter_ns``, the clock the phases are measured
+        with, so a phase never ends early because the loop's clock is cached.
+        """
         task = asyncio.ensure_future(awaitable)
         failure = self._failure
         assert failure is not None
-        deadline = None if timeout is None else loop.time() + timeout
         stall_ns = int(self.workload.timeout * 1e9)
         try:
             while True:
-                poll = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - loop.time()))
+                poll = POLL_S
+                if until_ns is not None:
+                    poll = min(POLL_S, max(0.0, (until_ns - perf_counter_ns()) / 1e9))
                 await asyncio.wait({task, failure}, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
                 if failure.done():
                     raise SlapRunError(failure.result())
                 if task.done():
                     task.result()
                     return
-                if deadline is not None and loop.time() >= deadline:
+                if until_ns is not None and perf_counter_ns() >= until_ns:
                     return
                 in_flight = sum(c.in_flight() for c in self.connections)
                 if in_flight and perf_counter_ns() - self.last_reply_ns > stall_ns:

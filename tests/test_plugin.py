@@ -1,0 +1,339 @@
+"""The plugin as users meet it: a test file, a pytest run, the outcome, the summary, the JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import memcached_pids
+
+ACCOUNTING_TEST = """
+import pytest
+
+@pytest.mark.slap(duration="0.6s", warmup="0.2s", connections=6, window=3, keys=3000, key_size=(16, 40),
+                  value_size=(10, 2000), commands={"get": 0.6, "set": 0.25, "delete": 0.15})
+def test_accounting(slap, memcached_server):
+    before = memcached_server.stats()
+    result = slap()
+    after = memcached_server.stats()
+    moved = lambda *names: sum(after[n] - before[n] for n in names)
+    phases = result.raw.phases
+    per_command = lambda name: sum(p.commands[name].ops for p in phases.values() if name in p.commands)
+    assert per_command("get") == moved("cmd_get")
+    assert per_command("set") == moved("cmd_set")
+    assert per_command("delete") == moved("delete_hits", "delete_misses")
+    assert result.ops + sum(result.unmeasured_ops.values()) == result.requests_sent
+    assert result.requests_sent == moved("cmd_get", "cmd_set", "delete_hits", "delete_misses")
+    assert result.unmeasured_ops["preload"] == 3000
+    assert result.unmeasured_ops["warmup"] > 0
+    assert result.errors == 0
+    assert result.get.hits + result.get.misses == result.get.ops
+    assert result.get.p50 <= result.get.p99 <= result.get.max
+"""
+
+
+def test_ops_counted_by_the_plugin_equal_memcacheds_own_counters(pytester):
+    pytester.makepyfile(ACCOUNTING_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*slap summary*", "*test_accounting*"])
+
+
+def test_thresholds_pass_and_fail_with_a_table_and_exit_status(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(ops=2000, connections=4, keys=1000)
+        @pytest.mark.slap_thresholds("errors == 0", "ops == 2000", "hit_ratio >= 0.99")
+        def test_good(slap):
+            slap()
+
+        @pytest.mark.slap(ops=2000, connections=4, keys=1000)
+        @pytest.mark.slap_thresholds("errors == 0", "ops_per_sec >= 1G", "get.p99 < 1us")
+        def test_bad(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*slap thresholds failed: 2 of 3*",
+            "*threshold*required*measured*verdict*",
+            "*errors == 0*== 0*0*pass*",
+            "*ops_per_sec >= 1G*>= 1,000,000,000 ops/s*FAIL*",
+            "*get.p99 < 1us*< 1 µs*FAIL*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*test_good*3/3 pass*", "*test_bad*FAIL 2/3*"])
+
+
+def test_no_thresholds_option_reports_without_failing(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(ops=500, connections=2, keys=100)
+        @pytest.mark.slap_thresholds("ops_per_sec >= 1G")
+        def test_bad(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-no-thresholds")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*FAIL 1/1 (not enforced)*"])
+
+
+def test_thresholds_without_a_slap_call_fail_the_test(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap_thresholds("errors == 0")
+        def test_forgot(slap):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*declares slap_thresholds but never called slap()*"])
+
+
+@pytest.mark.parametrize(
+    ("mark", "message"),
+    [
+        ("slap(conections=4)", "unknown slap argument 'conections'; allowed: duration, ops,*"),
+        ("slap(value_size=(0, 10))", "*value_size=(0, 10): sizes must satisfy 1 <= min <= max*"),
+        ("slap(commands={'get': 0.7})", "*proportions must sum to 1; they sum to 0.7*"),
+        ("slap(duration='soon')", "*duration='soon': expected a duration such as*"),
+        ("slap_thresholds('get.p99 < 2')", "*get.p99 < 2*needs a time unit: us, ms or s*"),
+        ("slap_thresholds('delete.p99 < 2ms')", "*sends no 'delete' requests*"),
+        ("memcached(threds=2)", "*memcached mark: unknown argument 'threds'*"),
+    ],
+)
+def test_bad_marks_fail_collection_naming_the_argument(pytester, mark, message):
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.{mark}
+        def test_it(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*ERROR collecting*", f"*test_it: {message}" if mark.startswith("slap(") else message])
+
+
+def test_bad_option_value_is_a_usage_error(pytester):
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-connections=lots")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--slap-connections='lots': expected a whole number*"])
+
+
+def test_slap_duration_option_and_call_overrides(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(duration="5s", connections=2, keys=200)
+        def test_lengthened(slap):
+            result = slap()
+            assert 0.3 <= result.duration < 1.5
+            again = slap(duration="0.1s", window=2)
+            assert again.workload.window == 2 and again.duration < 1.0
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-duration=0.3", "--slap-json=out.json")
+    result.assert_outcomes(passed=1)
+    doc = json.loads((pytester.path / "out.json").read_text())
+    first = doc["tests"]["test_slap_duration_option_and_call_overrides.py::test_lengthened"]
+    second = doc["tests"]["test_slap_duration_option_and_call_overrides.py::test_lengthened#2"]
+    assert first["workload"]["duration"] == 0.3
+    assert second["workload"]["duration"] == 0.1
+
+
+def test_options_can_be_set_in_ini(pytester):
+    pytester.makeini(
+        """
+        [pytest]
+        slap_duration = 0.2
+        slap_connections = 3
+        slap_json = from_ini.json
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(duration=30, keys=100)
+        def test_it(slap):
+            assert slap().workload.connections == 3
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    doc = json.loads((pytester.path / "from_ini.json").read_text())
+    assert doc["tests"]["test_options_can_be_set_in_ini.py::test_it"]["workload"]["duration"] == 0.2
+
+
+def test_json_document_and_junit_properties(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(ops=3000, warmup="0.1s", connections=4, keys=500,
+                          commands={"get": 0.8, "set": 0.2})
+        @pytest.mark.slap_thresholds("errors == 0")
+        def test_it(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-json=r.json", "--junitxml=j.xml")
+    result.assert_outcomes(passed=1)
+    doc = json.loads((pytester.path / "r.json").read_text())
+    assert doc["plugin_version"] and doc["memcached_version"]
+    test = doc["tests"]["test_json_document_and_junit_properties.py::test_it"]
+    for key in ("workload", "shards", "duration_s", "ops", "ops_per_sec", "errors", "hit_ratio",
+                "unmeasured_ops", "commands", "timeline", "thresholds"):
+        assert key in test
+    assert test["shards"] == 1 and test["ops"] == 3000
+    assert test["unmeasured_ops"]["preload"] == 500
+    assert test["ops"] + sum(test["unmeasured_ops"].values()) == test["requests_sent"]
+    get = test["commands"]["get"]
+    assert get["hits"] + get["misses"] + get["errors"] == get["ops"]
+    assert set(get["latency_us"]) >= {"p50", "p90", "p99", "p999", "max", "mean"}
+    assert sum(point["ops"] for point in test["timeline"]) == test["ops"]
+    assert test["thresholds"] == [{"expr": "errors == 0", "measured": 0.0, "passed": True}]
+    junit = (pytester.path / "j.xml").read_text()
+    assert 'name="slap.ops_per_sec"' in junit and 'name="slap.p99_us"' in junit
+
+
+def test_memcached_mark_gets_its_own_server_and_same_config_shares_one(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        seen = {}
+
+        @pytest.mark.memcached(threads=2)
+        def test_two_threads(memcached_server):
+            assert memcached_server.stats("settings")["num_threads"] == 2
+            seen["two"] = memcached_server.port
+
+        @pytest.mark.memcached(threads=2)
+        def test_same_config(memcached_server):
+            assert memcached_server.port == seen["two"]
+
+        def test_default(memcached_server, memcached_client):
+            assert memcached_server.port != seen["two"]
+            assert memcached_server.stats("settings")["num_threads"] == 4
+            memcached_client.set("k", b"v")
+            assert memcached_client.get("k") == b"v"
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+
+
+def test_no_memcached_outlives_a_session_with_a_raising_test(pytester, no_new_memcached):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.memcached(threads=1)
+        def test_raises(memcached_server):
+            raise RuntimeError("boom")
+
+        @pytest.mark.slap(ops=100, connections=1, keys=10)
+        def test_fails(slap):
+            slap()
+            assert False
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+
+
+def test_missing_binary_says_how_to_install_or_point_at_a_server(pytester):
+    pytester.makepyfile("def test_it(memcached_server): pass")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--memcached-bin=/nonexistent/memcached")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*not found: install memcached*apt-get install memcached*--memcached=HOST:PORT*"])
+
+
+def test_binary_that_exits_at_startup_shows_its_output(pytester, no_new_memcached):
+    pytester.makepyfile("def test_it(memcached_server): pass")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--memcached-args=--no-such-flag")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*memcached exited with status*", "*--- memcached output ---*", "*no-such-flag*"])
+
+
+def test_external_server_is_used_and_never_flushed(pytester, memcached_server):
+    client = memcached_server.client()
+    client.set("precious", b"keep me")
+    client.close()
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_memaslap import ServerError
+
+        @pytest.mark.slap(ops=2000, connections=4, keys=500, commands={"set": 0.5, "delete": 0.5})
+        def test_it(slap, memcached_server):
+            assert not memcached_server.owned
+            slap()
+            with pytest.raises(ServerError, match="refusing to flush"):
+                memcached_server.flush()
+        """
+    )
+    before = memcached_pids()
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--memcached={memcached_server.address}")
+    result.assert_outcomes(passed=1)
+    assert memcached_pids() == before
+    client = memcached_server.client()
+    assert client.get("precious") == b"keep me"
+    client.close()
+
+
+def test_unreachable_external_server_fails_within_seconds(pytester):
+    pytester.makepyfile("def test_it(memcached_server): pass")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--memcached=127.0.0.1:1")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*--memcached=127.0.0.1:1: no memcached answers there*"])
+
+
+def test_under_xdist_results_reach_the_summary_and_json(pytester, no_new_memcached):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(ops=1000, connections=2, keys=100)
+        @pytest.mark.slap_thresholds("errors == 0")
+        def test_a(slap):
+            slap()
+
+        @pytest.mark.slap(ops=1000, connections=2, keys=100)
+        @pytest.mark.slap_thresholds("ops_per_sec >= 1G")
+        def test_b(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--slap-json=x.json")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*slap summary*"])
+    result.stdout.fnmatch_lines(["*test_a*1/1 pass*"])
+    doc = json.loads((pytester.path / "x.json").read_text())
+    assert sorted(doc["tests"]) == [
+        "test_under_xdist_results_reach_the_summary_and_json.py::test_a",
+        "test_under_xdist_results_reach_the_summary_and_json.py::test_b",
+    ]
+
+
+def test_markers_are_listed(pytester):
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["*@pytest.mark.slap(**workload)*", "*slap_thresholds*", "*memcached(threads=*"])

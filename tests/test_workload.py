@@ -1,0 +1,95 @@
+"""Workload arguments: accepted shapes, and a clear error for each bad one."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_memaslap.keyspace import build_keys, key_slice, min_key_size
+from pytest_memaslap.workload import Workload, WorkloadError, parse_duration
+
+
+def test_defaults_are_memaslaps_shape():
+    w = Workload()
+    assert dict(w.commands) == {"get": 0.9, "set": 0.1}
+    assert w.key_size == ((64, 64, 1.0),) and w.value_size == ((1024, 1024, 1.0),)
+    assert w.window == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [(10, 10.0), ("10s", 10.0), ("500ms", 0.5), ("2m", 120.0), ("1.5", 1.5)]
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_sizes_in_all_three_shapes():
+    w = Workload.from_args({"key_size": 32, "value_size": (64, 1024)})
+    assert w.key_size == ((32, 32, 1.0),)
+    assert w.value_size == ((64, 1024, 1.0),)
+    w = Workload.from_args({"value_size": [(1, 100, 0.5), (1000, 2000, 0.5)]})
+    assert w.max_value_size() == 2000
+
+
+def test_counts_take_suffixes():
+    assert Workload.from_args({"keys": "50k", "ops": "1M"}).keys == 50_000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"dration": 1}, "unknown slap argument 'dration'; allowed: duration"),
+        ({"duration": "ten"}, "duration='ten': expected a duration"),
+        ({"duration": 0}, "duration=0.0: must be longer than 0 s"),
+        ({"connections": 0}, "connections=0: must be at least 1"),
+        ({"connections": "many"}, "connections='many': expected a whole number"),
+        ({"window": -1}, "window=-1: must be at least 1"),
+        ({"keys": 2.5}, "keys=2.5: expected a whole number"),
+        ({"key_size": 0}, "sizes must satisfy 1 <= min <= max"),
+        ({"key_size": 300}, "memcached keys are at most 250 bytes"),
+        ({"value_size": (100, 10)}, "sizes must satisfy 1 <= min <= max; got (100, 10)"),
+        ({"value_size": [(1, 2, 0.5)]}, "proportions must sum to 1; they sum to 0.5"),
+        ({"value_size": "big"}, "value_size='big': expected a whole number"),
+        ({"commands": {"get": 0.5}}, "proportions must sum to 1; they sum to 0.5"),
+        ({"commands": {"gets": 1.0}}, "unknown command 'gets'; allowed: get, set, delete"),
+        ({"commands": ["get"]}, "commands: expected a mapping of command to proportion"),
+        ({"key_pattern": "zipfy"}, "key_pattern='zipfy': allowed: uniform, sequential"),
+        ({"preload": "yes"}, "preload='yes': expected True or False"),
+        ({"protocol": "resp"}, "protocol='resp': allowed: ascii"),
+        ({"seed": -3}, "seed=-3: expected a non-negative integer"),
+        ({"duration": None}, "give a duration"),
+    ],
+)
+def test_bad_arguments_name_the_argument_and_what_is_allowed(args, message):
+    with pytest.raises(WorkloadError) as excinfo:
+        Workload.from_args(args)
+    assert message in str(excinfo.value)
+
+
+def test_workload_is_immutable_and_serialisable():
+    w = Workload.from_args({"commands": {"get": 0.5, "set": 0.25, "delete": 0.25}})
+    with pytest.raises(AttributeError):
+        w.keys = 3  # type: ignore[misc]
+    assert w.to_dict()["commands"] == {"get": 0.5, "set": 0.25, "delete": 0.25}
+
+
+def test_key_slices_are_disjoint_and_cover_the_keyspace():
+    slices = [key_slice(1003, i, 4) for i in range(4)]
+    covered = [k for s in slices for k in s]
+    assert covered == list(range(1003))
+
+
+def test_keys_have_the_requested_sizes_and_are_distinct():
+    import random
+
+    keys = build_keys("slx:", range(5000), ((10, 40, 1.0),), random.Random(1))
+    assert len(set(keys)) == 5000
+    assert all(10 <= len(k) <= 40 for k in keys)
+    assert all(b" " not in k for k in keys)
+
+
+def test_keys_too_short_for_the_keyspace_are_refused():
+    import random
+
+    needed = min_key_size("slx:", 100_000)
+    with pytest.raises(WorkloadError, match=f"use key_size of at least {needed}"):
+        build_keys("slx:", range(100_000), ((5, 5, 1.0),), random.Random(1))
