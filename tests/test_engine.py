@@ -1,0 +1,127 @@
+"""The load engine on its own, against the real memcached the plugin starts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from urllib.parse import unquote_to_bytes
+
+import pytest
+
+from pytest_memaslap import ShardPlan, SlapRunError, Target, Workload, run_shard
+from pytest_memaslap.server import ServerConfig, start_server
+
+
+def _target(server) -> Target:
+    return Target(server.host, server.port)
+
+
+def test_op_count_is_exact_and_pipelined(memcached_server):
+    workload = Workload.from_args({"ops": 10_007, "duration": None, "connections": 5, "window": 16, "keys": 300})
+    result = run_shard(workload, _target(memcached_server), "eng1:")
+    assert result.measured.ops == 10_007
+    assert result.phases["preload"].ops == 300
+    assert result.measured.commands["get"].misses == 0
+
+
+def test_sequential_pattern_walks_the_keyspace(memcached_server):
+    workload = Workload.from_args(
+        {"ops": 1000, "connections": 1, "keys": 1000, "key_pattern": "sequential", "preload": False,
+         "commands": {"set": 1.0}}
+    )
+    run_shard(workload, _target(memcached_server), "eng2:")
+    keys = _prefixed_keys(memcached_server, b"eng2:")
+    assert len(keys) == 1000  # a full sequential pass writes every key once
+
+
+def _prefixed_keys(server, prefix: bytes) -> set[bytes]:
+    import socket
+
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(b"lru_crawler metadump all\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    keys = set()
+    for line in data.splitlines():
+        if line.startswith(b"key="):
+            key = unquote_to_bytes(line.split(b" ", 1)[0][4:])
+            if key.startswith(prefix):
+                keys.add(key)
+    return keys
+
+
+def test_shards_own_disjoint_key_slices(memcached_server):
+    workload = Workload.from_args(
+        {"ops": 1, "connections": 2, "keys": 1000, "commands": {"set": 1.0}}
+    )
+    for index in range(2):
+        run_shard(workload, _target(memcached_server), "eng3:", ShardPlan(index, 2))
+    assert len(_prefixed_keys(memcached_server, b"eng3:")) == 1000
+
+
+def test_same_seed_sends_the_same_requests(memcached_server):
+    workload = Workload.from_args(
+        {"ops": 2000, "connections": 3, "keys": 5000, "preload": False, "commands": {"get": 0.5, "set": 0.5}}
+    )
+    a = run_shard(workload, _target(memcached_server), "eng4a:")
+    b = run_shard(workload, _target(memcached_server), "eng4b:")
+    for name in ("get", "set"):
+        assert a.measured.commands[name].ops == b.measured.commands[name].ops
+        assert a.measured.commands[name].bytes_sent == b.measured.commands[name].bytes_sent
+
+
+def test_warmup_is_kept_apart_from_the_measured_phase(memcached_server):
+    workload = Workload.from_args({"duration": "0.3s", "warmup": "0.2s", "connections": 2, "keys": 100})
+    result = run_shard(workload, _target(memcached_server), "eng5:")
+    assert result.phases["warmup"].ops > 0
+    assert 0.3 <= result.measured.elapsed_s < 1.0
+    assert 0.2 <= result.phases["warmup"].elapsed_s < 1.0
+
+
+def test_a_killed_server_fails_the_run_quickly_with_what_was_done(no_new_memcached):
+    server = start_server(ServerConfig(threads=1, memory_mb=64))
+    try:
+        workload = Workload.from_args({"duration": "30s", "connections": 4, "keys": 100})
+        threading.Timer(0.5, server.process.kill).start()
+        started = time.monotonic()
+        with pytest.raises(SlapRunError, match="server closed the connection") as excinfo:
+            run_shard(workload, _target(server), "eng6:")
+        assert time.monotonic() - started < 10
+        assert excinfo.value.partial is not None and excinfo.value.partial.measured.ops > 0
+    finally:
+        server.stop()
+
+
+def test_a_stalled_server_fails_the_run_within_the_timeout(no_new_memcached):
+    server = start_server(ServerConfig(threads=1, memory_mb=64))
+    try:
+        workload = Workload.from_args({"duration": "30s", "connections": 2, "keys": 100, "timeout": "0.5s"})
+        threading.Timer(0.3, os.kill, (server.process.pid, signal.SIGSTOP)).start()
+        with pytest.raises(SlapRunError, match=r"no reply from memcached at .* for 0.5 s \(\d+ requests? in flight\)"):
+            run_shard(workload, _target(server), "eng7:")
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
+
+
+def test_refused_connection_is_a_clear_error():
+    workload = Workload.from_args({"ops": 10, "connections": 1, "keys": 10})
+    with pytest.raises(SlapRunError, match="cannot connect to memcached at 127.0.0.1:1"):
+        run_shard(workload, Target("127.0.0.1", 1), "eng8:")
+
+
+def test_engine_runs_from_inside_a_running_event_loop(memcached_server):
+    import asyncio
+
+    workload = Workload.from_args({"ops": 100, "connections": 1, "keys": 10})
+
+    async def main():
+        return run_shard(workload, _target(memcached_server), "eng9:")
+
+    assert asyncio.run(main()).measured.ops == 100
