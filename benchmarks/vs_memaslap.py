@@ -5,7 +5,9 @@ Shape (memaslap's defaults): 32 connections, window 1 (closed loop), 90 % get /
 10 % set, 64-byte keys, 1024-byte values, a ~96k keyspace filled before gets
 (memaslap: -c 32 -w 3k fills 32 x 3k keys; ours: keys=96000, preload=True).
 One load process each (ours: one shard; memcaslap: -T 1) against memcached -t 1,
-alternating, several rounds. Prints ops/s, CPU µs per op and the ratio, then
+alternating, several rounds. With two or more CPUs, memcached is pinned to the
+first and the load process to the second, so both tools get the same CPU budget
+and neither competes with the server for a core. Prints ops/s, CPU µs per op and the ratio, then
 our ops/s with window 16.
 
     python benchmarks/vs_memaslap.py [--duration 10] [--rounds 3]
@@ -81,9 +83,19 @@ def _wait_with_rusage(process: subprocess.Popen[str], timeout: float) -> tuple[s
     return out, usage.ru_utime + usage.ru_stime
 
 
+LOAD_CPU: set[int] | None = None
+
+
+def _pin_load() -> None:
+    if LOAD_CPU:
+        os.sched_setaffinity(0, LOAD_CPU)
+
+
 def ours(host: str, port: int, duration: float, window: int) -> dict[str, float]:
     command = [sys.executable, __file__, "--child", host, str(port), str(duration), str(window)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_pin_load
+    )
     out, _ = _wait_with_rusage(process, duration + 120)
     data = json.loads(out.strip().splitlines()[-1])
     if data["errors"]:
@@ -97,7 +109,9 @@ def ours(host: str, port: int, duration: float, window: int) -> dict[str, float]
 
 def memaslap(binary: str, host: str, port: int, duration: float) -> dict[str, float]:
     command = [binary, "-s", f"{host}:{port}", "-T", "1", "-c", str(CONNECTIONS), "-w", "3k", "-t", f"{int(duration)}s"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_pin_load
+    )
     out, cpu = _wait_with_rusage(process, duration + 120)
     match = re.search(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+)", out)
     if not match:
@@ -123,10 +137,20 @@ def main() -> None:
 
     from pytest_memaslap.server import ServerConfig, start_server
 
+    global LOAD_CPU
     server = start_server(ServerConfig(threads=1, memory_mb=1024))
+    cpus = sorted(os.sched_getaffinity(0))
+    pinning = "not pinned (one CPU)"
+    if len(cpus) >= 2 and server.process is not None:
+        os.sched_setaffinity(server.process.pid, {cpus[0]})
+        LOAD_CPU = {cpus[1]}
+        pinning = f"memcached on CPU {cpus[0]}, load on CPU {cpus[1]}"
     rows = []
     try:
-        print(f"memcached {server.version} -t 1 on {server.address}; {args.rounds} rounds of {args.duration:g} s")
+        print(
+            f"memcached {server.version} -t 1 on {server.address}; {pinning}; "
+            f"{args.rounds} rounds of {args.duration:g} s"
+        )
         for round_no in range(1, args.rounds + 1):
             theirs = memaslap(args.memcaslap, server.host, server.port, args.duration)
             mine = ours(server.host, server.port, args.duration, window=1)
@@ -165,7 +189,14 @@ def main() -> None:
     print(
         tabulate(
             table,
-            headers=("round", "memcaslap ops/s", "memcaslap CPU µs/op", "ours ops/s", "ours CPU µs/op", "ours/memcaslap"),
+            headers=(
+                "round",
+                "memcaslap ops/s",
+                "memcaslap CPU µs/op",
+                "ours ops/s",
+                "ours CPU µs/op",
+                "ours/memcaslap",
+            ),
             disable_numparse=True,
             colalign=("left",) + ("right",) * 5,
         )

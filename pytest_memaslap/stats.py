@@ -14,6 +14,7 @@ of the true sample.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -288,58 +289,40 @@ def merge_results(results: Iterable[ShardResult]) -> ShardResult:
     return merged
 
 
-class PhaseRecorder:
-    """Hot path: counts completions of one phase into flat lists, rolls a timeline each second.
+HITS, MISSES, ERRORS, SENT, RECEIVED = range(5)
 
-    ``record`` is called once per response and is kept to list increments; the
-    readable ``PhaseStats`` is built once, by ``finish``.
+
+class PhaseRecorder:
+    """Hot path: counts the completions of one phase into flat lists; rolls a timeline each second.
+
+    Per command there is one ``counters`` list (hits, misses, errors, bytes
+    sent, bytes received) and one dense latency histogram of the current
+    second. The engine holds references to both and updates them inline; when
+    a second closes, its histogram is folded into the phase totals and zeroed
+    in place, so those references stay valid. ``finish`` builds the readable
+    ``PhaseStats`` once.
     """
 
-    __slots__ = (
-        "names",
-        "counts",
-        "sent",
-        "received",
-        "hists",
-        "second",
-        "second_ops",
-        "second_errors",
-        "timeline",
-        "start_ns",
-        "next_tick",
-    )
+    __slots__ = ("names", "counters", "seconds", "totals", "timeline", "start_ns", "next_tick", "_errors_closed")
 
     def __init__(self, command_names: tuple[str, ...], start_ns: int) -> None:
         n = len(command_names)
         self.names = command_names
-        self.counts = [0] * (3 * n)  # [cmd*3 + outcome] with outcome 0 hit, 1 miss, 2 error
-        self.sent = [0] * n
-        self.received = [0] * n
-        self.hists = [[0] * BUCKET_COUNT for _ in range(n)]
-        self.second = [0] * BUCKET_COUNT
-        self.second_ops = 0
-        self.second_errors = 0
+        self.counters = [[0] * 5 for _ in range(n)]
+        self.seconds = [[0] * BUCKET_COUNT for _ in range(n)]
+        self.totals = [[0] * BUCKET_COUNT for _ in range(n)]
         self.timeline: list[Second] = []
         self.start_ns = start_ns
         self.next_tick = start_ns + 1_000_000_000
+        self._errors_closed = 0
 
     def record(self, cmd: int, outcome: int, latency_ns: int, sent: int, received: int) -> None:
-        bits = latency_ns.bit_length()
-        if bits <= 8:
-            index = latency_ns if latency_ns > 0 else 0
-        else:
-            shift = bits - 8
-            index = (shift << 7) + (latency_ns >> shift)
-            if index > LAST_BUCKET:
-                index = LAST_BUCKET
-        self.hists[cmd][index] += 1
-        self.second[index] += 1
-        self.counts[cmd * 3 + outcome] += 1
-        self.sent[cmd] += sent
-        self.received[cmd] += received
-        self.second_ops += 1
-        if outcome == 2:
-            self.second_errors += 1
+        """One completion (slow paths and tests; the connection inlines the same steps)."""
+        self.seconds[cmd][bucket_index(latency_ns)] += 1
+        counters = self.counters[cmd]
+        counters[outcome] += 1
+        counters[SENT] += sent
+        counters[RECEIVED] += received
 
     def tick(self, now_ns: int) -> None:
         """Close every full second up to ``now_ns`` into the timeline."""
@@ -348,31 +331,35 @@ class PhaseRecorder:
             self.next_tick += 1_000_000_000
 
     def _close_second(self) -> None:
-        sparse = {i: c for i, c in enumerate(self.second) if c}
-        self.timeline.append(Second(self.second_ops, self.second_errors, sparse))
-        if self.second_ops:
-            self.second = [0] * BUCKET_COUNT
-        self.second_ops = 0
-        self.second_errors = 0
+        latency: dict[int, int] = {}
+        ops = 0
+        for cmd, second in enumerate(self.seconds):
+            count = sum(second)
+            if not count:
+                continue
+            ops += count
+            for index, n in enumerate(second):
+                if n:
+                    latency[index] = latency.get(index, 0) + n
+            self.totals[cmd] = list(map(operator.add, self.totals[cmd], second))
+            second[:] = _ZEROS  # in place: the engine keeps references to this list
+        errors = sum(c[ERRORS] for c in self.counters)
+        self.timeline.append(Second(ops, errors - self._errors_closed, latency))
+        self._errors_closed = errors
 
     def finish(self, end_ns: int) -> PhaseStats:
         """Build the phase's stats; the last partial second is kept if it saw anything."""
         self.tick(end_ns)
-        if self.second_ops:
+        if any(any(second) for second in self.seconds):
             self._close_second()
         commands: dict[str, CommandStats] = {}
         for cmd, name in enumerate(self.names):
-            hits, misses, errors = self.counts[cmd * 3 : cmd * 3 + 3]
+            hits, misses, errors, sent, received = self.counters[cmd]
             ops = hits + misses + errors
             if not ops:
                 continue
-            commands[name] = CommandStats(
-                ops=ops,
-                hits=hits,
-                misses=misses,
-                errors=errors,
-                bytes_sent=self.sent[cmd],
-                bytes_received=self.received[cmd],
-                latency=Histogram(self.hists[cmd]),
-            )
+            commands[name] = CommandStats(ops, hits, misses, errors, sent, received, Histogram(self.totals[cmd]))
         return PhaseStats(commands, self.timeline, max(0.0, (end_ns - self.start_ns) / 1e9))
+
+
+_ZEROS = [0] * BUCKET_COUNT

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
+TAG_VARIABLE = "PYTEST_MEMASLAP_TEST_TAG"
 
-def memcached_pids() -> set[int]:
-    """PIDs of every memcached process on the machine that listens on loopback (ours look like that)."""
+
+def memcached_pids(tag: str | None = None) -> set[int]:
+    """PIDs of live memcached processes; with ``tag``, only those started under that tag.
+
+    Processes inherit the environment, so a memcached started by a test (or by
+    a pytest the test ran) carries the test's tag even after its parent died.
+    """
     pids = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -16,23 +23,27 @@ def memcached_pids() -> set[int]:
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[-1].split()[0]
+            environ = b""
+            if tag is not None:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    environ = f.read()
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]) == b"memcached" and b"127.0.0.1" in argv:
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if f.read().split(")")[-1].split()[0] == "Z":
-                        continue
-            except OSError:
-                continue
-            pids.add(int(entry))
+        if not argv or os.path.basename(argv[0]) != b"memcached" or state == "Z":
+            continue
+        if tag is not None and f"{TAG_VARIABLE}={tag}".encode() not in environ.split(b"\0"):
+            continue
+        pids.add(int(entry))
     return pids
 
 
 @pytest.fixture
-def no_new_memcached():
+def no_new_memcached(monkeypatch):
     """Fails the test if a memcached started during it is still running afterwards."""
-    before = memcached_pids()
-    yield
-    leftover = memcached_pids() - before
+    tag = uuid.uuid4().hex
+    monkeypatch.setenv(TAG_VARIABLE, tag)
+    yield tag
+    leftover = memcached_pids(tag)
     assert not leftover, f"memcached processes left behind: {sorted(leftover)}"

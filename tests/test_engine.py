@@ -28,8 +28,14 @@ def test_op_count_is_exact_and_pipelined(memcached_server):
 
 def test_sequential_pattern_walks_the_keyspace(memcached_server):
     workload = Workload.from_args(
-        {"ops": 1000, "connections": 1, "keys": 1000, "key_pattern": "sequential", "preload": False,
-         "commands": {"set": 1.0}}
+        {
+            "ops": 1000,
+            "connections": 1,
+            "keys": 1000,
+            "key_pattern": "sequential",
+            "preload": False,
+            "commands": {"set": 1.0},
+        }
     )
     run_shard(workload, _target(memcached_server), "eng2:")
     keys = _prefixed_keys(memcached_server, b"eng2:")
@@ -57,9 +63,7 @@ def _prefixed_keys(server, prefix: bytes) -> set[bytes]:
 
 
 def test_shards_own_disjoint_key_slices(memcached_server):
-    workload = Workload.from_args(
-        {"ops": 1, "connections": 2, "keys": 1000, "commands": {"set": 1.0}}
-    )
+    workload = Workload.from_args({"ops": 1, "connections": 2, "keys": 1000, "commands": {"set": 1.0}})
     for index in range(2):
         run_shard(workload, _target(memcached_server), "eng3:", ShardPlan(index, 2))
     assert len(_prefixed_keys(memcached_server, b"eng3:")) == 1000

@@ -15,9 +15,7 @@ def test_defaults_are_memaslaps_shape():
     assert w.window == 1
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"), [(10, 10.0), ("10s", 10.0), ("500ms", 0.5), ("2m", 120.0), ("1.5", 1.5)]
-)
+@pytest.mark.parametrize(("text", "seconds"), [(10, 10.0), ("10s", 10.0), ("500ms", 0.5), ("2m", 120.0), ("1.5", 1.5)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 

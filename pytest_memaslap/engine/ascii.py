@@ -31,15 +31,12 @@ def delete_request(key: bytes) -> bytes:
 
 def parse_get(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
     """``END`` is a miss; ``VALUE <key> <flags> <bytes>`` + data + ``END`` a hit; any other line an error."""
-    if buf.startswith(_END, pos):
-        return pos + 5, MISS
     eol = buf.find(_CRLF, pos)
     if eol < 0:
         return -1, ERROR
-    if buf.startswith(_VALUE, pos):
-        space = buf.rfind(b" ", pos, eol)
+    if buf[pos] == 86 and buf.startswith(_VALUE, pos):  # 86 is "V": test one byte before six
         try:
-            length = int(buf[space + 1 : eol])
+            length = int(buf[buf.rfind(b" ", pos, eol) + 1 : eol])
         except ValueError:
             return eol + 2, ERROR
         end = eol + length + 9  # \r\n + data + \r\n + END\r\n
@@ -48,6 +45,8 @@ def parse_get(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
         if buf[end - 5 : end] != _END:
             return eol + 2, ERROR
         return end, HIT
+    if eol - pos == 3 and buf.startswith(_END, pos):
+        return eol + 2, MISS
     return eol + 2, ERROR
 
 

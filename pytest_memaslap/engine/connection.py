@@ -1,8 +1,9 @@
 """Hot path: one pipelined memcached connection as an asyncio Protocol.
 
 Each connection keeps up to ``depth`` requests in flight. Replies arrive in
-request order, so a FIFO of (phase recorder, command, send time, request size)
-is all the state a reply needs; a request counts in the phase it was sent in.
+request order, so a FIFO of (slot, send time, request size) is all the state a
+reply needs; the slot holds the command's parser and the counters and latency
+histogram of the phase the request was sent in, where its reply is counted.
 Every reply triggers the next request at once (closed loop); all replies
 parsed from one read are answered by one write.
 """
@@ -11,26 +12,31 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .ascii import ERROR
+from ..stats import ERRORS as ERROR
+from ..stats import LAST_BUCKET, SENT, bucket_index
 
 if TYPE_CHECKING:
     from ..stats import PhaseRecorder
 
+REFILL = 256  # requests drawn per batch from a connection's source
+
 Parser = Callable[[Any, int], tuple[int, int]]
+Slot = tuple[Parser, list[int], list[int]]  # (reply parser, phase counters, phase latencies) of one command
 
 
 class RequestSource(Protocol):
-    def next_request(self) -> tuple[int, bytes]: ...
+    def batch(self, count: int) -> list[tuple[int, bytes]]: ...
 
 
 class ShardState(Protocol):
-    """What a connection reads from its shard: the phase's recorder and stop flag."""
+    """What a connection reads from its shard: the current phase's recorder and slots, the stop flag."""
 
     recorder: PhaseRecorder
+    slots: tuple[Slot, ...]
     stopping: bool
     last_reply_ns: int
 
@@ -45,9 +51,9 @@ class Connection(asyncio.Protocol):
         self.index = index
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.pending: deque[tuple[PhaseRecorder, int, int, int]] = deque()
-        self.parsers: tuple[Parser, ...] = ()
+        self.pending: deque[tuple[Slot, int, int]] = deque()
         self.source: RequestSource | None = None
+        self.queue: Iterator[tuple[int, bytes]] = iter(())
         self.budget = -1
         self.idle: asyncio.Future[None] | None = None
         self.closed = False
@@ -68,49 +74,64 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
-        buffer += data
+        if buffer:
+            buffer += data
+            data = buffer  # type: ignore[assignment]
         pending = self.pending
-        parsers = self.parsers
         shard = self.shard
         now = perf_counter_ns()
         pos = 0
         done = 0
         while pending:
-            recorder, cmd, sent_ns, size = pending[0]
-            end, outcome = parsers[cmd](buffer, pos)
+            slot, sent_ns, size = pending[0]
+            parse, counters, latencies = slot
+            end, outcome = parse(data, pos)
             if end < 0:
                 break
             pending.popleft()
-            recorder.record(cmd, outcome, now - sent_ns, size, end - pos)
+            # stats.bucket_index, inlined: this runs once per reply
+            latency = now - sent_ns
+            bits = latency.bit_length()
+            if bits > 8:
+                bits -= 8
+                index = (bits << 7) + (latency >> bits)
+                if index > LAST_BUCKET:
+                    index = LAST_BUCKET
+            else:
+                index = latency if latency > 0 else 0
+            latencies[index] += 1
+            counters[outcome] += 1
+            counters[3] += size
+            counters[4] += end - pos
             pos = end
             done += 1
-        if pos:
+        if data is buffer:
             del buffer[:pos]
+        elif pos < len(data):
+            buffer += memoryview(data)[pos:]  # keep the incomplete rest for the next read
         if buffer and not pending:
-            self.shard.connection_failed(self, f"unexpected data from the server: {bytes(buffer[:80])!r}")
+            shard.connection_failed(self, f"unexpected data from the server: {bytes(buffer[:80])!r}")
             buffer.clear()
             return
         shard.last_reply_ns = now
-        current = shard.recorder
-        if now >= current.next_tick:
-            current.tick(now)
+        recorder = shard.recorder
+        if now >= recorder.next_tick:
+            recorder.tick(now)
         if done:
-            self._send(done)
+            self._send(done, now)
 
     # -- driving -----------------------------------------------------------
-    def begin(
-        self, source: RequestSource, parsers: tuple[Parser, ...], budget: int, depth: int
-    ) -> asyncio.Future[None]:
-        """Start a phase: send ``depth`` requests (at most ``budget``; -1 is unlimited)."""
+    def begin(self, source: RequestSource, budget: int, depth: int) -> asyncio.Future[None]:
+        """Start sending from ``source``: ``depth`` requests in flight, ``budget`` in all (-1: no limit)."""
         loop = asyncio.get_running_loop()
         self.idle = loop.create_future()
         self.source = source
-        self.parsers = parsers
+        self.queue = iter(())
         self.budget = budget
-        self._send(depth)
+        self._send(depth, perf_counter_ns())
         return self.idle
 
-    def _send(self, count: int) -> None:
+    def _send(self, count: int, now: int) -> None:
         budget = self.budget
         if self.shard.stopping or budget == 0 or self.closed:
             if not self.pending and self.idle is not None and not self.idle.done():
@@ -120,19 +141,26 @@ class Connection(asyncio.Protocol):
             if count > budget:
                 count = budget
             self.budget = budget - count
-        next_request = self.source.next_request  # type: ignore[union-attr]
+        queue = self.queue
         pending = self.pending
-        recorder = self.shard.recorder
-        now = perf_counter_ns()
+        slots = self.shard.slots
         if count == 1:
-            cmd, request = next_request()
-            pending.append((recorder, cmd, now, len(request)))
+            item = next(queue, None)
+            if item is None:
+                queue = self.queue = iter(self.source.batch(REFILL))  # type: ignore[union-attr]
+                item = next(queue)
+            cmd, request = item
+            pending.append((slots[cmd], now, len(request)))
             self.transport.write(request)  # type: ignore[union-attr]
             return
         out = []
         for _ in range(count):
-            cmd, request = next_request()
-            pending.append((recorder, cmd, now, len(request)))
+            item = next(queue, None)
+            if item is None:
+                queue = self.queue = iter(self.source.batch(max(REFILL, count)))  # type: ignore[union-attr]
+                item = next(queue)
+            cmd, request = item
+            pending.append((slots[cmd], now, len(request)))
             out.append(request)
         self.transport.write(b"".join(out))  # type: ignore[union-attr]
 
@@ -140,8 +168,10 @@ class Connection(asyncio.Protocol):
         """Count every request the server will never answer as an error of its command."""
         now = perf_counter_ns()
         while self.pending:
-            recorder, cmd, sent_ns, size = self.pending.popleft()
-            recorder.record(cmd, ERROR, now - sent_ns, size, 0)
+            (_, counters, latencies), sent_ns, size = self.pending.popleft()
+            latencies[bucket_index(now - sent_ns)] += 1
+            counters[ERROR] += 1
+            counters[SENT] += size
 
     def in_flight(self) -> int:
         return len(self.pending)

@@ -19,7 +19,7 @@ from ..keyspace import ValueSource, build_keys, key_slice
 from ..stats import PhaseRecorder, ShardResult
 from ..workload import Workload
 from . import ascii
-from .connection import Connection
+from .connection import Connection, Slot
 from .ops import OpSource, PreloadSource
 
 PRELOAD_DEPTH = 16
@@ -76,6 +76,7 @@ class ShardRunner:
         self.prefix = prefix
         self.plan = plan
         self.recorder = PhaseRecorder(("set",), perf_counter_ns())
+        self.slots: tuple[Slot, ...] = ()
         self.stopping = False
         self.last_reply_ns = 0
         self.connections: list[Connection] = []
@@ -134,12 +135,11 @@ class ShardRunner:
         """Set every key of the slice once (in parallel over the connections) so gets hit."""
         count = len(self.connections)
         self._start_phase("preload", ("set",))
-        parsers = (ascii.parse_set,)
         idle = []
         for i, connection in enumerate(self.connections):
             share = range(i, len(keys), count)
             source = PreloadSource(keys, share, key_base, values, self.plan.rng(self.workload, f"preload{i}"), 0)
-            idle.append(connection.begin(source, parsers, len(share), max(self.workload.window, PRELOAD_DEPTH)))
+            idle.append(connection.begin(source, len(share), max(self.workload.window, PRELOAD_DEPTH)))
         await self._wait(asyncio.gather(*idle))
         self._end_phase("preload", perf_counter_ns())
 
@@ -147,7 +147,6 @@ class ShardRunner:
         """The mixed load: an optional warm-up, then the measured phase, then the drain."""
         workload, plan = self.workload, self.plan
         names = workload.command_names()
-        parsers = tuple(ascii.PARSERS[name] for name in names)
         budgets = _split(plan.ops(workload), len(self.connections))
         sources = [
             OpSource(workload, keys, key_base, values, plan.rng(workload, f"conn{i}"))
@@ -160,7 +159,7 @@ class ShardRunner:
             idle = []
             for connection, source, budget in zip(self.connections, sources, budgets, strict=True):
                 budget = -1 if first == "warmup" else budget
-                idle.append(connection.begin(source, parsers, budget, workload.window))
+                idle.append(connection.begin(source, budget, workload.window))
             all_idle = asyncio.gather(*idle)
             if first == "warmup":
                 await self._wait(asyncio.Event().wait(), until_ns=self.recorder.start_ns + int(workload.warmup * 1e9))
@@ -182,6 +181,10 @@ class ShardRunner:
         """Make ``name`` the phase new requests count in (replies count where they were sent)."""
         now = perf_counter_ns()
         self.recorder = PhaseRecorder(names, now)
+        self.slots = tuple(
+            (ascii.PARSERS[command], self.recorder.counters[i], self.recorder.seconds[i])
+            for i, command in enumerate(names)
+        )
         self.stopping = False
         self.last_reply_ns = now
         self._phases.append([name, self.recorder, None])
