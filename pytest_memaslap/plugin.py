@@ -18,6 +18,7 @@ from .fixture import Slap
 from .report import terminal_table, thresholds_table
 from .server import MemcachedServer, ServerError, ServerPool
 from .session import SlapPlan, SlapSession
+from .signals import install_sigterm_handler, restore_sigterm_handler
 from .thresholds import ThresholdError, parse_all
 from .workload import Workload, WorkloadError
 
@@ -25,6 +26,7 @@ SCALARS = ("ops", "ops_per_sec", "errors", "hit_ratio", "duration_s")
 SESSION = pytest.StashKey[SlapSession]()
 PLAN = pytest.StashKey[SlapPlan]()
 SLAP = pytest.StashKey[Slap]()
+SIGTERM = pytest.StashKey[Any]()
 
 MARKERS = (
     "slap(**workload): the load this test runs with the slap fixture: duration, ops, warmup, connections, "
@@ -44,6 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = SlapSession(Settings.from_config(config))
     config.stash[SESSION] = state
     config.pluginmanager.register(ReportCollector(state), "memaslap-report-collector")
+    config.stash[SIGTERM] = install_sigterm_handler()
 
 
 def _session(config: pytest.Config) -> SlapSession:
@@ -205,6 +208,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    restore_sigterm_handler(config.stash.get(SIGTERM, None))
     state = config.stash.get(SESSION, None)
     if state is not None:
         state.pool.close()

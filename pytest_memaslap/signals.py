@@ -1,0 +1,27 @@
+"""SIGTERM handled like Ctrl-C, so a CI runner's stop ends the load and stops servers in order."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+
+def _as_interrupt(signum: int, frame: FrameType | None) -> None:
+    # Re-raised as SIGINT: asyncio's runner cancels the load cleanly, pytest tears down.
+    signal.raise_signal(signal.SIGINT)
+
+
+def install_sigterm_handler() -> Any:
+    """Route SIGTERM to the SIGINT path if nobody else handles it; returns what to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGTERM, _as_interrupt)
+
+
+def restore_sigterm_handler(previous: Any) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,73 @@
+"""Ctrl-C, SIGTERM and SIGKILL of pytest mid-run: the load stops and no memcached is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import memcached_pids
+
+LONG_TEST = """
+import pytest
+
+@pytest.mark.slap(duration="60s", connections=4, keys=1000)
+def test_long(slap):
+    slap()
+"""
+
+
+def _start_long_run(pytester) -> subprocess.Popen[bytes]:
+    pytester.path.joinpath("test_long_run.py").write_text(LONG_TEST)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_long_run.py"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    return process
+
+
+def _wait_for_server(tag: str, timeout: float = 20.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = memcached_pids(tag)
+        if pids:
+            return pids
+        time.sleep(0.05)
+    raise AssertionError("the run never started its memcached")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_the_run_and_the_server(pytester, no_new_memcached, signum):
+    process = _start_long_run(pytester)
+    try:
+        _wait_for_server(no_new_memcached)
+        time.sleep(1.0)  # well into the measured phase
+        process.send_signal(signum)
+        out, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
+    assert b"KeyboardInterrupt" in out, out.decode()
+
+
+def test_a_killed_pytest_takes_its_server_with_it(pytester, no_new_memcached):
+    process = _start_long_run(pytester)
+    try:
+        servers = _wait_for_server(no_new_memcached)
+        process.kill()
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and memcached_pids(no_new_memcached):
+        time.sleep(0.05)
+    assert not memcached_pids(no_new_memcached), f"orphaned memcached: {servers}"
+    assert all(not os.path.exists(f"/proc/{pid}/cmdline") or pid not in memcached_pids() for pid in servers)
