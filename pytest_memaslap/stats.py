@@ -295,9 +295,11 @@ HITS, MISSES, ERRORS, SENT, RECEIVED = range(5)
 class PhaseRecorder:
     """Hot path: counts the completions of one phase into flat lists; rolls a timeline each second.
 
-    Per command there is one ``counters`` list (hits, misses, errors, bytes
+    Per command there is one ``counters`` list (unused, misses, errors, bytes
     sent, bytes received) and one dense latency histogram of the current
-    second. The engine holds references to both and updates them inline; when
+    second; hits are not counted but derived (every reply lands in the
+    histogram, so hits = replies - misses - errors), which saves the most
+    common increment. The engine holds references to both and updates them inline; when
     a second closes, its histogram is folded into the phase totals and zeroed
     in place, so those references stay valid. ``finish`` builds the readable
     ``PhaseStats`` once.
@@ -320,7 +322,8 @@ class PhaseRecorder:
         """One completion (slow paths and tests; the connection inlines the same steps)."""
         self.seconds[cmd][bucket_index(latency_ns)] += 1
         counters = self.counters[cmd]
-        counters[outcome] += 1
+        if outcome:
+            counters[outcome] += 1
         counters[SENT] += sent
         counters[RECEIVED] += received
 
@@ -354,11 +357,12 @@ class PhaseRecorder:
             self._close_second()
         commands: dict[str, CommandStats] = {}
         for cmd, name in enumerate(self.names):
-            hits, misses, errors, sent, received = self.counters[cmd]
-            ops = hits + misses + errors
+            _, misses, errors, sent, received = self.counters[cmd]
+            latency = Histogram(self.totals[cmd])
+            ops = latency.total
             if not ops:
                 continue
-            commands[name] = CommandStats(ops, hits, misses, errors, sent, received, Histogram(self.totals[cmd]))
+            commands[name] = CommandStats(ops, ops - misses - errors, misses, errors, sent, received, latency)
         return PhaseStats(commands, self.timeline, max(0.0, (end_ns - self.start_ns) / 1e9))
 
 

@@ -34,7 +34,7 @@ def parse_get(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
     eol = buf.find(_CRLF, pos)
     if eol < 0:
         return -1, ERROR
-    if buf[pos] == 86 and buf.startswith(_VALUE, pos):  # 86 is "V": test one byte before six
+    if buf[pos] == 86:  # "V": of the replies a get can receive, only VALUE starts so
         try:
             length = int(buf[buf.rfind(b" ", pos, eol) + 1 : eol])
         except ValueError:

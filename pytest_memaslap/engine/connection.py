@@ -14,13 +14,10 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Iterator
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..stats import ERRORS as ERROR
 from ..stats import LAST_BUCKET, SENT, bucket_index
-
-if TYPE_CHECKING:
-    from ..stats import PhaseRecorder
 
 REFILL = 256  # requests drawn per batch from a connection's source
 
@@ -33,12 +30,10 @@ class RequestSource(Protocol):
 
 
 class ShardState(Protocol):
-    """What a connection reads from its shard: the current phase's recorder and slots, the stop flag."""
+    """What a connection reads from its shard: the current phase's slots and the stop flag."""
 
-    recorder: PhaseRecorder
     slots: tuple[Slot, ...]
     stopping: bool
-    last_reply_ns: int
 
     def connection_failed(self, connection: Connection, reason: str) -> None: ...
 
@@ -100,7 +95,8 @@ class Connection(asyncio.Protocol):
             else:
                 index = latency if latency > 0 else 0
             latencies[index] += 1
-            counters[outcome] += 1
+            if outcome:  # hits are derived from the histogram's count
+                counters[outcome] += 1
             counters[3] += size
             counters[4] += end - pos
             pos = end
@@ -113,11 +109,16 @@ class Connection(asyncio.Protocol):
             shard.connection_failed(self, f"unexpected data from the server: {bytes(buffer[:80])!r}")
             buffer.clear()
             return
-        shard.last_reply_ns = now
-        recorder = shard.recorder
-        if now >= recorder.next_tick:
-            recorder.tick(now)
-        if done:
+        if done == 1 and self.budget < 0 and not shard.stopping:
+            # the closed loop's common case, inlined: one reply, one new request
+            item = next(self.queue, None)
+            if item is None:
+                self.queue = iter(self.source.batch(REFILL))  # type: ignore[union-attr]
+                item = next(self.queue)
+            cmd, request = item
+            pending.append((shard.slots[cmd], now, len(request)))
+            self.transport.write(request)  # type: ignore[union-attr]
+        elif done:
             self._send(done, now)
 
     # -- driving -----------------------------------------------------------

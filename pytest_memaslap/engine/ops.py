@@ -19,7 +19,7 @@ Request = tuple[int, bytes]
 
 
 class OpSource:
-    """Draws (command id, request bytes) for the mixed load phases."""
+    """Draws (command id, request bytes) for the mixed load phases, a batch at a time."""
 
     def __init__(
         self,
@@ -28,7 +28,9 @@ class OpSource:
         key_base: int,
         values: ValueSource,
         rng: random.Random,
+        get_lines: Sequence[bytes] | None = None,
     ) -> None:
+        self.rng = rng
         self.random = rng.random
         self.keys = keys
         self.key_count = len(keys)
@@ -36,59 +38,47 @@ class OpSource:
         self.values = values
         self.value_sizes = values.sizes
         self.labels = values.labels
+        self.get_lines = get_lines
         self.sequential = workload.key_pattern == "sequential"
         self.cursor = rng.randrange(self.key_count) if self.sequential else 0
-        bounds: list[float] = []
-        total = 0.0
-        builders: list[Callable[[int], bytes]] = []
-        for name, proportion in workload.commands:
-            total += proportion
-            bounds.append(total)
-            builders.append(getattr(self, "_" + name))
-        bounds[-1] = 2.0  # rounding can never fall off the end
-        self.bounds = tuple(bounds)
-        self.builders = tuple(builders)
+        names = workload.command_names()
+        self.get_id = names.index("get") if "get" in names else -1
+        self.commands = command_table(workload)
+        self.builders: tuple[Callable[[int], bytes], ...] = tuple(getattr(self, "_" + name) for name in names)
 
     def batch(self, count: int) -> list[Request]:
-        """The next ``count`` requests, built in one tight loop (cheaper than one call each)."""
+        """The next ``count`` requests, built in one tight loop.
+
+        One random draw picks both the key and the command: ``r * keys`` is
+        uniform on [0, keys), so its integer part (the key) and its fraction
+        (indexing the command table) are independent.
+        """
         draw = self.random
-        bounds = self.bounds
-        builders = self.builders
         key_count = self.key_count
-        out = []
-        if self.sequential:
-            cursor = self.cursor
-            for _ in range(count):
-                value = draw()
-                cmd = 0
-                for bound in bounds:
-                    if value < bound:
-                        break
-                    cmd += 1
-                out.append((cmd, builders[cmd](cursor)))
-                cursor = cursor + 1 if cursor + 1 < key_count else 0
-            self.cursor = cursor
-            return out
-        keys = self.keys
-        if builders[0] == self._get and len(bounds) <= 2:
-            # the common mixes (get only, or get first then one more command): gets built inline
-            first = bounds[0]
-            other = builders[-1]
-            for _ in range(count):
-                index = int(draw() * key_count)
-                if draw() < first:
-                    out.append((0, b"get " + keys[index] + b"\r\n"))
-                else:
-                    out.append((1, other(index)))
-            return out
+        table = self.commands
+        builders = self.builders
+        get_id = self.get_id
+        lines = self.get_lines
+        if lines is None:
+            get_id = -1  # no prebuilt lines: build gets like every other command
+        sequential = self.sequential
+        cursor = self.cursor
+        out: list[Request] = []
+        append = out.append
         for _ in range(count):
-            value = draw()
-            cmd = 0
-            for bound in bounds:
-                if value < bound:
-                    break
-                cmd += 1
-            out.append((cmd, builders[cmd](int(draw() * key_count))))
+            if sequential:
+                index = cursor
+                cursor = cursor + 1 if cursor + 1 < key_count else 0
+                cmd = table[int(draw() * COMMAND_TABLE_SIZE)]
+            else:
+                position = draw() * key_count
+                index = int(position)
+                cmd = table[int((position - index) * COMMAND_TABLE_SIZE)]
+            if cmd == get_id:
+                append((cmd, lines[index]))  # type: ignore[index]
+            else:
+                append((cmd, builders[cmd](index)))
+        self.cursor = cursor
         return out
 
     def _get(self, index: int) -> bytes:
@@ -101,6 +91,27 @@ class OpSource:
 
     def _delete(self, index: int) -> bytes:
         return b"delete " + self.keys[index] + b"\r\n"
+
+
+COMMAND_TABLE_SIZE = 1 << 16
+
+
+def command_table(workload: Workload) -> list[int]:
+    """Command ids in their proportions (to 1/65536): indexing it at random is one draw."""
+    table: list[int] = []
+    total = 0.0
+    for cmd, (_, proportion) in enumerate(workload.commands):
+        total += proportion
+        table.extend([cmd] * (round(total * COMMAND_TABLE_SIZE) - len(table)))
+    table.extend([len(workload.commands) - 1] * (COMMAND_TABLE_SIZE - len(table)))
+    return table[:COMMAND_TABLE_SIZE]
+
+
+def get_lines(keys: Sequence[bytes], limit: int = 2_000_000) -> list[bytes] | None:
+    """Every key's get request, built once per shard and shared (skipped for huge keyspaces)."""
+    if len(keys) > limit:
+        return None
+    return [b"get " + key + b"\r\n" for key in keys]
 
 
 class PreloadSource:

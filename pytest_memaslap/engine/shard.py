@@ -16,11 +16,11 @@ from time import perf_counter_ns
 from typing import Any
 
 from ..keyspace import ValueSource, build_keys, key_slice
-from ..stats import PhaseRecorder, ShardResult
+from ..stats import ERRORS, RECEIVED, PhaseRecorder, ShardResult
 from ..workload import Workload
 from . import ascii
 from .connection import Connection, Slot
-from .ops import OpSource, PreloadSource
+from .ops import OpSource, PreloadSource, get_lines
 
 PRELOAD_DEPTH = 16
 POLL_S = 0.1
@@ -78,7 +78,7 @@ class ShardRunner:
         self.recorder = PhaseRecorder(("set",), perf_counter_ns())
         self.slots: tuple[Slot, ...] = ()
         self.stopping = False
-        self.last_reply_ns = 0
+        self._tick_handle: asyncio.TimerHandle | None = None
         self.connections: list[Connection] = []
         self.result = ShardResult()
         self._failure: asyncio.Future[str] | None = None
@@ -148,8 +148,9 @@ class ShardRunner:
         workload, plan = self.workload, self.plan
         names = workload.command_names()
         budgets = _split(plan.ops(workload), len(self.connections))
+        lines = get_lines(keys) if "get" in names else None
         sources = [
-            OpSource(workload, keys, key_base, values, plan.rng(workload, f"conn{i}"))
+            OpSource(workload, keys, key_base, values, plan.rng(workload, f"conn{i}"), lines)
             for i in range(len(self.connections))
         ]
         first = "warmup" if workload.warmup > 0 else "measured"
@@ -186,9 +187,24 @@ class ShardRunner:
             for i, command in enumerate(names)
         )
         self.stopping = False
-        self.last_reply_ns = now
         self._phases.append([name, self.recorder, None])
+        self._schedule_tick()
         return self.recorder
+
+    def _schedule_tick(self) -> None:
+        """Close the current phase's seconds on time, from a timer rather than per reply."""
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        delay = max(0.0, (self.recorder.next_tick - perf_counter_ns()) / 1e9)
+        self._tick_handle = asyncio.get_running_loop().call_later(delay, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self.recorder.tick(perf_counter_ns())
+        self._schedule_tick()
+
+    def _progress(self) -> int:
+        """Grows with every reply of any phase (each reply has bytes): the stall watchdog's signal."""
+        return sum(c[RECEIVED] + c[ERRORS] for _, recorder, _ in self._phases for c in recorder.counters)
 
     def _end_phase(self, name: str, end_ns: int) -> None:
         for phase in self._phases:
@@ -197,6 +213,9 @@ class ShardRunner:
 
     def _finish_phases(self) -> ShardResult:
         """Build every phase's stats; call once no request is in flight any more."""
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
         now = perf_counter_ns()
         for name, recorder, end_ns in self._phases:
             self.result.phases[name] = recorder.finish(end_ns if end_ns is not None else now)
@@ -213,6 +232,7 @@ class ShardRunner:
         failure = self._failure
         assert failure is not None
         stall_ns = int(self.workload.timeout * 1e9)
+        progress, progress_ns = self._progress(), perf_counter_ns()
         try:
             while True:
                 poll = POLL_S
@@ -226,8 +246,11 @@ class ShardRunner:
                     return
                 if until_ns is not None and perf_counter_ns() >= until_ns:
                     return
+                now = perf_counter_ns()
+                if self._progress() != progress:
+                    progress, progress_ns = self._progress(), now
                 in_flight = sum(c.in_flight() for c in self.connections)
-                if in_flight and perf_counter_ns() - self.last_reply_ns > stall_ns:
+                if in_flight and now - progress_ns > stall_ns:
                     raise SlapRunError(
                         f"no reply from memcached at {self.target} for {self.workload.timeout:g} s "
                         f"({in_flight} request{'s' if in_flight != 1 else ''} in flight)"
