@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from .server import ServerConfig, ServerError, parse_address
-from .workload import Workload, WorkloadError
+from .workload import Workload, WorkloadError, parse_duration
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,12 @@ OPTIONS = (
     Option("--slap-seed", "RNG seed of every slap test, overriding marks", "N"),
     Option("--slap-json", "write the results of all slap tests as JSON to PATH", "PATH"),
     Option("--slap-no-thresholds", "measure and report, but do not fail tests on slap_thresholds", kind="bool"),
+    Option(
+        "--slap-shards",
+        "run every slap test as N synchronized shards, one per pytest-xdist worker (sets -n N --dist each)",
+        "N",
+    ),
+    Option("--slap-sync-timeout", "how long shards wait for each other at a phase barrier (default 60 s)", "SECONDS"),
     Option(
         "--slap-allow-flush",
         "allow flush_all on a server given with --memcached (never done otherwise)",
@@ -90,6 +96,22 @@ def _int(name: str, value: Any, low: int = 1) -> int:
     return number
 
 
+def _seconds(name: str, value: Any) -> float:
+    try:
+        seconds = parse_duration(value, f"--{name.replace('_', '-')}")
+    except WorkloadError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if seconds <= 0:
+        raise pytest.UsageError(f"--{name.replace('_', '-')}={value!r}: must be longer than 0 s")
+    return seconds
+
+
+def shards_option(config: pytest.Config) -> int | None:
+    """``--slap-shards`` / ``slap_shards``, validated; None when not given."""
+    value = config.getoption("slap_shards") or config.getini("slap_shards")
+    return _int("slap_shards", value) if value else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the options and ini keys say, validated."""
@@ -100,6 +122,7 @@ class Settings:
     json_path: str | None
     enforce_thresholds: bool
     allow_flush: bool
+    sync_timeout: float = 60.0
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -134,6 +157,7 @@ class Settings:
             json_path=raw["slap_json"],
             enforce_thresholds=not raw["slap_no_thresholds"],
             allow_flush=bool(raw["slap_allow_flush"]),
+            sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),
         )
 
 

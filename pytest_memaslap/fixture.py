@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .engine import SlapRunError, Target, run_shard
+from .engine import ShardPlan, SlapRunError, Target, run_shard
 from .result import SlapResult
 from .server import MemcachedServer
 from .thresholds import Threshold, Verdict, evaluate_all, parse_all
@@ -39,12 +39,14 @@ class Slap:
         workload: Workload,
         thresholds: tuple[Threshold, ...],
         server: MemcachedServer,
-        next_prefix: Callable[[], str],
+        prefix_for_call: Callable[[int], str],
+        shard: ShardPlan | None = None,
     ) -> None:
         self.workload = workload
         self.thresholds = thresholds
         self.server = server
-        self._next_prefix = next_prefix
+        self.shard = shard or ShardPlan()
+        self._prefix_for_call = prefix_for_call
         self.runs: list[SlapRun] = []
 
     def __call__(self, **overrides: Any) -> SlapResult:
@@ -52,13 +54,28 @@ class Slap:
         workload = Workload.from_args(overrides, base=self.workload) if overrides else self.workload
         parse_all(tuple(t.expr for t in self.thresholds), workload.command_names())
         check_item_size(workload, self.server)
+        check_shards(workload, self.shard)
+        prefix = self._prefix_for_call(len(self.runs) + 1)
         try:
-            raw = run_shard(workload, Target(self.server.host, self.server.port), self._next_prefix())
+            raw = run_shard(workload, Target(self.server.host, self.server.port), prefix, self.shard)
         except SlapRunError as exc:
             raise SlapRunError(str(exc), exc.partial) from None
         result = SlapResult(workload, raw, self.server.version)
         self.runs.append(SlapRun(result, evaluate_all(self.thresholds, result)))
         return result
+
+
+def check_shards(workload: Workload, shard: ShardPlan) -> None:
+    """Every shard needs at least one connection and one key of its own."""
+    if shard.count > 1 and workload.connections < shard.count:
+        raise WorkloadError(
+            f"connections={workload.connections}: fewer than the {shard.count} shards; "
+            f"use at least {shard.count} connections (each shard needs one)"
+        )
+    if shard.count > 1 and workload.keys < shard.count:
+        raise WorkloadError(
+            f"keys={workload.keys}: a keyspace too small for {shard.count} shards; use at least {shard.count} keys"
+        )
 
 
 def check_item_size(workload: Workload, server: MemcachedServer) -> None:

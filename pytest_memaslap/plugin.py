@@ -1,7 +1,8 @@
 """pytest hooks only: options, markers, collection-time validation, fixtures, verdicts, summary.
 
 The work happens elsewhere: ``config`` reads options, ``workload`` and
-``thresholds`` validate marks, ``fixture`` runs the load, ``report`` formats it.
+``thresholds`` validate marks, ``fixture`` runs the load, ``sharding`` knows
+the xdist roles and merges shards, ``report`` formats the output.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import Any
 import pytest
 from pymemcache.client.base import Client
 
-from .config import Settings, add_options, server_config_from_mark
-from .engine import LOOP_NOTE
+from .config import Settings, add_options, server_config_from_mark, shards_option
+from .engine import LOOP_NOTE, ShardPlan
 from .fixture import Slap
 from .report import terminal_table, thresholds_table
 from .server import MemcachedServer, ServerError, ServerPool
 from .session import SlapPlan, SlapSession
+from .sharding import SERVER_ERROR_KEY, SERVER_KEY, SHARDED_KEY, TOKEN_KEY, role_for
 from .signals import install_sigterm_handler, restore_sigterm_handler
 from .thresholds import ThresholdError, parse_all
 from .workload import Workload, WorkloadError
@@ -25,6 +27,7 @@ from .workload import Workload, WorkloadError
 SCALARS = ("ops", "ops_per_sec", "errors", "hit_ratio", "duration_s")
 SESSION = pytest.StashKey[SlapSession]()
 PLAN = pytest.StashKey[SlapPlan]()
+INDEX = pytest.StashKey[int]()
 SLAP = pytest.StashKey[Slap]()
 SIGTERM = pytest.StashKey[Any]()
 
@@ -40,17 +43,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """``--slap-shards=N`` is ``-n N --dist each``: every worker runs every slap test as one shard."""
+    shards = shards_option(config)
+    if shards is None or hasattr(config, "workerinput"):
+        return  # a worker sees the option too; only the controller starts workers
+    numprocesses = getattr(config.option, "numprocesses", None)
+    if numprocesses not in (None, shards):
+        raise pytest.UsageError(f"--slap-shards={shards} conflicts with -n {numprocesses}; give one of them")
+    config.option.numprocesses = shards
+    config.option.dist = "each"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    state = SlapSession(Settings.from_config(config))
+    state = SlapSession(Settings.from_config(config), role_for(config))
     config.stash[SESSION] = state
-    config.pluginmanager.register(ReportCollector(state), "memaslap-report-collector")
+    if state.role.reports:
+        config.pluginmanager.register(ReportCollector(state), "memaslap-report-collector")
     config.stash[SIGTERM] = install_sigterm_handler()
 
 
 def _session(config: pytest.Config) -> SlapSession:
     return config.stash[SESSION]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: start the one server all workers share, and tell them the run token."""
+    state = _session(node.config)
+    node.workerinput[TOKEN_KEY] = state.role.token
+    node.workerinput[SHARDED_KEY] = node.config.getoption("dist", "no") == "each"
+    try:
+        node.workerinput[SERVER_KEY] = state.pool.get(state.settings.server).address
+    except ServerError as exc:
+        node.workerinput[SERVER_ERROR_KEY] = str(exc)
 
 
 def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
@@ -92,6 +121,12 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     return result
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Number the tests: every shard collects the same list, so the numbers name a test's keys alike."""
+    for index, item in enumerate(items):
+        item.stash[INDEX] = index
+
+
 @pytest.fixture(scope="session")
 def memcached_pool(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
     """Every memcached of the session, one per configuration; stopped and reaped at the end."""
@@ -105,8 +140,18 @@ def memcached_pool(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
 @pytest.fixture
 def memcached_server(request: pytest.FixtureRequest, memcached_pool: ServerPool) -> MemcachedServer:
     """The memcached for this test: started once per configuration, or the one given with --memcached."""
+    state = _session(request.config)
     plan = request.node.stash.get(PLAN, None)
-    config = plan.server if plan is not None else _session(request.config).settings.server
+    config = plan.server if plan is not None else state.settings.server
+    if state.role.server_error:
+        pytest.fail(state.role.server_error, pytrace=False)
+    if state.role.kind == "worker" and not state.settings.external and config != state.settings.server:
+        pytest.fail(
+            "@pytest.mark.memcached(...) asks for a server of its own, which pytest-xdist runs do not support "
+            "yet: all workers share the server the controller started; set its configuration with "
+            "--memcached-threads, --memcached-memory and --memcached-args instead",
+            pytrace=False,
+        )
     try:
         return memcached_pool.get(config)
     except ServerError as exc:
@@ -126,32 +171,48 @@ def memcached_client(memcached_server: MemcachedServer) -> Iterator[Client]:
 @pytest.fixture
 def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> Slap:
     """Call ``slap()`` to run the test's workload; it returns a SlapResult."""
-    session = _session(request.config)
-    plan = request.node.stash.get(PLAN, None)
-    if plan is None:
-        plan = plan_for(request.node, session)
-    runner = Slap(plan.workload, plan.thresholds, memcached_server, session.next_prefix)
-    request.node.stash[SLAP] = runner
+    state = _session(request.config)
+    item = request.node
+    plan = item.stash.get(PLAN, None) or plan_for(item, state)
+    index = item.stash.get(INDEX, 0)
+    role = state.role
+    runner = Slap(
+        plan.workload,
+        plan.thresholds,
+        memcached_server,
+        lambda call: state.prefix_for(index, call),
+        ShardPlan(role.shard_index, role.shard_count, state.settings.sync_timeout),
+    )
+    item.stash[SLAP] = runner
     return runner
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    """After a passing test body, fail the test if a slap run misses a threshold."""
+    """After a passing test body, fail the test if a slap run misses a threshold.
+
+    A shard cannot judge alone: under sharding, the controller judges the merged result.
+    """
     result = yield
+    state = _session(item.config)
     plan = item.stash.get(PLAN, None)
     runner = item.stash.get(SLAP, None)
-    if plan is None or not plan.thresholds or not _session(item.config).settings.enforce_thresholds:
+    if plan is None or not plan.thresholds or not state.settings.enforce_thresholds:
         return result
     if runner is None or not runner.runs:
         pytest.fail("this test declares slap_thresholds but never called slap()", pytrace=False)
+    if state.role.sharded:
+        return result
     for number, run in enumerate(runner.runs, start=1):
         if not run.passed:
-            failed = sum(1 for v in run.verdicts if not v.passed)
             which = f" (slap() call #{number})" if len(runner.runs) > 1 else ""
-            table = thresholds_table([v.row() for v in run.verdicts])
-            pytest.fail(f"slap thresholds failed{which}: {failed} of {len(run.verdicts)}\n{table}", pytrace=False)
+            pytest.fail(_threshold_failure([v.row() for v in run.verdicts], which), pytrace=False)
     return result
+
+
+def _threshold_failure(rows: list[tuple[str, str, str, str]], which: str = "") -> str:
+    failed = sum(1 for row in rows if row[3] != "pass")
+    return f"slap thresholds failed{which}: {failed} of {len(rows)}\n{thresholds_table(rows)}"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -162,11 +223,12 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = yield
     runner = item.stash.get(SLAP, None)
     if report.when == "call" and runner is not None and runner.runs:
-        entries = _session(item.config).entries_for(item.nodeid, runner.runs)
-        report.slap = entries  # type: ignore[attr-defined]  # serialised by xdist with the report
-        for entry in entries:
-            result = entry["result"]
-            prefix = "slap" if entry["key"] == item.nodeid else f"slap{entry['key'][len(item.nodeid) :]}"
+        state = _session(item.config)
+        exprs = tuple(t.expr for t in runner.thresholds)
+        report.slap = state.entries_for(item.nodeid, runner.runs, exprs)  # type: ignore[attr-defined]
+        for number, run in enumerate(runner.runs, start=1):
+            result = run.result.to_dict()
+            prefix = "slap" if number == 1 else f"slap#{number}"
             properties = [(f"{prefix}.{name}", result[name]) for name in SCALARS]
             properties += [
                 (f"{prefix}.{name}_us", result["latency_us"][name]) for name in ("p50", "p99", "p999", "max")
@@ -178,29 +240,52 @@ def pytest_runtest_makereport(
 
 
 class ReportCollector:
-    """Gathers slap entries from test reports, local or sent by xdist workers."""
+    """On the reporting process: gathers shard entries from reports, merges them, judges sharded tests."""
 
     def __init__(self, state: SlapSession) -> None:
         self.state = state
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        entries = getattr(report, "slap", None)
-        if entries and report.when == "call":
-            self.state.collect(entries)
+        for entry in getattr(report, "slap", None) or ():
+            merged = self.state.collect(entry)
+            shards = entry["shard"][1]
+            if merged is None or shards == 1 or not merged["enforced"] or report.failed:
+                continue
+            if any(not v["passed"] for v in merged["thresholds"]):
+                # the last shard's report carries the verdict on the aggregate of all shards
+                report.outcome = "failed"
+                report.longrepr = _threshold_failure(merged["rows"], f" on the aggregate of {shards} shards")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = _session(session.config)
-    if state.settings.json_path and not hasattr(session.config, "workerinput"):
+    if not state.role.reports:
+        return
+    if state.missing_shards() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if state.settings.json_path:
         state.write_json(state.settings.json_path)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = _session(config)
-    if not state.entries:
+    if not state.role.reports or not (state.entries or state.missing_shards()):
         return
     terminalreporter.write_sep("=", "slap summary")
-    terminalreporter.write_line(terminal_table(state.entries))
+    if state.entries:
+        terminalreporter.write_line(terminal_table(state.entries))
+    for key, missing, count in state.missing_shards():
+        shards = ", ".join(map(str, missing))
+        terminalreporter.write_line(
+            f"{key}: no result from shard {shards} of {count}: the aggregate is incomplete and the run fails",
+            red=True,
+        )
+    if state.role.kind == "controller" and config.getoption("dist", "no") != "each" and len(state.entries) > 1:
+        terminalreporter.write_line(
+            "note: slap tests were spread over xdist workers and may have run at the same time against one "
+            "server; use --slap-shards=N (or --dist each) to run each test as N shards instead"
+        )
     if LOOP_NOTE:
         terminalreporter.write_line(f"note: {LOOP_NOTE}")
     if state.settings.json_path:

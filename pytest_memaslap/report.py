@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 HEADERS = (
     "test",
+    "shards",
     "duration s",
     "ops",
     "ops/s",
@@ -47,6 +48,7 @@ def terminal_table(entries: list[dict[str, Any]]) -> str:
         rows.append(
             (
                 entry["key"],
+                str(result["shards"]),
                 f"{result['duration_s']:.2f}",
                 f"{result['ops']:,}",
                 f"{result['ops_per_sec']:,.0f}",
@@ -61,7 +63,11 @@ def terminal_table(entries: list[dict[str, Any]]) -> str:
             )
         )
     return tabulate(
-        rows, headers=HEADERS, tablefmt="simple", disable_numparse=True, colalign=("left",) + ("right",) * 11
+        rows,
+        headers=HEADERS,
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=("left",) + ("right",) * (len(HEADERS) - 1),
     )
 
 

@@ -1,17 +1,16 @@
-"""Session-wide state: settings, the server pool, key prefixes, and the runs to report."""
+"""Session-wide state: settings, this process's role, the server pool, and the runs to report."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
 from .config import Settings
 from .fixture import SlapRun
-from .keyspace import base36
 from .report import json_document, write_json
 from .server import ServerConfig, ServerPool
+from .sharding import Aggregator, Role, key_prefix, shard_entry
 from .thresholds import Threshold
 from .workload import Workload
 
@@ -28,40 +27,44 @@ class SlapPlan:
 
 @dataclass
 class SlapSession:
-    """One pytest session's plugin state (one per process; under xdist also on the controller)."""
+    """One pytest session's plugin state (one per process: single, xdist controller or worker)."""
 
     settings: Settings
+    role: Role
     pool: ServerPool = field(init=False)
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    token: str = field(default_factory=lambda: base36(secrets.randbelow(36**4)).rjust(4, "0"))
-    _calls: int = 0
+    aggregator: Aggregator = field(default_factory=Aggregator)
 
     def __post_init__(self) -> None:
-        self.pool = ServerPool(self.settings.external, self.settings.allow_flush)
+        external = self.role.server_address or self.settings.external
+        self.pool = ServerPool(external, self.settings.allow_flush)
 
-    def next_prefix(self) -> str:
-        """A key prefix no other slap() call of this run (or another run) shares."""
-        self._calls += 1
-        return f"sl{self.token}{base36(self._calls)}:"
+    def prefix_for(self, item_index: int, call: int) -> str:
+        """Keys of the ``call``-th slap() of the ``item_index``-th test: the same on every shard."""
+        return key_prefix(self.role.token, item_index, call)
 
-    def entries_for(self, nodeid: str, runs: list[SlapRun]) -> list[dict[str, Any]]:
-        """Report entries of a test's runs; a second call of slap() in a test is ``nodeid#2``."""
-        out = []
-        for i, run in enumerate(runs, start=1):
-            out.append(
-                {
-                    "key": nodeid if i == 1 else f"{nodeid}#{i}",
-                    "result": run.result.to_dict(),
-                    "thresholds": [v.to_dict() for v in run.verdicts],
-                    "enforced": self.settings.enforce_thresholds,
-                    "memcached_version": run.result.server_version,
-                }
+    def entries_for(self, nodeid: str, runs: list[SlapRun], exprs: tuple[str, ...]) -> list[dict[str, Any]]:
+        """This shard's entries for a test's runs; a second call of slap() in a test is ``nodeid#2``."""
+        return [
+            shard_entry(
+                nodeid if i == 1 else f"{nodeid}#{i}", run.result, self.role, exprs, self.settings.enforce_thresholds
             )
-        return out
+            for i, run in enumerate(runs, start=1)
+        ]
 
-    def collect(self, entries: list[dict[str, Any]]) -> None:
-        self.entries.extend(entries)
+    def collect(self, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """Take one shard's entry; the merged entry once the call's last shard is in."""
+        return self.aggregator.add(entry)
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        return self.aggregator.done
+
+    def missing_shards(self) -> list[tuple[str, list[int], int]]:
+        return self.aggregator.missing()
 
     def write_json(self, path: str) -> None:
         version = next((e["memcached_version"] for e in self.entries if e["memcached_version"]), "")
-        write_json(path, json_document(self.entries, __version__, version))
+        document = json_document(self.entries, __version__, version)
+        if self.missing_shards():
+            document["missing_shards"] = {key: missing for key, missing, _ in self.missing_shards()}
+        write_json(path, document)

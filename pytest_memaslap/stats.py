@@ -200,7 +200,7 @@ class PhaseStats:
         self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
 
 
-PHASES = ("preload", "warmup", "measured")
+PHASES = ("preload", "warmup", "measured")  # "sync" (shard barriers) is added when shards run
 
 
 @dataclass
@@ -209,6 +209,7 @@ class ShardResult:
 
     phases: dict[str, PhaseStats] = field(default_factory=lambda: {p: PhaseStats() for p in PHASES})
     shards: int = 1
+    started_at: float = 0.0  # wall clock (time.time()) of the measured phase's start; the earliest when merged
 
     @property
     def measured(self) -> PhaseStats:
@@ -220,14 +221,25 @@ class ShardResult:
         return sum(p.ops for p in self.phases.values())
 
     def merge(self, other: ShardResult) -> None:
+        window = None
+        if self.started_at and other.started_at:
+            # shards run side by side: the merged measured window spans the earliest start to the latest end
+            end = max(self.started_at + self.measured.elapsed_s, other.started_at + other.measured.elapsed_s)
+            window = (min(self.started_at, other.started_at), end)
         for name, phase in other.phases.items():
             self.phases.setdefault(name, PhaseStats()).merge(phase)
         self.shards += other.shards
+        if window is not None:
+            self.started_at = window[0]
+            self.measured.elapsed_s = window[1] - window[0]
+        elif other.started_at and not self.started_at:
+            self.started_at = other.started_at
 
     def to_dict(self) -> dict[str, Any]:
         """A lossless, JSON-safe form (sparse histograms) for transport between processes."""
         return {
             "shards": self.shards,
+            "started_at": self.started_at,
             "phases": {
                 name: {
                     "elapsed_s": phase.elapsed_s,
@@ -272,7 +284,7 @@ class ShardResult:
                 Second(s["ops"], s["errors"], {int(k): v for k, v in s["latency"].items()}) for s in raw["timeline"]
             ]
             phases[name] = PhaseStats(commands, timeline, raw["elapsed_s"])
-        return cls(phases=phases, shards=data["shards"])
+        return cls(phases=phases, shards=data["shards"], started_at=data.get("started_at", 0.0))
 
 
 def merge_results(results: Iterable[ShardResult]) -> ShardResult:

@@ -8,6 +8,12 @@ import uuid
 import pytest
 
 TAG_VARIABLE = "PYTEST_MEMASLAP_TEST_TAG"
+SUBPROCESS_TIMEOUT_S = 120
+
+
+def run_subprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """``pytester.runpytest_subprocess`` with the cache off and a bound: a hung run fails, never waits."""
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=SUBPROCESS_TIMEOUT_S)
 
 
 def memcached_pids(tag: str | None = None) -> set[int]:

@@ -62,11 +62,43 @@ def _prefixed_keys(server, prefix: bytes) -> set[bytes]:
     return keys
 
 
-def test_shards_own_disjoint_key_slices(memcached_server):
-    workload = Workload.from_args({"ops": 1, "connections": 2, "keys": 1000, "commands": {"set": 1.0}})
-    for index in range(2):
-        run_shard(workload, _target(memcached_server), "eng3:", ShardPlan(index, 2))
-    assert len(_prefixed_keys(memcached_server, b"eng3:")) == 1000
+def _run_shards(workload, server, prefix, count, sync_timeout=10.0, delays=()):
+    """Run ``count`` shards of one workload side by side (threads), as xdist workers would."""
+    results, errors = {}, {}
+
+    def shard(index):
+        time.sleep(delays[index] if index < len(delays) else 0)
+        try:
+            results[index] = run_shard(workload, _target(server), prefix, ShardPlan(index, count, sync_timeout))
+        except SlapRunError as exc:
+            errors[index] = exc
+
+    threads = [threading.Thread(target=shard, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results, errors
+
+
+def test_shards_own_disjoint_key_slices_and_start_together(memcached_server):
+    workload = Workload.from_args({"duration": "0.3s", "connections": 2, "keys": 1000, "commands": {"set": 1.0}})
+    results, errors = _run_shards(workload, memcached_server, "eng3:", 2, delays=(0, 0.5))
+    assert not errors
+    keys = _prefixed_keys(memcached_server, b"eng3:")
+    barrier_keys = {k for k in keys if b":sync-" in k}
+    assert len(barrier_keys) == 6  # two barriers, each a counter and a marker per shard
+    assert len(keys - barrier_keys) == 1000  # both halves of the keyspace, preloaded by their owners
+    assert [r.phases["preload"].ops for r in results.values()] == [500, 500]
+    # the barrier absorbed the late start of shard 1: the measured phases began together
+    assert abs(results[0].started_at - results[1].started_at) < 0.2
+
+
+def test_a_shard_that_never_arrives_fails_the_others_after_the_bound(memcached_server):
+    workload = Workload.from_args({"duration": "0.3s", "connections": 2, "keys": 100})
+    results, errors = _run_shards(workload, memcached_server, "eng10:", 3, sync_timeout=0.5, delays=(0, 0, 1.5))
+    assert {0, 1} <= set(errors)
+    assert "only 2 of 3 shards reached the preload barrier within 0.5 s; missing: shard 2" in str(errors[0])
 
 
 def test_same_seed_sends_the_same_requests(memcached_server):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import memcached_pids
+from conftest import memcached_pids, run_subprocess
 
 ACCOUNTING_TEST = """
 import pytest
@@ -266,7 +266,7 @@ def test_no_memcached_outlives_a_session_with_a_raising_test(pytester, no_new_me
             assert False
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = run_subprocess(pytester)
     result.assert_outcomes(failed=2)
 
 
@@ -332,7 +332,7 @@ def test_under_xdist_results_reach_the_summary_and_json(pytester, no_new_memcach
             slap()
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--slap-json=x.json")
+    result = run_subprocess(pytester, "-n", "2", "--slap-json=x.json")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*slap summary*"])
     result.stdout.fnmatch_lines(["*test_a*1/1 pass*"])

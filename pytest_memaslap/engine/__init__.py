@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from ..stats import ShardResult
 from ..workload import Workload
+from .errors import SlapRunError
 from .loop import LOOP_NAME, LOOP_NOTE
 from .loop import run as run_loop
-from .shard import ShardPlan, ShardRunner, SlapRunError, Target
+from .shard import ShardPlan, ShardRunner, Target
 
 __all__ = ["LOOP_NAME", "LOOP_NOTE", "ShardPlan", "SlapRunError", "Target", "run_shard"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from time import perf_counter_ns
@@ -19,7 +20,9 @@ from ..keyspace import ValueSource, build_keys, key_slice
 from ..stats import ERRORS, RECEIVED, PhaseRecorder, ShardResult
 from ..workload import Workload
 from . import ascii
+from .barrier import ServerBarrier
 from .connection import Connection, Slot
+from .errors import SlapRunError
 from .ops import OpSource, PreloadSource, get_lines
 
 PRELOAD_DEPTH = 16
@@ -43,6 +46,7 @@ class ShardPlan:
 
     index: int = 0
     count: int = 1
+    sync_timeout: float = 60.0
 
     def keys(self, workload: Workload) -> range:
         return key_slice(workload.keys, self.index, self.count)
@@ -57,14 +61,6 @@ class ShardPlan:
 
     def rng(self, workload: Workload, stream: str) -> random.Random:
         return random.Random(f"{workload.seed}:{self.index}:{stream}")
-
-
-class SlapRunError(RuntimeError):
-    """The load could not run or was cut short; ``partial`` holds what was measured."""
-
-    def __init__(self, message: str, partial: ShardResult | None = None) -> None:
-        super().__init__(message)
-        self.partial = partial
 
 
 class ShardRunner:
@@ -83,6 +79,7 @@ class ShardRunner:
         self.result = ShardResult()
         self._failure: asyncio.Future[str] | None = None
         self._phases: list[list[Any]] = []  # [name, recorder, end_ns or None]
+        self.barrier: ServerBarrier | None = None
 
     # -- called by connections ------------------------------------------------
     def connection_failed(self, connection: Connection, reason: str) -> None:
@@ -97,10 +94,16 @@ class ShardRunner:
         indices = plan.keys(workload)
         keys = build_keys(self.prefix, indices, workload.key_size, plan.rng(workload, "keys"))
         values = ValueSource(workload.value_size, random.Random(f"{workload.seed}:values"))
+        if plan.count > 1:
+            self.barrier = ServerBarrier(
+                self.target.host, self.target.port, self.prefix, plan.index, plan.count, plan.sync_timeout
+            )
         try:
             await self._connect(plan.connections(workload))
             if workload.preload:
+                await self._sync("preload")
                 await self._preload(keys, indices.start, values)
+            await self._sync("load")
             await self._load(keys, indices.start, values)
         except SlapRunError as exc:
             for connection in self.connections:
@@ -111,6 +114,11 @@ class ShardRunner:
             for connection in self.connections:
                 connection.close()
         return self._finish_phases()
+
+    async def _sync(self, name: str) -> None:
+        """Wait for the other shards of the plan (no-op for a single shard)."""
+        if self.barrier is not None:
+            await self.barrier.wait(name)
 
     async def _connect(self, count: int) -> None:
         loop = asyncio.get_running_loop()
@@ -156,6 +164,7 @@ class ShardRunner:
         first = "warmup" if workload.warmup > 0 else "measured"
         gc.freeze()  # the keyspace and setup objects never need collecting again
         self._start_phase(first, names)
+        self.result.started_at = time.time()
         try:
             idle = []
             for connection, source, budget in zip(self.connections, sources, budgets, strict=True):
@@ -166,6 +175,7 @@ class ShardRunner:
                 await self._wait(asyncio.Event().wait(), until_ns=self.recorder.start_ns + int(workload.warmup * 1e9))
                 self._end_phase("warmup", perf_counter_ns())
                 self._start_phase("measured", names)
+                self.result.started_at = time.time()
                 for connection, budget in zip(self.connections, budgets, strict=True):
                     connection.budget = budget
             if workload.duration is not None:
@@ -220,6 +230,8 @@ class ShardRunner:
         for name, recorder, end_ns in self._phases:
             self.result.phases[name] = recorder.finish(end_ns if end_ns is not None else now)
         self._phases.clear()
+        if self.barrier is not None:
+            self.result.phases["sync"] = self.barrier.close()
         return self.result
 
     async def _wait(self, awaitable: Awaitable[Any], until_ns: int | None = None) -> None:

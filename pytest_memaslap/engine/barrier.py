@@ -1,0 +1,118 @@
+"""Aligned start of shards: a barrier kept on the memcached server under test.
+
+Shards may run in different processes or on different machines; the one
+thing they all reach is the server. Each shard ``incr``-ements a counter key
+under the run's prefix and polls it (``incr key 0``, every millisecond) until
+all shards have arrived, so they start a phase within a few milliseconds of
+each other. Every wait is bounded; a shard that never arrives fails the others
+with the count that did. The barrier's own requests are counted (phase
+``sync``) so the run's totals still match the server's counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter_ns
+
+from ..stats import CommandStats, PhaseStats
+from .errors import SlapRunError
+
+POLL_S = 0.001
+
+
+class ServerBarrier:
+    """A reusable, named barrier for ``count`` shards on one memcached."""
+
+    def __init__(self, host: str, port: int, prefix: str, index: int, count: int, timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.prefix = prefix
+        self.index = index
+        self.count = count
+        self.timeout = timeout
+        self.stats = PhaseStats({"set": CommandStats(), "get": CommandStats(), "incr": CommandStats()})
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def wait(self, name: str) -> None:
+        """Return once all ``count`` shards have called ``wait(name)``; raise after ``timeout``."""
+        deadline = perf_counter_ns() + int(self.timeout * 1e9)
+        try:
+            await asyncio.wait_for(self._connect(), self.timeout)
+            key = f"{self.prefix}sync-{name}".encode()
+            await self._request("set", b"add " + key + b" 0 600 1\r\n0\r\n")
+            await self._request("set", b"set " + self._marker(key, self.index) + b" 0 600 1\r\n1\r\n")
+            arrived = await self._incr(key, 1)
+            while arrived < self.count:
+                if perf_counter_ns() > deadline:
+                    missing = await self._missing(key)
+                    raise SlapRunError(
+                        f"only {arrived} of {self.count} shards reached the {name} barrier within "
+                        f"{self.timeout:g} s; missing: shard {', '.join(map(str, missing))} "
+                        "(see --slap-sync-timeout)"
+                    )
+                await asyncio.sleep(POLL_S)
+                arrived = await self._incr(key, 0)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+            raise SlapRunError(f"shard barrier on {self.host}:{self.port} failed: {exc!r}") from None
+
+    @staticmethod
+    def _marker(key: bytes, index: int) -> bytes:
+        return key + b"." + str(index).encode()
+
+    async def _missing(self, key: bytes) -> list[int]:
+        """The shards whose arrival marker is absent (one multi-get)."""
+        assert self._reader is not None and self._writer is not None
+        markers = [self._marker(key, i) for i in range(self.count)]
+        started = perf_counter_ns()
+        request = b"get " + b" ".join(markers) + b"\r\n"
+        self._writer.write(request)
+        found: set[bytes] = set()
+        received = 0
+        while True:
+            line = await asyncio.wait_for(self._reader.readuntil(b"\r\n"), self.timeout)
+            received += len(line)
+            if line == b"END\r\n":
+                break
+            found.add(line.split()[1])
+            received += len(await self._reader.readuntil(b"\r\n"))
+        stats = self.stats.commands["get"]
+        stats.ops += len(markers)  # memcached counts a multi-get per key
+        stats.hits += len(found)
+        stats.misses += len(markers) - len(found)
+        stats.bytes_sent += len(request)
+        stats.bytes_received += received
+        stats.latency.record(perf_counter_ns() - started, len(markers))
+        return [i for i, marker in enumerate(markers) if marker not in found]
+
+    async def _connect(self) -> None:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+
+    async def _incr(self, key: bytes, delta: int) -> int:
+        line = await self._request("incr", b"incr " + key + b" " + str(delta).encode() + b"\r\n")
+        if not line.isdigit():
+            raise SlapRunError(f"shard barrier: unexpected reply to incr: {line!r}")
+        return int(line)
+
+    async def _request(self, command: str, request: bytes) -> bytes:
+        assert self._reader is not None and self._writer is not None
+        started = perf_counter_ns()
+        self._writer.write(request)
+        remaining = max(0.001, self.timeout)
+        line = await asyncio.wait_for(self._reader.readuntil(b"\r\n"), remaining)
+        stats = self.stats.commands[command]
+        stats.ops += 1
+        stats.hits += 1
+        stats.bytes_sent += len(request)
+        stats.bytes_received += len(line)
+        stats.latency.record(perf_counter_ns() - started)
+        return line.strip()
+
+    def close(self) -> PhaseStats:
+        """Close the connection; the barrier's requests as a phase of their own."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.stats.commands = {k: v for k, v in self.stats.commands.items() if v.ops}
+        return self.stats
