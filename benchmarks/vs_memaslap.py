@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """Our engine and memcaslap side by side on one memcached, same workload shape.
 
-Shape (memaslap's defaults): 32 connections, window 1 (closed loop), 90 % get /
-10 % set, 64-byte keys, 1024-byte values, a ~96k keyspace filled before gets
-(memaslap: -c 32 -w 3k fills 32 x 3k keys; ours: keys=96000, preload=True).
-One load process each (ours: one shard; memcaslap: -T 1) against memcached -t 1,
-alternating, several rounds. With two or more CPUs, memcached is pinned to the
-first and the load process to the second, so both tools get the same CPU budget
-and neither competes with the server for a core. Prints ops/s, CPU µs per op and the ratio, then
-our ops/s with window 16.
+Shape (memaslap's defaults): 32 connections in all, window 1 (closed loop),
+90 % get / 10 % set, 64-byte keys, 1024-byte values, a ~96k keyspace filled
+before gets (memaslap: -c 32 -w 3k fills 32 x 3k keys; ours: keys=96000,
+preload=True), against memcached -t 1, alternating, several rounds:
+
+1. one load process each: one shard of ours against ``memcaslap -T 1``. With
+   two or more CPUs memcached is pinned to the first and the load to the
+   second, so both tools get the same CPU budget and neither competes with the
+   server for its core;
+2. two load processes each: two synchronized shards of ours (as
+   ``pytest --slap-shards=2`` runs them) against ``memcaslap -T 2``, unpinned;
+3. ours with window 16 (pipelined), one shard.
+
+Prints ops/s, CPU µs per op (user + system, over every request sent) and the
+ratio.
 
     python benchmarks/vs_memaslap.py [--duration 10] [--rounds 3]
 """
@@ -25,14 +32,16 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 CONNECTIONS = 32
 KEYS = 96_000
 
 
-def run_child(host: str, port: int, duration: float, window: int) -> None:
-    """In the child process: run one shard, print its numbers as JSON."""
-    from pytest_memaslap import Target, Workload, run_shard
+def run_child(host: str, port: int, duration: float, window: int, index: int, count: int, prefix: str) -> None:
+    """In a child process: run one shard, print its numbers as JSON."""
+    from pytest_memaslap import ShardPlan, Target, Workload, run_shard
 
     workload = Workload.from_args(
         {
@@ -47,22 +56,27 @@ def run_child(host: str, port: int, duration: float, window: int) -> None:
         }
     )
     before = resource.getrusage(resource.RUSAGE_SELF)
-    result = run_shard(workload, Target(host, port), f"bench{os.getpid()}:")
+    result = run_shard(workload, Target(host, port), prefix, ShardPlan(index, count, 60.0))
     after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     measured = result.measured
     print(
         json.dumps(
             {
                 "ops": measured.ops,
                 "seconds": measured.elapsed_s,
+                "started_at": result.started_at,
                 "requests": result.requests_sent,
-                "cpu_s": cpu,
+                "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
                 "errors": sum(c.errors for c in measured.commands.values()),
-                "get_misses": measured.commands["get"].misses,
             }
         )
     )
+
+
+def _pin(cpus: set[int] | None) -> Callable[[], None] | None:
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def _wait_with_rusage(process: subprocess.Popen[str], timeout: float) -> tuple[str, float]:
@@ -83,47 +97,91 @@ def _wait_with_rusage(process: subprocess.Popen[str], timeout: float) -> tuple[s
     return out, usage.ru_utime + usage.ru_stime
 
 
-LOAD_CPU: set[int] | None = None
-
-
-def _pin_load() -> None:
-    if LOAD_CPU:
-        os.sched_setaffinity(0, LOAD_CPU)
-
-
-def ours(host: str, port: int, duration: float, window: int) -> dict[str, float]:
-    command = [sys.executable, __file__, "--child", host, str(port), str(duration), str(window)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_pin_load
-    )
-    out, _ = _wait_with_rusage(process, duration + 120)
-    data = json.loads(out.strip().splitlines()[-1])
-    if data["errors"]:
-        raise SystemExit(f"our engine saw {data['errors']} errors")
+def ours(host: str, port: int, duration: float, window: int, shards: int, cpus: set[int] | None) -> dict[str, float]:
+    """Run ``shards`` shard processes side by side; ops/s over the union of their measured windows."""
+    prefix = f"bench{os.getpid()}{time.monotonic_ns() % 100000}:"
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                host,
+                str(port),
+                str(duration),
+                str(window),
+                str(i),
+                str(shards),
+                prefix,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=_pin(cpus),
+        )
+        for i in range(shards)
+    ]
+    parts = [json.loads(_wait_with_rusage(p, duration + 120)[0].strip().splitlines()[-1]) for p in processes]
+    if any(p["errors"] for p in parts):
+        raise SystemExit(f"our engine saw errors: {parts}")
+    start = min(p["started_at"] for p in parts)
+    end = max(p["started_at"] + p["seconds"] for p in parts)
     return {
-        "ops_per_sec": data["ops"] / data["seconds"],
-        "cpu_us_per_op": data["cpu_s"] / data["requests"] * 1e6,
-        "get_misses": data["get_misses"],
+        "ops_per_sec": sum(p["ops"] for p in parts) / (end - start),
+        "cpu_us_per_op": sum(p["cpu_s"] for p in parts) / sum(p["requests"] for p in parts) * 1e6,
     }
 
 
-def memaslap(binary: str, host: str, port: int, duration: float) -> dict[str, float]:
-    command = [binary, "-s", f"{host}:{port}", "-T", "1", "-c", str(CONNECTIONS), "-w", "3k", "-t", f"{int(duration)}s"]
+def memaslap(
+    binary: str, host: str, port: int, duration: float, threads: int, cpus: set[int] | None
+) -> dict[str, float]:
+    command = [binary, "-s", f"{host}:{port}", "-T", str(threads), "-c", str(CONNECTIONS), "-w", "3k"]
+    command += ["-t", f"{int(duration)}s"]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_pin_load
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_pin(cpus)
     )
     out, cpu = _wait_with_rusage(process, duration + 120)
     match = re.search(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+)", out)
     if not match:
         raise SystemExit(f"could not read memcaslap's report:\n{out}")
-    ops = int(match.group(2))
-    return {"ops_per_sec": float(match.group(3)), "cpu_us_per_op": cpu / ops * 1e6}
+    return {"ops_per_sec": float(match.group(3)), "cpu_us_per_op": cpu / int(match.group(2)) * 1e6}
+
+
+def compare(
+    title: str, rounds: int, theirs: Callable[[], dict[str, float]], mine: Callable[[], dict[str, float]]
+) -> None:
+    from tabulate import tabulate
+
+    rows: list[tuple[Any, ...]] = []
+    for round_no in range(1, rounds + 1):
+        t, m = theirs(), mine()
+        rows.append((round_no, t, m, m["ops_per_sec"] / t["ops_per_sec"]))
+        print(f"  {title}, round {round_no}: memcaslap {t['ops_per_sec']:,.0f} ops/s, ours {m['ops_per_sec']:,.0f}")
+
+    def line(label: Any, t: dict[str, float], m: dict[str, float], ratio: float) -> tuple[str, ...]:
+        return (
+            str(label),
+            f"{t['ops_per_sec']:,.0f}",
+            f"{t['cpu_us_per_op']:.2f}",
+            f"{m['ops_per_sec']:,.0f}",
+            f"{m['cpu_us_per_op']:.2f}",
+            f"{ratio:.2f}x",
+        )
+
+    table = [line(*row) for row in rows]
+    median = {k: statistics.median(r[1][k] for r in rows) for k in ("ops_per_sec", "cpu_us_per_op")}
+    median_ours = {k: statistics.median(r[2][k] for r in rows) for k in ("ops_per_sec", "cpu_us_per_op")}
+    table.append(line("median", median, median_ours, statistics.median(r[3] for r in rows)))
+    print(f"\n{title}")
+    headers = ("round", "memcaslap ops/s", "memcaslap CPU µs/op", "ours ops/s", "ours CPU µs/op", "ours/memcaslap")
+    print(tabulate(table, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * 5))
+    print()
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _, _, host, port, duration, window = sys.argv
-        run_child(host, int(port), float(duration), int(window))
+        host, port, duration, window, index, count, prefix = sys.argv[2:]
+        run_child(host, int(port), float(duration), int(window), int(index), int(count), prefix)
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
@@ -133,78 +191,38 @@ def main() -> None:
     if not shutil.which(args.memcaslap):
         raise SystemExit("memcaslap not found: sudo apt-get install libmemcached-tools")
 
-    from tabulate import tabulate
-
     from pytest_memaslap.server import ServerConfig, start_server
 
-    global LOAD_CPU
     server = start_server(ServerConfig(threads=1, memory_mb=1024))
+    host, port, duration = server.host, server.port, args.duration
     cpus = sorted(os.sched_getaffinity(0))
+    load_cpu: set[int] | None = None
     pinning = "not pinned (one CPU)"
     if len(cpus) >= 2 and server.process is not None:
         os.sched_setaffinity(server.process.pid, {cpus[0]})
-        LOAD_CPU = {cpus[1]}
-        pinning = f"memcached on CPU {cpus[0]}, load on CPU {cpus[1]}"
-    rows = []
+        load_cpu = {cpus[1]}
+        pinning = f"memcached pinned to CPU {cpus[0]}"
     try:
-        print(
-            f"memcached {server.version} -t 1 on {server.address}; {pinning}; "
-            f"{args.rounds} rounds of {args.duration:g} s"
+        print(f"memcached {server.version} -t 1 on {server.address}; {pinning}; {args.rounds} rounds of {duration:g} s")
+        compare(
+            "one load process (ours: 1 shard; memcaslap -T 1), load pinned to its own CPU",
+            args.rounds,
+            lambda: memaslap(args.memcaslap, host, port, duration, 1, load_cpu),
+            lambda: ours(host, port, duration, 1, 1, load_cpu),
         )
-        for round_no in range(1, args.rounds + 1):
-            theirs = memaslap(args.memcaslap, server.host, server.port, args.duration)
-            mine = ours(server.host, server.port, args.duration, window=1)
-            ratio = mine["ops_per_sec"] / theirs["ops_per_sec"]
-            rows.append((round_no, theirs, mine, ratio))
-            print(
-                f"round {round_no}: memcaslap {theirs['ops_per_sec']:,.0f} ops/s, "
-                f"ours {mine['ops_per_sec']:,.0f} ops/s, ratio {ratio:.2f}"
-            )
-        window16 = ours(server.host, server.port, args.duration, window=16)
+        compare(
+            "two load processes (ours: 2 shards; memcaslap -T 2), load not pinned",
+            args.rounds,
+            lambda: memaslap(args.memcaslap, host, port, duration, 2, None),
+            lambda: ours(host, port, duration, 1, 2, None),
+        )
+        window16 = ours(host, port, duration, 16, 1, load_cpu)
+        print(
+            f"ours, window 16 (pipelined), 1 shard: {window16['ops_per_sec']:,.0f} ops/s, "
+            f"{window16['cpu_us_per_op']:.2f} CPU µs/op"
+        )
     finally:
         server.stop()
-
-    table = [
-        (
-            r,
-            f"{t['ops_per_sec']:,.0f}",
-            f"{t['cpu_us_per_op']:.2f}",
-            f"{m['ops_per_sec']:,.0f}",
-            f"{m['cpu_us_per_op']:.2f}",
-            f"{ratio:.2f}x",
-        )
-        for r, t, m, ratio in rows
-    ]
-    table.append(
-        (
-            "median",
-            f"{statistics.median(t['ops_per_sec'] for _, t, _, _ in rows):,.0f}",
-            f"{statistics.median(t['cpu_us_per_op'] for _, t, _, _ in rows):.2f}",
-            f"{statistics.median(m['ops_per_sec'] for _, _, m, _ in rows):,.0f}",
-            f"{statistics.median(m['cpu_us_per_op'] for _, _, m, _ in rows):.2f}",
-            f"{statistics.median(ratio for *_, ratio in rows):.2f}x",
-        )
-    )
-    print()
-    print(
-        tabulate(
-            table,
-            headers=(
-                "round",
-                "memcaslap ops/s",
-                "memcaslap CPU µs/op",
-                "ours ops/s",
-                "ours CPU µs/op",
-                "ours/memcaslap",
-            ),
-            disable_numparse=True,
-            colalign=("left",) + ("right",) * 5,
-        )
-    )
-    print(
-        f"\nours, window 16 (pipelined): {window16['ops_per_sec']:,.0f} ops/s, "
-        f"{window16['cpu_us_per_op']:.2f} CPU µs/op"
-    )
 
 
 if __name__ == "__main__":
