@@ -103,7 +103,7 @@ def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
         if mark.args:
             raise WorkloadError(f"memcached mark: takes keyword arguments only; got {mark.args!r}")
         server = server_config_from_mark(server, mark.kwargs)
-    return SlapPlan(workload, thresholds, server, bool(slap_marks))
+    return SlapPlan(workload, thresholds, server)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -75,7 +75,9 @@ def thresholds_table(rows: list[tuple[str, str, str, str]]) -> str:
     return tabulate(rows, headers=("threshold", "required", "measured", "verdict"), tablefmt="simple")
 
 
-def json_document(entries: list[dict[str, Any]], plugin_version: str, memcached_version: str) -> dict[str, Any]:
+def json_document(
+    entries: list[dict[str, Any]], plugin_version: str, memcached_version: str, event_loop: str
+) -> dict[str, Any]:
     """The ``--slap-json`` document: one entry per slap run, keyed by test node id."""
     tests = {}
     for entry in entries:
@@ -84,7 +86,12 @@ def json_document(entries: list[dict[str, Any]], plugin_version: str, memcached_
         data["thresholds_enforced"] = entry["enforced"]
         data["memcached_version"] = entry["memcached_version"]
         tests[entry["key"]] = data
-    return {"plugin_version": plugin_version, "memcached_version": memcached_version, "tests": tests}
+    return {
+        "plugin_version": plugin_version,
+        "memcached_version": memcached_version,
+        "event_loop": event_loop,
+        "tests": tests,
+    }
 
 
 def write_json(path: str, document: dict[str, Any]) -> None:

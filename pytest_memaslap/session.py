@@ -7,6 +7,7 @@ from typing import Any
 
 from . import __version__
 from .config import Settings
+from .engine import LOOP_NAME
 from .fixture import SlapRun
 from .report import json_document, write_json
 from .server import ServerConfig, ServerPool
@@ -22,7 +23,6 @@ class SlapPlan:
     workload: Workload
     thresholds: tuple[Threshold, ...]
     server: ServerConfig
-    has_slap_mark: bool
 
 
 @dataclass
@@ -64,7 +64,7 @@ class SlapSession:
 
     def write_json(self, path: str) -> None:
         version = next((e["memcached_version"] for e in self.entries if e["memcached_version"]), "")
-        document = json_document(self.entries, __version__, version)
+        document = json_document(self.entries, __version__, version, LOOP_NAME)
         if self.missing_shards():
             document["missing_shards"] = {key: missing for key, missing, _ in self.missing_shards()}
         write_json(path, document)

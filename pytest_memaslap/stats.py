@@ -96,11 +96,6 @@ class Histogram:
                 return bucket_value(index)
         return 0.0
 
-    def min(self) -> float:
-        for index, _ in self._nonzero():
-            return bucket_value(index)
-        return 0.0
-
     def mean(self) -> float:
         total = self.total
         if not total:

@@ -17,7 +17,6 @@ COMMANDS = ("get", "set", "delete")
 KEY_PATTERNS = ("uniform", "sequential")
 PROTOCOLS = ("ascii",)
 MAX_KEY_SIZE = 250
-DEFAULT_ITEM_SIZE_MAX = 1024 * 1024
 
 SizeSpec = tuple[tuple[int, int, float], ...]
 
@@ -195,9 +194,6 @@ class Workload:
 
     def max_value_size(self) -> int:
         return max(high for _, high, _ in self.value_size)
-
-    def min_key_size(self) -> int:
-        return min(low for low, _, _ in self.key_size)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, in the shapes a user writes into a mark."""
