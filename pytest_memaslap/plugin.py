@@ -142,18 +142,8 @@ def memcached_server(request: pytest.FixtureRequest, memcached_pool: ServerPool)
     """The memcached for this test: started once per configuration, or the one given with --memcached."""
     state = _session(request.config)
     plan = request.node.stash.get(PLAN, None)
-    config = plan.server if plan is not None else state.settings.server
-    if state.role.server_error:
-        pytest.fail(state.role.server_error, pytrace=False)
-    if state.role.kind == "worker" and not state.settings.external and config != state.settings.server:
-        pytest.fail(
-            "@pytest.mark.memcached(...) asks for a server of its own, which pytest-xdist runs do not support "
-            "yet: all workers share the server the controller started; set its configuration with "
-            "--memcached-threads, --memcached-memory and --memcached-args instead",
-            pytrace=False,
-        )
     try:
-        return memcached_pool.get(config)
+        return state.server_for(plan.server if plan is not None else state.settings.server)
     except ServerError as exc:
         pytest.fail(str(exc), pytrace=False)
 

@@ -10,7 +10,7 @@ from .config import Settings
 from .engine import LOOP_NAME
 from .fixture import SlapRun
 from .report import json_document, write_json
-from .server import ServerConfig, ServerPool
+from .server import MemcachedServer, ServerConfig, ServerError, ServerPool
 from .sharding import Aggregator, Role, key_prefix, shard_entry
 from .thresholds import Threshold
 from .workload import Workload
@@ -37,6 +37,19 @@ class SlapSession:
     def __post_init__(self) -> None:
         external = self.role.server_address or self.settings.external
         self.pool = ServerPool(external, self.settings.allow_flush)
+
+    def server_for(self, config: ServerConfig) -> MemcachedServer:
+        """The server a test with ``config`` talks to; raises ServerError saying why there is none."""
+        role = self.role
+        if role.server_error:
+            raise ServerError(role.server_error)
+        if role.kind == "worker" and not self.settings.external and config != self.settings.server:
+            raise ServerError(
+                "@pytest.mark.memcached(...) asks for a server of its own, which pytest-xdist runs do not "
+                "support yet: all workers share the server the controller started; set its configuration "
+                "with --memcached-threads, --memcached-memory and --memcached-args instead"
+            )
+        return self.pool.get(config)
 
     def prefix_for(self, item_index: int, call: int) -> str:
         """Keys of the ``call``-th slap() of the ``item_index``-th test: the same on every shard."""

@@ -197,6 +197,7 @@ def test_json_document_and_junit_properties(pytester):
     result.assert_outcomes(passed=1)
     doc = json.loads((pytester.path / "r.json").read_text())
     assert doc["plugin_version"] and doc["memcached_version"]
+    assert doc["event_loop"] == "uvloop"
     test = doc["tests"]["test_json_document_and_junit_properties.py::test_it"]
     for key in (
         "workload",
