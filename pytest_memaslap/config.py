@@ -52,6 +52,11 @@ OPTIONS = (
     ),
     Option("--slap-sync-timeout", "how long shards wait for each other at a phase barrier (default 60 s)", "SECONDS"),
     Option(
+        "--slap-cleanup",
+        "delete each slap() call's keys when it ends, on servers the plugin did not start",
+        kind="bool",
+    ),
+    Option(
         "--slap-allow-flush",
         "allow flush_all on a server given with --memcached (never done otherwise)",
         kind="bool",
@@ -123,6 +128,7 @@ class Settings:
     enforce_thresholds: bool
     allow_flush: bool
     sync_timeout: float = 60.0
+    cleanup: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -158,6 +164,7 @@ class Settings:
             enforce_thresholds=not raw["slap_no_thresholds"],
             allow_flush=bool(raw["slap_allow_flush"]),
             sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),
+            cleanup=bool(raw["slap_cleanup"]),
         )
 
 

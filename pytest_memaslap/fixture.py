@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .engine import ShardPlan, SlapRunError, Target, run_shard
+from .engine import ShardPlan, SlapInterrupted, SlapRunError, Target, run_shard
 from .result import SlapResult
 from .server import MemcachedServer
 from .thresholds import Threshold, Verdict, evaluate_all, parse_all
@@ -21,6 +21,7 @@ class SlapRun:
 
     result: SlapResult
     verdicts: list[Verdict]
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
@@ -41,11 +42,13 @@ class Slap:
         server: MemcachedServer,
         prefix_for_call: Callable[[int], str],
         shard: ShardPlan | None = None,
+        cleanup: bool = False,
     ) -> None:
         self.workload = workload
         self.thresholds = thresholds
         self.server = server
         self.shard = shard or ShardPlan()
+        self.cleanup = cleanup and not server.owned  # a server we started is stopped anyway
         self._prefix_for_call = prefix_for_call
         self.runs: list[SlapRun] = []
 
@@ -56,10 +59,16 @@ class Slap:
         check_item_size(workload, self.server)
         check_shards(workload, self.shard)
         prefix = self._prefix_for_call(len(self.runs) + 1)
+        target = Target(self.server.host, self.server.port)
         try:
-            raw = run_shard(workload, Target(self.server.host, self.server.port), prefix, self.shard)
+            raw = run_shard(workload, target, prefix, self.shard, self.cleanup)
         except SlapRunError as exc:
             raise SlapRunError(str(exc), exc.partial) from None
+        except SlapInterrupted as exc:
+            if exc.partial is not None:  # keep what was measured for the summary, then stop
+                partial = SlapResult(workload, exc.partial, self.server.version)
+                self.runs.append(SlapRun(partial, evaluate_all(self.thresholds, partial), interrupted=True))
+            raise KeyboardInterrupt from None
         result = SlapResult(workload, raw, self.server.version)
         self.runs.append(SlapRun(result, evaluate_all(self.thresholds, result)))
         return result

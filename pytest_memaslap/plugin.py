@@ -172,6 +172,7 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
         memcached_server,
         lambda call: state.prefix_for(index, call),
         ShardPlan(role.shard_index, role.shard_count, state.settings.sync_timeout),
+        state.settings.cleanup,
     )
     item.stash[SLAP] = runner
     return runner
@@ -183,8 +184,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
     A shard cannot judge alone: under sharding, the controller judges the merged result.
     """
-    result = yield
     state = _session(item.config)
+    try:
+        result = yield
+    except KeyboardInterrupt:
+        _report_interrupted(item, state)
+        raise
     plan = item.stash.get(PLAN, None)
     runner = item.stash.get(SLAP, None)
     if plan is None or not plan.thresholds or not state.settings.enforce_thresholds:
@@ -198,6 +203,16 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             which = f" (slap() call #{number})" if len(runner.runs) > 1 else ""
             pytest.fail(_threshold_failure([v.row() for v in run.verdicts], which), pytrace=False)
     return result
+
+
+def _report_interrupted(item: pytest.Item, state: SlapSession) -> None:
+    """Ctrl-C ends the session before the test's report exists: hand its runs to the summary directly."""
+    runner = item.stash.get(SLAP, None)
+    if runner is None or not runner.runs or not state.role.reports:
+        return
+    exprs = tuple(t.expr for t in runner.thresholds)
+    for entry in state.entries_for(item.nodeid, runner.runs, exprs):
+        state.collect(entry)
 
 
 def _threshold_failure(rows: list[tuple[str, str, str, str]], which: str = "") -> str:

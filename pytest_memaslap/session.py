@@ -58,9 +58,7 @@ class SlapSession:
     def entries_for(self, nodeid: str, runs: list[SlapRun], exprs: tuple[str, ...]) -> list[dict[str, Any]]:
         """This shard's entries for a test's runs; a second call of slap() in a test is ``nodeid#2``."""
         return [
-            shard_entry(
-                nodeid if i == 1 else f"{nodeid}#{i}", run.result, self.role, exprs, self.settings.enforce_thresholds
-            )
+            shard_entry(nodeid if i == 1 else f"{nodeid}#{i}", run, self.role, exprs, self.settings.enforce_thresholds)
             for i, run in enumerate(runs, start=1)
         ]
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from .fixture import SlapRun
 from .keyspace import base36
 from .result import SlapResult
 from .stats import ShardResult, merge_results
@@ -81,9 +82,11 @@ def key_prefix(token: str, item_index: int, call: int) -> str:
     return f"s{token}{base36(item_index)}_{base36(call)}:"
 
 
-def shard_entry(key: str, result: SlapResult, role: Role, exprs: tuple[str, ...], enforced: bool) -> dict[str, Any]:
+def shard_entry(key: str, run: SlapRun, role: Role, exprs: tuple[str, ...], enforced: bool) -> dict[str, Any]:
     """What one shard reports of one slap() call (JSON-safe: it travels with the test report)."""
+    result = run.result
     return {
+        "interrupted": run.interrupted,
         "key": key,
         "shard": [role.shard_index, role.shard_count],
         "workload": result.workload.to_dict(),
@@ -133,6 +136,7 @@ def merge_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
     thresholds = parse_all(tuple(first["thresholds"]))
     verdicts = evaluate_all(thresholds, result)
     data = result.to_dict()
+    data["interrupted"] = any(e.get("interrupted") for e in entries)
     starts = [raw.started_at for raw in raws if raw.started_at]
     data["start_skew_ms"] = round((max(starts) - min(starts)) * 1000, 3) if len(starts) > 1 else 0.0
     data["per_shard"] = [

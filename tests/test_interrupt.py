@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ def test_long(slap):
 def _start_long_run(pytester) -> subprocess.Popen[bytes]:
     pytester.path.joinpath("test_long_run.py").write_text(LONG_TEST)
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_long_run.py"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_long_run.py", "--slap-json=r.json"],
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -55,6 +56,11 @@ def test_interrupt_stops_the_run_and_the_server(pytester, no_new_memcached, sign
             process.wait()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
     assert b"KeyboardInterrupt" in out, out.decode()
+    # what was measured until the signal is reported, marked as interrupted
+    assert b"interrupted" in out.split(b"slap summary")[-1], out.decode()
+    (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+    assert test["interrupted"] is True
+    assert test["ops"] > 0 and test["duration_s"] < 30
 
 
 def test_a_killed_pytest_takes_its_server_with_it(pytester, no_new_memcached):

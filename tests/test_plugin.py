@@ -347,3 +347,78 @@ def test_under_xdist_results_reach_the_summary_and_json(pytester, no_new_memcach
 def test_markers_are_listed(pytester):
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["*@pytest.mark.slap(**workload)*", "*slap_thresholds*", "*memcached(threads=*"])
+
+
+def test_cleanup_deletes_the_runs_keys_on_an_external_server(pytester, no_new_memcached):
+    from pytest_memaslap.server import ServerConfig, start_server
+
+    server = start_server(ServerConfig(threads=1, memory_mb=64))
+    try:
+        client = server.client()
+        client.set("precious", b"keep me")
+        client.close()
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.slap(ops=3000, connections=4, keys=700, commands={"get": 0.5, "set": 0.5})
+            def test_it(slap):
+                assert slap().unmeasured_ops["cleanup"] == 700
+            """
+        )
+        result = pytester.runpytest("-p", "no:cacheprovider", f"--memcached={server.address}", "--slap-cleanup")
+        result.assert_outcomes(passed=1)
+        assert _keys(server) == {b"precious"}
+    finally:
+        server.stop()
+
+
+def _keys(server) -> set[bytes]:
+    import socket
+    from urllib.parse import unquote_to_bytes
+
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(b"lru_crawler metadump all\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            data += sock.recv(65536)
+    return {unquote_to_bytes(line.split(b" ")[0][4:]) for line in data.splitlines() if line.startswith(b"key=")}
+
+
+def test_server_errors_are_counted_per_command_and_shown(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        # -M: answer "SERVER_ERROR out of memory" instead of evicting; 8 MB cannot hold 200 x 100 KB
+        @pytest.mark.memcached(memory=8, args=["-M"])
+        @pytest.mark.slap(ops=2000, connections=4, keys=200, value_size=100_000, commands={"get": 0.5, "set": 0.5})
+        @pytest.mark.slap_thresholds("errors == 0")
+        def test_full(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-json=r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*errors == 0*== 0*FAIL*"])
+    (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+    assert test["commands"]["set"]["errors"] > 0
+    assert test["commands"]["get"]["errors"] == 0  # gets of values that never got stored are misses
+    assert test["errors"] == test["commands"]["set"]["errors"]
+
+
+def test_values_above_the_servers_item_size_limit_are_refused_before_the_run(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(ops=10, connections=1, keys=10, value_size=2_000_000)
+        def test_big(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*value_size: values up to 2000000 bytes*exceed the server's item_size_max of 1048576*"]
+    )

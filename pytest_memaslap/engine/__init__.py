@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from ..stats import ShardResult
 from ..workload import Workload
-from .errors import SlapRunError
+from .errors import SlapInterrupted, SlapRunError
 from .loop import LOOP_NAME, LOOP_NOTE
 from .loop import run as run_loop
 from .shard import ShardPlan, ShardRunner, Target
 
-__all__ = ["LOOP_NAME", "LOOP_NOTE", "ShardPlan", "SlapRunError", "Target", "run_shard"]
+__all__ = ["LOOP_NAME", "LOOP_NOTE", "ShardPlan", "SlapInterrupted", "SlapRunError", "Target", "run_shard"]
 
 
-def run_shard(workload: Workload, target: Target, prefix: str, plan: ShardPlan | None = None) -> ShardResult:
-    """Run one shard of ``workload`` against ``target`` with keys under ``prefix``; blocks until done."""
-    shard = plan or ShardPlan()
-    return run_loop(lambda: ShardRunner(workload, target, prefix, shard).run())
+def run_shard(
+    workload: Workload, target: Target, prefix: str, plan: ShardPlan | None = None, cleanup: bool = False
+) -> ShardResult:
+    """Run one shard of ``workload`` against ``target`` with keys under ``prefix``; blocks until done.
+
+    ``cleanup`` deletes the shard's keys after the measured phase. On Ctrl-C
+    the load stops and :class:`SlapInterrupted` carries what was measured.
+    """
+    runner = ShardRunner(workload, target, prefix, plan or ShardPlan(), cleanup)
+    try:
+        return run_loop(runner.run)
+    except KeyboardInterrupt:
+        raise SlapInterrupted(runner.partial) from None

@@ -1,8 +1,16 @@
-"""The engine's one error type."""
+"""What the engine raises when a run cannot finish: an error, or an interruption."""
 
 from __future__ import annotations
 
 from ..stats import ShardResult
+
+
+class SlapInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped the load; ``partial`` holds what was measured until then."""
+
+    def __init__(self, partial: ShardResult | None) -> None:
+        super().__init__()
+        self.partial = partial
 
 
 class SlapRunError(RuntimeError):

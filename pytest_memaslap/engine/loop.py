@@ -13,6 +13,7 @@ except ImportError:  # pragma: no cover - platforms without uvloop (Windows)
     uvloop = None  # type: ignore[assignment]
 
 T = TypeVar("T")
+STOP_TIMEOUT_S = 5.0
 
 LOOP_NAME = "uvloop" if uvloop is not None else "asyncio"
 LOOP_NOTE = (
@@ -41,16 +42,28 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
             return runner.run(main())
     box: dict[str, Any] = {}
 
+    async def tracked() -> T:
+        box["loop"], box["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        return await main()
+
     def target() -> None:
         try:
             with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                box["value"] = runner.run(main())
+                box["value"] = runner.run(tracked())
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = exc
 
     thread = threading.Thread(target=target, name="pytest-memaslap-engine")
     thread.start()
-    thread.join()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)  # short joins, so Ctrl-C reaches this (main) thread
+    except KeyboardInterrupt:
+        if "task" in box:  # stop the load in its own thread, then report the interruption
+            box["loop"].call_soon_threadsafe(box["task"].cancel)
+        thread.join(STOP_TIMEOUT_S)
+        raise
     if "error" in box:
-        raise box["error"]
+        error = box["error"]
+        raise KeyboardInterrupt() if isinstance(error, asyncio.CancelledError) else error
     return box["value"]  # type: ignore[no-any-return]

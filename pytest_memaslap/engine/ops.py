@@ -143,3 +143,14 @@ class PreloadSource:
             value = self.values.value(self.key_base + index, size)
             out.append((self.set_cmd, ascii.set_request(self.keys[index], value, self.labels[size])))
         return out
+
+
+class CleanupSource:
+    """Deletes every key of a connection's share once: what ``--slap-cleanup`` leaves behind is nothing."""
+
+    def __init__(self, keys: Sequence[bytes], indices: range) -> None:
+        self.keys = keys
+        self.indices = iter(indices)
+
+    def batch(self, count: int) -> list[Request]:
+        return [(0, ascii.delete_request(self.keys[index])) for index in itertools.islice(self.indices, count)]

@@ -23,7 +23,7 @@ from . import ascii
 from .barrier import ServerBarrier
 from .connection import Connection, Slot
 from .errors import SlapRunError
-from .ops import OpSource, PreloadSource, get_lines
+from .ops import CleanupSource, OpSource, PreloadSource, get_lines
 
 PRELOAD_DEPTH = 16
 POLL_S = 0.1
@@ -66,8 +66,9 @@ class ShardPlan:
 class ShardRunner:
     """Drives the connections of one shard through its phases."""
 
-    def __init__(self, workload: Workload, target: Target, prefix: str, plan: ShardPlan) -> None:
+    def __init__(self, workload: Workload, target: Target, prefix: str, plan: ShardPlan, cleanup: bool = False) -> None:
         self.workload = workload
+        self.cleanup = cleanup
         self.target = target
         self.prefix = prefix
         self.plan = plan
@@ -80,6 +81,7 @@ class ShardRunner:
         self._failure: asyncio.Future[str] | None = None
         self._phases: list[list[Any]] = []  # [name, recorder, end_ns or None]
         self.barrier: ServerBarrier | None = None
+        self.partial: ShardResult | None = None  # set when the run is cancelled
 
     # -- called by connections ------------------------------------------------
     def connection_failed(self, connection: Connection, reason: str) -> None:
@@ -105,10 +107,18 @@ class ShardRunner:
                 await self._preload(keys, indices.start, values)
             await self._sync("load")
             await self._load(keys, indices.start, values)
+            if self.cleanup:
+                await self._cleanup(keys)
         except SlapRunError as exc:
             for connection in self.connections:
                 connection._fail_pending()
             exc.partial = self._finish_phases()
+            raise
+        except asyncio.CancelledError:
+            # Ctrl-C / SIGTERM: keep what was measured (unanswered requests as errors), then stop
+            for connection in self.connections:
+                connection._fail_pending()
+            self.partial = self._finish_phases()
             raise
         finally:
             for connection in self.connections:
@@ -150,6 +160,17 @@ class ShardRunner:
             idle.append(connection.begin(source, len(share), max(self.workload.window, PRELOAD_DEPTH)))
         await self._wait(asyncio.gather(*idle))
         self._end_phase("preload", perf_counter_ns())
+
+    async def _cleanup(self, keys: list[bytes]) -> None:
+        """Delete every key of the slice (the run's keys on a server the plugin does not own)."""
+        count = len(self.connections)
+        self._start_phase("cleanup", ("delete",))
+        idle = []
+        for i, connection in enumerate(self.connections):
+            share = range(i, len(keys), count)
+            idle.append(connection.begin(CleanupSource(keys, share), len(share), PRELOAD_DEPTH))
+        await self._wait(asyncio.gather(*idle))
+        self._end_phase("cleanup", perf_counter_ns())
 
     async def _load(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
         """The mixed load: an optional warm-up, then the measured phase, then the drain."""
