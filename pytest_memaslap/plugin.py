@@ -33,7 +33,7 @@ SIGTERM = pytest.StashKey[Any]()
 
 MARKERS = (
     "slap(**workload): the load this test runs with the slap fixture: duration, ops, warmup, connections, "
-    "window, commands, keys, key_size, value_size, key_pattern, seed, preload, protocol, timeout",
+    "window, commands, keys, key_size, value_size, key_pattern, seed, preload, protocol, timeout, reconnect",
     "slap_thresholds(*exprs): pass/fail rules on the result, e.g. 'ops_per_sec >= 50k', 'get.p99 < 2ms'",
     "memcached(threads=, memory=, args=, binary=): settings of the memcached the plugin starts for these tests",
 )

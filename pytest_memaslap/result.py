@@ -160,6 +160,11 @@ class SlapResult:
         return self.raw.requests_sent
 
     @property
+    def reconnects(self) -> int:
+        """Connections reopened after the server dropped them (``reconnect=True``)."""
+        return self.raw.reconnects
+
+    @property
     def timeline(self) -> list[TimelinePoint]:
         points = []
         for i, second in enumerate(self.raw.measured.timeline):
@@ -194,6 +199,7 @@ class SlapResult:
             "mb_per_sec": round(self.mb_per_sec, 3),
             "unmeasured_ops": self.unmeasured_ops,
             "requests_sent": self.requests_sent,
+            "reconnects": {"count": self.reconnects, "gap_s": round(self.raw.reconnect_gap_s, 6)},
             "latency_us": dict(self.total.latency_us),
             "commands": {name: cmd.to_dict() for name, cmd in self.commands.items()},
             "timeline": [

@@ -205,6 +205,8 @@ class ShardResult:
     phases: dict[str, PhaseStats] = field(default_factory=lambda: {p: PhaseStats() for p in PHASES})
     shards: int = 1
     started_at: float = 0.0  # wall clock (time.time()) of the measured phase's start; the earliest when merged
+    reconnects: int = 0  # connections reopened after the server dropped them (reconnect=True)
+    reconnect_gap_s: float = 0.0  # time those connections spent reconnecting, summed
 
     @property
     def measured(self) -> PhaseStats:
@@ -224,6 +226,8 @@ class ShardResult:
         for name, phase in other.phases.items():
             self.phases.setdefault(name, PhaseStats()).merge(phase)
         self.shards += other.shards
+        self.reconnects += other.reconnects
+        self.reconnect_gap_s += other.reconnect_gap_s
         if window is not None:
             self.started_at = window[0]
             self.measured.elapsed_s = window[1] - window[0]
@@ -235,6 +239,8 @@ class ShardResult:
         return {
             "shards": self.shards,
             "started_at": self.started_at,
+            "reconnects": self.reconnects,
+            "reconnect_gap_s": self.reconnect_gap_s,
             "phases": {
                 name: {
                     "elapsed_s": phase.elapsed_s,
@@ -279,7 +285,13 @@ class ShardResult:
                 Second(s["ops"], s["errors"], {int(k): v for k, v in s["latency"].items()}) for s in raw["timeline"]
             ]
             phases[name] = PhaseStats(commands, timeline, raw["elapsed_s"])
-        return cls(phases=phases, shards=data["shards"], started_at=data.get("started_at", 0.0))
+        return cls(
+            phases=phases,
+            shards=data["shards"],
+            started_at=data.get("started_at", 0.0),
+            reconnects=data.get("reconnects", 0),
+            reconnect_gap_s=data.get("reconnect_gap_s", 0.0),
+        )
 
 
 def merge_results(results: Iterable[ShardResult]) -> ShardResult:

@@ -151,6 +151,7 @@ class Workload:
     preload: bool = True
     protocol: str = "ascii"
     timeout: float = 5.0
+    reconnect: bool = False
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -264,4 +265,5 @@ _PARSERS = {
     "preload": _bool("preload"),
     "protocol": _choice("protocol", PROTOCOLS),
     "timeout": _timeout,
+    "reconnect": _bool("reconnect"),
 }

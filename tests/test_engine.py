@@ -161,3 +161,60 @@ def test_engine_runs_from_inside_a_running_event_loop(memcached_server):
         return run_shard(workload, _target(memcached_server), "eng9:")
 
     assert asyncio.run(main()).measured.ops == 100
+
+
+def _restart_on_same_port(server, after_s: float, down_s: float, box: dict) -> None:
+    """Kill the server, then start a new memcached on the same port (the restart)."""
+    import subprocess
+
+    time.sleep(after_s)
+    server.process.kill()
+    server.process.wait()
+    time.sleep(down_s)
+    box["restarted"] = subprocess.Popen(
+        ["memcached", "-l", "127.0.0.1", "-U", "0", "-p", str(server.port), "-t", "1", "-m", "64", "-u", "root"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_with_reconnect_a_restarted_server_costs_a_gap_not_the_run(no_new_memcached):
+    server = start_server(ServerConfig(threads=1, memory_mb=64))
+    box: dict = {}
+    try:
+        workload = Workload.from_args(
+            {"duration": "3s", "connections": 4, "keys": 100, "reconnect": True, "timeout": "5s"}
+        )
+        restart = threading.Thread(target=_restart_on_same_port, args=(server, 0.8, 0.5, box))
+        restart.start()
+        result = run_shard(workload, _target(server), "eng11:")
+        restart.join()
+        assert result.reconnects == 4  # every connection came back
+        assert 0.4 < result.reconnect_gap_s / 4 < 3.0
+        timeline = [second.ops for second in result.measured.timeline]
+        assert timeline[-1] > 0, f"no load after the restart: {timeline}"
+        measured = result.measured.commands
+        # requests in flight when the server died are errors; nothing else is
+        assert 0 < sum(c.errors for c in measured.values()) <= 4
+    finally:
+        if "restarted" in box:
+            box["restarted"].kill()
+            box["restarted"].wait()
+        server.stop()
+
+
+def test_without_reconnect_a_restart_fails_the_run_clearly(no_new_memcached):
+    server = start_server(ServerConfig(threads=1, memory_mb=64))
+    box: dict = {}
+    try:
+        workload = Workload.from_args({"duration": "3s", "connections": 2, "keys": 100})
+        restart = threading.Thread(target=_restart_on_same_port, args=(server, 0.5, 0.2, box))
+        restart.start()
+        with pytest.raises(SlapRunError, match="server closed the connection"):
+            run_shard(workload, _target(server), "eng12:")
+        restart.join()
+    finally:
+        if "restarted" in box:
+            box["restarted"].kill()
+            box["restarted"].wait()
+        server.stop()

@@ -37,6 +37,8 @@ class ShardState(Protocol):
 
     def connection_failed(self, connection: Connection, reason: str) -> None: ...
 
+    def connection_lost(self, connection: Connection, reason: str) -> None: ...
+
 
 class Connection(asyncio.Protocol):
     """A closed-loop (optionally pipelined) load connection."""
@@ -51,6 +53,7 @@ class Connection(asyncio.Protocol):
         self.queue: Iterator[tuple[int, bytes]] = iter(())
         self.budget = -1
         self.idle: asyncio.Future[None] | None = None
+        self.depth = 1
         self.closed = False
 
     # -- asyncio callbacks -------------------------------------------------
@@ -63,7 +66,7 @@ class Connection(asyncio.Protocol):
             lost = len(self.pending)
             self._fail_pending()
             why = f": {exc}" if exc else ""
-            self.shard.connection_failed(
+            self.shard.connection_lost(
                 self, f"server closed the connection{why} ({lost} request{'s' if lost != 1 else ''} unanswered)"
             )
 
@@ -129,6 +132,7 @@ class Connection(asyncio.Protocol):
         self.source = source
         self.queue = iter(())
         self.budget = budget
+        self.depth = depth
         self._send(depth, perf_counter_ns())
         return self.idle
 
@@ -173,6 +177,17 @@ class Connection(asyncio.Protocol):
             latencies[bucket_index(now - sent_ns)] += 1
             counters[ERROR] += 1
             counters[SENT] += size
+
+    def resume(self) -> None:
+        """Go on after a reconnect (the new transport is already set): refill the window."""
+        self.closed = False
+        self.buffer.clear()
+        self._send(self.depth, perf_counter_ns())
+
+    def give_up(self) -> None:
+        """No reconnect will come (the run is ending): this connection is idle."""
+        if self.idle is not None and not self.idle.done():
+            self.idle.set_result(None)
 
     def in_flight(self) -> int:
         return len(self.pending)

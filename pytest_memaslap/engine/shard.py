@@ -26,6 +26,8 @@ from .errors import SlapRunError
 from .ops import CleanupSource, OpSource, PreloadSource, get_lines
 
 PRELOAD_DEPTH = 16
+RECONNECT_FIRST_DELAY_S = 0.01
+RECONNECT_MAX_DELAY_S = 0.5
 POLL_S = 0.1
 
 
@@ -82,11 +84,47 @@ class ShardRunner:
         self._phases: list[list[Any]] = []  # [name, recorder, end_ns or None]
         self.barrier: ServerBarrier | None = None
         self.partial: ShardResult | None = None  # set when the run is cancelled
+        self._reconnecting: set[asyncio.Future[None]] = set()
 
     # -- called by connections ------------------------------------------------
     def connection_failed(self, connection: Connection, reason: str) -> None:
         if self._failure is not None and not self._failure.done():
             self._failure.set_result(f"connection {connection.index} to {self.target}: {reason}")
+
+    def connection_lost(self, connection: Connection, reason: str) -> None:
+        """A connection dropped: reopen it (``reconnect=True``, memaslap's -R) or fail the run."""
+        if not self.workload.reconnect:
+            self.connection_failed(connection, reason)
+            return
+        task = asyncio.ensure_future(self._reconnect(connection, reason))
+        self._reconnecting.add(task)
+        task.add_done_callback(self._reconnecting.discard)
+
+    async def _reconnect(self, connection: Connection, reason: str) -> None:
+        """Reopen with backoff; a server gone for longer than ``timeout`` fails the run after all."""
+        loop = asyncio.get_running_loop()
+        lost_ns = perf_counter_ns()
+        deadline = lost_ns + int(self.workload.timeout * 1e9)
+        delay = RECONNECT_FIRST_DELAY_S
+        while True:
+            if self.stopping:
+                connection.give_up()
+                return
+            try:
+                await asyncio.wait_for(
+                    loop.create_connection(lambda: connection, self.target.host, self.target.port),
+                    self.workload.timeout,
+                )
+                break
+            except (OSError, asyncio.TimeoutError):
+                if perf_counter_ns() > deadline:
+                    self.connection_failed(connection, f"{reason}; reconnecting failed for {self.workload.timeout:g} s")
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
+        self.result.reconnects += 1
+        self.result.reconnect_gap_s += (perf_counter_ns() - lost_ns) / 1e9
+        connection.resume()
 
     # -- phases ---------------------------------------------------------------
     async def run(self) -> ShardResult:
@@ -121,6 +159,8 @@ class ShardRunner:
             self.partial = self._finish_phases()
             raise
         finally:
+            for task in list(self._reconnecting):
+                task.cancel()
             for connection in self.connections:
                 connection.close()
         return self._finish_phases()
