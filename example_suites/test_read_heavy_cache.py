@@ -17,6 +17,7 @@ import pytest
     keys=100_000,
     key_size=(16, 64),
     value_size=(64, 1024),
+    key_pattern="zipf:0.99",  # a few keys are hot, as in most caches
     preload=True,
 )
 @pytest.mark.slap_thresholds("ops_per_sec >= 20k", "get.p99 < 50ms", "errors == 0", "hit_ratio >= 0.99")

@@ -7,9 +7,12 @@ beyond the request it sends.
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import random
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .workload import SizeSpec, WorkloadError
 
@@ -103,3 +106,55 @@ class ValueSource:
 def size_labels(sizes: Sequence[int]) -> dict[int, bytes]:
     """ASCII length fields for every size that can occur (formatted once, not per request)."""
     return {size: str(size).encode("ascii") for size in set(sizes)}
+
+
+@functools.lru_cache(maxsize=4)
+def zipf_cumulative(count: int, theta: float) -> list[float]:
+    """Running sums of 1/rank^theta over the keyspace: built once, shared by all connections.
+
+    A list, not an array: bisect then compares stored floats without boxing one per probe.
+    """
+    return list(itertools.accumulate(1.0 / (rank**theta) for rank in range(1, count + 1)))
+
+
+class Zipfian:
+    """Key ranks drawn with probability proportional to 1/rank^theta (rank 0 is the hottest key).
+
+    Exact inverse-CDF sampling: a binary search (C's bisect) over the shared
+    cumulative table, so each draw is O(log keys) and the distribution is the
+    Zipf law itself, not an approximation of its tail.
+    """
+
+    def __init__(self, count: int, theta: float, draw: Callable[[], float]) -> None:
+        self.cumulative = zipf_cumulative(count, theta)
+        self.total = self.cumulative[-1]
+        self.last = count - 1
+        self.draw = draw
+
+    def __call__(self) -> int:
+        rank = bisect.bisect_right(self.cumulative, self.draw() * self.total)
+        return rank if rank <= self.last else self.last
+
+
+class Gaussian:
+    """Key indices around the middle of the keyspace (memtier_benchmark's G pattern), clamped to it."""
+
+    def __init__(self, count: int, sigma_fraction: float, gauss: Callable[[float, float], float]) -> None:
+        self.count = count
+        self.mean = (count - 1) / 2.0
+        self.sigma = sigma_fraction * count
+        self.gauss = gauss
+
+    def __call__(self) -> int:
+        index = int(round(self.gauss(self.mean, self.sigma)))
+        return 0 if index < 0 else (self.count - 1 if index >= self.count else index)
+
+
+def key_chooser(pattern: str, count: int, rng: random.Random) -> Callable[[], int] | None:
+    """A draw of key indices for ``zipf``/``gaussian``; None for uniform and sequential (drawn inline)."""
+    name, _, parameter = pattern.partition(":")
+    if name == "zipf":
+        return Zipfian(count, float(parameter), rng.random)
+    if name == "gaussian":
+        return Gaussian(count, float(parameter), rng.gauss)
+    return None

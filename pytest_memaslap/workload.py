@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 COMMANDS = ("get", "set", "delete")
-KEY_PATTERNS = ("uniform", "sequential")
+KEY_PATTERNS = ("uniform", "sequential", "zipf:THETA", "gaussian:SIGMA")
 PROTOCOLS = ("ascii",)
 MAX_KEY_SIZE = 250
 
@@ -101,6 +101,32 @@ def parse_size_spec(value: Any, name: str) -> SizeSpec:
     if abs(total - 1.0) > 1e-6:
         raise WorkloadError(f"{name}={value!r}: proportions must sum to 1; they sum to {total:g}")
     return tuple(segments)
+
+
+def parse_key_pattern(value: Any) -> str:
+    """``uniform``, ``sequential``, ``zipf[:THETA]`` (0 < THETA < 1, default 0.99) or
+    ``gaussian[:SIGMA]`` (SIGMA a fraction of the keyspace, default 1/6); normalised with defaults."""
+    allowed = (
+        f"key_pattern={value!r}: allowed: uniform, sequential, zipf:THETA with 0 < THETA < 1 (e.g. zipf:0.99), "
+        "gaussian:SIGMA with SIGMA the standard deviation as a fraction of the keyspace (e.g. gaussian:0.1)"
+    )
+    if not isinstance(value, str):
+        raise WorkloadError(allowed)
+    name, _, parameter = value.partition(":")
+    if name in ("uniform", "sequential") and not parameter:
+        return name
+    defaults = {"zipf": 0.99, "gaussian": 1 / 6}
+    if name not in defaults:
+        raise WorkloadError(allowed)
+    try:
+        number = float(parameter) if parameter else defaults[name]
+    except ValueError:
+        raise WorkloadError(allowed) from None
+    if name == "zipf" and not 0 < number < 1:
+        raise WorkloadError(allowed)
+    if name == "gaussian" and not 0 < number <= 10:
+        raise WorkloadError(allowed)
+    return f"{name}:{number:g}"
 
 
 def _is_int(value: Any) -> bool:
@@ -260,7 +286,7 @@ _PARSERS = {
     "keys": lambda v: _positive_count(v, "keys"),
     "key_size": lambda v: parse_size_spec(v, "key_size"),
     "value_size": lambda v: parse_size_spec(v, "value_size"),
-    "key_pattern": _choice("key_pattern", KEY_PATTERNS),
+    "key_pattern": lambda v: parse_key_pattern(v),
     "seed": _seed,
     "preload": _bool("preload"),
     "protocol": _choice("protocol", PROTOCOLS),

@@ -422,3 +422,23 @@ def test_values_above_the_servers_item_size_limit_are_refused_before_the_run(pyt
     result.stdout.fnmatch_lines(
         ["*value_size: values up to 2000000 bytes*exceed the server's item_size_max of 1048576*"]
     )
+
+
+def test_the_design_briefs_example_runs_as_written(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(duration="10s", connections=32, window=4,
+                          commands={"get": 0.9, "set": 0.1},
+                          keys=100_000, key_size=(16, 64), value_size=(64, 1024),
+                          key_pattern="zipf:0.99")
+        @pytest.mark.slap_thresholds("ops_per_sec >= 5k", "get.p99 < 1s", "errors == 0")
+        def test_read_heavy(slap):
+            result = slap()
+            assert result.get.hit_ratio > 0.99
+            assert result.workload.key_pattern == "zipf:0.99"
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-duration=0.5")
+    result.assert_outcomes(passed=1)

@@ -91,3 +91,48 @@ def test_keys_too_short_for_the_keyspace_are_refused():
     needed = min_key_size("slx:", 100_000)
     with pytest.raises(WorkloadError, match=f"use key_size of at least {needed}"):
         build_keys("slx:", range(100_000), ((5, 5, 1.0),), random.Random(1))
+
+
+@pytest.mark.parametrize(
+    ("given", "normalised"),
+    [("uniform", "uniform"), ("zipf", "zipf:0.99"), ("zipf:0.5", "zipf:0.5"), ("gaussian", "gaussian:0.166667")],
+)
+def test_key_patterns(given, normalised):
+    assert Workload.from_args({"key_pattern": given}).key_pattern == normalised
+
+
+@pytest.mark.parametrize("bad", ["zipf:1.5", "zipf:0", "zipf:x", "gaussian:-1", "hot", "uniform:3", 7])
+def test_bad_key_patterns_say_what_is_allowed(bad):
+    with pytest.raises(WorkloadError, match="allowed: uniform, sequential, zipf:THETA with 0 < THETA < 1"):
+        Workload.from_args({"key_pattern": bad})
+
+
+def test_zipf_draws_follow_the_zipf_law():
+    import random
+    from collections import Counter
+
+    from pytest_memaslap.keyspace import Zipfian
+
+    keys, theta, draws = 1000, 0.99, 200_000
+    chooser = Zipfian(keys, theta, random.Random(5).random)
+    counts = Counter(chooser() for _ in range(draws))
+    assert min(counts) >= 0 and max(counts) < keys
+    norm = sum(1 / r**theta for r in range(1, keys + 1))
+    for rank in (0, 1, 2, 9, 99, 500):
+        expected = draws / ((rank + 1) ** theta) / norm
+        assert abs(counts[rank] - expected) < 5 * expected**0.5, (rank, counts[rank], expected)  # 5 sigma
+    hot = sum(counts[r] for r in range(10)) / draws  # the 1 % hottest keys
+    assert abs(hot - sum(1 / (r + 1) ** theta for r in range(10)) / norm) < 0.02
+
+
+def test_gaussian_draws_centre_on_the_keyspace():
+    import random
+    import statistics
+
+    from pytest_memaslap.keyspace import Gaussian
+
+    chooser = Gaussian(60_000, 1 / 6, random.Random(5).gauss)
+    sample = [chooser() for _ in range(50_000)]
+    assert abs(statistics.mean(sample) - 30_000) < 300
+    assert abs(statistics.stdev(sample) - 10_000) < 300
+    assert min(sample) >= 0 and max(sample) < 60_000

@@ -11,7 +11,7 @@ import itertools
 import random
 from collections.abc import Callable, Sequence
 
-from ..keyspace import SAMPLE_TABLE_SIZE, ValueSource
+from ..keyspace import SAMPLE_TABLE_SIZE, ValueSource, key_chooser
 from ..workload import Workload
 from . import ascii
 
@@ -40,6 +40,7 @@ class OpSource:
         self.labels = values.labels
         self.get_lines = get_lines
         self.sequential = workload.key_pattern == "sequential"
+        self.chooser = key_chooser(workload.key_pattern, self.key_count, rng)
         self.cursor = rng.randrange(self.key_count) if self.sequential else 0
         names = workload.command_names()
         self.get_id = names.index("get") if "get" in names else -1
@@ -62,11 +63,15 @@ class OpSource:
         if lines is None:
             get_id = -1  # no prebuilt lines: build gets like every other command
         sequential = self.sequential
+        chooser = self.chooser
         cursor = self.cursor
         out: list[Request] = []
         append = out.append
         for _ in range(count):
-            if sequential:
+            if chooser is not None:
+                index = chooser()
+                cmd = table[int(draw() * COMMAND_TABLE_SIZE)]
+            elif sequential:
                 index = cursor
                 cursor = cursor + 1 if cursor + 1 < key_count else 0
                 cmd = table[int(draw() * COMMAND_TABLE_SIZE)]
