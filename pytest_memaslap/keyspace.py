@@ -82,11 +82,11 @@ def build_keys(prefix: str, indices: range, key_size: SizeSpec, rng: random.Rand
 
 
 class ValueSource:
-    """Value payloads as slices of one random buffer; a key's value depends only on (key, size).
+    """Value payloads as slices of one random buffer; a key's size and value depend only on the key.
 
-    ``sizes`` is a table of draws from the value-size distribution (indexing it
-    at random is one draw) and ``labels`` their ASCII length fields, both built
-    once per shard and shared by its connections.
+    ``sizes`` is a table of draws from the value-size distribution (a key's
+    size is the entry its index hashes to) and ``labels`` their ASCII length
+    fields, both built once per shard and shared by its connections.
     """
 
     def __init__(self, spec: SizeSpec, rng: random.Random) -> None:
@@ -97,6 +97,10 @@ class ValueSource:
         self._span = span - max_size
         self.sizes = sample_table(spec, rng)
         self.labels = size_labels(self.sizes)
+
+    def size_of(self, key_index: int) -> int:
+        """Each key has one value size, drawn from the distribution by its index (as memaslap's items do)."""
+        return self.sizes[((key_index * 2_654_435_761) >> 7) % SAMPLE_TABLE_SIZE]
 
     def value(self, key_index: int, size: int) -> memoryview:
         offset = (key_index * 2_654_435_761) % self._span

@@ -13,6 +13,7 @@ of the true sample.
 
 from __future__ import annotations
 
+import array
 import math
 import operator
 from collections.abc import Iterable
@@ -158,17 +159,35 @@ class CommandStats:
 
 @dataclass
 class Second:
-    """One second of a phase's timeline: ops and errors completed, and their latencies."""
+    """One second of a phase's timeline: ops and errors completed, and their latencies.
+
+    The latency histogram is kept sparse in two flat arrays (bucket index,
+    count): a long run keeps one per second, so it must stay small (a few
+    bytes per occupied bucket, not a dict entry each).
+    """
 
     ops: int = 0
     errors: int = 0
-    latency: dict[int, int] = field(default_factory=dict)
+    indices: array.array[int] = field(default_factory=lambda: array.array("H"))
+    counts: array.array[int] = field(default_factory=lambda: array.array("L"))
+
+    @classmethod
+    def of(cls, ops: int, errors: int, latency: dict[int, int]) -> Second:
+        order = sorted(latency)
+        return cls(ops, errors, array.array("H", order), array.array("L", (latency[i] for i in order)))
+
+    @property
+    def latency(self) -> dict[int, int]:
+        return dict(zip(self.indices, self.counts, strict=True))
 
     def merge(self, other: Second) -> None:
         self.ops += other.ops
         self.errors += other.errors
-        for index, count in other.latency.items():
-            self.latency[index] = self.latency.get(index, 0) + count
+        latency = self.latency
+        for index, count in zip(other.indices, other.counts, strict=True):
+            latency[index] = latency.get(index, 0) + count
+        merged = Second.of(0, 0, latency)
+        self.indices, self.counts = merged.indices, merged.counts
 
 
 @dataclass
@@ -191,7 +210,7 @@ class PhaseStats:
             if i < len(self.timeline):
                 self.timeline[i].merge(second)
             else:
-                self.timeline.append(Second(second.ops, second.errors, dict(second.latency)))
+                self.timeline.append(Second.of(second.ops, second.errors, second.latency))
         self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
 
 
@@ -282,7 +301,7 @@ class ShardResult:
                 for cname, c in raw["commands"].items()
             }
             timeline = [
-                Second(s["ops"], s["errors"], {int(k): v for k, v in s["latency"].items()}) for s in raw["timeline"]
+                Second.of(s["ops"], s["errors"], {int(k): v for k, v in s["latency"].items()}) for s in raw["timeline"]
             ]
             phases[name] = PhaseStats(commands, timeline, raw["elapsed_s"])
         return cls(
@@ -366,7 +385,7 @@ class PhaseRecorder:
             self.totals[cmd] = list(map(operator.add, self.totals[cmd], second))
             second[:] = _ZEROS  # in place: the engine keeps references to this list
         errors = sum(c[ERRORS] for c in self.counters)
-        self.timeline.append(Second(ops, errors - self._errors_closed, latency))
+        self.timeline.append(Second.of(ops, errors - self._errors_closed, latency))
         self._errors_closed = errors
 
     def finish(self, end_ns: int) -> PhaseStats:

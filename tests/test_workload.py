@@ -136,3 +136,14 @@ def test_gaussian_draws_centre_on_the_keyspace():
     assert abs(statistics.mean(sample) - 30_000) < 300
     assert abs(statistics.stdev(sample) - 10_000) < 300
     assert min(sample) >= 0 and max(sample) < 60_000
+
+
+def test_a_keyspace_or_connection_count_too_small_for_the_shards_is_refused():
+    from pytest_memaslap.engine import ShardPlan
+    from pytest_memaslap.fixture import check_shards
+
+    with pytest.raises(WorkloadError, match="keys=3: a keyspace too small for 4 shards; use at least 4 keys"):
+        check_shards(Workload.from_args({"keys": 3, "connections": 8}), ShardPlan(0, 4))
+    with pytest.raises(WorkloadError, match="connections=2: fewer than the 4 shards"):
+        check_shards(Workload.from_args({"keys": 100, "connections": 2}), ShardPlan(0, 4))
+    check_shards(Workload.from_args({"keys": 4, "connections": 4}), ShardPlan(0, 4))

@@ -29,8 +29,18 @@ def delete_request(key: bytes) -> bytes:
     return b"delete " + key + _CRLF
 
 
-def parse_get(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
-    """``END`` is a miss; ``VALUE <key> <flags> <bytes>`` + data + ``END`` a hit; any other line an error."""
+def parse_get(buf: bytearray | bytes, pos: int, expect: tuple[bytes, int] | None = None) -> tuple[int, int]:
+    """``END`` is a miss; ``VALUE <key> <flags> <bytes>`` + data + ``END`` a hit; any other line an error.
+
+    ``expect`` is the hit's header and total length when known in advance:
+    then a hit is one prefix check, and anything else takes the general path.
+    """
+    if expect is not None and buf.startswith(expect[0], pos):
+        end = pos + expect[1]
+        if len(buf) < end:
+            return -1, ERROR
+        if buf[end - 5 : end] == _END:
+            return end, HIT
     eol = buf.find(_CRLF, pos)
     if eol < 0:
         return -1, ERROR
@@ -50,7 +60,7 @@ def parse_get(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
     return eol + 2, ERROR
 
 
-def parse_set(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
+def parse_set(buf: bytearray | bytes, pos: int, expect: object = None) -> tuple[int, int]:
     """``STORED`` is a hit; ``NOT_STORED``/``EXISTS``/``NOT_FOUND`` a miss; anything else an error."""
     eol = buf.find(_CRLF, pos)
     if eol < 0:
@@ -63,7 +73,7 @@ def parse_set(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
     return eol + 2, ERROR
 
 
-def parse_delete(buf: bytearray | bytes, pos: int) -> tuple[int, int]:
+def parse_delete(buf: bytearray | bytes, pos: int, expect: object = None) -> tuple[int, int]:
     """``DELETED`` is a hit, ``NOT_FOUND`` a miss, anything else an error."""
     eol = buf.find(_CRLF, pos)
     if eol < 0:

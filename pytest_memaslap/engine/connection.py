@@ -1,8 +1,8 @@
 """Hot path: one pipelined memcached connection as an asyncio Protocol.
 
 Each connection keeps up to ``depth`` requests in flight. Replies arrive in
-request order, so a FIFO of (slot, send time, request size) is all the state a
-reply needs; the slot holds the command's parser and the counters and latency
+request order, so a FIFO of (slot, send time, request size, expected reply) is
+all the state a reply needs; the slot holds the command's parser and the counters and latency
 histogram of the phase the request was sent in, where its reply is counted.
 Every reply triggers the next request at once (closed loop); all replies
 parsed from one read are answered by one write.
@@ -21,12 +21,12 @@ from ..stats import LAST_BUCKET, SENT, bucket_index
 
 REFILL = 256  # requests drawn per batch from a connection's source
 
-Parser = Callable[[Any, int], tuple[int, int]]
+Parser = Callable[[Any, int, Any], tuple[int, int]]
 Slot = tuple[Parser, list[int], list[int]]  # (reply parser, phase counters, phase latencies) of one command
 
 
 class RequestSource(Protocol):
-    def batch(self, count: int) -> list[tuple[int, bytes]]: ...
+    def batch(self, count: int) -> list[tuple[int, bytes, Any]]: ...
 
 
 class ShardState(Protocol):
@@ -48,9 +48,9 @@ class Connection(asyncio.Protocol):
         self.index = index
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.pending: deque[tuple[Slot, int, int]] = deque()
+        self.pending: deque[tuple[Slot, int, int, Any]] = deque()
         self.source: RequestSource | None = None
-        self.queue: Iterator[tuple[int, bytes]] = iter(())
+        self.queue: Iterator[tuple[int, bytes, Any]] = iter(())
         self.budget = -1
         self.idle: asyncio.Future[None] | None = None
         self.depth = 1
@@ -81,9 +81,9 @@ class Connection(asyncio.Protocol):
         pos = 0
         done = 0
         while pending:
-            slot, sent_ns, size = pending[0]
+            slot, sent_ns, size, expect = pending[0]
             parse, counters, latencies = slot
-            end, outcome = parse(data, pos)
+            end, outcome = parse(data, pos, expect)
             if end < 0:
                 break
             pending.popleft()
@@ -118,8 +118,8 @@ class Connection(asyncio.Protocol):
             if item is None:
                 self.queue = iter(self.source.batch(REFILL))  # type: ignore[union-attr]
                 item = next(self.queue)
-            cmd, request = item
-            pending.append((shard.slots[cmd], now, len(request)))
+            cmd, request, expect = item
+            pending.append((shard.slots[cmd], now, len(request), expect))
             self.transport.write(request)  # type: ignore[union-attr]
         elif done:
             self._send(done, now)
@@ -154,8 +154,8 @@ class Connection(asyncio.Protocol):
             if item is None:
                 queue = self.queue = iter(self.source.batch(REFILL))  # type: ignore[union-attr]
                 item = next(queue)
-            cmd, request = item
-            pending.append((slots[cmd], now, len(request)))
+            cmd, request, expect = item
+            pending.append((slots[cmd], now, len(request), expect))
             self.transport.write(request)  # type: ignore[union-attr]
             return
         out = []
@@ -164,8 +164,8 @@ class Connection(asyncio.Protocol):
             if item is None:
                 queue = self.queue = iter(self.source.batch(max(REFILL, count)))  # type: ignore[union-attr]
                 item = next(queue)
-            cmd, request = item
-            pending.append((slots[cmd], now, len(request)))
+            cmd, request, expect = item
+            pending.append((slots[cmd], now, len(request), expect))
             out.append(request)
         self.transport.write(b"".join(out))  # type: ignore[union-attr]
 
@@ -173,7 +173,7 @@ class Connection(asyncio.Protocol):
         """Count every request the server will never answer as an error of its command."""
         now = perf_counter_ns()
         while self.pending:
-            (_, counters, latencies), sent_ns, size = self.pending.popleft()
+            (_, counters, latencies), sent_ns, size, _ = self.pending.popleft()
             latencies[bucket_index(now - sent_ns)] += 1
             counters[ERROR] += 1
             counters[SENT] += size

@@ -11,11 +11,12 @@ import itertools
 import random
 from collections.abc import Callable, Sequence
 
-from ..keyspace import SAMPLE_TABLE_SIZE, ValueSource, key_chooser
+from ..keyspace import ValueSource, key_chooser
 from ..workload import Workload
 from . import ascii
 
-Request = tuple[int, bytes]
+Expect = tuple[bytes, int] | None  # a get's reply if it hits: (header, total length); None: parse it
+Request = tuple[int, bytes, Expect]
 
 
 class OpSource:
@@ -28,15 +29,13 @@ class OpSource:
         key_base: int,
         values: ValueSource,
         rng: random.Random,
-        get_lines: Sequence[bytes] | None = None,
+        get_lines: GetLines | None = None,
     ) -> None:
-        self.rng = rng
         self.random = rng.random
         self.keys = keys
         self.key_count = len(keys)
         self.key_base = key_base
         self.values = values
-        self.value_sizes = values.sizes
         self.labels = values.labels
         self.get_lines = get_lines
         self.sequential = workload.key_pattern == "sequential"
@@ -80,9 +79,10 @@ class OpSource:
                 index = int(position)
                 cmd = table[int((position - index) * COMMAND_TABLE_SIZE)]
             if cmd == get_id:
-                append((cmd, lines[index]))  # type: ignore[index]
+                request, expect = lines[index]  # type: ignore[index]
+                append((cmd, request, expect))
             else:
-                append((cmd, builders[cmd](index)))
+                append((cmd, builders[cmd](index), None))
         self.cursor = cursor
         return out
 
@@ -90,9 +90,9 @@ class OpSource:
         return b"get " + self.keys[index] + b"\r\n"
 
     def _set(self, index: int) -> bytes:
-        size = self.value_sizes[int(self.random() * SAMPLE_TABLE_SIZE)]
-        value = self.values.value(self.key_base + index, size)
-        return ascii.set_request(self.keys[index], value, self.labels[size])
+        key_index = self.key_base + index
+        size = self.values.size_of(key_index)
+        return ascii.set_request(self.keys[index], self.values.value(key_index, size), self.labels[size])
 
     def _delete(self, index: int) -> bytes:
         return b"delete " + self.keys[index] + b"\r\n"
@@ -112,11 +112,25 @@ def command_table(workload: Workload) -> list[int]:
     return table[:COMMAND_TABLE_SIZE]
 
 
-def get_lines(keys: Sequence[bytes], limit: int = 2_000_000) -> list[bytes] | None:
-    """Every key's get request, built once per shard and shared (skipped for huge keyspaces)."""
+GetLines = list[tuple[bytes, Expect]]
+
+
+def get_lines(keys: Sequence[bytes], key_base: int, values: ValueSource, limit: int = 1_000_000) -> GetLines | None:
+    """Every key's get request and the reply it gets on a hit, built once per shard and shared.
+
+    Knowing a hit's reply in advance (the shard owns its keys, and a key's
+    value size is fixed) lets the parser check one prefix instead of parsing
+    the header. Skipped for huge keyspaces (memory), where gets are built and
+    parsed the general way.
+    """
     if len(keys) > limit:
         return None
-    return [b"get " + key + b"\r\n" for key in keys]
+    lines: GetLines = []
+    for index, key in enumerate(keys):
+        size = values.size_of(key_base + index)
+        header = b"VALUE " + key + b" 0 " + values.labels[size] + b"\r\n"
+        lines.append((b"get " + key + b"\r\n", (header, len(header) + size + 7)))
+    return lines
 
 
 class PreloadSource:
@@ -128,7 +142,6 @@ class PreloadSource:
         indices: range,
         key_base: int,
         values: ValueSource,
-        rng: random.Random,
         set_cmd: int,
     ) -> None:
         self.keys = keys
@@ -136,17 +149,16 @@ class PreloadSource:
         self.count = len(indices)
         self.key_base = key_base
         self.values = values
-        self.random = rng.random
-        self.value_sizes = values.sizes
         self.labels = values.labels
         self.set_cmd = set_cmd
 
     def batch(self, count: int) -> list[Request]:
-        out = []
+        out: list[Request] = []
         for index in itertools.islice(self.indices, count):
-            size = self.value_sizes[int(self.random() * SAMPLE_TABLE_SIZE)]
-            value = self.values.value(self.key_base + index, size)
-            out.append((self.set_cmd, ascii.set_request(self.keys[index], value, self.labels[size])))
+            key_index = self.key_base + index
+            size = self.values.size_of(key_index)
+            value = self.values.value(key_index, size)
+            out.append((self.set_cmd, ascii.set_request(self.keys[index], value, self.labels[size]), None))
         return out
 
 
@@ -158,4 +170,4 @@ class CleanupSource:
         self.indices = iter(indices)
 
     def batch(self, count: int) -> list[Request]:
-        return [(0, ascii.delete_request(self.keys[index])) for index in itertools.islice(self.indices, count)]
+        return [(0, ascii.delete_request(self.keys[index]), None) for index in itertools.islice(self.indices, count)]

@@ -196,7 +196,7 @@ class ShardRunner:
         idle = []
         for i, connection in enumerate(self.connections):
             share = range(i, len(keys), count)
-            source = PreloadSource(keys, share, key_base, values, self.plan.rng(self.workload, f"preload{i}"), 0)
+            source = PreloadSource(keys, share, key_base, values, 0)
             idle.append(connection.begin(source, len(share), max(self.workload.window, PRELOAD_DEPTH)))
         await self._wait(asyncio.gather(*idle))
         self._end_phase("preload", perf_counter_ns())
@@ -217,7 +217,7 @@ class ShardRunner:
         workload, plan = self.workload, self.plan
         names = workload.command_names()
         budgets = _split(plan.ops(workload), len(self.connections))
-        lines = get_lines(keys) if "get" in names else None
+        lines = get_lines(keys, key_base, values) if "get" in names else None
         sources = [
             OpSource(workload, keys, key_base, values, plan.rng(workload, f"conn{i}"), lines)
             for i in range(len(self.connections))
