@@ -22,6 +22,7 @@ class SlapRun:
     result: SlapResult
     verdicts: list[Verdict]
     interrupted: bool = False
+    error: str | None = None  # the run failed; ``result`` is what it did until then
 
     @property
     def passed(self) -> bool:
@@ -63,6 +64,9 @@ class Slap:
         try:
             raw = run_shard(workload, target, prefix, self.shard, self.cleanup)
         except SlapRunError as exc:
+            if exc.partial is not None:  # the summary shows what was done before the failure
+                partial = SlapResult(workload, exc.partial, self.server.version)
+                self.runs.append(SlapRun(partial, evaluate_all(self.thresholds, partial), error=str(exc)))
             raise SlapRunError(str(exc), exc.partial) from None
         except SlapInterrupted as exc:
             if exc.partial is not None:  # keep what was measured for the summary, then stop

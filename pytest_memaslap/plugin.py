@@ -209,7 +209,7 @@ def _report_interrupted(item: pytest.Item, state: SlapSession) -> None:
     """Ctrl-C ends the session before the test's report exists: hand its runs to the summary directly."""
     runner = item.stash.get(SLAP, None)
     if runner is None or not runner.runs or not state.role.reports:
-        return
+        return  # (on a worker, Ctrl-C reaches the controller, which stops the session)
     exprs = tuple(t.expr for t in runner.thresholds)
     for entry in state.entries_for(item.nodeid, runner.runs, exprs):
         state.collect(entry)

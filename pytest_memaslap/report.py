@@ -31,6 +31,8 @@ def _latency(entry: dict[str, Any], command: str, metric: str) -> str:
 
 
 def verdict_text(entry: dict[str, Any]) -> str:
+    if entry["result"].get("error"):
+        return "run failed"
     if entry["result"].get("interrupted"):
         return "interrupted"
     verdicts = entry["thresholds"]

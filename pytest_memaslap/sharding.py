@@ -87,6 +87,7 @@ def shard_entry(key: str, run: SlapRun, role: Role, exprs: tuple[str, ...], enfo
     result = run.result
     return {
         "interrupted": run.interrupted,
+        "error": run.error,
         "key": key,
         "shard": [role.shard_index, role.shard_count],
         "workload": result.workload.to_dict(),
@@ -137,6 +138,7 @@ def merge_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
     verdicts = evaluate_all(thresholds, result)
     data = result.to_dict()
     data["interrupted"] = any(e.get("interrupted") for e in entries)
+    data["error"] = next((e["error"] for e in entries if e.get("error")), None)
     starts = [raw.started_at for raw in raws if raw.started_at]
     data["start_skew_ms"] = round((max(starts) - min(starts)) * 1000, 3) if len(starts) > 1 else 0.0
     data["per_shard"] = [

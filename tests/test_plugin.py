@@ -442,3 +442,25 @@ def test_the_design_briefs_example_runs_as_written(pytester):
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--slap-duration=0.5")
     result.assert_outcomes(passed=1)
+
+
+def test_a_failed_run_still_reports_what_it_did(pytester, no_new_memcached):
+    pytester.makepyfile(
+        """
+        import threading
+        import pytest
+        from pytest_memaslap import SlapRunError
+
+        @pytest.mark.memcached(threads=1)
+        @pytest.mark.slap(duration="30s", connections=2, keys=100)
+        def test_server_dies(slap, memcached_server):
+            threading.Timer(0.5, memcached_server.process.kill).start()
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-json=r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*SlapRunError*server closed the connection*", "*test_server_dies*run failed*"])
+    (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+    assert "server closed the connection" in test["error"]
+    assert test["ops"] > 0

@@ -17,7 +17,7 @@ from time import perf_counter_ns
 from typing import Any, Protocol
 
 from ..stats import ERRORS as ERROR
-from ..stats import LAST_BUCKET, SENT, bucket_index
+from ..stats import LAST_BUCKET, RECEIVED, SENT, bucket_index
 
 REFILL = 256  # requests drawn per batch from a connection's source
 
@@ -100,8 +100,8 @@ class Connection(asyncio.Protocol):
             latencies[index] += 1
             if outcome:  # hits are derived from the histogram's count
                 counters[outcome] += 1
-            counters[3] += size
-            counters[4] += end - pos
+            counters[SENT] += size
+            counters[RECEIVED] += end - pos
             pos = end
             done += 1
         if data is buffer:

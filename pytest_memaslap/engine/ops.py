@@ -115,7 +115,7 @@ def command_table(workload: Workload) -> list[int]:
 GetLines = list[tuple[bytes, Expect]]
 
 
-def get_lines(keys: Sequence[bytes], key_base: int, values: ValueSource, limit: int = 1_000_000) -> GetLines | None:
+def get_lines(keys: Sequence[bytes], key_base: int, values: ValueSource, limit: int = 500_000) -> GetLines | None:
     """Every key's get request and the reply it gets on a hit, built once per shard and shared.
 
     Knowing a hit's reply in advance (the shard owns its keys, and a key's
