@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 COMMANDS = ("get", "set", "delete")
-KEY_PATTERNS = ("uniform", "sequential", "zipf:THETA", "gaussian:SIGMA")
 PROTOCOLS = ("ascii",)
 MAX_KEY_SIZE = 250
 
@@ -286,7 +285,7 @@ _PARSERS = {
     "keys": lambda v: _positive_count(v, "keys"),
     "key_size": lambda v: parse_size_spec(v, "key_size"),
     "value_size": lambda v: parse_size_spec(v, "value_size"),
-    "key_pattern": lambda v: parse_key_pattern(v),
+    "key_pattern": parse_key_pattern,
     "seed": _seed,
     "preload": _bool("preload"),
     "protocol": _choice("protocol", PROTOCOLS),
