@@ -49,6 +49,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     shards = shards_option(config)
     if shards is None or hasattr(config, "workerinput"):
         return  # a worker sees the option too; only the controller starts workers
+    if not config.pluginmanager.hasplugin("xdist"):
+        raise pytest.UsageError(f"--slap-shards={shards} needs pytest-xdist, which is not active (-p no:xdist?)")
     numprocesses = getattr(config.option, "numprocesses", None)
     if numprocesses not in (None, shards):
         raise pytest.UsageError(f"--slap-shards={shards} conflicts with -n {numprocesses}; give one of them")

@@ -54,8 +54,8 @@ class Role:
 
 
 def new_token() -> str:
-    """Three base-36 characters naming this run in every key it writes."""
-    return base36(secrets.randbelow(36**3)).rjust(3, "0")
+    """Four base-36 characters naming this run in every key it writes."""
+    return base36(secrets.randbelow(36**4)).rjust(4, "0")
 
 
 def role_for(config: pytest.Config) -> Role:

@@ -150,3 +150,10 @@ def test_too_few_connections_for_the_shards_is_a_clear_error(pytester):
     )
     result = run_subprocess(pytester, "--slap-shards=2")
     result.stdout.fnmatch_lines(["*connections=1: fewer than the 2 shards*"])
+
+
+def test_shards_without_xdist_is_a_usage_error(pytester):
+    pytester.makepyfile("def test_nothing(): pass")
+    result = run_subprocess(pytester, "-p", "no:xdist", "--slap-shards=2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--slap-shards=2 needs pytest-xdist*"])
