@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from .baseline import Allowance, BaselineError, check_name, load, parse_allowances, resolve
 from .server import ServerConfig, ServerError, parse_address
 from .workload import Workload, WorkloadError, parse_duration
 
@@ -44,6 +45,14 @@ OPTIONS = (
     Option("--slap-window", "requests in flight per connection of every slap test, overriding marks", "N"),
     Option("--slap-seed", "RNG seed of every slap test, overriding marks", "N"),
     Option("--slap-json", "write the results of all slap tests as JSON to PATH", "PATH"),
+    Option("--slap-save", "save this run's results as NAME in the results folder (--slap-storage)", "NAME"),
+    Option("--slap-storage", "folder of saved runs (default .slap)", "DIR"),
+    Option("--slap-compare", "compare this run with a saved one (NAME in the results folder, or a file)", "NAME|PATH"),
+    Option(
+        "--slap-compare-fail",
+        "fail the session when a metric regresses past its allowance, e.g. 'ops_per_sec:-5%,get.p99:+10%'",
+        "SPEC",
+    ),
     Option("--slap-no-thresholds", "measure and report, but do not fail tests on slap_thresholds", kind="bool"),
     Option(
         "--slap-shards",
@@ -111,6 +120,21 @@ def _seconds(name: str, value: Any) -> float:
     return seconds
 
 
+def _baseline_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """--slap-save / --slap-compare / --slap-compare-fail, checked now so a typo fails before any load."""
+    storage = raw["slap_storage"] or ".slap"
+    try:
+        if raw["slap_save"]:
+            check_name(raw["slap_save"])
+        allowances = parse_allowances(raw["slap_compare_fail"] or "")
+        if allowances and not raw["slap_compare"]:
+            raise BaselineError("--slap-compare-fail needs --slap-compare=NAME|PATH to compare against")
+        baseline = load(resolve(raw["slap_compare"], storage)) if raw["slap_compare"] else None
+    except BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return {"save": raw["slap_save"], "storage": storage, "baseline": baseline, "allowances": allowances}
+
+
 def shards_option(config: pytest.Config) -> int | None:
     """``--slap-shards`` / ``slap_shards``, validated; None when not given."""
     value = config.getoption("slap_shards") or config.getini("slap_shards")
@@ -129,6 +153,10 @@ class Settings:
     allow_flush: bool
     sync_timeout: float = 60.0
     cleanup: bool = False
+    save: str | None = None
+    storage: str = ".slap"
+    baseline: dict[str, Any] | None = None  # the run --slap-compare names, loaded and checked
+    allowances: tuple[Allowance, ...] = ()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -165,6 +193,7 @@ class Settings:
             allow_flush=bool(raw["slap_allow_flush"]),
             sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),
             cleanup=bool(raw["slap_cleanup"]),
+            **_baseline_settings(raw),
         )
 
 

@@ -16,7 +16,7 @@ from pymemcache.client.base import Client
 from .config import Settings, add_options, server_config_from_mark, shards_option
 from .engine import LOOP_NOTE, ShardPlan
 from .fixture import Slap
-from .report import terminal_table, thresholds_table
+from .report import comparison_table, terminal_table, thresholds_table
 from .server import MemcachedServer, ServerError, ServerPool
 from .session import SlapPlan, SlapSession
 from .sharding import SERVER_ERROR_KEY, SERVER_KEY, SHARDED_KEY, TOKEN_KEY, role_for
@@ -269,15 +269,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = _session(session.config)
     if not state.role.reports:
         return
-    if state.missing_shards() and session.exitstatus == pytest.ExitCode.OK:
+    state.finish()
+    failed = state.missing_shards() or (state.comparison is not None and state.comparison.regressions)
+    if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if state.settings.json_path:
-        state.write_json(state.settings.json_path)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = _session(config)
-    if not state.role.reports or not (state.entries or state.missing_shards()):
+    if not state.role.reports or not (state.entries or state.missing_shards() or state.comparison):
         return
     terminalreporter.write_sep("=", "slap summary")
     if state.entries:
@@ -297,6 +297,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"note: {LOOP_NOTE}")
     if state.settings.json_path:
         terminalreporter.write_line(f"slap results written to {state.settings.json_path}")
+    if state.saved_to:
+        terminalreporter.write_line(f"slap results saved to {state.saved_to}")
+    if state.comparison is not None:
+        terminalreporter.write_sep("=", "slap comparison with the baseline")
+        terminalreporter.write_line(comparison_table(state.comparison))
+        regressions = sorted({row.test for row in state.comparison.regressions})
+        if regressions:
+            terminalreporter.write_line(f"regressions past the allowances in: {', '.join(regressions)}", red=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

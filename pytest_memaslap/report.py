@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from .baseline import Comparison
 
 HEADERS = (
     "test",
@@ -107,3 +110,40 @@ def write_json(path: str, document: dict[str, Any]) -> None:
         json.dump(document, f, indent=2, sort_keys=False)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def comparison_table(comparison: Comparison) -> str:
+    """Baseline against current, metric by metric, with the change in percent."""
+    rows = []
+    for row in comparison.rows:
+        change = row.change
+        rows.append(
+            (
+                row.test,
+                row.metric,
+                _number(row.baseline, row.metric),
+                _number(row.current, row.metric),
+                "n/a" if change is None else f"{change:+.1f} %",
+                "REGRESSION" if row.regression else "",
+            )
+        )
+    headers = ("test", "metric", "baseline", "current", "change", "verdict")
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    notes = [f"only in the baseline: {t}" for t in comparison.only_in_baseline]
+    notes += [f"new in this run (no baseline): {t}" for t in comparison.only_in_current]
+    return "\n".join([table, *notes])
+
+
+def _number(value: float | None, metric: str) -> str:
+    if value is None:
+        return "-"
+    name = metric.rpartition(".")[2]
+    if name in ("ops_per_sec",):
+        return f"{value:,.0f} ops/s"
+    if name in ("p50", "p90", "p99", "p999", "max", "mean", "stdev"):
+        return f"{value:,.1f} µs"
+    if name == "mb_per_sec":
+        return f"{value:.1f} MB/s"
+    if name == "hit_ratio":
+        return f"{value:.4f}"
+    return f"{value:,.0f}"

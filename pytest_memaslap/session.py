@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
+from .baseline import Comparison, compare, save
 from .config import Settings
 from .engine import LOOP_NAME
 from .fixture import SlapRun
@@ -33,6 +34,8 @@ class SlapSession:
     role: Role
     pool: ServerPool = field(init=False)
     aggregator: Aggregator = field(default_factory=Aggregator)
+    comparison: Comparison | None = None
+    saved_to: str | None = None
 
     def __post_init__(self) -> None:
         external = self.role.server_address or self.settings.external
@@ -73,9 +76,21 @@ class SlapSession:
     def missing_shards(self) -> list[tuple[str, list[int], int]]:
         return self.aggregator.missing()
 
-    def write_json(self, path: str) -> None:
+    def document(self) -> dict[str, Any]:
+        """The run's results as the JSON document (--slap-json, --slap-save)."""
         version = next((e["memcached_version"] for e in self.entries if e["memcached_version"]), "")
         document = json_document(self.entries, __version__, version, LOOP_NAME)
         if self.missing_shards():
             document["missing_shards"] = {key: missing for key, missing, _ in self.missing_shards()}
-        write_json(path, document)
+        return document
+
+    def finish(self) -> None:
+        """At the session's end: write the JSON, save the run, compare it with the baseline."""
+        settings = self.settings
+        document = self.document()
+        if settings.json_path:
+            write_json(settings.json_path, document)
+        if settings.save:
+            self.saved_to = str(save(document, settings.storage, settings.save))
+        if settings.baseline is not None:
+            self.comparison = compare(settings.baseline, document, settings.allowances)

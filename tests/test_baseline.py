@@ -1,0 +1,123 @@
+"""Saved runs and regression verdicts: --slap-save, --slap-compare, --slap-compare-fail, slap-compare."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pytest_memaslap.baseline import BaselineError, compare, parse_allowances
+
+TWO_TESTS = """
+import pytest
+
+@pytest.mark.slap(duration="0.5s", connections=4, window=16, keys=500)
+def test_fast(slap):
+    slap()
+
+@pytest.mark.slap(duration="0.5s", connections=4, keys=500)
+def test_other(slap):
+    slap()
+"""
+
+
+def _doc(ops_per_sec: float, p99: float) -> dict:
+    return {"tests": {"t::a": {"ops_per_sec": ops_per_sec, "errors": 0, "latency_us": {"p99": p99}, "commands": {}}}}
+
+
+def test_allowances_and_verdicts():
+    allowances = parse_allowances("ops_per_sec:-5%, p99:+10%")
+    ok = compare(_doc(1000, 100), _doc(960, 109), allowances)
+    assert not ok.regressions
+    bad = compare(_doc(1000, 100), _doc(940, 111), allowances)
+    assert {row.metric for row in bad.regressions} == {"ops_per_sec", "p99"}
+    assert round(bad.regressions[0].change, 1) == -6.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("ops_per_sec:5", "is not METRIC:PERCENT%"),
+        ("ops_per_sec:+5%", "a regression of ops_per_sec is a drop (use -N%)"),
+        ("get.p99:-10%", "a regression of get.p99 is a rise (use +N%)"),
+        ("speed:-5%", "unknown metric 'speed'"),
+        ("gets.p99:+5%", "unknown metric 'gets.p99'"),
+    ],
+)
+def test_bad_allowances_are_explained(spec, message):
+    with pytest.raises(BaselineError, match=re.escape(message)):
+        parse_allowances(spec)
+
+
+def test_save_then_compare_an_identical_configuration_passes(pytester):
+    pytester.makepyfile(TWO_TESTS)
+    saved = pytester.runpytest("-p", "no:cacheprovider", "--slap-save=main")
+    saved.assert_outcomes(passed=2)
+    document = json.loads((pytester.path / ".slap" / "main.json").read_text())
+    assert set(document["machine"]) >= {"cpu", "cores", "python", "memcached_version", "git_commit"}
+    assert len(document["tests"]) == 2
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-compare=main", "--slap-compare-fail=errors:+0%")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*slap comparison with the baseline*", "*test*metric*baseline*current*change*"])
+
+
+def test_a_slowed_run_fails_the_comparison_naming_the_test(pytester):
+    pytester.makepyfile(TWO_TESTS)
+    pytester.runpytest("-p", "no:cacheprovider", "--slap-save=main").assert_outcomes(passed=2)
+    # the same tests, one of them now closed-loop on one connection instead of 4 x 16 pipelined: far slower
+    pytester.makepyfile(
+        TWO_TESTS.replace("def test_fast(slap):\n    slap()", "def test_fast(slap):\n    slap(connections=1, window=1)")
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-compare=main", "--slap-compare-fail=ops_per_sec:-30%")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["*test_fast*ops_per_sec*REGRESSION*", "*regressions past the allowances in: *test_fast*"]
+    )
+
+
+def test_tests_on_one_side_only_are_reported_not_crashed_on(pytester):
+    pytester.makepyfile(TWO_TESTS)
+    pytester.runpytest("-p", "no:cacheprovider", "--slap-save=main").assert_outcomes(passed=2)
+    pytester.makepyfile(TWO_TESTS.replace("test_other", "test_new"))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-compare=main")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*only in the baseline: *test_other*", "*new in this run (no baseline): *test_new*"])
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["--slap-compare=nothing"], "*baseline 'nothing': no file 'nothing' and no saved run*"),
+        ("not json", ["--slap-compare=bad.json"], "*baseline 'bad.json': not JSON*"),
+        ('{"x": 1}', ["--slap-compare=bad.json"], "*not a pytest-memaslap result (no 'tests' object)*"),
+        (None, ["--slap-compare-fail=ops_per_sec:-5%"], "*--slap-compare-fail needs --slap-compare*"),
+        (None, ["--slap-save=../escape"], "*--slap-save='../escape': a name is letters, digits*"),
+    ],
+)
+def test_malformed_or_missing_baselines_are_clear_errors(pytester, setup, args, message):
+    if setup is not None:
+        (pytester.path / "bad.json").write_text(setup)
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_offline_compare_command(pytester):
+    old, new = pytester.path / "old.json", pytester.path / "new.json"
+    old.write_text(json.dumps(_doc(1000, 100)))
+    new.write_text(json.dumps(_doc(800, 100)))
+    command = [sys.executable, "-m", "pytest_memaslap.compare"]
+    ok = subprocess.run([*command, str(old), str(old)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "t::a" in ok.stdout
+    bad = subprocess.run(
+        [*command, str(old), str(new), "--fail", "ops_per_sec:-5%"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 1
+    assert "REGRESSION" in bad.stdout and "-20.0 %" in bad.stdout
+    missing = subprocess.run([*command, "nope", str(new)], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no saved run" in missing.stderr
