@@ -45,6 +45,11 @@ OPTIONS = (
     Option("--slap-window", "requests in flight per connection of every slap test, overriding marks", "N"),
     Option("--slap-seed", "RNG seed of every slap test, overriding marks", "N"),
     Option("--slap-json", "write the results of all slap tests as JSON to PATH", "PATH"),
+    Option(
+        "--slap-stat-freq",
+        "print progress every N seconds of a run (0: off; default 5 for runs of 10 s or more, else off)",
+        "SECONDS",
+    ),
     Option("--slap-save", "save this run's results as NAME in the results folder (--slap-storage)", "NAME"),
     Option("--slap-storage", "folder of saved runs (default .slap)", "DIR"),
     Option("--slap-compare", "compare this run with a saved one (NAME in the results folder, or a file)", "NAME|PATH"),
@@ -153,6 +158,7 @@ class Settings:
     allow_flush: bool
     sync_timeout: float = 60.0
     cleanup: bool = False
+    stat_freq: int | None = None
     save: str | None = None
     storage: str = ".slap"
     baseline: dict[str, Any] | None = None  # the run --slap-compare names, loaded and checked
@@ -193,6 +199,7 @@ class Settings:
             allow_flush=bool(raw["slap_allow_flush"]),
             sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),
             cleanup=bool(raw["slap_cleanup"]),
+            stat_freq=None if raw["slap_stat_freq"] is None else _int("slap_stat_freq", raw["slap_stat_freq"], low=0),
             **_baseline_settings(raw),
         )
 

@@ -9,6 +9,7 @@ from typing import Any
 from .engine import ShardPlan, SlapInterrupted, SlapRunError, Target, run_shard
 from .result import SlapResult
 from .server import MemcachedServer
+from .stats import Second
 from .thresholds import Threshold, Verdict, evaluate_all, parse_all
 from .workload import Workload, WorkloadError
 
@@ -44,6 +45,7 @@ class Slap:
         prefix_for_call: Callable[[int], str],
         shard: ShardPlan | None = None,
         cleanup: bool = False,
+        progress_for: Callable[[Workload], Callable[[int, Second], None] | None] | None = None,
     ) -> None:
         self.workload = workload
         self.thresholds = thresholds
@@ -51,6 +53,7 @@ class Slap:
         self.shard = shard or ShardPlan()
         self.cleanup = cleanup and not server.owned  # a server we started is stopped anyway
         self._prefix_for_call = prefix_for_call
+        self._progress_for = progress_for
         self.runs: list[SlapRun] = []
 
     def __call__(self, **overrides: Any) -> SlapResult:
@@ -62,7 +65,8 @@ class Slap:
         prefix = self._prefix_for_call(len(self.runs) + 1)
         target = Target(self.server.host, self.server.port)
         try:
-            raw = run_shard(workload, target, prefix, self.shard, self.cleanup)
+            progress = self._progress_for(workload) if self._progress_for else None
+            raw = run_shard(workload, target, prefix, self.shard, self.cleanup, progress)
         except SlapRunError as exc:
             if exc.partial is not None:  # the summary shows what was done before the failure
                 partial = SlapResult(workload, exc.partial, self.server.version)

@@ -16,6 +16,7 @@ from pymemcache.client.base import Client
 from .config import Settings, add_options, server_config_from_mark, shards_option
 from .engine import LOOP_NOTE, ShardPlan
 from .fixture import Slap
+from .progress import ProgressPrinter, stat_freq
 from .report import comparison_table, terminal_table, thresholds_table
 from .server import MemcachedServer, ServerError, ServerPool
 from .session import SlapPlan, SlapSession
@@ -175,9 +176,24 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
         lambda call: state.prefix_for(index, call),
         ShardPlan(role.shard_index, role.shard_count, state.settings.sync_timeout),
         state.settings.cleanup,
+        _progress_printer(request.config, item.nodeid),
     )
     item.stash[SLAP] = runner
     return runner
+
+
+def _progress_printer(config: pytest.Config, nodeid: str) -> Any:
+    """Live progress lines on the terminal (not from xdist workers, not with -q)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput") or config.get_verbosity() < 0:
+        return None
+    freq = _session(config).settings.stat_freq
+
+    def for_workload(workload: Workload) -> ProgressPrinter | None:
+        every = stat_freq(freq, workload.duration)
+        return ProgressPrinter(reporter.write_line, nodeid, workload.duration, every) if every else None
+
+    return for_workload
 
 
 @pytest.hookimpl(wrapper=True)

@@ -464,3 +464,22 @@ def test_a_failed_run_still_reports_what_it_did(pytester, no_new_memcached):
     (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
     assert "server closed the connection" in test["error"]
     assert test["ops"] > 0
+
+
+def test_live_progress_lines_during_a_run_and_quiet_with_q(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(duration="3s", connections=2, keys=100)
+        def test_long(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-stat-freq=1")
+    result.assert_outcomes(passed=1)
+    lines = [line for line in result.stdout.lines if line.startswith("slap test_live_progress")]
+    assert len(lines) >= 2, result.stdout.str()
+    assert "1/3 s" in lines[0] and "ops/s" in lines[0] and "p99" in lines[0]
+    quiet = pytester.runpytest("-p", "no:cacheprovider", "--slap-stat-freq=1", "-q")
+    assert not [line for line in quiet.stdout.lines if line.startswith("slap test_live_progress")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..stats import ShardResult
+from collections.abc import Callable
+
+from ..stats import Second, ShardResult
 from ..workload import Workload
 from .errors import SlapInterrupted, SlapRunError
 from .loop import LOOP_NAME, LOOP_NOTE
@@ -13,14 +15,21 @@ __all__ = ["LOOP_NAME", "LOOP_NOTE", "ShardPlan", "SlapInterrupted", "SlapRunErr
 
 
 def run_shard(
-    workload: Workload, target: Target, prefix: str, plan: ShardPlan | None = None, cleanup: bool = False
+    workload: Workload,
+    target: Target,
+    prefix: str,
+    plan: ShardPlan | None = None,
+    cleanup: bool = False,
+    on_second: Callable[[int, Second], None] | None = None,
 ) -> ShardResult:
     """Run one shard of ``workload`` against ``target`` with keys under ``prefix``; blocks until done.
 
-    ``cleanup`` deletes the shard's keys after the measured phase. On Ctrl-C
-    the load stops and :class:`SlapInterrupted` carries what was measured.
+    ``cleanup`` deletes the shard's keys after the measured phase;
+    ``on_second`` sees each second of the measured phase as it closes (live
+    progress). On Ctrl-C the load stops and :class:`SlapInterrupted` carries
+    what was measured.
     """
-    runner = ShardRunner(workload, target, prefix, plan or ShardPlan(), cleanup)
+    runner = ShardRunner(workload, target, prefix, plan or ShardPlan(), cleanup, on_second)
     try:
         return run_loop(runner.run)
     except KeyboardInterrupt:

@@ -11,13 +11,13 @@ import asyncio
 import gc
 import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
 from ..keyspace import ValueSource, build_keys, key_slice
-from ..stats import ERRORS, RECEIVED, PhaseRecorder, ShardResult
+from ..stats import ERRORS, RECEIVED, PhaseRecorder, Second, ShardResult
 from ..workload import Workload
 from . import ascii
 from .barrier import ServerBarrier
@@ -68,9 +68,18 @@ class ShardPlan:
 class ShardRunner:
     """Drives the connections of one shard through its phases."""
 
-    def __init__(self, workload: Workload, target: Target, prefix: str, plan: ShardPlan, cleanup: bool = False) -> None:
+    def __init__(
+        self,
+        workload: Workload,
+        target: Target,
+        prefix: str,
+        plan: ShardPlan,
+        cleanup: bool = False,
+        on_second: Callable[[int, Second], None] | None = None,
+    ) -> None:
         self.workload = workload
         self.cleanup = cleanup
+        self.on_second = on_second  # called with (seconds done, that second) in the measured phase
         self.target = target
         self.prefix = prefix
         self.plan = plan
@@ -270,7 +279,12 @@ class ShardRunner:
         self._tick_handle = asyncio.get_running_loop().call_later(delay, self._on_tick)
 
     def _on_tick(self) -> None:
-        self.recorder.tick(perf_counter_ns())
+        recorder = self.recorder
+        closed = len(recorder.timeline)
+        recorder.tick(perf_counter_ns())
+        if self.on_second is not None and self._phases and self._phases[-1][0] == "measured":
+            for second in recorder.timeline[closed:]:
+                self.on_second(len(recorder.timeline), second)
         self._schedule_tick()
 
     def _progress(self) -> int:
