@@ -88,11 +88,12 @@ _CLI_WORKLOAD = {
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("memaslap", "memcached load testing (pytest-memaslap)")
     for option in OPTIONS:
+        cli_help = option.help.replace("%", "%%")  # argparse formats help strings with %
         if option.kind == "bool":
-            group.addoption(option.flag, action="store_true", default=None, dest=option.dest, help=option.help)
+            group.addoption(option.flag, action="store_true", default=None, dest=option.dest, help=cli_help)
             parser.addini(option.ini, option.help, type="bool", default=False)
         else:
-            group.addoption(option.flag, default=None, dest=option.dest, metavar=option.metavar, help=option.help)
+            group.addoption(option.flag, default=None, dest=option.dest, metavar=option.metavar, help=cli_help)
             parser.addini(option.ini, option.help, default="")
 
 

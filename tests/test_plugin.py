@@ -483,3 +483,15 @@ def test_live_progress_lines_during_a_run_and_quiet_with_q(pytester):
     assert "1/3 s" in lines[0] and "ops/s" in lines[0] and "p99" in lines[0]
     quiet = pytester.runpytest("-p", "no:cacheprovider", "--slap-stat-freq=1", "-q")
     assert not [line for line in quiet.stdout.lines if line.startswith("slap test_live_progress")]
+
+
+def test_help_lists_every_option_and_its_ini_key(pytester):
+    from pytest_memaslap.config import OPTIONS
+
+    result = pytester.runpytest("--help")
+    assert result.ret == pytest.ExitCode.OK
+    text = result.stdout.str()
+    for option in OPTIONS:
+        assert option.flag in text, option.flag
+        assert option.ini in text, option.ini
+    assert "'ops_per_sec:-5%,get.p99:+10%'" in text  # a literal % in a help text, printed as written
