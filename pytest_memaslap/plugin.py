@@ -30,7 +30,6 @@ SESSION = pytest.StashKey[SlapSession]()
 PLAN = pytest.StashKey[SlapPlan]()
 INDEX = pytest.StashKey[int]()
 SLAP = pytest.StashKey[Slap]()
-SIGTERM = pytest.StashKey[Any]()
 
 MARKERS = (
     "slap(**workload): the load this test runs with the slap fixture: duration, ops, warmup, connections, "
@@ -66,7 +65,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = state
     if state.role.reports:
         config.pluginmanager.register(ReportCollector(state), "memaslap-report-collector")
-    config.stash[SIGTERM] = install_sigterm_handler()
 
 
 def _session(config: pytest.Config) -> SlapSession:
@@ -132,12 +130,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def memcached_pool(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
-    """Every memcached of the session, one per configuration; stopped and reaped at the end."""
+    """Every memcached of the session, one per configuration; stopped and reaped at the end.
+
+    While it exists, SIGTERM is handled like Ctrl-C (so a CI runner's stop ends
+    the load and stops the servers in order); suites that never use the
+    plugin's fixtures keep their own SIGTERM behaviour.
+    """
     pool = _session(request.config).pool
+    previous = install_sigterm_handler()
     try:
         yield pool
     finally:
         pool.close()
+        restore_sigterm_handler(previous)
 
 
 @pytest.fixture
@@ -324,7 +329,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    restore_sigterm_handler(config.stash.get(SIGTERM, None))
     state = config.stash.get(SESSION, None)
     if state is not None:
         state.pool.close()
