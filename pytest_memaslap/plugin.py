@@ -190,13 +190,21 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
 def _progress_printer(config: pytest.Config, nodeid: str) -> Any:
     """Live progress lines on the terminal (not from xdist workers, not with -q)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or hasattr(config, "workerinput") or config.get_verbosity() < 0:
         return None
     freq = _session(config).settings.stat_freq
 
+    def write_line(line: str) -> None:
+        if capture is None:
+            reporter.write_line(line)
+            return
+        with capture.global_and_fixture_disabled():  # live, not in the test's captured output
+            reporter.write_line(line)
+
     def for_workload(workload: Workload) -> ProgressPrinter | None:
         every = stat_freq(freq, workload.duration)
-        return ProgressPrinter(reporter.write_line, nodeid, workload.duration, every) if every else None
+        return ProgressPrinter(write_line, nodeid, workload.duration, every) if every else None
 
     return for_workload
 
