@@ -8,6 +8,8 @@ import sys
 import pytest
 from conftest import run_subprocess
 
+from pytest_memaslap.server import ServerConfig, start_server
+
 SHARDED_TEST = """
 import pytest
 
@@ -24,13 +26,21 @@ def _json(pytester, name="r.json"):
     return json.loads((pytester.path / name).read_text())
 
 
-def test_two_shards_merge_into_one_result_matching_the_servers_counters(pytester, memcached_server):
+@pytest.fixture
+def own_server(no_new_memcached):
+    """A server for this test alone: its counters move only with this test's load."""
+    server = start_server(ServerConfig(threads=2, memory_mb=64))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_two_shards_merge_into_one_result_matching_the_servers_counters(pytester, own_server):
     pytester.makepyfile(SHARDED_TEST)
-    before = memcached_server.stats()
-    result = run_subprocess(
-        pytester, "--slap-shards=2", f"--memcached={memcached_server.address}", "--slap-json=r.json"
-    )
-    after = memcached_server.stats()
+    before = own_server.stats()
+    result = run_subprocess(pytester, "--slap-shards=2", f"--memcached={own_server.address}", "--slap-json=r.json")
+    after = own_server.stats()
     result.assert_outcomes(passed=2)  # one report per shard
     result.stdout.fnmatch_lines(["*slap summary*", "*test_sharded*  2 *2/2 pass*"])
     test = _json(pytester)["tests"][
