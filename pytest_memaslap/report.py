@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from .thresholds import format_metric
+
 if TYPE_CHECKING:
     from .baseline import Comparison
 
@@ -135,15 +137,5 @@ def comparison_table(comparison: Comparison) -> str:
 
 
 def _number(value: float | None, metric: str) -> str:
-    if value is None:
-        return "-"
-    name = metric.rpartition(".")[2]
-    if name in ("ops_per_sec",):
-        return f"{value:,.0f} ops/s"
-    if name in ("p50", "p90", "p99", "p999", "max", "mean", "stdev"):
-        return f"{value:,.1f} µs"
-    if name == "mb_per_sec":
-        return f"{value:.1f} MB/s"
-    if name == "hit_ratio":
-        return f"{value:.4f}"
-    return f"{value:,.0f}"
+    """The same units as the thresholds table; '-' when a side has no such number."""
+    return "-" if value is None else format_metric(metric.rpartition(".")[2], value)
