@@ -287,7 +287,7 @@ class ShardRunner:
                 self.on_second(len(recorder.timeline), second)
         self._schedule_tick()
 
-    def _progress(self) -> int:
+    def _reply_bytes(self) -> int:
         """Grows with every reply of any phase (each reply has bytes): the stall watchdog's signal."""
         return sum(c[RECEIVED] + c[ERRORS] for _, recorder, _ in self._phases for c in recorder.counters)
 
@@ -319,7 +319,7 @@ class ShardRunner:
         failure = self._failure
         assert failure is not None
         stall_ns = int(self.workload.timeout * 1e9)
-        progress, progress_ns = self._progress(), perf_counter_ns()
+        seen, seen_ns = self._reply_bytes(), perf_counter_ns()
         try:
             while True:
                 poll = POLL_S
@@ -334,10 +334,10 @@ class ShardRunner:
                 if until_ns is not None and perf_counter_ns() >= until_ns:
                     return
                 now = perf_counter_ns()
-                if self._progress() != progress:
-                    progress, progress_ns = self._progress(), now
+                if self._reply_bytes() != seen:
+                    seen, seen_ns = self._reply_bytes(), now
                 in_flight = sum(c.in_flight() for c in self.connections)
-                if in_flight and now - progress_ns > stall_ns:
+                if in_flight and now - seen_ns > stall_ns:
                     raise SlapRunError(
                         f"no reply from memcached at {self.target} for {self.workload.timeout:g} s "
                         f"({in_flight} request{'s' if in_flight != 1 else ''} in flight)"
