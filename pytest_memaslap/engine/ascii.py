@@ -18,11 +18,18 @@ _VALUE = b"VALUE "
 
 
 def get_request(key: bytes) -> bytes:
+    """Request formats live here only; the hot path prebuilds gets once per key with this."""
     return b"get " + key + _CRLF
 
 
 def set_request(key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:
     return b"".join((b"set ", key, b" 0 0 ", size_label, _CRLF, value, _CRLF))
+
+
+def expected_hit(key: bytes, size_label: bytes, size: int) -> tuple[bytes, int]:
+    """The header and total length of a get's reply when it hits a value of ``size`` bytes we set."""
+    header = _VALUE + key + b" 0 " + size_label + _CRLF
+    return header, len(header) + size + 7  # data + \r\n + END\r\n
 
 
 def delete_request(key: bytes) -> bytes:

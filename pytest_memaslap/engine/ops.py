@@ -87,7 +87,7 @@ class OpSource:
         return out
 
     def _get(self, index: int) -> bytes:
-        return b"get " + self.keys[index] + b"\r\n"
+        return ascii.get_request(self.keys[index])
 
     def _set(self, index: int) -> bytes:
         key_index = self.key_base + index
@@ -95,7 +95,7 @@ class OpSource:
         return ascii.set_request(self.keys[index], self.values.value(key_index, size), self.labels[size])
 
     def _delete(self, index: int) -> bytes:
-        return b"delete " + self.keys[index] + b"\r\n"
+        return ascii.delete_request(self.keys[index])
 
 
 COMMAND_TABLE_SIZE = 1 << 16
@@ -128,8 +128,7 @@ def get_lines(keys: Sequence[bytes], key_base: int, values: ValueSource, limit: 
     lines: GetLines = []
     for index, key in enumerate(keys):
         size = values.size_of(key_base + index)
-        header = b"VALUE " + key + b" 0 " + values.labels[size] + b"\r\n"
-        lines.append((b"get " + key + b"\r\n", (header, len(header) + size + 7)))
+        lines.append((ascii.get_request(key), ascii.expected_hit(key, values.labels[size], size)))
     return lines
 
 
