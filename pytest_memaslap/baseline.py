@@ -14,7 +14,7 @@ import platform
 import re
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,10 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def metric_value(test: dict[str, Any], metric: str) -> float | None:
-    """A metric of one test entry of the JSON document; None when the test has no such number."""
+    """A metric of one test entry of the JSON document (its median over rounds); None when it has no such number."""
+    rounds = test.get("rounds")
+    if isinstance(rounds, dict) and metric in rounds.get("median", {}):
+        return float(rounds["median"][metric])
     command, _, name = metric.rpartition(".")
     source = test
     if command:
@@ -121,6 +124,15 @@ def metric_value(test: dict[str, Any], metric: str) -> float | None:
     else:
         value = source.get(name)
     return float(value) if isinstance(value, (int, float)) else None
+
+
+def metric_spread(test: dict[str, Any], metric: str) -> float | None:
+    """The metric's spread over the test's rounds in % (inf when unbounded); None after a single round."""
+    rounds = test.get("rounds")
+    if not isinstance(rounds, dict) or metric not in rounds.get("spread_pct", {}):
+        return None
+    spread = rounds["spread_pct"][metric]
+    return float("inf") if spread is None else float(spread)
 
 
 @dataclass(frozen=True)
@@ -167,6 +179,15 @@ class Row:
     baseline: float | None
     current: float | None
     regression: bool
+    allowance: float | None = None  # percent, when --slap-compare-fail names this metric
+    spreads: tuple[float | None, float | None] = (None, None)  # baseline's and current's, in %
+
+    @property
+    def noisy(self) -> bool:
+        """The spread of either side exceeds the allowance: the data cannot support this verdict."""
+        if self.allowance is None:
+            return False
+        return any(s is not None and s > abs(self.allowance) for s in self.spreads)
 
     @property
     def change(self) -> float | None:
@@ -187,6 +208,15 @@ class Comparison:
     def regressions(self) -> tuple[Row, ...]:
         return tuple(row for row in self.rows if row.regression)
 
+    @property
+    def noisy(self) -> tuple[Row, ...]:
+        return tuple(row for row in self.rows if row.noisy)
+
+    @property
+    def single_round(self) -> bool:
+        """No side has rounds: the noise is unknown, so a verdict rests on one sample each."""
+        return all(row.spreads == (None, None) for row in self.rows)
+
 
 def compare(baseline: dict[str, Any], current: dict[str, Any], allowances: tuple[Allowance, ...] = ()) -> Comparison:
     """Test by test, metric by metric; a test on one side only is listed, not compared."""
@@ -199,10 +229,11 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], allowances: tuple
             old, new = metric_value(before[test], metric), metric_value(after[test], metric)
             if old is None and new is None:
                 continue
-            row = Row(test, metric, old, new, False)
             allowance = by_metric.get(metric)
+            spreads = (metric_spread(before[test], metric), metric_spread(after[test], metric))
+            row = Row(test, metric, old, new, False, allowance.percent if allowance else None, spreads)
             change = row.change
             if allowance is not None and change is not None and allowance.violated_by(change):
-                row = Row(test, metric, old, new, True)
+                row = replace(row, regression=True)
             rows.append(row)
     return Comparison(tuple(rows), tuple(sorted(set(before) - set(after))), tuple(sorted(set(after) - set(before))))

@@ -44,6 +44,11 @@ OPTIONS = (
     Option("--slap-connections", "connections of every slap test, overriding marks", "N"),
     Option("--slap-window", "requests in flight per connection of every slap test, overriding marks", "N"),
     Option("--slap-seed", "RNG seed of every slap test, overriding marks", "N"),
+    Option(
+        "--slap-rounds",
+        "run every slap() call N times; thresholds and comparisons use each metric's median (default 1)",
+        "N",
+    ),
     Option("--slap-json", "write the results of all slap tests as JSON to PATH", "PATH"),
     Option(
         "--slap-stat-freq",
@@ -160,6 +165,7 @@ class Settings:
     sync_timeout: float = 60.0
     cleanup: bool = False
     stat_freq: int | None = None
+    rounds: int = 1
     save: str | None = None
     storage: str = ".slap"
     baseline: dict[str, Any] | None = None  # the run --slap-compare names, loaded and checked
@@ -200,6 +206,7 @@ class Settings:
             allow_flush=bool(raw["slap_allow_flush"]),
             sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),
             cleanup=bool(raw["slap_cleanup"]),
+            rounds=_int("slap_rounds", raw["slap_rounds"] or 1),
             stat_freq=None if raw["slap_stat_freq"] is None else _int("slap_stat_freq", raw["slap_stat_freq"], low=0),
             **_baseline_settings(raw),
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 from .engine import ShardPlan, SlapInterrupted, SlapRunError, Target, run_shard
 from .result import SlapResult
+from .rounds import representative
 from .server import MemcachedServer
 from .stats import Second
 from .thresholds import Threshold, Verdict, evaluate_all, parse_all
@@ -20,7 +21,7 @@ ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded
 class SlapRun:
     """One ``slap()`` call of a test: its result and how it fared against the thresholds."""
 
-    result: SlapResult
+    result: SlapResult  # the median round; every round is in ``result.rounds``
     verdicts: list[Verdict]
     interrupted: bool = False
     error: str | None = None  # the run failed; ``result`` is what it did until then
@@ -45,7 +46,8 @@ class Slap:
         prefix_for_call: Callable[[int], str],
         shard: ShardPlan | None = None,
         cleanup: bool = False,
-        progress_for: Callable[[Workload], Callable[[int, Second], None] | None] | None = None,
+        progress_for: Callable[[Workload, str], Callable[[int, Second], None] | None] | None = None,
+        rounds: int = 1,
     ) -> None:
         self.workload = workload
         self.thresholds = thresholds
@@ -54,6 +56,7 @@ class Slap:
         self.cleanup = cleanup and not server.owned  # a server we started is stopped anyway
         self._prefix_for_call = prefix_for_call
         self._progress_for = progress_for
+        self.rounds = rounds
         self.runs: list[SlapRun] = []
 
     def __call__(self, **overrides: Any) -> SlapResult:
@@ -64,22 +67,45 @@ class Slap:
         check_shards(workload, self.shard)
         prefix = self._prefix_for_call(len(self.runs) + 1)
         target = Target(self.server.host, self.server.port)
-        try:
-            progress = self._progress_for(workload) if self._progress_for else None
-            raw = run_shard(workload, target, prefix, self.shard, self.cleanup, progress)
-        except SlapRunError as exc:
-            if exc.partial is not None:  # the summary shows what was done before the failure
-                partial = SlapResult(workload, exc.partial, self.server.version)
-                self.runs.append(SlapRun(partial, evaluate_all(self.thresholds, partial), error=str(exc)))
-            raise SlapRunError(str(exc), exc.partial) from None
-        except SlapInterrupted as exc:
-            if exc.partial is not None:  # keep what was measured for the summary, then stop
-                partial = SlapResult(workload, exc.partial, self.server.version)
-                self.runs.append(SlapRun(partial, evaluate_all(self.thresholds, partial), interrupted=True))
-            raise KeyboardInterrupt from None
-        result = SlapResult(workload, raw, self.server.version)
-        self.runs.append(SlapRun(result, evaluate_all(self.thresholds, result)))
-        return result
+        done: list[SlapResult] = []
+        for number in range(1, self.rounds + 1):
+            label = f" round {number}/{self.rounds}" if self.rounds > 1 else ""
+            try:
+                progress = self._progress_for(workload, label) if self._progress_for else None
+                raw = run_shard(
+                    workload, target, round_prefix(prefix, number, self.rounds), self.shard, self.cleanup, progress
+                )
+            except SlapRunError as exc:
+                if exc.partial is not None:  # the summary shows what was done before the failure
+                    done.append(SlapResult(workload, exc.partial, self.server.version))
+                self._record(done, error=str(exc))
+                raise SlapRunError(str(exc), exc.partial) from None
+            except SlapInterrupted as exc:
+                if exc.partial is not None:  # keep what was measured for the summary, then stop
+                    done.append(SlapResult(workload, exc.partial, self.server.version))
+                self._record(done, interrupted=True)
+                raise KeyboardInterrupt from None
+            done.append(SlapResult(workload, raw, self.server.version))
+        self._record(done)
+        return self.runs[-1].result
+
+    def _record(self, rounds: list[SlapResult], interrupted: bool = False, error: str | None = None) -> None:
+        """Keep the call's rounds as one run; its result is the median round, carrying all of them."""
+        if rounds:
+            result = with_rounds(rounds)
+            self.runs.append(SlapRun(result, evaluate_all(self.thresholds, result), interrupted, error))
+
+
+def round_prefix(prefix: str, number: int, rounds: int) -> str:
+    """Each round writes keys of its own, so a round never finds the previous round's data."""
+    return prefix if rounds == 1 else f"{prefix[:-1]}.{number}:"
+
+
+def with_rounds(rounds: list[SlapResult]) -> SlapResult:
+    """The median round by throughput, with every round attached (``result.rounds``)."""
+    result = rounds[representative(rounds)]
+    result.rounds = list(rounds) if len(rounds) > 1 else []
+    return result
 
 
 def check_shards(workload: Workload, shard: ShardPlan) -> None:

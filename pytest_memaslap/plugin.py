@@ -182,6 +182,7 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
         ShardPlan(role.shard_index, role.shard_count, state.settings.sync_timeout),
         state.settings.cleanup,
         _progress_printer(request.config, item.nodeid),
+        state.settings.rounds,
     )
     item.stash[SLAP] = runner
     return runner
@@ -202,9 +203,9 @@ def _progress_printer(config: pytest.Config, nodeid: str) -> Any:
         with capture.global_and_fixture_disabled():  # live, not in the test's captured output
             reporter.write_line(line)
 
-    def for_workload(workload: Workload) -> ProgressPrinter | None:
+    def for_workload(workload: Workload, label: str) -> ProgressPrinter | None:
         every = stat_freq(freq, workload.duration)
-        return ProgressPrinter(write_line, nodeid, workload.duration, every) if every else None
+        return ProgressPrinter(write_line, nodeid + label, workload.duration, every) if every else None
 
     return for_workload
 

@@ -30,9 +30,26 @@ HEADERS = (
 )
 
 
+def _median(entry: dict[str, Any], metric: str, single: float) -> float:
+    """With rounds, the metric's median over them (what thresholds judge); else the single run's value."""
+    rounds = entry["result"].get("rounds")
+    return float(rounds["median"].get(metric, single)) if rounds else single
+
+
 def _latency(entry: dict[str, Any], command: str, metric: str) -> str:
     cmd = entry["result"]["commands"].get(command)
-    return f"{cmd['latency_us'][metric]:,.1f}" if cmd else "-"
+    return f"{_median(entry, f'{command}.{metric}', cmd['latency_us'][metric]):,.1f}" if cmd else "-"
+
+
+def _throughput(entry: dict[str, Any]) -> str:
+    """ops/s; with rounds, the median and its spread (max - min in % of the median)."""
+    result = entry["result"]
+    text = f"{_median(entry, 'ops_per_sec', result['ops_per_sec']):,.0f}"
+    rounds = result.get("rounds")
+    if rounds:
+        spread = rounds["spread_pct"].get("ops_per_sec")
+        text += f" ({rounds['count']} rounds, spread {'n/a' if spread is None else f'{spread:.1f}%'})"
+    return text
 
 
 def verdict_text(entry: dict[str, Any]) -> str:
@@ -60,14 +77,14 @@ def terminal_table(entries: list[dict[str, Any]]) -> str:
                 str(result["shards"]),
                 f"{result['duration_s']:.2f}",
                 f"{result['ops']:,}",
-                f"{result['ops_per_sec']:,.0f}",
+                _throughput(entry),
                 _latency(entry, "get", "p50"),
                 _latency(entry, "get", "p99"),
                 _latency(entry, "get", "max"),
                 _latency(entry, "set", "p99"),
-                f"{result['hit_ratio']:.4f}" if has_get else "-",
+                f"{_median(entry, 'hit_ratio', result['hit_ratio']):.4f}" if has_get else "-",
                 f"{result['errors']:,}",
-                f"{result['mb_per_sec']:.1f}",
+                f"{_median(entry, 'mb_per_sec', result['mb_per_sec']):.1f}",
                 verdict_text(entry),
             )
         )
@@ -117,23 +134,44 @@ def write_json(path: str, document: dict[str, Any]) -> None:
 def comparison_table(comparison: Comparison) -> str:
     """Baseline against current, metric by metric, with the change in percent."""
     rows = []
+    with_spread = not comparison.single_round
     for row in comparison.rows:
         change = row.change
-        rows.append(
-            (
-                row.test,
-                row.metric,
-                _number(row.baseline, row.metric),
-                _number(row.current, row.metric),
-                "n/a" if change is None else f"{change:+.1f} %",
-                "REGRESSION" if row.regression else "",
-            )
-        )
-    headers = ("test", "metric", "baseline", "current", "change", "verdict")
-    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+        verdict = "REGRESSION" if row.regression else ""
+        if row.noisy:
+            verdict = f"{verdict} (noisy)".strip()
+        cells = [
+            row.test,
+            row.metric,
+            _number(row.baseline, row.metric),
+            _number(row.current, row.metric),
+            "n/a" if change is None else f"{change:+.1f} %",
+        ]
+        if with_spread:
+            cells.append(" / ".join(_spread(s) for s in row.spreads))
+        rows.append((*cells, verdict))
+    headers = ["test", "metric", "baseline", "current", "change"]
+    headers += ["spread (base / now)"] if with_spread else []
+    table = tabulate(rows, headers=[*headers, "verdict"], tablefmt="simple", disable_numparse=True)
     notes = [f"only in the baseline: {t}" for t in comparison.only_in_baseline]
     notes += [f"new in this run (no baseline): {t}" for t in comparison.only_in_current]
+    if comparison.noisy:
+        notes.append(
+            "noisy: the spread over a side's rounds (max - min, % of the median) is larger than the allowance, "
+            "so the data cannot support that verdict; use more --slap-rounds or a quieter machine"
+        )
+    if comparison.single_round and any(row.allowance is not None for row in comparison.rows):
+        notes.append(
+            "each side is a single round, so the noise is unknown; --slap-rounds=N on both runs "
+            "compares medians and flags verdicts the spread cannot support"
+        )
     return "\n".join([table, *notes])
+
+
+def _spread(spread: float | None) -> str:
+    if spread is None:
+        return "-"
+    return "unbounded" if spread == float("inf") else f"{spread:.1f} %"
 
 
 def _number(value: float | None, metric: str) -> str:

@@ -7,6 +7,7 @@ latencies are microseconds (``p50``, ``p90``, ``p99``, ``p999``, ``max``,
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,8 @@ class SlapResult:
     server_version: str = ""
     commands: dict[str, CommandResult] = field(init=False)
     total: CommandResult = field(init=False)
+    # with --slap-rounds=N: every round, this one (the median round by throughput) among them
+    rounds: list[SlapResult] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         measured = self.raw.measured
@@ -172,9 +175,15 @@ class SlapResult:
             points.append(TimelinePoint(i, second.ops, second.errors, p99))
         return points
 
+    def median(self, metric: str) -> float:
+        """``metric`` (``ops_per_sec``, ``p99``, ``get.p99``) as thresholds see it: the median over the rounds."""
+        if len(self.rounds) > 1:
+            return statistics.median(read_metric(r, metric) for r in self.rounds)
+        return read_metric(self, metric)
+
     def __getattr__(self, name: str) -> Any:
         """``result.get`` / ``result.set`` / ``result.delete`` and total latencies (``result.p99``)."""
-        if name in ("commands", "total") or name.startswith("__"):
+        if name in ("commands", "total", "rounds") or name.startswith("__"):
             raise AttributeError(name)
         if name in LATENCY_METRICS:
             return self.total.latency_us[name]
@@ -206,6 +215,17 @@ class SlapResult:
                 {"second": p.second, "ops": p.ops, "errors": p.errors, "p99_us": p.p99_us} for p in self.timeline
             ],
         }
+
+
+def read_metric(result: SlapResult, name: str) -> float:
+    """``ops_per_sec``, ``p99`` or ``get.p99`` of one result in base units; NaN when the command was not sent."""
+    command, _, metric = name.rpartition(".")
+    source: Any = result
+    if command:
+        source = result.commands.get(command)
+        if source is None:
+            return float("nan")
+    return float(getattr(source, metric))
 
 
 def _sum_commands(phase: PhaseStats) -> CommandStats:

@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from .fixture import SlapRun
+from .fixture import SlapRun, with_rounds
 from .keyspace import base36
 from .result import SlapResult
+from .rounds import representative, summarize
 from .stats import ShardResult, merge_results
 from .thresholds import evaluate_all, parse_all
 from .workload import Workload
@@ -92,7 +93,7 @@ def shard_entry(key: str, run: SlapRun, role: Role, exprs: tuple[str, ...], enfo
         "shard": [role.shard_index, role.shard_count],
         "workload": result.workload.to_dict(),
         "thresholds": list(exprs),
-        "raw": result.raw.to_dict(),
+        "rounds": [r.raw.to_dict() for r in (result.rounds or [result])],
         "memcached_version": result.server_version,
         "enforced": enforced,
     }
@@ -132,14 +133,22 @@ def merge_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """One summary entry from the shard entries of one call: merged numbers, verdicts on the whole."""
     first = entries[0]
     workload = Workload.from_args(first["workload"])
-    raws = [ShardResult.from_dict(e["raw"]) for e in entries]
-    result = SlapResult(workload, merge_results(raws), first["memcached_version"])
+    by_round = [
+        [ShardResult.from_dict(e["rounds"][k]) for e in entries if k < len(e["rounds"])]
+        for k in range(max(len(e["rounds"]) for e in entries))
+    ]
+    rounds = [SlapResult(workload, merge_results(raws), first["memcached_version"]) for raws in by_round]
+    median = representative(rounds)
+    result = with_rounds(rounds)
+    shards = [(e, ShardResult.from_dict(e["rounds"][median])) for e in entries if median < len(e["rounds"])]
     thresholds = parse_all(tuple(first["thresholds"]))
     verdicts = evaluate_all(thresholds, result)
     data = result.to_dict()
+    if len(rounds) > 1:
+        data["rounds"] = summarize(rounds)
     data["interrupted"] = any(e.get("interrupted") for e in entries)
     data["error"] = next((e["error"] for e in entries if e.get("error")), None)
-    starts = [raw.started_at for raw in raws if raw.started_at]
+    starts = [raw.started_at for _, raw in shards if raw.started_at]
     data["start_skew_ms"] = round((max(starts) - min(starts)) * 1000, 3) if len(starts) > 1 else 0.0
     data["per_shard"] = [
         {
@@ -150,7 +159,7 @@ def merge_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
             "duration_s": round(raw.measured.elapsed_s, 6),
             "started_at": raw.started_at,
         }
-        for e, raw in zip(entries, raws, strict=True)
+        for e, raw in shards
     ]
     return {
         "key": first["key"],

@@ -83,13 +83,13 @@ class Threshold:
         value = float(number) * _unit_factor(expr, metric, unit)
         return cls(expr.strip(), command or None, metric, op, value)
 
+    @property
+    def name(self) -> str:
+        return f"{self.command}.{self.metric}" if self.command else self.metric
+
     def measure(self, result: SlapResult) -> float:
-        source: Any = result
-        if self.command is not None:
-            source = result.commands.get(self.command)
-            if source is None:
-                return float("nan")
-        return float(getattr(source, self.metric))
+        """The metric on ``result``; with several rounds, its median over them."""
+        return result.median(self.name)
 
     def evaluate(self, result: SlapResult) -> Verdict:
         measured = self.measure(result)
