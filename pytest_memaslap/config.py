@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from .baseline import Allowance, BaselineError, check_name, load, parse_allowances, resolve
+from .html_report import ReportExtraMissing, check_available
 from .server import ServerConfig, ServerError, parse_address
 from .workload import Workload, WorkloadError, parse_duration
 
@@ -55,6 +56,7 @@ OPTIONS = (
         "print progress every N seconds of a run (0: off; default 5 for runs of 10 s or more, else off)",
         "SECONDS",
     ),
+    Option("--slap-html", "write a self-contained HTML report with charts to PATH (needs the report extra)", "PATH"),
     Option("--slap-save", "save this run's results as NAME in the results folder (--slap-storage)", "NAME"),
     Option("--slap-storage", "folder of saved runs (default .slap)", "DIR"),
     Option("--slap-compare", "compare this run with a saved one (NAME in the results folder, or a file)", "NAME|PATH"),
@@ -146,6 +148,16 @@ def _baseline_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {"save": raw["slap_save"], "storage": storage, "baseline": baseline, "allowances": allowances}
 
 
+def _html_path(path: str | None) -> str | None:
+    """--slap-html needs plotly; say so before any load runs, not after."""
+    if path:
+        try:
+            check_available()
+        except ReportExtraMissing as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return path
+
+
 def shards_option(config: pytest.Config) -> int | None:
     """``--slap-shards`` / ``slap_shards``, validated; None when not given."""
     value = config.getoption("slap_shards") or config.getini("slap_shards")
@@ -166,6 +178,7 @@ class Settings:
     cleanup: bool = False
     stat_freq: int | None = None
     rounds: int = 1
+    html_path: str | None = None
     save: str | None = None
     storage: str = ".slap"
     baseline: dict[str, Any] | None = None  # the run --slap-compare names, loaded and checked
@@ -207,6 +220,7 @@ class Settings:
             sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),
             cleanup=bool(raw["slap_cleanup"]),
             rounds=_int("slap_rounds", raw["slap_rounds"] or 1),
+            html_path=_html_path(raw["slap_html"]),
             stat_freq=None if raw["slap_stat_freq"] is None else _int("slap_stat_freq", raw["slap_stat_freq"], low=0),
             **_baseline_settings(raw),
         )

@@ -67,7 +67,18 @@ def verdict_text(entry: dict[str, Any]) -> str:
 
 def terminal_table(entries: list[dict[str, Any]]) -> str:
     """One row per slap run, units in the headers."""
-    rows = []
+    return tabulate(
+        summary_rows(entries),
+        headers=HEADERS,
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=("left",) + ("right",) * (len(HEADERS) - 1),
+    )
+
+
+def summary_rows(entries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The summary's cells (as HEADERS name them), shared by the terminal and the HTML report."""
+    rows: list[tuple[str, ...]] = []
     for entry in entries:
         result = entry["result"]
         has_get = "get" in result["commands"]
@@ -88,13 +99,7 @@ def terminal_table(entries: list[dict[str, Any]]) -> str:
                 verdict_text(entry),
             )
         )
-    return tabulate(
-        rows,
-        headers=HEADERS,
-        tablefmt="simple",
-        disable_numparse=True,
-        colalign=("left",) + ("right",) * (len(HEADERS) - 1),
-    )
+    return rows
 
 
 def thresholds_table(rows: list[tuple[str, str, str, str]]) -> str:
@@ -121,13 +126,16 @@ def json_document(
 
 
 def write_json(path: str, document: dict[str, Any]) -> None:
+    write_text(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
+
+
+def write_text(path: str, text: str) -> None:
     """Write atomically, so a reader never sees half a file."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(document, f, indent=2, sort_keys=False)
-        f.write("\n")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
     os.replace(tmp, path)
 
 

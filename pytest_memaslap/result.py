@@ -30,6 +30,7 @@ class CommandResult:
     bytes_received: int
     duration: float
     latency_us: dict[str, float]
+    spectrum_us: list[tuple[float, float]]  # (percentile, µs), p10 to max: the latency-percentile curve
 
     @classmethod
     def from_stats(cls, name: str, stats: CommandStats, duration: float) -> CommandResult:
@@ -43,6 +44,7 @@ class CommandResult:
             stats.bytes_received,
             duration,
             stats.latency.summary_us(),
+            stats.latency.spectrum_us(),
         )
 
     @property
@@ -81,6 +83,7 @@ class CommandResult:
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
             "latency_us": dict(self.latency_us),
+            "spectrum_us": [list(point) for point in self.spectrum_us],
         }
 
 
@@ -210,6 +213,7 @@ class SlapResult:
             "requests_sent": self.requests_sent,
             "reconnects": {"count": self.reconnects, "gap_s": round(self.raw.reconnect_gap_s, 6)},
             "latency_us": dict(self.total.latency_us),
+            "spectrum_us": [list(point) for point in self.total.spectrum_us],
             "commands": {name: cmd.to_dict() for name, cmd in self.commands.items()},
             "timeline": [
                 {"second": p.second, "ops": p.ops, "errors": p.errors, "p99_us": p.p99_us} for p in self.timeline

@@ -10,6 +10,7 @@ from .baseline import Comparison, compare, save
 from .config import Settings
 from .engine import LOOP_NAME
 from .fixture import SlapRun
+from .html_report import write_html
 from .report import json_document, write_json
 from .server import MemcachedServer, ServerConfig, ServerError, ServerPool
 from .sharding import Aggregator, Role, key_prefix, shard_entry
@@ -94,3 +95,5 @@ class SlapSession:
             self.saved_to = str(save(document, settings.storage, settings.save))
         if settings.baseline is not None:
             self.comparison = compare(settings.baseline, document, settings.allowances)
+        if settings.html_path:
+            write_html(settings.html_path, self.entries, document, self.comparison)

@@ -28,6 +28,7 @@ BUCKET_COUNT = EXACT_LIMIT + (MAX_SHIFT << SUB_BITS)
 LAST_BUCKET = BUCKET_COUNT - 1
 
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
+SPECTRUM = (10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.995, 99.999, 99.9995, 99.9999)
 
 
 def bucket_index(value_ns: int) -> int:
@@ -118,6 +119,13 @@ class Histogram:
         out["mean"] = round(self.mean() / 1000.0, 3)
         out["stdev"] = round(self.stdev() / 1000.0, 3)
         return out
+
+    def spectrum_us(self) -> list[tuple[float, float]]:
+        """(percentile, µs) from p10 to the max, HdrHistogram-style; only the tail ranks the count can resolve."""
+        total = self.total
+        points = [q for q in SPECTRUM if total * (100.0 - q) / 100.0 >= 1.0]
+        out = [(q, round(self.percentile(q) / 1000.0, 3)) for q in points]
+        return out + [(100.0, round(self.max() / 1000.0, 3))] if total else []
 
     def to_sparse(self) -> dict[int, int]:
         return dict(self._nonzero())

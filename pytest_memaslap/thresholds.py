@@ -133,6 +133,8 @@ def _unit_factor(expr: str, metric: str, unit: str) -> float:
 def format_metric(metric: str, value: float) -> str:
     """A number with the unit a reader expects for ``metric``."""
     if metric in LATENCY_METRICS:
+        if value >= 1_000_000:
+            return f"{value / 1_000_000:.3g} s"
         return f"{value / 1000:.3g} ms" if value >= 1000 else f"{value:.3g} µs"
     if metric == "duration":
         return f"{value:.3g} s"

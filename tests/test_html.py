@@ -1,0 +1,115 @@
+"""--slap-html: a self-contained report whose charts render in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+from conftest import run_subprocess
+
+ARTIFACTS = Path(os.environ.get("SLAP_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+BROWSER_TIMEOUT_S = 60
+TWO_TESTS = """
+import pytest
+
+@pytest.mark.slap(duration="1.5s", connections=2, keys=300)
+@pytest.mark.slap_thresholds("ops_per_sec >= 1", "get.p99 < 1s")
+def test_mix(slap):
+    slap()
+
+@pytest.mark.slap(duration="1.5s", connections=2, keys=300, commands={"set": 1})
+def test_sets(slap):
+    slap()
+"""
+
+
+def _chromium() -> str:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/setup installs Debian's chromium package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return browser
+
+
+def _browse(browser: str, page: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        browser,
+        "--headless",
+        "--no-sandbox",  # CI runs as root
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--virtual-time-budget=10000",  # let plotly.js draw before the DOM is read
+        *args,
+        page.as_uri(),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S, check=False)
+
+
+def _png_colours(path: Path) -> int:
+    """How many distinct byte values the decoded image holds: a blank page has one or two."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    pos, idat = 8, b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            idat += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    return len(set(zlib.decompress(idat)))
+
+
+def test_html_report_charts_render_in_headless_chromium(pytester):
+    browser = _chromium()
+    pytester.makepyfile(TWO_TESTS)
+    pytester.runpytest("-p", "no:cacheprovider", "--slap-save=base").assert_outcomes(passed=2)
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--slap-html=report/slap.html", "--slap-compare=base", "--slap-rounds=2"
+    )
+    result.assert_outcomes(passed=2)
+    page = pytester.path / "report" / "slap.html"
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", page.read_text(), flags=re.S)
+    assert not re.search(r"\b(src|href)=", markup), "the report must be self-contained: it fetches nothing"
+
+    dumped = _browse(browser, page, "--dump-dom")
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    dom = dumped.stdout
+    for number in (1, 2):
+        for chart in ("throughput", "percentiles"):
+            match = re.search(rf'<div id="{chart}-{number}"[^>]*>(.*?)</div>\s*</div>\s*</div>', dom, re.S)
+            body = dom.split(f'id="{chart}-{number}"', 1)[1][:200_000] if match is None else match.group(1)
+            assert 'class="main-svg"' in body, f"chart {chart}-{number} did not render"
+    assert dom.count('class="trace bars"') == 2  # throughput bars, one chart per test
+    assert len(re.findall(r'class="trace scatter', dom)) >= 5  # p99 lines and the percentile curves
+    for heading in ("test_mix", "test_sets", "Thresholds", "Comparison with the baseline", "2 rounds"):
+        assert heading in dom
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "slap-report.png"
+    shot.unlink(missing_ok=True)
+    shutil.copy(page, ARTIFACTS / "slap-report.html")
+    taken = _browse(browser, page, "--window-size=1400,2400", f"--screenshot={shot}")
+    assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
+    assert _png_colours(shot) > 50, "the screenshot is blank"
+
+
+def test_html_report_without_plotly_is_refused_up_front(pytester):
+    blocker = pytester.mkdir("no_plotly") / "plotly"
+    blocker.mkdir()
+    (blocker / "__init__.py").write_text("raise ImportError('plotly is blocked for this test')\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    env_path = os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])
+    pytester._monkeypatch.setenv("PYTHONPATH", env_path)
+    result = run_subprocess(pytester, "--slap-html=out.html")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--slap-html needs the plotting library plotly: pip install 'pytest-memaslap[report]'" in result.stderr.str()
+    assert not (pytester.path / "out.html").exists()
