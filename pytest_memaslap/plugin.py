@@ -16,7 +16,7 @@ from pymemcache.client.base import Client
 from .config import Settings, add_options, server_config_from_mark, shards_option
 from .engine import LOOP_NOTE, ShardPlan
 from .fixture import Slap
-from .progress import ProgressPrinter, stat_freq
+from .progress import ProgressPoller, ProgressPrinter, ProgressPublisher, progress_key, stat_freq
 from .report import comparison_table, terminal_table, thresholds_table
 from .server import MemcachedServer, ServerError, ServerPool
 from .session import SlapPlan, SlapSession
@@ -78,9 +78,23 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput[TOKEN_KEY] = state.role.token
     node.workerinput[SHARDED_KEY] = node.config.getoption("dist", "no") == "each"
     try:
-        node.workerinput[SERVER_KEY] = state.pool.get(state.settings.server).address
+        server = state.pool.get(state.settings.server)
     except ServerError as exc:
         node.workerinput[SERVER_ERROR_KEY] = str(exc)
+        return
+    node.workerinput[SERVER_KEY] = server.address
+    if state.settings.stat_freq != 0:
+        _watch_progress(node.config, state, server, str(node.gateway.id))
+
+
+def _watch_progress(config: pytest.Config, state: SlapSession, server: MemcachedServer, worker: str) -> None:
+    """The controller prints the workers' progress, read from the server (see ``progress``)."""
+    if state.progress is None:
+        write_line = _terminal_writer(config)
+        if write_line is None:
+            return
+        state.progress = ProgressPoller(server.host, server.port, write_line)
+    state.progress.watch(progress_key(state.role.token, worker))
 
 
 def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
@@ -181,33 +195,55 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
         lambda call: state.prefix_for(index, call),
         ShardPlan(role.shard_index, role.shard_count, state.settings.sync_timeout),
         state.settings.cleanup,
-        _progress_printer(request.config, item.nodeid),
+        _progress_printer(request.config, item.nodeid, memcached_server),
         state.settings.rounds,
     )
     item.stash[SLAP] = runner
     return runner
 
 
-def _progress_printer(config: pytest.Config, nodeid: str) -> Any:
-    """Live progress lines on the terminal (not from xdist workers, not with -q)."""
+def _progress_printer(config: pytest.Config, nodeid: str, server: MemcachedServer) -> Any:
+    """Live progress: lines on this terminal, or (on an xdist worker) records for the controller to print."""
+    state = _session(config)
+    emit: Any
+    if state.role.kind == "worker":
+        emit = ProgressPublisher(server.host, server.port, progress_key(state.role.token, state.role.worker_id))
+    else:
+        write_line = _terminal_writer(config)
+        if write_line is None:
+            return None
+        emit = lambda period: write_line(period.line())  # noqa: E731
+
+    def for_workload(workload: Workload, label: str) -> ProgressPrinter | None:
+        every = stat_freq(state.settings.stat_freq, workload.duration)
+        if not every:
+            return None
+        return ProgressPrinter(emit, nodeid + label, workload.duration, every, state.role.shard_count)
+
+    return for_workload
+
+
+def _terminal_writer(config: pytest.Config) -> Any:
+    """Writes a live line to the terminal, past output capture; None when quiet (-q) or there is no terminal."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or hasattr(config, "workerinput") or config.get_verbosity() < 0:
+    if reporter is None or config.get_verbosity() < 0:
         return None
-    freq = _session(config).settings.stat_freq
 
     def write_line(line: str) -> None:
+        if _session(config).role.kind == "controller":
+            # the xdist controller runs no tests (nothing is captured) and its dots do not end their line
+            if getattr(getattr(reporter, "_tw", None), "width_of_current_line", 0):
+                reporter.write("\n")
+            reporter.write_line(line)
+            return
         if capture is None:
             reporter.write_line(line)
             return
         with capture.global_and_fixture_disabled():  # live, not in the test's captured output
             reporter.write_line(line)
 
-    def for_workload(workload: Workload, label: str) -> ProgressPrinter | None:
-        every = stat_freq(freq, workload.duration)
-        return ProgressPrinter(write_line, nodeid + label, workload.duration, every) if every else None
-
-    return for_workload
+    return write_line
 
 
 @pytest.hookimpl(wrapper=True)
@@ -297,6 +333,8 @@ class ReportCollector:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = _session(session.config)
+    if state.progress is not None:
+        state.progress.stop()
     if not state.role.reports:
         return
     state.finish()

@@ -11,6 +11,7 @@ from .config import Settings
 from .engine import LOOP_NAME
 from .fixture import SlapRun
 from .html_report import write_html
+from .progress import ProgressPoller
 from .report import json_document, write_json
 from .server import MemcachedServer, ServerConfig, ServerError, ServerPool
 from .sharding import Aggregator, Role, key_prefix, shard_entry
@@ -37,6 +38,7 @@ class SlapSession:
     aggregator: Aggregator = field(default_factory=Aggregator)
     comparison: Comparison | None = None
     saved_to: str | None = None
+    progress: ProgressPoller | None = None  # the xdist controller's reader of the workers' progress
 
     def __post_init__(self) -> None:
         external = self.role.server_address or self.settings.external

@@ -43,6 +43,7 @@ class Role:
     shard_count: int = 1
     server_address: str | None = None
     server_error: str | None = None
+    worker_id: str = ""  # xdist's gwN on a worker
 
     @property
     def sharded(self) -> bool:
@@ -75,6 +76,7 @@ def role_for(config: pytest.Config) -> Role:
         count,
         workerinput.get(SERVER_KEY),
         workerinput.get(SERVER_ERROR_KEY),
+        str(workerinput.get("workerid", "")),
     )
 
 

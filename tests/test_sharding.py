@@ -39,7 +39,10 @@ def own_server(no_new_memcached):
 def test_two_shards_merge_into_one_result_matching_the_servers_counters(pytester, own_server):
     pytester.makepyfile(SHARDED_TEST)
     before = own_server.stats()
-    result = run_subprocess(pytester, "--slap-shards=2", f"--memcached={own_server.address}", "--slap-json=r.json")
+    # (--slap-stat-freq=0: the controller's progress polls would add gets of their own to the counters)
+    result = run_subprocess(
+        pytester, "--slap-shards=2", f"--memcached={own_server.address}", "--slap-json=r.json", "--slap-stat-freq=0"
+    )
     after = own_server.stats()
     result.assert_outcomes(passed=2)  # one report per shard
     result.stdout.fnmatch_lines(["*slap summary*", "*test_sharded*  2 *2/2 pass*"])
@@ -167,3 +170,24 @@ def test_shards_without_xdist_is_a_usage_error(pytester):
     result = run_subprocess(pytester, "-p", "no:xdist", "--slap-shards=2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--slap-shards=2 needs pytest-xdist*"])
+
+
+def test_live_progress_under_xdist_is_merged_over_the_shards_by_the_controller(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(duration="3s", connections=2, keys=200)
+        def test_long(slap):
+            slap()
+        """
+    )
+    result = run_subprocess(pytester, "--slap-shards=2", "--slap-stat-freq=1")
+    result.assert_outcomes(passed=2)
+    lines = [line for line in result.stdout.lines if line.startswith("slap test_live_progress")]
+    assert len(lines) >= 2, result.stdout.str()
+    assert any("1/3 s" in line for line in lines)
+    assert all("ops/s" in line and "p99" in line for line in lines)
+    assert any("(last 1 s, 2 of 2 shards)" in line for line in lines), lines
+    quiet = run_subprocess(pytester, "--slap-shards=2", "--slap-stat-freq=1", "-q")
+    assert not [line for line in quiet.stdout.lines if line.startswith("slap test_live_progress")]
