@@ -33,7 +33,8 @@ SLAP = pytest.StashKey[Slap]()
 
 MARKERS = (
     "slap(**workload): the load this test runs with the slap fixture: duration, ops, warmup, connections, "
-    "window, commands, keys, key_size, value_size, key_pattern, seed, preload, protocol, timeout, reconnect",
+    "window, commands, keys, key_size, value_size, key_pattern, seed, preload, protocol, timeout, reconnect, "
+    "rate, arrivals",
     "slap_thresholds(*exprs): pass/fail rules on the result, e.g. 'ops_per_sec >= 50k', 'get.p99 < 2ms'",
     "memcached(threads=, memory=, args=, binary=): settings of the memcached the plugin starts for these tests",
 )

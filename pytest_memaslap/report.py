@@ -45,6 +45,9 @@ def _throughput(entry: dict[str, Any]) -> str:
     """ops/s; with rounds, the median and its spread (max - min in % of the median)."""
     result = entry["result"]
     text = f"{_median(entry, 'ops_per_sec', result['ops_per_sec']):,.0f}"
+    target = result["workload"].get("rate")
+    if target:
+        text += f" of {target:,.0f}"
     rounds = result.get("rounds")
     if rounds:
         spread = rounds["spread_pct"].get("ops_per_sec")

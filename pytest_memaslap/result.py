@@ -170,6 +170,17 @@ class SlapResult:
         """Connections reopened after the server dropped them (``reconnect=True``)."""
         return self.raw.reconnects
 
+    def rate(self) -> dict[str, Any] | None:
+        """Open loop: the target rate beside the achieved one, and how far the sender fell behind."""
+        if self.workload.rate is None:
+            return None
+        return {
+            "target": self.workload.rate,
+            "achieved": round(self.ops_per_sec, 1),
+            "arrivals": self.workload.arrivals,
+            "send_lag_max_ms": round(self.raw.send_lag_max_s * 1000, 3),
+        }
+
     @property
     def timeline(self) -> list[TimelinePoint]:
         points = []
@@ -212,6 +223,7 @@ class SlapResult:
             "unmeasured_ops": self.unmeasured_ops,
             "requests_sent": self.requests_sent,
             "reconnects": {"count": self.reconnects, "gap_s": round(self.raw.reconnect_gap_s, 6)},
+            "rate": self.rate(),
             "latency_us": dict(self.total.latency_us),
             "spectrum_us": [list(point) for point in self.total.spectrum_us],
             "commands": {name: cmd.to_dict() for name, cmd in self.commands.items()},

@@ -234,6 +234,7 @@ class ShardResult:
     started_at: float = 0.0  # wall clock (time.time()) of the measured phase's start; the earliest when merged
     reconnects: int = 0  # connections reopened after the server dropped them (reconnect=True)
     reconnect_gap_s: float = 0.0  # time those connections spent reconnecting, summed
+    send_lag_max_s: float = 0.0  # open loop: how far behind its schedule the sender ever fell
 
     @property
     def measured(self) -> PhaseStats:
@@ -255,6 +256,7 @@ class ShardResult:
         self.shards += other.shards
         self.reconnects += other.reconnects
         self.reconnect_gap_s += other.reconnect_gap_s
+        self.send_lag_max_s = max(self.send_lag_max_s, other.send_lag_max_s)
         if window is not None:
             self.started_at = window[0]
             self.measured.elapsed_s = window[1] - window[0]
@@ -268,6 +270,7 @@ class ShardResult:
             "started_at": self.started_at,
             "reconnects": self.reconnects,
             "reconnect_gap_s": self.reconnect_gap_s,
+            "send_lag_max_s": self.send_lag_max_s,
             "phases": {
                 name: {
                     "elapsed_s": phase.elapsed_s,
@@ -318,6 +321,7 @@ class ShardResult:
             started_at=data.get("started_at", 0.0),
             reconnects=data.get("reconnects", 0),
             reconnect_gap_s=data.get("reconnect_gap_s", 0.0),
+            send_lag_max_s=data.get("send_lag_max_s", 0.0),
         )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 COMMANDS = ("get", "set", "delete")
 PROTOCOLS = ("ascii",)
+ARRIVALS = ("poisson", "uniform")
 MAX_KEY_SIZE = 250
 
 SizeSpec = tuple[tuple[int, int, float], ...]
@@ -177,6 +178,8 @@ class Workload:
     protocol: str = "ascii"
     timeout: float = 5.0
     reconnect: bool = False
+    rate: float | None = None  # requests per second over all shards: open loop; None: closed loop
+    arrivals: str = "poisson"  # how an open loop spaces its requests: poisson or uniform
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -268,6 +271,29 @@ def _seed(value: Any) -> int:
     return int(value)
 
 
+def parse_rate(value: Any) -> float | None:
+    """Requests per second: a number or a string such as ``"40k"`` or ``"40k/s"``; None is closed loop."""
+    if value is None:
+        return None
+    allowed = f"rate={value!r}: expected requests per second such as 40000, '40k' or '40k/s', or None (closed loop)"
+    if isinstance(value, bool):
+        raise WorkloadError(allowed)
+    if isinstance(value, (int, float)):
+        rate = float(value)
+    elif isinstance(value, str):
+        match = _NUMBER_WITH_UNIT.match(value.removesuffix("/s"))
+        if not match or match.group(2) not in _COUNT_UNITS:
+            raise WorkloadError(allowed)
+        rate = float(match.group(1)) * _COUNT_UNITS[match.group(2)]
+    else:
+        raise WorkloadError(allowed)
+    if not math.isfinite(rate) or rate <= 0:
+        raise WorkloadError(f"rate={value!r}: must be more than 0 requests per second")
+    if rate > 10_000_000:
+        raise WorkloadError(f"rate={value!r}: at most 10M requests per second")
+    return rate
+
+
 def _timeout(value: Any) -> float:
     seconds = parse_duration(value, "timeout")
     if seconds <= 0:
@@ -291,4 +317,6 @@ _PARSERS = {
     "protocol": _choice("protocol", PROTOCOLS),
     "timeout": _timeout,
     "reconnect": _bool("reconnect"),
+    "rate": parse_rate,
+    "arrivals": _choice("arrivals", ARRIVALS),
 }

@@ -5,7 +5,8 @@ request order, so a FIFO of (slot, send time, request size, expected reply) is
 all the state a reply needs; the slot holds the command's parser and the counters and latency
 histogram of the phase the request was sent in, where its reply is counted.
 Every reply triggers the next request at once (closed loop); all replies
-parsed from one read are answered by one write.
+parsed from one read are answered by one write. In an open loop (``rate=``)
+replies trigger nothing: a pacer sends on a schedule (``send_scheduled``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..stats import ERRORS as ERROR
 from ..stats import LAST_BUCKET, RECEIVED, SENT, bucket_index
 
 REFILL = 256  # requests drawn per batch from a connection's source
+SEND_SLACK_NS = 2_000_000  # open loop: a send this close to its schedule is the event loop's timer step, not lag
 
 Parser = Callable[[Any, int, Any], tuple[int, int]]
 Slot = tuple[Parser, list[int], list[int]]  # (reply parser, phase counters, phase latencies) of one command
@@ -55,6 +57,7 @@ class Connection(asyncio.Protocol):
         self.idle: asyncio.Future[None] | None = None
         self.depth = 1
         self.closed = False
+        self.paced = False  # open loop: replies do not trigger sends
 
     # -- asyncio callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -112,7 +115,10 @@ class Connection(asyncio.Protocol):
             shard.connection_failed(self, f"unexpected data from the server: {bytes(buffer[:80])!r}")
             buffer.clear()
             return
-        if done == 1 and self.budget < 0 and not shard.stopping:
+        if self.paced:
+            if not pending and (shard.stopping or self.budget == 0):
+                self.give_up()
+        elif done == 1 and self.budget < 0 and not shard.stopping:
             # the closed loop's common case, inlined: one reply, one new request
             item = next(self.queue, None)
             if item is None:
@@ -125,16 +131,53 @@ class Connection(asyncio.Protocol):
             self._send(done, now)
 
     # -- driving -----------------------------------------------------------
-    def begin(self, source: RequestSource, budget: int, depth: int) -> asyncio.Future[None]:
-        """Start sending from ``source``: ``depth`` requests in flight, ``budget`` in all (-1: no limit)."""
+    def begin(self, source: RequestSource, budget: int, depth: int, paced: bool = False) -> asyncio.Future[None]:
+        """Start sending from ``source``: ``depth`` requests in flight, ``budget`` in all (-1: no limit).
+
+        ``paced``: open loop; nothing is sent until the pacer calls ``send_scheduled``.
+        """
         loop = asyncio.get_running_loop()
         self.idle = loop.create_future()
         self.source = source
         self.queue = iter(())
         self.budget = budget
         self.depth = depth
-        self._send(depth, perf_counter_ns())
+        self.paced = paced
+        if not paced:
+            self._send(depth, perf_counter_ns())
+        elif budget == 0:
+            self.give_up()
         return self.idle
+
+    def send_scheduled(self, due: list[int], now: int) -> int:
+        """Open loop: one request per scheduled time in ``due``; returns how many were sent.
+
+        Latency counts from the scheduled time, so a sender held up (by a busy
+        loop or a reconnect) shows in the tail instead of being hidden; within
+        SEND_SLACK_NS of its schedule a send counts from when it happened.
+        """
+        budget = self.budget
+        if self.shard.stopping or budget == 0 or self.closed:
+            return 0
+        count = len(due)
+        if budget > 0:
+            count = min(count, budget)
+            self.budget = budget - count
+        queue = self.queue
+        pending = self.pending
+        slots = self.shard.slots
+        out = []
+        for scheduled in due[:count]:
+            item = next(queue, None)
+            if item is None:
+                queue = self.queue = iter(self.source.batch(max(REFILL, count)))  # type: ignore[union-attr]
+                item = next(queue)
+            cmd, request, expect = item
+            sent = scheduled if now - scheduled > SEND_SLACK_NS else now
+            pending.append((slots[cmd], sent, len(request), expect))
+            out.append(request)
+        self.transport.write(b"".join(out))  # type: ignore[union-attr]
+        return count
 
     def _send(self, count: int, now: int) -> None:
         budget = self.budget
@@ -182,7 +225,8 @@ class Connection(asyncio.Protocol):
         """Go on after a reconnect (the new transport is already set): refill the window."""
         self.closed = False
         self.buffer.clear()
-        self._send(self.depth, perf_counter_ns())
+        if not self.paced:  # (paced: the pacer sends what fell due during the gap)
+            self._send(self.depth, perf_counter_ns())
 
     def give_up(self) -> None:
         """No reconnect will come (the run is ending): this connection is idle."""

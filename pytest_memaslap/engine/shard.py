@@ -24,6 +24,7 @@ from .barrier import ServerBarrier
 from .connection import Connection, Slot
 from .errors import SlapRunError
 from .ops import CleanupSource, OpSource, PreloadSource, get_lines
+from .pacer import Pacer
 
 PRELOAD_DEPTH = 16
 RECONNECT_FIRST_DELAY_S = 0.01
@@ -94,6 +95,7 @@ class ShardRunner:
         self.barrier: ServerBarrier | None = None
         self.partial: ShardResult | None = None  # set when the run is cancelled
         self._reconnecting: set[asyncio.Future[None]] = set()
+        self.pacer: Pacer | None = None  # open loop (rate=)
 
     # -- called by connections ------------------------------------------------
     def connection_failed(self, connection: Connection, reason: str) -> None:
@@ -237,10 +239,19 @@ class ShardRunner:
         self.result.started_at = time.time()
         try:
             idle = []
+            paced = workload.rate is not None
             for connection, source, budget in zip(self.connections, sources, budgets, strict=True):
                 budget = -1 if first == "warmup" else budget
-                idle.append(connection.begin(source, budget, workload.window))
+                idle.append(connection.begin(source, budget, workload.window, paced))
             all_idle = asyncio.gather(*idle)
+            if paced:
+                self.pacer = Pacer(
+                    self.connections,
+                    self._shard_rate(),
+                    workload.arrivals,
+                    [plan.rng(workload, f"arrivals{i}") for i in range(len(self.connections))],
+                )
+                self.pacer.start()
             if first == "warmup":
                 await self._wait(asyncio.Event().wait(), until_ns=self.recorder.start_ns + int(workload.warmup * 1e9))
                 self._end_phase("warmup", perf_counter_ns())
@@ -252,10 +263,21 @@ class ShardRunner:
                 end_ns = self.recorder.start_ns + int(workload.duration * 1e9)
                 await self._wait(asyncio.shield(all_idle), until_ns=end_ns)
                 self.stopping = True
+                if self.pacer is not None:
+                    self.pacer.stop()
             await self._wait(all_idle)
             self._end_phase("measured", perf_counter_ns())
         finally:
+            if self.pacer is not None:
+                self.pacer.stop()
+                self.result.send_lag_max_s = self.pacer.max_lag_ns / 1e9
             gc.unfreeze()
+
+    def _shard_rate(self) -> float:
+        """This shard's share of the workload's rate: in proportion to its share of the connections."""
+        workload = self.workload
+        assert workload.rate is not None
+        return workload.rate * len(self.connections) / workload.connections
 
     # -- bookkeeping ------------------------------------------------------------
     def _start_phase(self, name: str, names: tuple[str, ...]) -> PhaseRecorder:

@@ -1,0 +1,86 @@
+"""Open loop (``rate=``): requests leave on a schedule, whatever the server does.
+
+A closed loop waits for a reply before the next request, so a stalled server
+also stalls the load and the stall hides from the latencies (coordinated
+omission). Here each connection has its own arrival schedule, Poisson
+(exponential gaps) or uniform (even gaps, connections staggered), and a timer
+sends every request whose time has come. Latency counts from the scheduled
+time (see ``Connection.send_scheduled``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from time import perf_counter_ns
+
+from .connection import Connection
+
+TICK_S = 0.001  # the timer step; uvloop's timers have millisecond resolution
+
+
+class Pacer:
+    """Drives paced connections on their schedules until ``stop``; records how far it fell behind."""
+
+    def __init__(
+        self, connections: Sequence[Connection], rate: float, arrivals: str, rngs: Sequence[random.Random]
+    ) -> None:
+        self.connections = list(connections)
+        per_connection = rate / len(self.connections)
+        self.gap_ns = 1e9 / per_connection
+        self.poisson = arrivals == "poisson"
+        self.rngs = list(rngs)
+        self.next_ns: list[float] = []
+        self.max_lag_ns = 0
+        self.sent = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        now = perf_counter_ns()
+        count = len(self.connections)
+        if self.poisson:
+            self.next_ns = [now + self._gap(i) for i in range(count)]
+        else:  # staggered, so the connections' sends interleave evenly instead of bunching
+            self.next_ns = [now + self.gap_ns * (i + 1) / count for i in range(count)]
+        self._tick()
+
+    def _gap(self, connection: int) -> float:
+        if self.poisson:
+            return self.rngs[connection].expovariate(1.0) * self.gap_ns
+        return self.gap_ns
+
+    def _tick(self) -> None:
+        if self._stopped:
+            return
+        now = perf_counter_ns()
+        soonest = float("inf")
+        for i, connection in enumerate(self.connections):
+            scheduled = self.next_ns[i]
+            if connection.closed:
+                # reconnecting: what falls due meanwhile goes out on resume, counted from its schedule
+                soonest = min(soonest, now + TICK_S * 1e9)
+                continue
+            due: list[int] = []
+            while scheduled <= now:
+                due.append(int(scheduled))
+                scheduled += self._gap(i)
+            self.next_ns[i] = scheduled
+            soonest = min(soonest, scheduled)
+            if due:
+                lag = now - due[0]
+                if lag > self.max_lag_ns:
+                    self.max_lag_ns = lag
+                self.sent += connection.send_scheduled(due, now)
+        delay = max(0.0, min(TICK_S, (soonest - perf_counter_ns()) / 1e9))
+        self._handle = asyncio.get_running_loop().call_later(delay, self._tick)
+
+    def stop(self) -> None:
+        """No more sends; connections with nothing in flight are idle now, the others when drained."""
+        self._stopped = True
+        if self._handle is not None:
+            self._handle.cancel()
+        for connection in self.connections:
+            if not connection.in_flight():
+                connection.give_up()

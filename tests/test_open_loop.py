@@ -1,0 +1,91 @@
+"""Open loop (rate=): requests leave on a schedule, and a stalled server shows in the tail."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+
+import pytest
+
+from pytest_memaslap import Target, Workload, run_shard
+from pytest_memaslap.result import SlapResult
+from pytest_memaslap.server import ServerConfig, start_server
+from pytest_memaslap.workload import WorkloadError
+
+PAUSE_S = 0.2
+
+
+@pytest.mark.parametrize("arrivals", ["uniform", "poisson"])
+def test_a_200ms_server_pause_moves_p999_by_about_200ms(no_new_memcached, arrivals):
+    server = start_server(ServerConfig(threads=1, memory_mb=64))
+    try:
+        workload = Workload.from_args(
+            {"duration": "2s", "rate": "5k", "arrivals": arrivals, "connections": 4, "keys": 1000}
+        )
+        calm = SlapResult(workload, run_shard(workload, Target(server.host, server.port), "ol1:"))
+        pid = server.process.pid
+        stop = threading.Timer(0.8, os.kill, (pid, signal.SIGSTOP))
+        resume = threading.Timer(0.8 + PAUSE_S, os.kill, (pid, signal.SIGCONT))
+        stop.start()
+        resume.start()
+        paused = SlapResult(workload, run_shard(workload, Target(server.host, server.port), "ol2:"))
+        stop.join()
+        resume.join()
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
+    # the schedule went on through the pause: about rate x duration requests either way
+    assert 9_000 <= paused.ops <= 11_000 and 9_000 <= calm.ops <= 11_000
+    # ~1000 requests fell due during the pause; the earliest of them waited for all of it
+    assert paused.p999 >= 0.75 * PAUSE_S * 1e6, (calm.p999, paused.p999)
+    assert paused.p999 - calm.p999 >= 0.6 * PAUSE_S * 1e6
+    assert paused.max < 5 * PAUSE_S * 1e6
+
+
+def test_an_op_budget_is_sent_exactly_on_schedule(memcached_server):
+    workload = Workload.from_args({"ops": 600, "duration": None, "rate": "3k", "connections": 3, "keys": 100})
+    raw = run_shard(workload, Target(memcached_server.host, memcached_server.port), "ol3:")
+    result = SlapResult(workload, raw)
+    assert result.ops == 600 and result.errors == 0
+    assert result.rate()["target"] == 3000.0 and result.rate()["arrivals"] == "poisson"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("fast", "rate='fast': expected requests per second such as 40000, '40k' or '40k/s'"),
+        (0, "rate=0: must be more than 0 requests per second"),
+        ("-5k", "rate='-5k': expected requests per second"),
+    ],
+)
+def test_bad_rates_are_explained(value, message):
+    with pytest.raises(WorkloadError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Workload.from_args({"rate": value})
+
+
+def test_rate_strings_and_arrivals():
+    assert Workload.from_args({"rate": "40k/s"}).rate == 40_000.0
+    assert Workload.from_args({"rate": 1500}).rate == 1500.0
+    with pytest.raises(WorkloadError, match="arrivals='bursty': allowed: poisson, uniform"):
+        Workload.from_args({"arrivals": "bursty"})
+
+
+def test_the_summary_shows_the_achieved_rate_beside_the_target(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(duration="1s", rate="2k", arrivals="uniform", connections=2, keys=100)
+        @pytest.mark.slap_thresholds("ops_per_sec >= 1k")
+        def test_paced(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-json=out.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_paced*of 2,000*1/1 pass*"])
+    (entry,) = json.loads((pytester.path / "out.json").read_text())["tests"].values()
+    assert entry["rate"]["target"] == 2000.0 and entry["rate"]["arrivals"] == "uniform"
+    assert 1_000 < entry["rate"]["achieved"] < 3_000
