@@ -14,6 +14,7 @@ from .stats import Second
 from .thresholds import Threshold, Verdict, evaluate_all, parse_all
 from .workload import Workload, WorkloadError
 
+STORAGE_COMMANDS = {"set", "add", "replace"}  # (append/prepend add a few bytes only)
 ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded up
 
 
@@ -123,7 +124,7 @@ def check_shards(workload: Workload, shard: ShardPlan) -> None:
 
 def check_item_size(workload: Workload, server: MemcachedServer) -> None:
     """Refuse values the server would reject as too large, before any load runs."""
-    if "set" not in workload.command_names() and not workload.preload:
+    if not STORAGE_COMMANDS & set(workload.command_names()) and not workload.preload:
         return
     limit = server.item_size_max()
     largest_key = max(high for _, high, _ in workload.key_size)

@@ -81,6 +81,14 @@ def build_keys(prefix: str, indices: range, key_size: SizeSpec, rng: random.Rand
     return keys
 
 
+def counter_keys(keys: Sequence[bytes]) -> list[bytes]:
+    """incr/decr work on numbers, not on the random values: key ``s...`` has the counter ``#...``.
+
+    Same length (so the 250-byte limit holds) and distinct, since all keys of a run share their first byte.
+    """
+    return [b"#" + key[1:] for key in keys]
+
+
 class ValueSource:
     """Value payloads as slices of one random buffer; a key's size and value depend only on the key.
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-COMMANDS = ("get", "set", "delete")
+COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr")
+COUNTER_COMMANDS = ("incr", "decr")  # these work on numeric counter keys of their own
 PROTOCOLS = ("ascii",)
 ARRIVALS = ("poisson", "uniform")
 MAX_KEY_SIZE = 250

@@ -218,3 +218,34 @@ def test_without_reconnect_a_restart_fails_the_run_clearly(no_new_memcached):
             box["restarted"].kill()
             box["restarted"].wait()
         server.stop()
+
+
+def test_every_command_is_counted_as_memcached_counts_it(no_new_memcached):
+    """Each command's hits, misses and errors, and memcached's own counters, for a mix of all ten."""
+    server = start_server(ServerConfig(threads=2, memory_mb=64))
+    try:
+        mix = {name: 0.1 for name in ("get", "set", "delete", "add", "replace", "append", "prepend", "touch")}
+        mix.update({"incr": 0.1, "decr": 0.1})
+        workload = Workload.from_args({"ops": 6_000, "duration": None, "connections": 3, "keys": 400, "commands": mix})
+        before = server.stats()
+        raw = run_shard(workload, _target(server), "allcmd:")
+        after = server.stats()
+    finally:
+        server.stop()
+    measured = raw.measured.commands
+    assert sum(c.ops for c in measured.values()) == 6_000
+    assert set(measured) == set(mix)
+    assert all(c.errors == 0 for c in measured.values()), {n: c.errors for n, c in measured.items()}
+    assert measured["incr"].misses == 0 and measured["decr"].misses == 0  # the counters were preloaded
+    assert measured["add"].hits <= measured["delete"].hits  # add stores only where a delete made room
+    moved = {name: after[name] - before[name] for name in after if isinstance(after[name], int)}
+    preload = raw.phases["preload"].ops
+    assert preload == 800  # every key and its counter
+    assert moved["cmd_get"] == measured["get"].ops
+    storage = sum(measured[n].ops for n in ("set", "add", "replace", "append", "prepend"))
+    assert moved["cmd_set"] == storage + preload
+    assert moved["delete_hits"] + moved["delete_misses"] == measured["delete"].ops
+    assert moved["cmd_touch"] == measured["touch"].ops
+    assert moved["incr_hits"] + moved["incr_misses"] == measured["incr"].ops
+    assert moved["decr_hits"] + moved["decr_misses"] == measured["decr"].ops
+    assert moved["touch_hits"] == measured["touch"].hits

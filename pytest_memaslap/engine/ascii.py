@@ -1,4 +1,4 @@
-"""Hot path: the memcached ASCII protocol codec (get, set, delete).
+"""Hot path: the memcached ASCII protocol codec (retrieval, storage, delete, touch, incr/decr).
 
 Requests are built by concatenating pre-built bytes; replies are parsed by
 searching the receive buffer for line ends, never byte by byte. A parser takes
@@ -24,6 +24,21 @@ def get_request(key: bytes) -> bytes:
 
 def set_request(key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:
     return b"".join((b"set ", key, b" 0 0 ", size_label, _CRLF, value, _CRLF))
+
+
+def store_request(verb: bytes, key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:
+    """``add``, ``replace``, ``append``, ``prepend`` (and ``set``): the storage commands share one form."""
+    return b"".join((verb, b" ", key, b" 0 0 ", size_label, _CRLF, value, _CRLF))
+
+
+def touch_request(key: bytes) -> bytes:
+    """Touch with exptime 0: the item stays, never expiring (the load must not change what is stored)."""
+    return b"touch " + key + b" 0" + _CRLF
+
+
+def arith_request(verb: bytes, key: bytes) -> bytes:
+    """``incr``/``decr`` by 1."""
+    return verb + b" " + key + b" 1" + _CRLF
 
 
 def expected_hit(key: bytes, size_label: bytes, size: int) -> tuple[bytes, int]:
@@ -93,4 +108,41 @@ def parse_delete(buf: bytearray | bytes, pos: int, expect: object = None) -> tup
     return eol + 2, ERROR
 
 
-PARSERS = {"get": parse_get, "set": parse_set, "delete": parse_delete}
+def parse_touch(buf: bytearray | bytes, pos: int, expect: object = None) -> tuple[int, int]:
+    """``TOUCHED`` is a hit, ``NOT_FOUND`` a miss, anything else an error."""
+    eol = buf.find(_CRLF, pos)
+    if eol < 0:
+        return -1, ERROR
+    line = bytes(buf[pos:eol])
+    if line == b"TOUCHED":
+        return eol + 2, HIT
+    if line == b"NOT_FOUND":
+        return eol + 2, MISS
+    return eol + 2, ERROR
+
+
+def parse_arith(buf: bytearray | bytes, pos: int, expect: object = None) -> tuple[int, int]:
+    """The new value (digits) is a hit, ``NOT_FOUND`` a miss, anything else (non-numeric value) an error."""
+    eol = buf.find(_CRLF, pos)
+    if eol < 0:
+        return -1, ERROR
+    line = bytes(buf[pos:eol])
+    if line.isdigit():
+        return eol + 2, HIT
+    if line == b"NOT_FOUND":
+        return eol + 2, MISS
+    return eol + 2, ERROR
+
+
+PARSERS = {
+    "get": parse_get,
+    "set": parse_set,
+    "add": parse_set,
+    "replace": parse_set,
+    "append": parse_set,
+    "prepend": parse_set,
+    "delete": parse_delete,
+    "touch": parse_touch,
+    "incr": parse_arith,
+    "decr": parse_arith,
+}

@@ -15,6 +15,8 @@ from ..keyspace import ValueSource, key_chooser
 from ..workload import Workload
 from . import ascii
 
+APPEND_CHUNK = b"+appended"  # what append/prepend add: small, so values grow slowly (a set restores the size)
+COUNTER_START = b"1000000"  # preloaded counters: room for a million decrs before memcached stops them at 0
 Expect = tuple[bytes, int] | None  # a get's reply if it hits: (header, total length); None: parse it
 Request = tuple[int, bytes, Expect]
 
@@ -30,9 +32,11 @@ class OpSource:
         values: ValueSource,
         rng: random.Random,
         get_lines: GetLines | None = None,
+        counters: Sequence[bytes] | None = None,
     ) -> None:
         self.random = rng.random
         self.keys = keys
+        self.counters = counters if counters is not None else keys
         self.key_count = len(keys)
         self.key_base = key_base
         self.values = values
@@ -97,6 +101,35 @@ class OpSource:
     def _delete(self, index: int) -> bytes:
         return ascii.delete_request(self.keys[index])
 
+    def _store(self, verb: bytes, index: int) -> bytes:
+        key_index = self.key_base + index
+        size = self.values.size_of(key_index)
+        return ascii.store_request(verb, self.keys[index], self.values.value(key_index, size), self.labels[size])
+
+    def _add(self, index: int) -> bytes:
+        return self._store(b"add", index)
+
+    def _replace(self, index: int) -> bytes:
+        return self._store(b"replace", index)
+
+    def _append(self, index: int) -> bytes:
+        return ascii.store_request(b"append", self.keys[index], APPEND_CHUNK, _CHUNK_LABEL)
+
+    def _prepend(self, index: int) -> bytes:
+        return ascii.store_request(b"prepend", self.keys[index], APPEND_CHUNK, _CHUNK_LABEL)
+
+    def _touch(self, index: int) -> bytes:
+        return ascii.touch_request(self.keys[index])
+
+    def _incr(self, index: int) -> bytes:
+        return ascii.arith_request(b"incr", self.counters[index])
+
+    def _decr(self, index: int) -> bytes:
+        return ascii.arith_request(b"decr", self.counters[index])
+
+
+_CHUNK_LABEL = str(len(APPEND_CHUNK)).encode()
+
 
 COMMAND_TABLE_SIZE = 1 << 16
 
@@ -133,7 +166,7 @@ def get_lines(keys: Sequence[bytes], key_base: int, values: ValueSource, limit: 
 
 
 class PreloadSource:
-    """Sets every key of a connection's share once, so later gets hit."""
+    """Sets every key of a connection's share once, so later gets hit (and its counter, for incr/decr)."""
 
     def __init__(
         self,
@@ -142,31 +175,39 @@ class PreloadSource:
         key_base: int,
         values: ValueSource,
         set_cmd: int,
+        counters: Sequence[bytes] | None = None,
     ) -> None:
         self.keys = keys
-        self.indices = iter(indices)
-        self.count = len(indices)
+        self.counters = counters
+        self.requests = itertools.chain.from_iterable(self._requests(i) for i in indices)
+        self.count = len(indices) * (2 if counters is not None else 1)
         self.key_base = key_base
         self.values = values
         self.labels = values.labels
         self.set_cmd = set_cmd
 
+    def _requests(self, index: int) -> list[bytes]:
+        key_index = self.key_base + index
+        size = self.values.size_of(key_index)
+        requests = [ascii.set_request(self.keys[index], self.values.value(key_index, size), self.labels[size])]
+        if self.counters is not None:
+            requests.append(ascii.set_request(self.counters[index], COUNTER_START, _COUNTER_LABEL))
+        return requests
+
     def batch(self, count: int) -> list[Request]:
-        out: list[Request] = []
-        for index in itertools.islice(self.indices, count):
-            key_index = self.key_base + index
-            size = self.values.size_of(key_index)
-            value = self.values.value(key_index, size)
-            out.append((self.set_cmd, ascii.set_request(self.keys[index], value, self.labels[size]), None))
-        return out
+        return [(self.set_cmd, request, None) for request in itertools.islice(self.requests, count)]
+
+
+_COUNTER_LABEL = str(len(COUNTER_START)).encode()
 
 
 class CleanupSource:
     """Deletes every key of a connection's share once: what ``--slap-cleanup`` leaves behind is nothing."""
 
-    def __init__(self, keys: Sequence[bytes], indices: range) -> None:
-        self.keys = keys
-        self.indices = iter(indices)
+    def __init__(self, keys: Sequence[bytes], indices: range, counters: Sequence[bytes] | None = None) -> None:
+        self.count = len(indices) * (2 if counters is not None else 1)
+        lists = [keys] if counters is None else [keys, counters]
+        self.requests = (ascii.delete_request(names[i]) for i in indices for names in lists)
 
     def batch(self, count: int) -> list[Request]:
-        return [(0, ascii.delete_request(self.keys[index]), None) for index in itertools.islice(self.indices, count)]
+        return [(0, request, None) for request in itertools.islice(self.requests, count)]

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from ..keyspace import ValueSource, build_keys, key_slice
+from ..keyspace import ValueSource, build_keys, counter_keys, key_slice
 from ..stats import ERRORS, RECEIVED, PhaseRecorder, Second, ShardResult
-from ..workload import Workload
+from ..workload import COUNTER_COMMANDS, Workload
 from . import ascii
 from .barrier import ServerBarrier
 from .connection import Connection, Slot
@@ -96,6 +96,7 @@ class ShardRunner:
         self.partial: ShardResult | None = None  # set when the run is cancelled
         self._reconnecting: set[asyncio.Future[None]] = set()
         self.pacer: Pacer | None = None  # open loop (rate=)
+        self.counters: list[bytes] | None = None  # incr/decr's numeric keys, when the mix has them
 
     # -- called by connections ------------------------------------------------
     def connection_failed(self, connection: Connection, reason: str) -> None:
@@ -144,6 +145,8 @@ class ShardRunner:
         workload, plan = self.workload, self.plan
         indices = plan.keys(workload)
         keys = build_keys(self.prefix, indices, workload.key_size, plan.rng(workload, "keys"))
+        if any(name in COUNTER_COMMANDS for name in workload.command_names()):
+            self.counters = counter_keys(keys)
         values = ValueSource(workload.value_size, random.Random(f"{workload.seed}:values"))
         if plan.count > 1:
             self.barrier = ServerBarrier(
@@ -207,8 +210,8 @@ class ShardRunner:
         idle = []
         for i, connection in enumerate(self.connections):
             share = range(i, len(keys), count)
-            source = PreloadSource(keys, share, key_base, values, 0)
-            idle.append(connection.begin(source, len(share), max(self.workload.window, PRELOAD_DEPTH)))
+            source = PreloadSource(keys, share, key_base, values, 0, self.counters)
+            idle.append(connection.begin(source, source.count, max(self.workload.window, PRELOAD_DEPTH)))
         await self._wait(asyncio.gather(*idle))
         self._end_phase("preload", perf_counter_ns())
 
@@ -219,7 +222,8 @@ class ShardRunner:
         idle = []
         for i, connection in enumerate(self.connections):
             share = range(i, len(keys), count)
-            idle.append(connection.begin(CleanupSource(keys, share), len(share), PRELOAD_DEPTH))
+            source = CleanupSource(keys, share, self.counters)
+            idle.append(connection.begin(source, source.count, PRELOAD_DEPTH))
         await self._wait(asyncio.gather(*idle))
         self._end_phase("cleanup", perf_counter_ns())
 
@@ -230,7 +234,7 @@ class ShardRunner:
         budgets = _split(plan.ops(workload), len(self.connections))
         lines = get_lines(keys, key_base, values) if "get" in names else None
         sources = [
-            OpSource(workload, keys, key_base, values, plan.rng(workload, f"conn{i}"), lines)
+            OpSource(workload, keys, key_base, values, plan.rng(workload, f"conn{i}"), lines, self.counters)
             for i in range(len(self.connections))
         ]
         first = "warmup" if workload.warmup > 0 else "measured"

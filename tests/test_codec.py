@@ -1,0 +1,101 @@
+"""The reply parsers against anything a broken server or proxy might send: an error, never a crash or a hang."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_memaslap import SlapRunError, Target, Workload, run_shard
+from pytest_memaslap.engine import ascii
+
+OUTCOMES = {ascii.HIT, ascii.MISS, ascii.ERROR}
+REPLY_WORDS = [b"VALUE k 0 5\r\nhello\r\nEND\r\n", b"END\r\n", b"STORED\r\n", b"NOT_STORED\r\n", b"EXISTS\r\n"]
+REPLY_WORDS += [b"NOT_FOUND\r\n", b"DELETED\r\n", b"TOUCHED\r\n", b"42\r\n", b"SERVER_ERROR out of memory\r\n"]
+REPLY_WORDS += [b"CLIENT_ERROR bad\r\n", b"ERROR\r\n", b"VALUE k 0 -1\r\n", b"VALUE k 0 99999999999\r\n", b"\r\n"]
+replies = st.one_of(
+    st.binary(max_size=200),
+    st.lists(st.sampled_from(REPLY_WORDS) | st.binary(max_size=12), max_size=8).map(b"".join),
+)
+
+
+@pytest.mark.parametrize("command", sorted(ascii.PARSERS))
+@settings(max_examples=300, deadline=None)
+@given(data=replies, pos=st.integers(min_value=0, max_value=20))
+def test_every_parser_consumes_or_waits_and_never_raises(command, data, pos):
+    parse = ascii.PARSERS[command]
+    buf = bytearray(data)
+    pos = min(pos, len(buf))
+    expect = ascii.expected_hit(b"k", b"5", 5) if command == "get" else None
+    end, outcome = parse(buf, pos, expect)
+    assert outcome in OUTCOMES
+    assert end == -1 or pos < end <= len(buf)  # progress (no loop on the same bytes) or a wait for more
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=replies)
+def test_a_stream_of_garbage_is_parsed_to_its_end_in_bounded_steps(data):
+    buf, pos, steps = bytearray(data), 0, 0
+    while pos < len(buf):
+        end, _ = ascii.parse_get(buf, pos, None)
+        if end < 0:
+            break
+        pos, steps = end, steps + 1
+    assert steps <= len(buf)
+
+
+class ScriptedServer:
+    """Answers every request line with one fixed reply: a stand-in for a broken server or proxy."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(10)
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(self.reply * data.count(b"\r\n"))
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "expect_error"),
+    [
+        (b"SERVER_ERROR busy\r\n", None),  # a well-formed error: counted per request, the run goes on
+        (b"VALUE k 0 notanumber\r\n", None),
+        (b"garbage without a line end", "no reply from memcached"),  # never completes: the stall bound ends it
+    ],
+)
+def test_malformed_replies_are_errors_and_the_run_ends(reply, expect_error):
+    server = ScriptedServer(reply)
+    workload = Workload.from_args(
+        {"ops": 200, "duration": "3s", "connections": 1, "keys": 10, "preload": False, "commands": {"get": 1.0}}
+    )
+    workload = Workload.from_args({"timeout": "0.5s"}, base=workload)
+    try:
+        if expect_error:
+            with pytest.raises(SlapRunError, match=expect_error):
+                run_shard(workload, Target("127.0.0.1", server.port), "fuzz:")
+            return
+        result = run_shard(workload, Target("127.0.0.1", server.port), "fuzz:")
+    finally:
+        server.close()
+    get = result.measured.commands["get"]
+    assert get.ops == 200 and get.errors == 200
