@@ -15,6 +15,7 @@ import pytest
 
 from .baseline import Allowance, BaselineError, check_name, load, parse_allowances, resolve
 from .html_report import ReportExtraMissing, check_available
+from .memaslap_config import load_config
 from .server import ServerConfig, ServerError, parse_address
 from .workload import Workload, WorkloadError, parse_duration
 
@@ -49,6 +50,11 @@ OPTIONS = (
         "--slap-rounds",
         "run every slap() call N times; thresholds and comparisons use each metric's median (default 1)",
         "N",
+    ),
+    Option(
+        "--slap-config",
+        "a memaslap -F configuration file: its key, value and cmd distributions for every slap test",
+        "PATH",
     ),
     Option("--slap-json", "write the results of all slap tests as JSON to PATH", "PATH"),
     Option(
@@ -202,6 +208,8 @@ class Settings:
                 value = _int(ini, value, low=0 if field_name == "seed" else 1)
             overrides[field_name] = value
         try:
+            if raw["slap_config"]:
+                overrides.update(load_config(raw["slap_config"]))
             Workload.from_args(overrides)
         except WorkloadError as exc:
             raise pytest.UsageError(f"--slap-*: {exc}") from None

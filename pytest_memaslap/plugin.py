@@ -7,6 +7,7 @@ the xdist roles and merges shards, ``report`` formats the output.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from pymemcache.client.base import Client
 from .config import Settings, add_options, server_config_from_mark, shards_option
 from .engine import LOOP_NOTE, ShardPlan
 from .fixture import Slap
+from .memaslap_config import load_config
 from .progress import ProgressPoller, ProgressPrinter, ProgressPublisher, progress_key, stat_freq
 from .report import comparison_table, terminal_table, thresholds_table
 from .server import MemcachedServer, ServerError, ServerPool
@@ -34,7 +36,7 @@ SLAP = pytest.StashKey[Slap]()
 MARKERS = (
     "slap(**workload): the load this test runs with the slap fixture: duration, ops, warmup, connections, "
     "window, commands, keys, key_size, value_size, key_pattern, seed, preload, protocol, timeout, reconnect, "
-    "rate, arrivals",
+    "rate, arrivals, config (a memaslap -F file)",
     "slap_thresholds(*exprs): pass/fail rules on the result, e.g. 'ops_per_sec >= 50k', 'get.p99 < 2ms'",
     "memcached(threads=, memory=, args=, binary=): settings of the memcached the plugin starts for these tests",
 )
@@ -106,6 +108,11 @@ def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
         if mark.args:
             raise WorkloadError(f"slap mark: takes keyword arguments only; got positional {mark.args!r}")
         slap_kwargs.update(mark.kwargs)
+    if "config" in slap_kwargs:  # memaslap's -F file, relative to the test's file; the mark's own arguments win
+        config = slap_kwargs.pop("config")
+        if not isinstance(config, (str, os.PathLike)):
+            raise WorkloadError(f"config={config!r}: expected the path of a memaslap configuration file")
+        slap_kwargs = {**load_config(item.path.parent / config), **slap_kwargs}
     workload = Workload.from_args(slap_kwargs)
     workload = Workload.from_args(dict(session.settings.workload_overrides), base=workload)
     exprs: tuple[Any, ...] = ()
