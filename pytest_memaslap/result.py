@@ -224,6 +224,7 @@ class SlapResult:
             "requests_sent": self.requests_sent,
             "reconnects": {"count": self.reconnects, "gap_s": round(self.raw.reconnect_gap_s, 6)},
             "rate": self.rate(),
+            "verify": dict(self.raw.verify) if self.workload.verify else None,
             "latency_us": dict(self.total.latency_us),
             "spectrum_us": [list(point) for point in self.total.spectrum_us],
             "commands": {name: cmd.to_dict() for name, cmd in self.commands.items()},

@@ -235,6 +235,7 @@ class ShardResult:
     reconnects: int = 0  # connections reopened after the server dropped them (reconnect=True)
     reconnect_gap_s: float = 0.0  # time those connections spent reconnecting, summed
     send_lag_max_s: float = 0.0  # open loop: how far behind its schedule the sender ever fell
+    verify: dict[str, Any] = field(default_factory=lambda: {"checked": 0, "mismatches": 0, "keys": []})
 
     @property
     def measured(self) -> PhaseStats:
@@ -257,6 +258,11 @@ class ShardResult:
         self.reconnects += other.reconnects
         self.reconnect_gap_s += other.reconnect_gap_s
         self.send_lag_max_s = max(self.send_lag_max_s, other.send_lag_max_s)
+        self.verify = {
+            "checked": self.verify["checked"] + other.verify["checked"],
+            "mismatches": self.verify["mismatches"] + other.verify["mismatches"],
+            "keys": (self.verify["keys"] + other.verify["keys"])[:10],
+        }
         if window is not None:
             self.started_at = window[0]
             self.measured.elapsed_s = window[1] - window[0]
@@ -271,6 +277,7 @@ class ShardResult:
             "reconnects": self.reconnects,
             "reconnect_gap_s": self.reconnect_gap_s,
             "send_lag_max_s": self.send_lag_max_s,
+            "verify": dict(self.verify),
             "phases": {
                 name: {
                     "elapsed_s": phase.elapsed_s,
@@ -322,6 +329,7 @@ class ShardResult:
             reconnects=data.get("reconnects", 0),
             reconnect_gap_s=data.get("reconnect_gap_s", 0.0),
             send_lag_max_s=data.get("send_lag_max_s", 0.0),
+            verify=dict(data.get("verify") or {"checked": 0, "mismatches": 0, "keys": []}),
         )
 
 

@@ -18,6 +18,7 @@ COUNTER_COMMANDS = ("incr", "decr")  # these work on numeric counter keys of the
 PROTOCOLS = ("ascii",)
 ARRIVALS = ("poisson", "uniform")
 MAX_KEY_SIZE = 250
+MAX_DIVISION = 100
 
 SizeSpec = tuple[tuple[int, int, float], ...]
 
@@ -181,6 +182,8 @@ class Workload:
     reconnect: bool = False
     rate: float | None = None  # requests per second over all shards: open loop; None: closed loop
     arrivals: str = "poisson"  # how an open loop spaces its requests: poisson or uniform
+    division: int = 1  # keys per get (memaslap -d): more than 1 is a multi-get
+    verify: float = 0.0  # proportion of gets whose value is checked byte for byte (memaslap -v)
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -216,6 +219,13 @@ class Workload:
         max_key = max(high for _, high, _ in self.key_size)
         if max_key > MAX_KEY_SIZE:
             raise WorkloadError(f"key_size: memcached keys are at most {MAX_KEY_SIZE} bytes; got {max_key}")
+        if self.division > MAX_DIVISION:
+            raise WorkloadError(f"division={self.division}: at most {MAX_DIVISION} keys per get")
+        if self.division > 1 and self.verify > 0:
+            raise WorkloadError("verify: checks single-key gets; use division=1 with verify (or verify=0)")
+        if (self.division > 1 or self.verify > 0) and "get" not in self.command_names():
+            which = "division" if self.division > 1 else "verify"
+            raise WorkloadError(f"{which}: applies to gets, and the command mix has none")
         if self.preload and self.keys > 50_000_000:
             raise WorkloadError(f"keys={self.keys}: at most 50M keys when preload=True")
 
@@ -295,6 +305,15 @@ def parse_rate(value: Any) -> float | None:
     return rate
 
 
+def _proportion(name: str):  # type: ignore[no-untyped-def]
+    def parse(value: Any) -> float:
+        if not _is_number(value) or not 0 <= value <= 1:
+            raise WorkloadError(f"{name}={value!r}: a proportion from 0 to 1, e.g. 0.01")
+        return float(value)
+
+    return parse
+
+
 def _timeout(value: Any) -> float:
     seconds = parse_duration(value, "timeout")
     if seconds <= 0:
@@ -320,4 +339,6 @@ _PARSERS = {
     "reconnect": _bool("reconnect"),
     "rate": parse_rate,
     "arrivals": _choice("arrivals", ARRIVALS),
+    "division": lambda v: _positive_count(v, "division"),
+    "verify": _proportion("verify"),
 }

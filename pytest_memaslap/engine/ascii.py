@@ -47,6 +47,10 @@ def expected_hit(key: bytes, size_label: bytes, size: int) -> tuple[bytes, int]:
     return header, len(header) + size + 7  # data + \r\n + END\r\n
 
 
+def multi_get_request(keys: list[bytes]) -> bytes:
+    return b"get " + b" ".join(keys) + _CRLF
+
+
 def delete_request(key: bytes) -> bytes:
     return b"delete " + key + _CRLF
 
@@ -80,6 +84,72 @@ def parse_get(buf: bytearray | bytes, pos: int, expect: tuple[bytes, int] | None
     if eol - pos == 3 and buf.startswith(_END, pos):
         return eol + 2, MISS
     return eol + 2, ERROR
+
+
+def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int, int]:
+    """A get of ``expect`` keys: VALUE blocks then ``END``; a hit when every key came back, else a miss."""
+    found = 0
+    while True:
+        eol = buf.find(_CRLF, pos)
+        if eol < 0:
+            return -1, ERROR
+        if buf[pos] == 86:  # VALUE <key> <flags> <bytes>
+            try:
+                length = int(buf[buf.rfind(b" ", pos, eol) + 1 : eol])
+            except ValueError:
+                return eol + 2, ERROR
+            if length < 0:
+                return eol + 2, ERROR
+            end = eol + length + 4
+            if len(buf) < end:
+                return -1, ERROR
+            if buf[end - 2 : end] != _CRLF:
+                return eol + 2, ERROR
+            found += 1
+            pos = end
+            continue
+        if eol - pos == 3 and buf.startswith(_END, pos):
+            if found > expect:
+                return eol + 2, ERROR
+            return eol + 2, (HIT if found == expect else MISS)
+        return eol + 2, ERROR
+
+
+class VerifyLog:
+    """What ``verify`` found: gets checked, values that differ from what was written, and some of their keys."""
+
+    KEEP = 10
+
+    def __init__(self) -> None:
+        self.checked = 0
+        self.mismatches = 0
+        self.keys: list[str] = []
+
+    def mismatch(self, key: bytes) -> None:
+        self.mismatches += 1
+        if len(self.keys) < self.KEEP:
+            self.keys.append(key.decode("ascii", "replace"))
+
+
+VerifyExpect = tuple[bytes, int, memoryview, bytes, VerifyLog]
+
+
+def parse_verified_get(buf: bytearray | bytes, pos: int, expect: VerifyExpect) -> tuple[int, int]:
+    """A get whose value is checked byte for byte against what this shard writes to the key.
+
+    A miss is a miss (the key may have been deleted); a value that differs is
+    an error of the get, and its key goes into the log.
+    """
+    header, total, value, key, log = expect
+    end, outcome = parse_get(buf, pos, None)
+    if end < 0 or outcome != HIT:
+        return end, outcome
+    log.checked += 1
+    start = pos + len(header)
+    if end != pos + total or not buf.startswith(header, pos) or memoryview(buf)[start : start + len(value)] != value:
+        log.mismatch(key)
+        return end, ERROR
+    return end, HIT
 
 
 def parse_set(buf: bytearray | bytes, pos: int, expect: object = None) -> tuple[int, int]:

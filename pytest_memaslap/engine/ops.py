@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..keyspace import ValueSource, key_chooser
 from ..workload import Workload
@@ -17,7 +18,9 @@ from . import ascii
 
 APPEND_CHUNK = b"+appended"  # what append/prepend add: small, so values grow slowly (a set restores the size)
 COUNTER_START = b"1000000"  # preloaded counters: room for a million decrs before memcached stops them at 0
-Expect = tuple[bytes, int] | None  # a get's reply if it hits: (header, total length); None: parse it
+# what a reply's parser is told in advance: a get's hit reply (header, total length), a multi-get's key
+# count, a verified get's expected value; None: parse it the general way
+Expect = Any
 Request = tuple[int, bytes, Expect]
 
 
@@ -33,6 +36,7 @@ class OpSource:
         rng: random.Random,
         get_lines: GetLines | None = None,
         counters: Sequence[bytes] | None = None,
+        verify_log: ascii.VerifyLog | None = None,
     ) -> None:
         self.random = rng.random
         self.keys = keys
@@ -49,6 +53,12 @@ class OpSource:
         self.get_id = names.index("get") if "get" in names else -1
         self.commands = command_table(workload)
         self.builders: tuple[Callable[[int], bytes], ...] = tuple(getattr(self, "_" + name) for name in names)
+        # gets that are multi-gets or verified take their own reply parsers: slots after the commands'
+        self.division = workload.division
+        self.verify = workload.verify
+        self.verify_log = verify_log or ascii.VerifyLog()
+        self.special_get = self.get_id if workload.division > 1 or workload.verify > 0 else -2
+        self.verify_slot, self.multi_slot = extra_slots(workload)
 
     def batch(self, count: int) -> list[Request]:
         """The next ``count`` requests, built in one tight loop.
@@ -63,8 +73,9 @@ class OpSource:
         builders = self.builders
         get_id = self.get_id
         lines = self.get_lines
-        if lines is None:
-            get_id = -1  # no prebuilt lines: build gets like every other command
+        special_get = self.special_get
+        if lines is None or special_get >= 0:
+            get_id = -1  # no prebuilt lines, or gets of a special kind: build them one by one
         sequential = self.sequential
         chooser = self.chooser
         cursor = self.cursor
@@ -85,6 +96,8 @@ class OpSource:
             if cmd == get_id:
                 request, expect = lines[index]  # type: ignore[index]
                 append((cmd, request, expect))
+            elif cmd == special_get:
+                append(self._special_get(cmd, index))
             else:
                 append((cmd, builders[cmd](index), None))
         self.cursor = cursor
@@ -92,6 +105,29 @@ class OpSource:
 
     def _get(self, index: int) -> bytes:
         return ascii.get_request(self.keys[index])
+
+    def _special_get(self, cmd: int, index: int) -> Request:
+        """A multi-get of ``division`` keys (this one first), or a get whose value will be verified."""
+        keys = self.keys
+        if self.division > 1:
+            chosen = [keys[index]]
+            count = self.key_count
+            for step in range(1, self.division):
+                if self.chooser is not None:
+                    chosen.append(keys[self.chooser()])
+                elif self.sequential:
+                    chosen.append(keys[(index + step) % count])
+                else:
+                    chosen.append(keys[int(self.random() * count)])
+            return (self.multi_slot, ascii.multi_get_request(chosen), self.division)
+        key = keys[index]
+        if self.random() >= self.verify:
+            return (cmd, ascii.get_request(key), None)
+        key_index = self.key_base + index
+        size = self.values.size_of(key_index)
+        header, total = ascii.expected_hit(key, self.labels[size], size)
+        expect = (header, total, self.values.value(key_index, size), key, self.verify_log)
+        return (self.verify_slot, ascii.get_request(key), expect)
 
     def _set(self, index: int) -> bytes:
         key_index = self.key_base + index
@@ -134,6 +170,12 @@ _CHUNK_LABEL = str(len(APPEND_CHUNK)).encode()
 COMMAND_TABLE_SIZE = 1 << 16
 
 
+def extra_slots(workload: Workload) -> tuple[int, int]:
+    """Slot numbers of verified gets and multi-gets: after the mix's commands, counted as gets."""
+    count = len(workload.commands)
+    return count, count + 1
+
+
 def command_table(workload: Workload) -> list[int]:
     """Command ids in their proportions (to 1/65536): indexing it at random is one draw."""
     table: list[int] = []
@@ -145,7 +187,7 @@ def command_table(workload: Workload) -> list[int]:
     return table[:COMMAND_TABLE_SIZE]
 
 
-GetLines = list[tuple[bytes, Expect]]
+GetLines = list[tuple[bytes, tuple[bytes, int]]]
 
 
 def get_lines(keys: Sequence[bytes], key_base: int, values: ValueSource, limit: int = 500_000) -> GetLines | None:

@@ -97,6 +97,7 @@ class ShardRunner:
         self._reconnecting: set[asyncio.Future[None]] = set()
         self.pacer: Pacer | None = None  # open loop (rate=)
         self.counters: list[bytes] | None = None  # incr/decr's numeric keys, when the mix has them
+        self.verify_log = ascii.VerifyLog()
 
     # -- called by connections ------------------------------------------------
     def connection_failed(self, connection: Connection, reason: str) -> None:
@@ -234,7 +235,9 @@ class ShardRunner:
         budgets = _split(plan.ops(workload), len(self.connections))
         lines = get_lines(keys, key_base, values) if "get" in names else None
         sources = [
-            OpSource(workload, keys, key_base, values, plan.rng(workload, f"conn{i}"), lines, self.counters)
+            OpSource(
+                workload, keys, key_base, values, plan.rng(workload, f"conn{i}"), lines, self.counters, self.verify_log
+            )
             for i in range(len(self.connections))
         ]
         first = "warmup" if workload.warmup > 0 else "measured"
@@ -288,10 +291,15 @@ class ShardRunner:
         """Make ``name`` the phase new requests count in (replies count where they were sent)."""
         now = perf_counter_ns()
         self.recorder = PhaseRecorder(names, now)
-        self.slots = tuple(
+        slots: list[Slot] = [
             (ascii.PARSERS[command], self.recorder.counters[i], self.recorder.seconds[i])
             for i, command in enumerate(names)
-        )
+        ]
+        if "get" in names:  # verified gets and multi-gets: their own parsers, counted as gets
+            get = names.index("get")
+            counters, seconds = self.recorder.counters[get], self.recorder.seconds[get]
+            slots += [(ascii.parse_verified_get, counters, seconds), (ascii.parse_multi_get, counters, seconds)]
+        self.slots = tuple(slots)
         self.stopping = False
         self._phases.append([name, self.recorder, None])
         self._schedule_tick()
@@ -333,6 +341,8 @@ class ShardRunner:
         self._phases.clear()
         if self.barrier is not None:
             self.result.phases["sync"] = self.barrier.close()
+        log = self.verify_log
+        self.result.verify = {"checked": log.checked, "mismatches": log.mismatches, "keys": list(log.keys)}
         return self.result
 
     async def _wait(self, awaitable: Awaitable[Any], until_ns: int | None = None) -> None:

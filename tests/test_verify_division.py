@@ -1,0 +1,82 @@
+"""Multi-gets (division=N) and verified gets (verify=P) against a real memcached."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_memaslap import ShardPlan, Target, Workload, run_shard
+from pytest_memaslap.engine import ascii
+from pytest_memaslap.keyspace import build_keys
+from pytest_memaslap.server import ServerConfig, start_server
+from pytest_memaslap.workload import WorkloadError
+
+
+def test_multi_gets_ask_for_division_keys_each(no_new_memcached):
+    server = start_server(ServerConfig(threads=2, memory_mb=64))
+    try:
+        workload = Workload.from_args(
+            {"ops": 500, "duration": None, "connections": 2, "keys": 200, "division": 10, "commands": {"get": 1.0}}
+        )
+        before = server.stats()
+        raw = run_shard(workload, Target(server.host, server.port), "mget:")
+        after = server.stats()
+    finally:
+        server.stop()
+    get = raw.measured.commands["get"]
+    assert get.ops == 500 and get.hits == 500 and get.errors == 0  # every key was preloaded
+    assert after["cmd_get"] - before["cmd_get"] == 500 * 10  # memcached counts each key
+    assert after["get_hits"] - before["get_hits"] == 500 * 10
+
+
+def test_a_multi_get_with_a_missing_key_is_a_miss():
+    buf = b"VALUE a 0 1\r\nx\r\nVALUE b 0 2\r\nyz\r\nEND\r\n"
+    assert ascii.parse_multi_get(buf, 0, 2) == (len(buf), ascii.HIT)
+    assert ascii.parse_multi_get(buf, 0, 3) == (len(buf), ascii.MISS)
+    assert ascii.parse_multi_get(buf[:-3], 0, 2) == (-1, ascii.ERROR)  # incomplete: wait for more
+
+
+def test_verify_finds_values_that_differ_from_what_was_written(no_new_memcached):
+    server = start_server(ServerConfig(threads=2, memory_mb=64))
+    base = {"connections": 2, "keys": 100, "key_size": 32, "value_size": 64}
+    try:
+        target = Target(server.host, server.port)
+        # write every key as the load writes it, then corrupt three values behind the load's back
+        run_shard(Workload.from_args({**base, "ops": 1, "duration": None, "commands": {"get": 1.0}}), target, "ver:")
+        keys = build_keys("ver:", range(100), ((32, 32, 1.0),), ShardPlan().rng(Workload.from_args(base), "keys"))
+        client = server.client()
+        for key in keys[:3]:
+            assert client.get(key) is not None
+            client.set(key, b"x" * 64)
+        client.close()
+        checked = Workload.from_args(
+            {**base, "ops": 2000, "duration": None, "preload": False, "verify": 1.0, "commands": {"get": 1.0}}
+        )
+        raw = run_shard(checked, target, "ver:")
+    finally:
+        server.stop()
+    get = raw.measured.commands["get"]
+    assert raw.verify["checked"] == get.ops == 2000
+    assert raw.verify["mismatches"] == get.errors > 0
+    assert set(raw.verify["keys"]) <= {k.decode() for k in keys[:3]}
+
+
+def test_verify_checks_only_its_proportion_and_passes_on_a_healthy_server(memcached_server):
+    workload = Workload.from_args({"ops": 4000, "duration": None, "connections": 2, "keys": 300, "verify": 0.25})
+    raw = run_shard(workload, Target(memcached_server.host, memcached_server.port), "ver2:")
+    gets = raw.measured.commands["get"].ops
+    assert raw.verify["mismatches"] == 0 and raw.measured.commands["get"].errors == 0
+    assert 0.15 * gets < raw.verify["checked"] < 0.35 * gets
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"division": 101}, "division=101: at most 100 keys per get"),
+        ({"verify": 1.5}, "verify=1.5: a proportion from 0 to 1"),
+        ({"verify": 0.1, "commands": {"set": 1.0}}, "verify: applies to gets, and the command mix has none"),
+        ({"verify": 0.1, "division": 4}, "verify: checks single-key gets"),
+    ],
+)
+def test_bad_division_and_verify_are_explained(args, message):
+    with pytest.raises(WorkloadError, match=message):
+        Workload.from_args(args)
