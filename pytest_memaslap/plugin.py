@@ -96,7 +96,7 @@ def _watch_progress(config: pytest.Config, state: SlapSession, server: Memcached
         write_line = _terminal_writer(config)
         if write_line is None:
             return
-        state.progress = ProgressPoller(server.host, server.port, write_line)
+        state.progress = ProgressPoller(server.host, server.port, lambda period: write_line(period.line()))
     state.progress.watch(progress_key(state.role.token, worker))
 
 

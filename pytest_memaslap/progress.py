@@ -150,11 +150,11 @@ class ProgressPublisher:
 
 
 class ProgressPoller:
-    """The xdist controller's side: reads the workers' records once a second and prints merged periods."""
+    """The reading side (xdist controller, memaslap-py): polls the shards' records, emits merged periods."""
 
-    def __init__(self, host: str, port: int, write_line: Callable[[str], None]) -> None:
+    def __init__(self, host: str, port: int, emit: Callable[[Period], None]) -> None:
         self.host, self.port = host, port
-        self.write_line = write_line
+        self.emit = emit
         self.keys: list[str] = []
         self._seen: dict[str, tuple[str, int]] = {}  # key -> (label, done) last taken from it
         self._pending: dict[tuple[str, int], tuple[Period, int]] = {}  # (label, done) -> (merged, polls waited)
@@ -203,7 +203,7 @@ class ProgressPoller:
                 self._pending[ident] = (period, 0)
         for ident, (period, waited) in sorted(self._pending.items(), key=lambda item: item[0][1]):
             if period.merged >= period.shards or waited >= GRACE_POLLS:
-                self.write_line(period.line())
+                self.emit(period)
                 del self._pending[ident]
             else:
                 self._pending[ident] = (period, waited + 1)

@@ -14,7 +14,7 @@ def _period(done: int, ops: int, shards: int = 2) -> Period:
 
 def test_a_period_is_printed_once_all_its_shards_are_in_and_merged():
     lines: list[str] = []
-    poller = ProgressPoller("127.0.0.1", 1, lines.append)
+    poller = ProgressPoller("127.0.0.1", 1, lambda period: lines.append(period.line()))
     poller.take({"k0": _period(1, 100).to_json()})
     assert lines == []
     poller.take({"k0": _period(1, 100).to_json(), "k1": _period(1, 300).to_json()})  # k0 unchanged: not added twice
@@ -23,7 +23,7 @@ def test_a_period_is_printed_once_all_its_shards_are_in_and_merged():
 
 def test_a_shard_that_never_reports_delays_a_period_only_a_few_polls():
     lines: list[str] = []
-    poller = ProgressPoller("127.0.0.1", 1, lines.append)
+    poller = ProgressPoller("127.0.0.1", 1, lambda period: lines.append(period.line()))
     poller.take({"k0": _period(5, 100).to_json(), "k1": "not json"})
     for _ in range(GRACE_POLLS):
         poller.take({})

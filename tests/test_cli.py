@@ -1,0 +1,79 @@
+"""memaslap-py: memaslap's options and report layout on this engine, run as users run it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+COMMAND = [sys.executable, "-m", "pytest_memaslap.cli"]
+TIMEOUT_S = 90
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+
+
+def _ops(output: str) -> int:
+    match = re.search(r"^Run time: [0-9.]+s Ops: (\d+) TPS: \d+ Net_rate: [0-9.]+M/s$", output, re.M)
+    assert match, output
+    return int(match.group(1))
+
+
+def test_an_op_count_run_prints_memaslaps_report_and_matches_the_servers_counters(memcached_server):
+    before = memcached_server.stats()
+    done = _run("-s", memcached_server.address, "-x", "3000", "-c", "4", "-w", "100", "-X", "200")
+    after = memcached_server.stats()
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for line in ("servers : ", "threads count: 1", "concurrency: 4", "execute number: 3000", "get_prop=0.90"):
+        assert line in out
+    for block in ("Get Statistics (", "Set Statistics (", "Total Statistics (3000 events)", "Log2 Dist:"):
+        assert block in out
+    assert _ops(out) == 3000
+    assert "get_misses: 0" in out  # the keyspace (concurrency x win_size = 400 keys) was set first
+    moved = (after["cmd_get"] - before["cmd_get"]) + (after["cmd_set"] - before["cmd_set"])
+    assert moved == 3000 + 400
+
+
+def test_threads_run_shard_processes_that_add_up(memcached_server):
+    done = _run("-s", memcached_server.address, "-x", "2000", "-c", "4", "-T", "2", "-w", "50")
+    assert done.returncode == 0, done.stderr
+    assert "threads count: 2" in done.stdout and _ops(done.stdout) == 2000
+
+
+def test_periodic_statistics_and_a_config_file(memcached_server, tmp_path):
+    config = tmp_path / "memaslap.cfg"
+    config.write_text("key\n32 32 1\nvalue\n100 100 1\ncmd\n0 0.5\n1 0.5\n")
+    done = _run("-s", memcached_server.address, "-t", "2s", "-S", "1s", "-c", "2", "-w", "50", "-F", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("Period ") >= 1 and done.stdout.count("Global ") >= 1
+    assert "set_prop=0.50" in done.stdout and "get_prop=0.50" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-B"], "-B/--binary: the binary protocol is not offered yet"),
+        (["-U"], "-U/--udp: UDP gets are not offered"),
+        (["-e", "0.1"], "-e/--exp_verify: expiry verification is not offered yet"),
+        (["-o", "0.5"], "-o/--overwrite: every set here overwrites a key of the fixed keyspace"),
+        (["-p", "2"], "-p/--rep_write: replication tests need several servers"),
+        (["-c", "many"], "-c/--concurrency='many': expected a whole number"),
+        (["-T", "9", "-c", "4"], "-T/--threads=9: from 1 to the number of connections (4)"),
+        (["-d", "500"], "division=500: at most 100 keys per get"),
+    ],
+)
+def test_options_this_engine_does_not_offer_are_refused_with_the_reason(args, message):
+    done = _run("-s", "127.0.0.1:1", *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_several_servers_are_refused_and_a_dead_server_fails_clearly():
+    several = _run("-s", "127.0.0.1:1,127.0.0.1:2")
+    assert several.returncode == 2 and "one server only" in several.stderr
+    dead = _run("-s", "127.0.0.1:1", "-x", "10", "-c", "1")
+    assert dead.returncode == 1 and "cannot connect to memcached at 127.0.0.1:1" in dead.stderr
