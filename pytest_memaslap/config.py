@@ -46,6 +46,7 @@ OPTIONS = (
     Option("--slap-connections", "connections of every slap test, overriding marks", "N"),
     Option("--slap-window", "requests in flight per connection of every slap test, overriding marks", "N"),
     Option("--slap-seed", "RNG seed of every slap test, overriding marks", "N"),
+    Option("--slap-protocol", "protocol of every slap test, overriding marks: ascii or meta", "NAME"),
     Option(
         "--slap-rounds",
         "run every slap() call N times; thresholds and comparisons use each metric's median (default 1)",
@@ -95,6 +96,7 @@ _CLI_WORKLOAD = {
     "slap_connections": "connections",
     "slap_window": "window",
     "slap_seed": "seed",
+    "slap_protocol": "protocol",
 }
 
 
@@ -204,7 +206,7 @@ class Settings:
             value = raw[ini]
             if value is None:
                 continue
-            if field_name != "duration":
+            if field_name not in ("duration", "protocol"):
                 value = _int(ini, value, low=0 if field_name == "seed" else 1)
             overrides[field_name] = value
         try:

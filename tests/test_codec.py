@@ -11,25 +11,42 @@ from hypothesis import strategies as st
 
 from pytest_memaslap import SlapRunError, Target, Workload, run_shard
 from pytest_memaslap.engine import ascii
+from pytest_memaslap.engine.ops import CODECS
+from pytest_memaslap.engine.replies import VerifyLog
 
 OUTCOMES = {ascii.HIT, ascii.MISS, ascii.ERROR}
 REPLY_WORDS = [b"VALUE k 0 5\r\nhello\r\nEND\r\n", b"END\r\n", b"STORED\r\n", b"NOT_STORED\r\n", b"EXISTS\r\n"]
 REPLY_WORDS += [b"NOT_FOUND\r\n", b"DELETED\r\n", b"TOUCHED\r\n", b"42\r\n", b"SERVER_ERROR out of memory\r\n"]
 REPLY_WORDS += [b"CLIENT_ERROR bad\r\n", b"ERROR\r\n", b"VALUE k 0 -1\r\n", b"VALUE k 0 99999999999\r\n", b"\r\n"]
+REPLY_WORDS += [b"VA 5\r\nhello\r\n", b"VA -3\r\n", b"VA 99999999999 f\r\n", b"EN\r\n", b"HD\r\n", b"NS\r\n"]
+REPLY_WORDS += [b"NF\r\n", b"EX\r\n", b"MN\r\n", b"VA\r\n", b"VA x\r\n"]
 replies = st.one_of(
     st.binary(max_size=200),
     st.lists(st.sampled_from(REPLY_WORDS) | st.binary(max_size=12), max_size=8).map(b"".join),
 )
 
 
-@pytest.mark.parametrize("command", sorted(ascii.PARSERS))
+PARSERS = [(protocol, name) for protocol in sorted(CODECS) for name in sorted(CODECS[protocol].PARSERS)]
+PARSERS += [(protocol, special) for protocol in sorted(CODECS) for special in ("multi_get", "verified_get")]
+
+
+def _parser_and_expect(protocol: str, name: str):  # type: ignore[no-untyped-def]
+    codec = CODECS[protocol]
+    header, total = codec.expected_hit(b"k", b"5", 5)
+    if name == "multi_get":
+        return codec.parse_multi_get, 3
+    if name == "verified_get":
+        return codec.parse_verified_get, (header, total, memoryview(b"hello"), b"k", VerifyLog())
+    return codec.PARSERS[name], (header, total) if name == "get" else None
+
+
+@pytest.mark.parametrize(("protocol", "command"), PARSERS)
 @settings(max_examples=300, deadline=None)
 @given(data=replies, pos=st.integers(min_value=0, max_value=20))
-def test_every_parser_consumes_or_waits_and_never_raises(command, data, pos):
-    parse = ascii.PARSERS[command]
+def test_every_parser_consumes_or_waits_and_never_raises(protocol, command, data, pos):
+    parse, expect = _parser_and_expect(protocol, command)
     buf = bytearray(data)
     pos = min(pos, len(buf))
-    expect = ascii.expected_hit(b"k", b"5", 5) if command == "get" else None
     end, outcome = parse(buf, pos, expect)
     assert outcome in OUTCOMES
     assert end == -1 or pos < end <= len(buf)  # progress (no loop on the same bytes) or a wait for more

@@ -8,9 +8,9 @@ the reply is not complete yet; ``outcome`` is HIT, MISS or ERROR.
 
 from __future__ import annotations
 
-HIT = 0
-MISS = 1
-ERROR = 2
+from .replies import ERROR, HIT, MISS, VerifyLog
+
+__all__ = ["ERROR", "HIT", "MISS", "PARSERS", "VerifyLog"]
 
 _CRLF = b"\r\n"
 _END = b"END\r\n"
@@ -113,22 +113,6 @@ def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int,
                 return eol + 2, ERROR
             return eol + 2, (HIT if found == expect else MISS)
         return eol + 2, ERROR
-
-
-class VerifyLog:
-    """What ``verify`` found: gets checked, values that differ from what was written, and some of their keys."""
-
-    KEEP = 10
-
-    def __init__(self) -> None:
-        self.checked = 0
-        self.mismatches = 0
-        self.keys: list[str] = []
-
-    def mismatch(self, key: bytes) -> None:
-        self.mismatches += 1
-        if len(self.keys) < self.KEEP:
-            self.keys.append(key.decode("ascii", "replace"))
 
 
 VerifyExpect = tuple[bytes, int, memoryview, bytes, VerifyLog]

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from types import ModuleType
 from typing import Any
 
 from ..keyspace import ValueSource, key_chooser
 from ..workload import Workload
-from . import ascii
+from . import ascii, meta
+from .replies import VerifyLog
 
 APPEND_CHUNK = b"+appended"  # what append/prepend add: small, so values grow slowly (a set restores the size)
 COUNTER_START = b"1000000"  # preloaded counters: room for a million decrs before memcached stops them at 0
@@ -36,9 +39,10 @@ class OpSource:
         rng: random.Random,
         get_lines: GetLines | None = None,
         counters: Sequence[bytes] | None = None,
-        verify_log: ascii.VerifyLog | None = None,
+        verify_log: VerifyLog | None = None,
     ) -> None:
         self.random = rng.random
+        self.codec = CODECS[workload.protocol]
         self.keys = keys
         self.counters = counters if counters is not None else keys
         self.key_count = len(keys)
@@ -56,7 +60,7 @@ class OpSource:
         # gets that are multi-gets or verified take their own reply parsers: slots after the commands'
         self.division = workload.division
         self.verify = workload.verify
-        self.verify_log = verify_log or ascii.VerifyLog()
+        self.verify_log = verify_log or VerifyLog()
         self.special_get = self.get_id if workload.division > 1 or workload.verify > 0 else -2
         self.verify_slot, self.multi_slot = extra_slots(workload)
 
@@ -104,7 +108,7 @@ class OpSource:
         return out
 
     def _get(self, index: int) -> bytes:
-        return ascii.get_request(self.keys[index])
+        return self.codec.get_request(self.keys[index])
 
     def _special_get(self, cmd: int, index: int) -> Request:
         """A multi-get of ``division`` keys (this one first), or a get whose value will be verified."""
@@ -119,28 +123,28 @@ class OpSource:
                     chosen.append(keys[(index + step) % count])
                 else:
                     chosen.append(keys[int(self.random() * count)])
-            return (self.multi_slot, ascii.multi_get_request(chosen), self.division)
+            return (self.multi_slot, self.codec.multi_get_request(chosen), self.division)
         key = keys[index]
         if self.random() >= self.verify:
-            return (cmd, ascii.get_request(key), None)
+            return (cmd, self.codec.get_request(key), None)
         key_index = self.key_base + index
         size = self.values.size_of(key_index)
-        header, total = ascii.expected_hit(key, self.labels[size], size)
+        header, total = self.codec.expected_hit(key, self.labels[size], size)
         expect = (header, total, self.values.value(key_index, size), key, self.verify_log)
-        return (self.verify_slot, ascii.get_request(key), expect)
+        return (self.verify_slot, self.codec.get_request(key), expect)
 
     def _set(self, index: int) -> bytes:
         key_index = self.key_base + index
         size = self.values.size_of(key_index)
-        return ascii.set_request(self.keys[index], self.values.value(key_index, size), self.labels[size])
+        return self.codec.set_request(self.keys[index], self.values.value(key_index, size), self.labels[size])
 
     def _delete(self, index: int) -> bytes:
-        return ascii.delete_request(self.keys[index])
+        return self.codec.delete_request(self.keys[index])
 
     def _store(self, verb: bytes, index: int) -> bytes:
         key_index = self.key_base + index
         size = self.values.size_of(key_index)
-        return ascii.store_request(verb, self.keys[index], self.values.value(key_index, size), self.labels[size])
+        return self.codec.store_request(verb, self.keys[index], self.values.value(key_index, size), self.labels[size])
 
     def _add(self, index: int) -> bytes:
         return self._store(b"add", index)
@@ -149,24 +153,46 @@ class OpSource:
         return self._store(b"replace", index)
 
     def _append(self, index: int) -> bytes:
-        return ascii.store_request(b"append", self.keys[index], APPEND_CHUNK, _CHUNK_LABEL)
+        return self.codec.store_request(b"append", self.keys[index], APPEND_CHUNK, _CHUNK_LABEL)
 
     def _prepend(self, index: int) -> bytes:
-        return ascii.store_request(b"prepend", self.keys[index], APPEND_CHUNK, _CHUNK_LABEL)
+        return self.codec.store_request(b"prepend", self.keys[index], APPEND_CHUNK, _CHUNK_LABEL)
 
     def _touch(self, index: int) -> bytes:
-        return ascii.touch_request(self.keys[index])
+        return self.codec.touch_request(self.keys[index])
 
     def _incr(self, index: int) -> bytes:
-        return ascii.arith_request(b"incr", self.counters[index])
+        return self.codec.arith_request(b"incr", self.counters[index])
 
     def _decr(self, index: int) -> bytes:
-        return ascii.arith_request(b"decr", self.counters[index])
+        return self.codec.arith_request(b"decr", self.counters[index])
 
 
 _CHUNK_LABEL = str(len(APPEND_CHUNK)).encode()
 
 
+@dataclass(frozen=True)
+class Codec:
+    """A protocol's request builders and reply parsers (from the ``ascii`` or ``meta`` module)."""
+
+    PARSERS: Mapping[str, Callable[..., tuple[int, int]]]
+    get_request: Callable[[bytes], bytes]
+    set_request: Callable[[bytes, memoryview | bytes, bytes], bytes]
+    store_request: Callable[[bytes, bytes, memoryview | bytes, bytes], bytes]
+    touch_request: Callable[[bytes], bytes]
+    arith_request: Callable[[bytes, bytes], bytes]
+    delete_request: Callable[[bytes], bytes]
+    multi_get_request: Callable[[list[bytes]], bytes]
+    expected_hit: Callable[[bytes, bytes, int], tuple[bytes, int]]
+    parse_multi_get: Callable[..., tuple[int, int]]
+    parse_verified_get: Callable[..., tuple[int, int]]
+
+    @classmethod
+    def of(cls, module: ModuleType) -> Codec:
+        return cls(**{f.name: getattr(module, f.name) for f in fields(cls)})
+
+
+CODECS = {"ascii": Codec.of(ascii), "meta": Codec.of(meta)}  # protocol= -> its codec module
 COMMAND_TABLE_SIZE = 1 << 16
 
 
@@ -190,7 +216,9 @@ def command_table(workload: Workload) -> list[int]:
 GetLines = list[tuple[bytes, tuple[bytes, int]]]
 
 
-def get_lines(keys: Sequence[bytes], key_base: int, values: ValueSource, limit: int = 500_000) -> GetLines | None:
+def get_lines(
+    keys: Sequence[bytes], key_base: int, values: ValueSource, codec: Codec | None = None, limit: int = 500_000
+) -> GetLines | None:
     """Every key's get request and the reply it gets on a hit, built once per shard and shared.
 
     Knowing a hit's reply in advance (the shard owns its keys, and a key's
@@ -200,10 +228,11 @@ def get_lines(keys: Sequence[bytes], key_base: int, values: ValueSource, limit: 
     """
     if len(keys) > limit:
         return None
+    codec = codec or CODECS["ascii"]
     lines: GetLines = []
     for index, key in enumerate(keys):
         size = values.size_of(key_base + index)
-        lines.append((ascii.get_request(key), ascii.expected_hit(key, values.labels[size], size)))
+        lines.append((codec.get_request(key), codec.expected_hit(key, values.labels[size], size)))
     return lines
 
 
@@ -218,7 +247,9 @@ class PreloadSource:
         values: ValueSource,
         set_cmd: int,
         counters: Sequence[bytes] | None = None,
+        codec: Codec | None = None,
     ) -> None:
+        self.codec = codec or CODECS["ascii"]
         self.keys = keys
         self.counters = counters
         self.requests = itertools.chain.from_iterable(self._requests(i) for i in indices)
@@ -231,9 +262,10 @@ class PreloadSource:
     def _requests(self, index: int) -> list[bytes]:
         key_index = self.key_base + index
         size = self.values.size_of(key_index)
-        requests = [ascii.set_request(self.keys[index], self.values.value(key_index, size), self.labels[size])]
+        set_request = self.codec.set_request
+        requests = [set_request(self.keys[index], self.values.value(key_index, size), self.labels[size])]
         if self.counters is not None:
-            requests.append(ascii.set_request(self.counters[index], COUNTER_START, _COUNTER_LABEL))
+            requests.append(set_request(self.counters[index], COUNTER_START, _COUNTER_LABEL))
         return requests
 
     def batch(self, count: int) -> list[Request]:
@@ -246,10 +278,17 @@ _COUNTER_LABEL = str(len(COUNTER_START)).encode()
 class CleanupSource:
     """Deletes every key of a connection's share once: what ``--slap-cleanup`` leaves behind is nothing."""
 
-    def __init__(self, keys: Sequence[bytes], indices: range, counters: Sequence[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        keys: Sequence[bytes],
+        indices: range,
+        counters: Sequence[bytes] | None = None,
+        codec: Codec | None = None,
+    ) -> None:
         self.count = len(indices) * (2 if counters is not None else 1)
         lists = [keys] if counters is None else [keys, counters]
-        self.requests = (ascii.delete_request(names[i]) for i in indices for names in lists)
+        delete = (codec or CODECS["ascii"]).delete_request
+        self.requests = (delete(names[i]) for i in indices for names in lists)
 
     def batch(self, count: int) -> list[Request]:
         return [(0, request, None) for request in itertools.islice(self.requests, count)]

@@ -19,12 +19,12 @@ from typing import Any
 from ..keyspace import ValueSource, build_keys, counter_keys, key_slice
 from ..stats import ERRORS, RECEIVED, PhaseRecorder, Second, ShardResult
 from ..workload import COUNTER_COMMANDS, Workload
-from . import ascii
 from .barrier import ServerBarrier
 from .connection import Connection, Slot
 from .errors import SlapRunError
-from .ops import CleanupSource, OpSource, PreloadSource, get_lines
+from .ops import CODECS, CleanupSource, OpSource, PreloadSource, get_lines
 from .pacer import Pacer
+from .replies import VerifyLog
 
 PRELOAD_DEPTH = 16
 RECONNECT_FIRST_DELAY_S = 0.01
@@ -97,7 +97,8 @@ class ShardRunner:
         self._reconnecting: set[asyncio.Future[None]] = set()
         self.pacer: Pacer | None = None  # open loop (rate=)
         self.counters: list[bytes] | None = None  # incr/decr's numeric keys, when the mix has them
-        self.verify_log = ascii.VerifyLog()
+        self.verify_log = VerifyLog()
+        self.codec = CODECS[workload.protocol]
 
     # -- called by connections ------------------------------------------------
     def connection_failed(self, connection: Connection, reason: str) -> None:
@@ -211,7 +212,7 @@ class ShardRunner:
         idle = []
         for i, connection in enumerate(self.connections):
             share = range(i, len(keys), count)
-            source = PreloadSource(keys, share, key_base, values, 0, self.counters)
+            source = PreloadSource(keys, share, key_base, values, 0, self.counters, self.codec)
             idle.append(connection.begin(source, source.count, max(self.workload.window, PRELOAD_DEPTH)))
         await self._wait(asyncio.gather(*idle))
         self._end_phase("preload", perf_counter_ns())
@@ -223,7 +224,7 @@ class ShardRunner:
         idle = []
         for i, connection in enumerate(self.connections):
             share = range(i, len(keys), count)
-            source = CleanupSource(keys, share, self.counters)
+            source = CleanupSource(keys, share, self.counters, self.codec)
             idle.append(connection.begin(source, source.count, PRELOAD_DEPTH))
         await self._wait(asyncio.gather(*idle))
         self._end_phase("cleanup", perf_counter_ns())
@@ -233,7 +234,7 @@ class ShardRunner:
         workload, plan = self.workload, self.plan
         names = workload.command_names()
         budgets = _split(plan.ops(workload), len(self.connections))
-        lines = get_lines(keys, key_base, values) if "get" in names else None
+        lines = get_lines(keys, key_base, values, self.codec) if "get" in names else None
         sources = [
             OpSource(
                 workload, keys, key_base, values, plan.rng(workload, f"conn{i}"), lines, self.counters, self.verify_log
@@ -292,13 +293,16 @@ class ShardRunner:
         now = perf_counter_ns()
         self.recorder = PhaseRecorder(names, now)
         slots: list[Slot] = [
-            (ascii.PARSERS[command], self.recorder.counters[i], self.recorder.seconds[i])
+            (self.codec.PARSERS[command], self.recorder.counters[i], self.recorder.seconds[i])
             for i, command in enumerate(names)
         ]
         if "get" in names:  # verified gets and multi-gets: their own parsers, counted as gets
             get = names.index("get")
             counters, seconds = self.recorder.counters[get], self.recorder.seconds[get]
-            slots += [(ascii.parse_verified_get, counters, seconds), (ascii.parse_multi_get, counters, seconds)]
+            slots += [
+                (self.codec.parse_verified_get, counters, seconds),
+                (self.codec.parse_multi_get, counters, seconds),
+            ]
         self.slots = tuple(slots)
         self.stopping = False
         self._phases.append([name, self.recorder, None])

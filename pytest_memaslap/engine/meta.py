@@ -1,0 +1,166 @@
+"""Hot path: the memcached meta protocol codec (``mg``, ``ms``, ``md``, ``ma``, ``mn``).
+
+The text protocol memcached recommends today: short two-letter replies, one
+form for every storage mode. Same interface as ``ascii``: request builders,
+and parsers that take (buffer, position, expect) and return (end, outcome),
+``end`` -1 while the reply is incomplete.
+
+Requests: ``mg KEY v`` (get; replies ``VA <size>`` + data, or ``EN``),
+``ms KEY SIZE [M<mode>]`` (set, add E, replace R, append A, prepend P;
+``HD`` stored, ``NS``/``EX``/``NF`` not), ``md KEY`` (``HD``/``NF``),
+``mg KEY T0`` (touch: ``HD``/``EN``), ``ma KEY [MD]`` (incr/decr by 1:
+``HD``/``NF``), and a multi-get as quiet ``mg KEY v q`` lines closed by
+``mn`` (hits come back as ``VA`` blocks, then ``MN``).
+"""
+
+from __future__ import annotations
+
+from .replies import ERROR, HIT, MISS, VerifyLog
+
+_CRLF = b"\r\n"
+_EN = b"EN\r\n"
+_HD = b"HD"
+_MN = b"MN\r\n"
+_MODES = {b"set": b"", b"add": b" ME", b"replace": b" MR", b"append": b" MA", b"prepend": b" MP"}
+
+
+def get_request(key: bytes) -> bytes:
+    return b"mg " + key + b" v" + _CRLF
+
+
+def set_request(key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:
+    return b"".join((b"ms ", key, b" ", size_label, _CRLF, value, _CRLF))
+
+
+def store_request(verb: bytes, key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:
+    return b"".join((b"ms ", key, b" ", size_label, _MODES[verb], _CRLF, value, _CRLF))
+
+
+def touch_request(key: bytes) -> bytes:
+    return b"mg " + key + b" T0" + _CRLF
+
+
+def arith_request(verb: bytes, key: bytes) -> bytes:
+    return b"ma " + key + (b" MD" if verb == b"decr" else b"") + _CRLF
+
+
+def delete_request(key: bytes) -> bytes:
+    return b"md " + key + _CRLF
+
+
+def multi_get_request(keys: list[bytes]) -> bytes:
+    return b"".join(b"mg " + key + b" v q" + _CRLF for key in keys) + b"mn" + _CRLF
+
+
+def expected_hit(key: bytes, size_label: bytes, size: int) -> tuple[bytes, int]:
+    """The header and total length of ``mg KEY v``'s reply when it hits a value of ``size`` bytes."""
+    header = b"VA " + size_label + _CRLF
+    return header, len(header) + size + 2
+
+
+def _value_end(buf: bytearray | bytes, pos: int, eol: int) -> int:
+    """``VA <size> [flags]``: where the value block ends (past its CRLF); -2 if the header is malformed."""
+    fields = bytes(buf[pos + 3 : eol]).split(b" ", 1)
+    if not fields[0].isdigit():
+        return -2
+    return eol + 2 + int(fields[0]) + 2
+
+
+def parse_get(buf: bytearray | bytes, pos: int, expect: tuple[bytes, int] | None = None) -> tuple[int, int]:
+    """``VA`` + data is a hit, ``EN`` a miss, anything else an error."""
+    if expect is not None and buf.startswith(expect[0], pos):
+        end = pos + expect[1]
+        if len(buf) < end:
+            return -1, ERROR
+        if buf[end - 2 : end] == _CRLF:
+            return end, HIT
+    eol = buf.find(_CRLF, pos)
+    if eol < 0:
+        return -1, ERROR
+    if buf.startswith(b"VA ", pos):
+        end = _value_end(buf, pos, eol)
+        if end == -2:
+            return eol + 2, ERROR
+        if len(buf) < end:
+            return -1, ERROR
+        if buf[end - 2 : end] != _CRLF:
+            return eol + 2, ERROR
+        return end, HIT
+    if eol - pos == 2 and buf.startswith(_EN, pos):
+        return eol + 2, MISS
+    return eol + 2, ERROR
+
+
+def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int, int]:
+    """Quiet gets closed by ``mn``: ``VA`` blocks for the hits, then ``MN``; a hit when all ``expect`` came back."""
+    found = 0
+    while True:
+        eol = buf.find(_CRLF, pos)
+        if eol < 0:
+            return -1, ERROR
+        if buf.startswith(b"VA ", pos):
+            end = _value_end(buf, pos, eol)
+            if end == -2:
+                return eol + 2, ERROR
+            if len(buf) < end:
+                return -1, ERROR
+            if buf[end - 2 : end] != _CRLF:
+                return eol + 2, ERROR
+            found += 1
+            pos = end
+            continue
+        if eol - pos == 2 and buf.startswith(_MN, pos):
+            if found > expect:
+                return eol + 2, ERROR
+            return eol + 2, (HIT if found == expect else MISS)
+        return eol + 2, ERROR
+
+
+def parse_verified_get(
+    buf: bytearray | bytes, pos: int, expect: tuple[bytes, int, memoryview, bytes, VerifyLog]
+) -> tuple[int, int]:
+    """A get whose value is compared byte for byte with what this shard writes to the key."""
+    header, total, value, key, log = expect
+    end, outcome = parse_get(buf, pos, None)
+    if end < 0 or outcome != HIT:
+        return end, outcome
+    log.checked += 1
+    start = pos + len(header)
+    if end != pos + total or not buf.startswith(header, pos) or memoryview(buf)[start : start + len(value)] != value:
+        log.mismatch(key)
+        return end, ERROR
+    return end, HIT
+
+
+def _status_parser(hit: bytes, misses: tuple[bytes, ...]):  # type: ignore[no-untyped-def]
+    def parse(buf: bytearray | bytes, pos: int, expect: object = None) -> tuple[int, int]:
+        eol = buf.find(_CRLF, pos)
+        if eol < 0:
+            return -1, ERROR
+        line = bytes(buf[pos:eol])
+        if line == hit:
+            return eol + 2, HIT
+        if line in misses:
+            return eol + 2, MISS
+        return eol + 2, ERROR
+
+    return parse
+
+
+parse_set = _status_parser(_HD, (b"NS", b"EX", b"NF"))
+parse_delete = _status_parser(_HD, (b"NF",))
+parse_touch = _status_parser(_HD, (b"EN",))
+parse_arith = _status_parser(_HD, (b"NF",))
+
+PARSERS = {
+    "get": parse_get,
+    "set": parse_set,
+    "add": parse_set,
+    "replace": parse_set,
+    "append": parse_set,
+    "prepend": parse_set,
+    "delete": parse_delete,
+    "touch": parse_touch,
+    "incr": parse_arith,
+    "decr": parse_arith,
+}

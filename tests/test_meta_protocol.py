@@ -1,0 +1,64 @@
+"""protocol="meta": the same workloads over mg/ms/md/ma, against a real memcached."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_memaslap import Target, Workload, run_shard
+from pytest_memaslap.server import ServerConfig, start_server
+
+ALL_COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr")
+
+
+@pytest.fixture
+def own_server(no_new_memcached):
+    server = start_server(ServerConfig(threads=2, memory_mb=64))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_every_command_over_meta_gets_the_replies_it_should(own_server):
+    mix = dict.fromkeys(ALL_COMMANDS, 0.1)
+    workload = Workload.from_args(
+        {"ops": 5000, "duration": None, "connections": 3, "keys": 300, "commands": mix, "protocol": "meta"}
+    )
+    before = own_server.stats()
+    raw = run_shard(workload, Target(own_server.host, own_server.port), "meta1:")
+    after = own_server.stats()
+    measured = raw.measured.commands
+    assert set(measured) == set(ALL_COMMANDS) and sum(c.ops for c in measured.values()) == 5000
+    assert all(c.errors == 0 for c in measured.values()), {n: c.errors for n, c in measured.items()}
+    assert measured["set"].misses == 0 and measured["incr"].misses == 0 and measured["decr"].misses == 0
+    assert after["incr_hits"] - before["incr_hits"] == measured["incr"].hits
+    assert after["delete_hits"] - before["delete_hits"] == measured["delete"].hits
+    assert after["get_hits"] - before["get_hits"] == measured["get"].hits
+    assert after["touch_hits"] - before["touch_hits"] == measured["touch"].hits  # mg KEY T0 counts as a touch
+
+
+def test_meta_multi_gets_and_verification(own_server):
+    target = Target(own_server.host, own_server.port)
+    base = {"duration": None, "connections": 2, "keys": 200, "commands": {"get": 1.0}, "protocol": "meta"}
+    multi = run_shard(Workload.from_args({**base, "ops": 400, "division": 8}), target, "meta2:")
+    get = multi.measured.commands["get"]
+    assert get.ops == get.hits == 400
+    checked = run_shard(Workload.from_args({**base, "ops": 1000, "verify": 1.0}), target, "meta3:")
+    assert checked.verify["checked"] == 1000 and checked.verify["mismatches"] == 0
+
+
+def test_the_mark_and_option_choose_the_protocol(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(ops=1000, duration=None, connections=2, keys=100, protocol="meta")
+        @pytest.mark.slap_thresholds("errors == 0", "get.hit_ratio == 1")
+        def test_meta(slap):
+            assert slap().workload.protocol == "meta"
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-protocol=binary")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*protocol='binary': allowed: ascii, meta*"])
