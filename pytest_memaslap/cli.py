@@ -21,7 +21,7 @@ from typing import Any
 from .engine import ShardPlan, SlapInterrupted, SlapRunError, Target, run_shard
 from .memaslap_config import load_config
 from .progress import Period, ProgressPoller, ProgressPrinter, ProgressPublisher, progress_key
-from .server import ServerError, parse_address
+from .server import ServerError, parse_addresses
 from .sharding import new_token
 from .stats import Histogram, ShardResult, bucket_value, merge_results
 from .workload import Workload, WorkloadError, parse_count, parse_duration
@@ -33,7 +33,8 @@ REFUSED = {
     "udp": "-U/--udp: UDP gets are not offered; the engine speaks TCP only",
     "facebook": "-a/--facebook: needs UDP multi-gets, which are not offered",
     "binary": "-B/--binary: the binary protocol is not offered yet; the engine speaks the ASCII protocol",
-    "rep_write": "-p/--rep_write: replication tests need several servers, which are not offered yet",
+    "rep_write": "-p/--rep_write: replication (writing every set to the first N servers) is not offered; "
+    "several servers share the keys as pymemcache's HashClient places them",
 }
 DEFAULT_OPS = 1_000_000  # memaslap's execute number when neither -t nor -x is given
 SHARD_GRACE_S = 60.0  # beyond the run's own duration, how long the parent waits for a shard process
@@ -116,15 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        servers = args.servers.split(",")
-        if len(servers) > 1:
-            raise UsageError(
-                "-s/--servers: one server only; several servers with client-side hashing are not offered yet"
-            )
         try:
-            host, port = parse_address(servers[0])
+            targets = [Target(host, port) for host, port in parse_addresses(args.servers)]
         except ServerError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(str(exc).replace("--memcached", "-s/--servers")) from None
         workload, threads = workload_from(args)
         every = int(_duration(args.stat_freq)) if args.stat_freq else 0
     except UsageError as exc:
@@ -132,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header(args.servers, threads, workload, args))
     report = Report(every)
     try:
-        raw = run(workload, Target(host, port), threads, report)
+        raw = run(workload, targets, threads, report)
     except SlapRunError as exc:
         print(f"memaslap-py: run failed: {exc}", file=sys.stderr)
         if exc.partial is not None:
@@ -148,14 +144,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- running -------------------------------------------------------------------
 
 
-def run(workload: Workload, target: Target, threads: int, report: Report) -> ShardResult:
-    """One shard in this process, or ``threads`` shard processes merged into one result."""
+def run(workload: Workload, targets: list[Target], threads: int, report: Report) -> ShardResult:
+    """One shard in this process, or ``threads`` shard processes merged into one result.
+
+    Several servers: keys spread over them as pymemcache's HashClient spreads them; the first
+    also holds the shards' barrier and progress records.
+    """
+    target = targets[0]
     token = new_token()
     prefix = f"m{token}:"
     if threads == 1:
         printer = ProgressPrinter(report.period, "", workload.duration, report.every) if report.every else None
         try:
-            return run_shard(workload, target, prefix, ShardPlan(), on_second=printer)
+            return run_shard(workload, targets, prefix, ShardPlan(), on_second=printer)
         except SlapInterrupted:
             raise KeyboardInterrupt from None
     context = multiprocessing.get_context("spawn")
@@ -163,7 +164,16 @@ def run(workload: Workload, target: Target, threads: int, report: Report) -> Sha
     processes = [
         context.Process(
             target=_shard_process,
-            args=(workload.to_dict(), target.host, target.port, prefix, i, threads, token, report.every, results),
+            args=(
+                workload.to_dict(),
+                [(t.host, t.port) for t in targets],
+                prefix,
+                i,
+                threads,
+                token,
+                report.every,
+                results,
+            ),
             name=f"memaslap-py shard {i}",
         )
         for i in range(threads)
@@ -219,8 +229,7 @@ def _collect(
 
 def _shard_process(
     workload: dict[str, Any],
-    host: str,
-    port: int,
+    servers: list[tuple[str, int]],
     prefix: str,
     index: int,
     count: int,
@@ -230,12 +239,14 @@ def _shard_process(
 ) -> None:
     """One shard, in a process of its own: its result (or its failure) goes back on ``results``."""
     load = Workload.from_args(workload)
+    host, port = servers[0]
     printer = None
     if every:
         publisher = ProgressPublisher(host, port, progress_key(token, f"t{index}"))
         printer = ProgressPrinter(publisher, "", load.duration, every, count)
     try:
-        raw = run_shard(load, Target(host, port), prefix, ShardPlan(index, count), on_second=printer)
+        targets = [Target(h, p) for h, p in servers]
+        raw = run_shard(load, targets, prefix, ShardPlan(index, count), on_second=printer)
         results.put((index, "ok", raw.to_dict()))
     except SlapRunError as exc:
         partial = exc.partial.to_dict() if exc.partial is not None else None

@@ -16,7 +16,7 @@ import pytest
 from .baseline import Allowance, BaselineError, check_name, load, parse_allowances, resolve
 from .html_report import ReportExtraMissing, check_available
 from .memaslap_config import load_config
-from .server import ServerConfig, ServerError, parse_address
+from .server import ServerConfig, ServerError, parse_addresses
 from .workload import Workload, WorkloadError, parse_duration
 
 
@@ -37,7 +37,12 @@ class Option:
 
 
 OPTIONS = (
-    Option("--memcached", "use the memcached at HOST:PORT instead of starting one", "HOST:PORT"),
+    Option(
+        "--memcached",
+        "use the memcached at HOST:PORT instead of starting one; HOST:PORT,HOST:PORT spreads keys over several "
+        "as pymemcache's HashClient does",
+        "HOST:PORT[,...]",
+    ),
     Option("--memcached-bin", "memcached binary to start (default: memcached on PATH)", "PATH"),
     Option("--memcached-threads", "worker threads of the memcached the plugin starts (default 4)", "N"),
     Option("--memcached-memory", "memory limit in MB of the memcached the plugin starts (default 1024)", "MB"),
@@ -217,7 +222,7 @@ class Settings:
             raise pytest.UsageError(f"--slap-*: {exc}") from None
         if raw["memcached"]:
             try:
-                parse_address(raw["memcached"])
+                parse_addresses(raw["memcached"])
             except ServerError as exc:
                 raise pytest.UsageError(str(exc)) from None
         return cls(

@@ -65,9 +65,9 @@ class Slap:
         workload = Workload.from_args(overrides, base=self.workload) if overrides else self.workload
         parse_all(tuple(t.expr for t in self.thresholds), workload.command_names())
         check_item_size(workload, self.server)
-        check_shards(workload, self.shard)
+        check_shards(workload, self.shard, len(self.server.servers))
         prefix = self._prefix_for_call(len(self.runs) + 1)
-        target = Target(self.server.host, self.server.port)
+        target = [Target(host, port) for host, port in self.server.servers]
         done: list[SlapResult] = []
         for number in range(1, self.rounds + 1):
             label = f" round {number}/{self.rounds}" if self.rounds > 1 else ""
@@ -109,8 +109,13 @@ def with_rounds(rounds: list[SlapResult]) -> SlapResult:
     return result
 
 
-def check_shards(workload: Workload, shard: ShardPlan) -> None:
-    """Every shard needs at least one connection and one key of its own."""
+def check_shards(workload: Workload, shard: ShardPlan, servers: int = 1) -> None:
+    """Every shard needs at least one connection (one per server) and one key of its own."""
+    if servers > 1 and workload.connections < servers * shard.count:
+        raise WorkloadError(
+            f"connections={workload.connections}: fewer than {servers} servers x {shard.count} shard(s); "
+            f"use at least {servers * shard.count} connections (each shard needs one per server)"
+        )
     if shard.count > 1 and workload.connections < shard.count:
         raise WorkloadError(
             f"connections={workload.connections}: fewer than the {shard.count} shards; "

@@ -85,7 +85,7 @@ def pytest_configure_node(node: Any) -> None:
     except ServerError as exc:
         node.workerinput[SERVER_ERROR_KEY] = str(exc)
         return
-    node.workerinput[SERVER_KEY] = server.address
+    node.workerinput[SERVER_KEY] = server.spec
     if state.settings.stat_freq != 0:
         _watch_progress(node.config, state, server, str(node.gateway.id))
 

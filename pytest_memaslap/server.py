@@ -68,6 +68,18 @@ class ServerConfig:
         return args + list(self.extra_args)
 
 
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_addresses(text: str) -> list[tuple[str, int]]:
+    """``HOST:PORT[,HOST:PORT...]``: one server, or several for client-side hashing."""
+    addresses = [parse_address(part) for part in text.split(",")]
+    if len(set(addresses)) != len(addresses):
+        raise ServerError(f"--memcached={text!r}: a server is listed twice")
+    return addresses
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[IPv6]:PORT`` into (host, port), with a clear error otherwise."""
     value = text.strip()
@@ -100,10 +112,22 @@ class MemcachedServer:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path: str | None = field(default=None, repr=False)
     version: str = ""
+    # --memcached=A,B: every server of the run, this one first; the load spreads keys over them
+    cluster: tuple[tuple[str, int], ...] = ()
 
     @property
     def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return format_address(self.host, self.port)
+
+    @property
+    def servers(self) -> list[tuple[str, int]]:
+        """(host, port) of every server the load goes to: this one, or the whole --memcached list."""
+        return list(self.cluster) or [(self.host, self.port)]
+
+    @property
+    def spec(self) -> str:
+        """The --memcached value naming every server of the run."""
+        return ",".join(format_address(host, port) for host, port in self.servers)
 
     def client(self, timeout: float = 5.0) -> Client:
         """A pymemcache client for functional checks (not the load path); close it when done."""
@@ -254,16 +278,20 @@ def start_server(config: ServerConfig) -> MemcachedServer:
 
 
 def connect_external(address: str, allow_flush: bool, timeout: float = 5.0) -> MemcachedServer:
-    """Use a server the plugin does not own; fails within ``timeout`` if it does not answer."""
-    host, port = parse_address(address)
-    try:
-        version = _version(host, port, timeout)
-    except OSError as exc:
-        raise ServerError(
-            f"--memcached={address}: no memcached answers there ({exc.strerror or exc}); "
-            "check the address, or drop --memcached to let the plugin start one"
-        ) from None
-    return MemcachedServer(host, port, owned=False, allow_flush=allow_flush, version=version)
+    """Use servers the plugin does not own (one, or a list); fails within ``timeout`` if one does not answer."""
+    servers = parse_addresses(address)
+    versions = []
+    for host, port in servers:
+        try:
+            versions.append(_version(host, port, timeout))
+        except OSError as exc:
+            raise ServerError(
+                f"--memcached={address}: no memcached answers at {format_address(host, port)} "
+                f"({exc.strerror or exc}); check the address, or drop --memcached to let the plugin start one"
+            ) from None
+    host, port = servers[0]
+    cluster = tuple(servers) if len(servers) > 1 else ()
+    return MemcachedServer(host, port, owned=False, allow_flush=allow_flush, version=versions[0], cluster=cluster)
 
 
 class ServerPool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..stats import Second, ShardResult
 from ..workload import Workload
@@ -16,13 +16,15 @@ __all__ = ["LOOP_NAME", "LOOP_NOTE", "ShardPlan", "SlapInterrupted", "SlapRunErr
 
 def run_shard(
     workload: Workload,
-    target: Target,
+    target: Target | Sequence[Target],
     prefix: str,
     plan: ShardPlan | None = None,
     cleanup: bool = False,
     on_second: Callable[[int, Second], None] | None = None,
 ) -> ShardResult:
     """Run one shard of ``workload`` against ``target`` with keys under ``prefix``; blocks until done.
+
+    Several targets: keys are spread over them as pymemcache's HashClient spreads them.
 
     ``cleanup`` deletes the shard's keys after the measured phase;
     ``on_second`` sees each second of the measured phase as it closes (live

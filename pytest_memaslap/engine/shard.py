@@ -11,7 +11,7 @@ import asyncio
 import gc
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
@@ -24,6 +24,7 @@ from .connection import Connection, Slot
 from .errors import SlapRunError
 from .ops import CODECS, CleanupSource, OpSource, PreloadSource, get_lines
 from .pacer import Pacer
+from .placement import group_by_server
 from .replies import VerifyLog
 
 PRELOAD_DEPTH = 16
@@ -72,7 +73,7 @@ class ShardRunner:
     def __init__(
         self,
         workload: Workload,
-        target: Target,
+        target: Target | Sequence[Target],
         prefix: str,
         plan: ShardPlan,
         cleanup: bool = False,
@@ -81,7 +82,11 @@ class ShardRunner:
         self.workload = workload
         self.cleanup = cleanup
         self.on_second = on_second  # called with (seconds done, that second) in the measured phase
-        self.target = target
+        # several servers: keys are placed as pymemcache's HashClient places them, connection i goes to server
+        # i mod S and works on that server's keys only; the first server also holds the shards' barriers
+        self.targets = [target] if isinstance(target, Target) else list(target)
+        self.target = self.targets[0]
+        self.server_ranges: list[range] = []
         self.prefix = prefix
         self.plan = plan
         self.recorder = PhaseRecorder(("set",), perf_counter_ns())
@@ -103,7 +108,7 @@ class ShardRunner:
     # -- called by connections ------------------------------------------------
     def connection_failed(self, connection: Connection, reason: str) -> None:
         if self._failure is not None and not self._failure.done():
-            self._failure.set_result(f"connection {connection.index} to {self.target}: {reason}")
+            self._failure.set_result(f"connection {connection.index} to {self._target_of(connection.index)}: {reason}")
 
     def connection_lost(self, connection: Connection, reason: str) -> None:
         """A connection dropped: reopen it (``reconnect=True``, memaslap's -R) or fail the run."""
@@ -125,8 +130,9 @@ class ShardRunner:
                 connection.give_up()
                 return
             try:
+                target = self._target_of(connection.index)
                 await asyncio.wait_for(
-                    loop.create_connection(lambda: connection, self.target.host, self.target.port),
+                    loop.create_connection(lambda: connection, target.host, target.port),
                     self.workload.timeout,
                 )
                 break
@@ -147,6 +153,8 @@ class ShardRunner:
         workload, plan = self.workload, self.plan
         indices = plan.keys(workload)
         keys = build_keys(self.prefix, indices, workload.key_size, plan.rng(workload, "keys"))
+        keys, self.server_ranges = group_by_server(keys, [(t.host, t.port) for t in self.targets])
+        self._check_servers(plan.connections(workload))
         if any(name in COUNTER_COMMANDS for name in workload.command_names()):
             self.counters = counter_keys(keys)
         values = ValueSource(workload.value_size, random.Random(f"{workload.seed}:values"))
@@ -186,12 +194,38 @@ class ShardRunner:
         if self.barrier is not None:
             await self.barrier.wait(name)
 
+    def _check_servers(self, connections: int) -> None:
+        """Several servers: each needs a connection of this shard, and keys of this shard to work on."""
+        servers = len(self.targets)
+        if servers == 1:
+            return
+        if connections < servers:
+            raise SlapRunError(
+                f"connections: this shard has {connections} connection(s) for {servers} servers; "
+                f"use at least {servers * self.plan.count} connections (one per server per shard)"
+            )
+        empty = [str(self.targets[i]) for i, r in enumerate(self.server_ranges) if not len(r)]
+        if empty:
+            raise SlapRunError(
+                f"keys={self.workload.keys}: no key of this shard maps to {', '.join(empty)}; use more keys"
+            )
+
+    def _target_of(self, index: int) -> Target:
+        return self.targets[index % len(self.targets)]
+
+    def _share(self, index: int) -> range:
+        """The key positions connection ``index`` preloads or cleans up: its part of its server's keys."""
+        servers = len(self.targets)
+        keys = self.server_ranges[index % servers]
+        peers = len(range(index % servers, len(self.connections), servers))
+        return range(keys.start + index // servers, keys.stop, peers)
+
     async def _connect(self, count: int) -> None:
         loop = asyncio.get_running_loop()
-        host, port = self.target.host, self.target.port
 
         async def one(index: int) -> Connection:
-            _, protocol = await loop.create_connection(lambda: Connection(self, index), host, port)
+            target = self._target_of(index)
+            _, protocol = await loop.create_connection(lambda: Connection(self, index), target.host, target.port)
             return protocol
 
         try:
@@ -207,11 +241,10 @@ class ShardRunner:
 
     async def _preload(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
         """Set every key of the slice once (in parallel over the connections) so gets hit."""
-        count = len(self.connections)
         self._start_phase("preload", ("set",))
         idle = []
         for i, connection in enumerate(self.connections):
-            share = range(i, len(keys), count)
+            share = self._share(i)
             source = PreloadSource(keys, share, key_base, values, 0, self.counters, self.codec)
             idle.append(connection.begin(source, source.count, max(self.workload.window, PRELOAD_DEPTH)))
         await self._wait(asyncio.gather(*idle))
@@ -219,11 +252,10 @@ class ShardRunner:
 
     async def _cleanup(self, keys: list[bytes]) -> None:
         """Delete every key of the slice (the run's keys on a server the plugin does not own)."""
-        count = len(self.connections)
         self._start_phase("cleanup", ("delete",))
         idle = []
         for i, connection in enumerate(self.connections):
-            share = range(i, len(keys), count)
+            share = self._share(i)
             source = CleanupSource(keys, share, self.counters, self.codec)
             idle.append(connection.begin(source, source.count, PRELOAD_DEPTH))
         await self._wait(asyncio.gather(*idle))
@@ -235,12 +267,23 @@ class ShardRunner:
         names = workload.command_names()
         budgets = _split(plan.ops(workload), len(self.connections))
         lines = get_lines(keys, key_base, values, self.codec) if "get" in names else None
-        sources = [
-            OpSource(
-                workload, keys, key_base, values, plan.rng(workload, f"conn{i}"), lines, self.counters, self.verify_log
+        per_server = [self._server_slice(r, keys, lines) for r in self.server_ranges]
+        sources = []
+        for i in range(len(self.connections)):
+            start, server_keys, server_lines, server_counters = per_server[i % len(self.targets)]
+            rng = plan.rng(workload, f"conn{i}")
+            sources.append(
+                OpSource(
+                    workload,
+                    server_keys,
+                    key_base + start,
+                    values,
+                    rng,
+                    server_lines,
+                    server_counters,
+                    self.verify_log,
+                )
             )
-            for i in range(len(self.connections))
-        ]
         first = "warmup" if workload.warmup > 0 else "measured"
         gc.freeze()  # the keyspace and setup objects never need collecting again
         self._start_phase(first, names)
@@ -280,6 +323,16 @@ class ShardRunner:
                 self.pacer.stop()
                 self.result.send_lag_max_s = self.pacer.max_lag_ns / 1e9
             gc.unfreeze()
+
+    def _server_slice(
+        self, keys_range: range, keys: list[bytes], lines: Any
+    ) -> tuple[int, list[bytes], Any, list[bytes] | None]:
+        """One server's keys, get lines and counters (the whole lists, uncopied, for a single server)."""
+        if len(self.targets) == 1:
+            return 0, keys, lines, self.counters
+        a, b = keys_range.start, keys_range.stop
+        counters = self.counters[a:b] if self.counters is not None else None
+        return a, keys[a:b], lines[a:b] if lines is not None else None, counters
 
     def _shard_rate(self) -> float:
         """This shard's share of the workload's rate: in proportion to its share of the connections."""
