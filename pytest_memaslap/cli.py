@@ -27,7 +27,6 @@ from .stats import Histogram, ShardResult, bucket_value, merge_results
 from .workload import Workload, WorkloadError, parse_count, parse_duration
 
 REFUSED = {
-    "exp_verify": "-e/--exp_verify: expiry verification is not offered yet; sets here never expire",
     "overwrite": "-o/--overwrite: every set here overwrites a key of the fixed keyspace (memaslap's -o 1); "
     "a proportion of sets to new keys is not offered",
     "udp": "-U/--udp: UDP gets are not offered; the engine speaks TCP only",
@@ -67,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("-P", "--tps", help="open loop at this many operations per second, e.g. 40k")
     add("-b", "--verbose", action="store_true", help="list keys whose values failed verification")
     add("--window", default="1", help="requests in flight per connection (ours; memaslap has 1)")
-    for name, short in (("exp_verify", "-e"), ("overwrite", "-o"), ("rep_write", "-p")):
+    add("-e", "--exp_verify", default="0", help="proportion of sets with a 2 s TTL; gets after it are checked to miss")
+    for name, short in (("overwrite", "-o"), ("rep_write", "-p")):
         add(short, f"--{name}", help="refused (see the README)")
     for name, short in (("udp", "-U"), ("facebook", "-a"), ("binary", "-B")):
         add(short, f"--{name}", action="store_true", help="refused (see the README)")
@@ -97,6 +97,7 @@ def workload_from(args: argparse.Namespace) -> tuple[Workload, int]:
             keys=connections * window_keys,
             window=parse_count(args.window, "--window"),
             verify=float(args.verify),
+            expire=float(args.exp_verify),
             division=parse_count(args.division, "-d/--division"),
             reconnect=bool(args.reconnect),
             rate=args.tps,
@@ -352,6 +353,8 @@ def final_report(raw: ShardResult, workload: Workload, verbose: bool) -> str:
         f"get_misses: {get.misses if get else 0}",
         f"verify_checked: {raw.verify['checked']}",
         f"verify_failed: {raw.verify['mismatches']}",
+        f"expired_checked: {raw.verify.get('expired_checked', 0)}",
+        f"expired_get: {raw.verify.get('expired_returned', 0)}",
         f"errors: {sum(c.errors for c in commands.values())}",
         f"written_bytes: {written}",
         f"read_bytes: {read}",

@@ -224,7 +224,8 @@ class SlapResult:
             "requests_sent": self.requests_sent,
             "reconnects": {"count": self.reconnects, "gap_s": round(self.raw.reconnect_gap_s, 6)},
             "rate": self.rate(),
-            "verify": dict(self.raw.verify) if self.workload.verify else None,
+            "verify": _checks(self.raw.verify, ("checked", "mismatches", "keys")) if self.workload.verify else None,
+            "expire": _expiry(self.raw.verify) if self.workload.expire else None,
             "latency_us": dict(self.total.latency_us),
             "spectrum_us": [list(point) for point in self.total.spectrum_us],
             "commands": {name: cmd.to_dict() for name, cmd in self.commands.items()},
@@ -232,6 +233,20 @@ class SlapResult:
                 {"second": p.second, "ops": p.ops, "errors": p.errors, "p99_us": p.p99_us} for p in self.timeline
             ],
         }
+
+
+def _checks(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: data.get(name, [] if name.endswith("keys") else 0) for name in names}
+
+
+def _expiry(data: dict[str, Any]) -> dict[str, Any]:
+    """Gets of keys past their TTL: how many, how many still returned a value (errors), and some such keys."""
+    checked = _checks(data, ("expired_checked", "expired_returned", "expired_keys"))
+    return {
+        "checked": checked["expired_checked"],
+        "returned": checked["expired_returned"],
+        "keys": checked["expired_keys"],
+    }
 
 
 def read_metric(result: SlapResult, name: str) -> float:

@@ -258,11 +258,7 @@ class ShardResult:
         self.reconnects += other.reconnects
         self.reconnect_gap_s += other.reconnect_gap_s
         self.send_lag_max_s = max(self.send_lag_max_s, other.send_lag_max_s)
-        self.verify = {
-            "checked": self.verify["checked"] + other.verify["checked"],
-            "mismatches": self.verify["mismatches"] + other.verify["mismatches"],
-            "keys": (self.verify["keys"] + other.verify["keys"])[:10],
-        }
+        self.verify = _merge_checks(self.verify, other.verify)
         if window is not None:
             self.started_at = window[0]
             self.measured.elapsed_s = window[1] - window[0]
@@ -331,6 +327,18 @@ class ShardResult:
             send_lag_max_s=data.get("send_lag_max_s", 0.0),
             verify=dict(data.get("verify") or {"checked": 0, "mismatches": 0, "keys": []}),
         )
+
+
+def _merge_checks(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Verification counts add up; the lists of example keys are joined, ten at most."""
+    merged: dict[str, Any] = {}
+    for name in dict.fromkeys([*a, *b]):
+        left, right = a.get(name), b.get(name)
+        if isinstance(left, list) or isinstance(right, list):
+            merged[name] = ((left or []) + (right or []))[:10]
+        else:
+            merged[name] = (left or 0) + (right or 0)
+    return merged
 
 
 def merge_results(results: Iterable[ShardResult]) -> ShardResult:

@@ -184,6 +184,8 @@ class Workload:
     arrivals: str = "poisson"  # how an open loop spaces its requests: poisson or uniform
     division: int = 1  # keys per get (memaslap -d): more than 1 is a multi-get
     verify: float = 0.0  # proportion of gets whose value is checked byte for byte (memaslap -v)
+    expire: float = 0.0  # proportion of sets with a TTL; gets of expired keys are checked to miss (memaslap -e)
+    expire_after: float = 2.0  # that TTL, whole seconds (memcached's expiry clock ticks in seconds)
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -223,6 +225,16 @@ class Workload:
             raise WorkloadError(f"division={self.division}: at most {MAX_DIVISION} keys per get")
         if self.division > 1 and self.verify > 0:
             raise WorkloadError("verify: checks single-key gets; use division=1 with verify (or verify=0)")
+        if self.expire > 0 and "set" not in self.command_names():
+            raise WorkloadError("expire: applies to sets (a proportion of them get a TTL), and the mix has none")
+        ttl_changing = sorted(set(self.command_names()) & {"add", "replace", "append", "prepend", "touch"})
+        if self.expire > 0 and ttl_changing:
+            raise WorkloadError(
+                f"expire: works with get, set, delete, incr and decr; {', '.join(ttl_changing)} would change "
+                "which keys expire when"
+            )
+        if self.expire > 0 and self.division > 1:
+            raise WorkloadError("expire: checks single-key gets; use division=1 with expire (or expire=0)")
         if (self.division > 1 or self.verify > 0) and "get" not in self.command_names():
             which = "division" if self.division > 1 else "verify"
             raise WorkloadError(f"{which}: applies to gets, and the command mix has none")
@@ -314,6 +326,16 @@ def _proportion(name: str):  # type: ignore[no-untyped-def]
     return parse
 
 
+def _whole_seconds(name: str):  # type: ignore[no-untyped-def]
+    def parse(value: Any) -> float:
+        seconds = parse_duration(value, name)
+        if seconds < 1 or not seconds.is_integer() or seconds > 2_592_000:
+            raise WorkloadError(f"{name}={value!r}: whole seconds from 1 to 30 days (memcached's TTLs are seconds)")
+        return seconds
+
+    return parse
+
+
 def _timeout(value: Any) -> float:
     seconds = parse_duration(value, "timeout")
     if seconds <= 0:
@@ -341,4 +363,6 @@ _PARSERS = {
     "arrivals": _choice("arrivals", ARRIVALS),
     "division": lambda v: _positive_count(v, "division"),
     "verify": _proportion("verify"),
+    "expire": _proportion("expire"),
+    "expire_after": _whole_seconds("expire_after"),
 }

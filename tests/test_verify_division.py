@@ -80,3 +80,52 @@ def test_verify_checks_only_its_proportion_and_passes_on_a_healthy_server(memcac
 def test_bad_division_and_verify_are_explained(args, message):
     with pytest.raises(WorkloadError, match=message):
         Workload.from_args(args)
+
+
+@pytest.mark.parametrize("protocol", ["ascii", "meta"])
+def test_expired_keys_are_checked_to_miss(memcached_server, protocol):
+    workload = Workload.from_args(
+        {
+            "duration": "4s",
+            "rate": "3k",
+            "connections": 3,
+            "keys": 1500,
+            "commands": {"get": 0.9, "set": 0.1},
+            "expire": 0.5,
+            "expire_after": "1s",
+            "protocol": protocol,
+        }
+    )
+    raw = run_shard(workload, Target(memcached_server.host, memcached_server.port), f"exp{protocol}:")
+    get = raw.measured.commands["get"]
+    assert raw.verify["expired_checked"] > 50  # gets of keys whose 1 s TTL ran out, with 1.5 s to spare
+    assert raw.verify["expired_returned"] == 0 and get.errors == 0
+    assert get.misses >= raw.verify["expired_checked"]
+
+
+def test_an_item_that_outlives_its_ttl_is_an_error_naming_the_key():
+    from pytest_memaslap.engine.replies import ExpiryBook, VerifyLog
+
+    book, log = ExpiryBook(), VerifyLog()
+    book.wrote(7, 0.0)
+    book.deadlines[7] -= 10  # its TTL ran out long ago
+    generation = book.expired(7)
+    assert generation is not None
+    hit = b"VALUE k 0 1\r\nx\r\nEND\r\n"
+    assert ascii.parse_expired_get(hit, 0, (b"k", log, book, 7, generation)) == (len(hit), ascii.ERROR)
+    assert log.expired_returned == 1 and log.expired_keys == ["k"]
+    book.wrote(7, None)  # written again since the get was built: a value is no longer wrong
+    assert ascii.parse_expired_get(hit, 0, (b"k", log, book, 7, generation)) == (len(hit), ascii.HIT)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"expire": 0.1, "commands": {"get": 0.5, "touch": 0.5}}, "expire: applies to sets"),
+        ({"expire": 0.1, "commands": {"set": 0.5, "touch": 0.5}}, "touch would change which keys expire"),
+        ({"expire_after": "1.5s"}, "expire_after='1.5s': whole seconds from 1 to 30 days"),
+    ],
+)
+def test_bad_expire_settings_are_explained(args, message):
+    with pytest.raises(WorkloadError, match=message):
+        Workload.from_args(args)

@@ -8,6 +8,7 @@ the reply is not complete yet; ``outcome`` is HIT, MISS or ERROR.
 
 from __future__ import annotations
 
+from . import replies
 from .replies import ERROR, HIT, MISS, VerifyLog
 
 __all__ = ["ERROR", "HIT", "MISS", "PARSERS", "VerifyLog"]
@@ -24,6 +25,15 @@ def get_request(key: bytes) -> bytes:
 
 def set_request(key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:
     return b"".join((b"set ", key, b" 0 0 ", size_label, _CRLF, value, _CRLF))
+
+
+def set_ttl_request(key: bytes, value: memoryview | bytes, size_label: bytes, ttl_label: bytes) -> bytes:
+    """A set that expires after ``ttl_label`` seconds (``expire=``)."""
+    return b"".join((b"set ", key, b" 0 ", ttl_label, b" ", size_label, _CRLF, value, _CRLF))
+
+
+def parse_expired_get(buf: bytearray | bytes, pos: int, expect: replies.ExpiredExpect) -> tuple[int, int]:
+    return replies.parse_expired_get(parse_get, buf, pos, expect)
 
 
 def store_request(verb: bytes, key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:

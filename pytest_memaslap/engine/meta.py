@@ -15,6 +15,7 @@ Requests: ``mg KEY v`` (get; replies ``VA <size>`` + data, or ``EN``),
 
 from __future__ import annotations
 
+from . import replies
 from .replies import ERROR, HIT, MISS, VerifyLog
 
 _CRLF = b"\r\n"
@@ -30,6 +31,14 @@ def get_request(key: bytes) -> bytes:
 
 def set_request(key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:
     return b"".join((b"ms ", key, b" ", size_label, _CRLF, value, _CRLF))
+
+
+def set_ttl_request(key: bytes, value: memoryview | bytes, size_label: bytes, ttl_label: bytes) -> bytes:
+    return b"".join((b"ms ", key, b" ", size_label, b" T", ttl_label, _CRLF, value, _CRLF))
+
+
+def parse_expired_get(buf: bytearray | bytes, pos: int, expect: replies.ExpiredExpect) -> tuple[int, int]:
+    return replies.parse_expired_get(parse_get, buf, pos, expect)
 
 
 def store_request(verb: bytes, key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:

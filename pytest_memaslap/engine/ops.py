@@ -17,7 +17,7 @@ from typing import Any
 from ..keyspace import ValueSource, key_chooser
 from ..workload import Workload
 from . import ascii, meta
-from .replies import VerifyLog
+from .replies import ExpiryBook, VerifyLog
 
 APPEND_CHUNK = b"+appended"  # what append/prepend add: small, so values grow slowly (a set restores the size)
 COUNTER_START = b"1000000"  # preloaded counters: room for a million decrs before memcached stops them at 0
@@ -40,6 +40,8 @@ class OpSource:
         get_lines: GetLines | None = None,
         counters: Sequence[bytes] | None = None,
         verify_log: VerifyLog | None = None,
+        expiry: ExpiryBook | None = None,
+        writer: tuple[int, int] = (0, 1),
     ) -> None:
         self.random = rng.random
         self.codec = CODECS[workload.protocol]
@@ -61,8 +63,15 @@ class OpSource:
         self.division = workload.division
         self.verify = workload.verify
         self.verify_log = verify_log or VerifyLog()
-        self.special_get = self.get_id if workload.division > 1 or workload.verify > 0 else -2
-        self.verify_slot, self.multi_slot = extra_slots(workload)
+        special = workload.division > 1 or workload.verify > 0 or workload.expire > 0
+        self.special_get = self.get_id if special else -2
+        self.verify_slot, self.multi_slot, self.expired_slot = extra_slots(workload)
+        # expire=: sets with a TTL note when their key must be gone (shared by the shard's connections)
+        self.expire = workload.expire
+        self.expiry = expiry if expiry is not None else ExpiryBook()
+        self.writer_rank, self.writers = writer  # expire=: this connection sets only keys it owns
+        self.ttl_label = str(int(workload.expire_after)).encode()
+        self.ttl_s = workload.expire_after
 
     def batch(self, count: int) -> list[Request]:
         """The next ``count`` requests, built in one tight loop.
@@ -125,6 +134,11 @@ class OpSource:
                     chosen.append(keys[int(self.random() * count)])
             return (self.multi_slot, self.codec.multi_get_request(chosen), self.division)
         key = keys[index]
+        if self.expire:
+            generation = self.expiry.expired(self.key_base + index)
+            if generation is not None:
+                gone = (key, self.verify_log, self.expiry, self.key_base + index, generation)
+                return (self.expired_slot, self.codec.get_request(key), gone)
         if self.random() >= self.verify:
             return (cmd, self.codec.get_request(key), None)
         key_index = self.key_base + index
@@ -134,9 +148,24 @@ class OpSource:
         return (self.verify_slot, self.codec.get_request(key), expect)
 
     def _set(self, index: int) -> bytes:
+        if self.expire:
+            return self._set_maybe_expiring(index)
         key_index = self.key_base + index
         size = self.values.size_of(key_index)
         return self.codec.set_request(self.keys[index], self.values.value(key_index, size), self.labels[size])
+
+    def _set_maybe_expiring(self, index: int) -> bytes:
+        """expire=: a set of a key this connection owns, with a TTL in ``expire`` of the cases."""
+        owned = index - index % self.writers + self.writer_rank
+        index = owned if owned < self.key_count else max(0, owned - self.writers)
+        key_index = self.key_base + index
+        size = self.values.size_of(key_index)
+        value = self.values.value(key_index, size)
+        if self.random() < self.expire:
+            self.expiry.wrote(key_index, self.ttl_s)
+            return self.codec.set_ttl_request(self.keys[index], value, self.labels[size], self.ttl_label)
+        self.expiry.wrote(key_index, None)
+        return self.codec.set_request(self.keys[index], value, self.labels[size])
 
     def _delete(self, index: int) -> bytes:
         return self.codec.delete_request(self.keys[index])
@@ -178,6 +207,7 @@ class Codec:
     PARSERS: Mapping[str, Callable[..., tuple[int, int]]]
     get_request: Callable[[bytes], bytes]
     set_request: Callable[[bytes, memoryview | bytes, bytes], bytes]
+    set_ttl_request: Callable[[bytes, memoryview | bytes, bytes, bytes], bytes]
     store_request: Callable[[bytes, bytes, memoryview | bytes, bytes], bytes]
     touch_request: Callable[[bytes], bytes]
     arith_request: Callable[[bytes, bytes], bytes]
@@ -186,6 +216,7 @@ class Codec:
     expected_hit: Callable[[bytes, bytes, int], tuple[bytes, int]]
     parse_multi_get: Callable[..., tuple[int, int]]
     parse_verified_get: Callable[..., tuple[int, int]]
+    parse_expired_get: Callable[..., tuple[int, int]]
 
     @classmethod
     def of(cls, module: ModuleType) -> Codec:
@@ -196,10 +227,10 @@ CODECS = {"ascii": Codec.of(ascii), "meta": Codec.of(meta)}  # protocol= -> its 
 COMMAND_TABLE_SIZE = 1 << 16
 
 
-def extra_slots(workload: Workload) -> tuple[int, int]:
-    """Slot numbers of verified gets and multi-gets: after the mix's commands, counted as gets."""
+def extra_slots(workload: Workload) -> tuple[int, int, int]:
+    """Slot numbers of verified gets, multi-gets and gets of expired keys: after the mix's commands, as gets."""
     count = len(workload.commands)
-    return count, count + 1
+    return count, count + 1, count + 2
 
 
 def command_table(workload: Workload) -> list[int]:

@@ -25,7 +25,7 @@ from .errors import SlapRunError
 from .ops import CODECS, CleanupSource, OpSource, PreloadSource, get_lines
 from .pacer import Pacer
 from .placement import group_by_server
-from .replies import VerifyLog
+from .replies import ExpiryBook, VerifyLog
 
 PRELOAD_DEPTH = 16
 RECONNECT_FIRST_DELAY_S = 0.01
@@ -103,6 +103,7 @@ class ShardRunner:
         self.pacer: Pacer | None = None  # open loop (rate=)
         self.counters: list[bytes] | None = None  # incr/decr's numeric keys, when the mix has them
         self.verify_log = VerifyLog()
+        self.expiry = ExpiryBook()  # expire=: which keys must be gone, and when
         self.codec = CODECS[workload.protocol]
 
     # -- called by connections ------------------------------------------------
@@ -282,6 +283,11 @@ class ShardRunner:
                     server_lines,
                     server_counters,
                     self.verify_log,
+                    self.expiry,
+                    (
+                        i // len(self.targets),
+                        len(range(i % len(self.targets), len(self.connections), len(self.targets))),
+                    ),
                 )
             )
         first = "warmup" if workload.warmup > 0 else "measured"
@@ -355,6 +361,7 @@ class ShardRunner:
             slots += [
                 (self.codec.parse_verified_get, counters, seconds),
                 (self.codec.parse_multi_get, counters, seconds),
+                (self.codec.parse_expired_get, counters, seconds),
             ]
         self.slots = tuple(slots)
         self.stopping = False
@@ -398,8 +405,7 @@ class ShardRunner:
         self._phases.clear()
         if self.barrier is not None:
             self.result.phases["sync"] = self.barrier.close()
-        log = self.verify_log
-        self.result.verify = {"checked": log.checked, "mismatches": log.mismatches, "keys": list(log.keys)}
+        self.result.verify = self.verify_log.to_dict()
         return self.result
 
     async def _wait(self, awaitable: Awaitable[Any], until_ns: int | None = None) -> None:
