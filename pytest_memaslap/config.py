@@ -7,6 +7,7 @@ Every option exists twice, as ``--slap-duration`` on the command line and as
 from __future__ import annotations
 
 import shlex
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,6 +18,7 @@ from .baseline import Allowance, BaselineError, check_name, load, parse_allowanc
 from .html_report import ReportExtraMissing, check_available
 from .memaslap_config import load_config
 from .server import ServerConfig, ServerError, parse_addresses
+from .tls import TLSConfig, TLSError
 from .workload import Workload, WorkloadError, parse_duration
 
 
@@ -43,6 +45,10 @@ OPTIONS = (
         "as pymemcache's HashClient does",
         "HOST:PORT[,...]",
     ),
+    Option("--memcached-tls", "speak TLS to the --memcached server(s) (memcached started with -Z)", kind="bool"),
+    Option("--memcached-tls-ca", "CA certificates that sign the server's certificate (default: the system's)", "PATH"),
+    Option("--memcached-tls-cert", "client certificate, for servers that ask for one (ssl_verify_mode)", "PATH"),
+    Option("--memcached-tls-key", "the client certificate's private key, if not in the certificate file", "PATH"),
     Option("--memcached-bin", "memcached binary to start (default: memcached on PATH)", "PATH"),
     Option("--memcached-threads", "worker threads of the memcached the plugin starts (default 4)", "N"),
     Option("--memcached-memory", "memory limit in MB of the memcached the plugin starts (default 1024)", "MB"),
@@ -161,6 +167,25 @@ def _baseline_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {"save": raw["slap_save"], "storage": storage, "baseline": baseline, "allowances": allowances}
 
 
+def _tls_context(raw: Mapping[str, Any]) -> ssl.SSLContext | None:
+    """--memcached-tls and its files, checked now: a missing file or a bad key fails before any load."""
+    files = {name: raw[f"memcached_tls_{name}"] for name in ("ca", "cert", "key")}
+    if not raw["memcached_tls"]:
+        given = [f"--memcached-tls-{name}" for name, path in files.items() if path]
+        if given:
+            raise pytest.UsageError(f"{', '.join(given)} needs --memcached-tls")
+        return None
+    if not raw["memcached"]:
+        raise pytest.UsageError(
+            "--memcached-tls is for servers given with --memcached: a memcached the plugin starts listens "
+            "without TLS (start yours with -Z and its ssl_* options)"
+        )
+    try:
+        return TLSConfig(**files).context()
+    except TLSError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def _html_path(path: str | None) -> str | None:
     """--slap-html needs plotly; say so before any load runs, not after."""
     if path:
@@ -196,6 +221,10 @@ class Settings:
     storage: str = ".slap"
     baseline: dict[str, Any] | None = None  # the run --slap-compare names, loaded and checked
     allowances: tuple[Allowance, ...] = ()
+    tls: ssl.SSLContext | None = None  # --memcached-tls: the client context every connection uses
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        return self.tls
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -234,6 +263,7 @@ class Settings:
             allow_flush=bool(raw["slap_allow_flush"]),
             sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),
             cleanup=bool(raw["slap_cleanup"]),
+            tls=_tls_context(raw),
             rounds=_int("slap_rounds", raw["slap_rounds"] or 1),
             html_path=_html_path(raw["slap_html"]),
             stat_freq=None if raw["slap_stat_freq"] is None else _int("slap_stat_freq", raw["slap_stat_freq"], low=0),

@@ -67,7 +67,7 @@ class Slap:
         check_item_size(workload, self.server)
         check_shards(workload, self.shard, len(self.server.servers))
         prefix = self._prefix_for_call(len(self.runs) + 1)
-        target = [Target(host, port) for host, port in self.server.servers]
+        target = [Target(host, port, self.server.tls) for host, port in self.server.servers]
         done: list[SlapResult] = []
         for number in range(1, self.rounds + 1):
             label = f" round {number}/{self.rounds}" if self.rounds > 1 else ""

@@ -96,7 +96,7 @@ def _watch_progress(config: pytest.Config, state: SlapSession, server: Memcached
         write_line = _terminal_writer(config)
         if write_line is None:
             return
-        state.progress = ProgressPoller(server.host, server.port, lambda period: write_line(period.line()))
+        state.progress = ProgressPoller(server.host, server.port, lambda period: write_line(period.line()), server.tls)
     state.progress.watch(progress_key(state.role.token, worker))
 
 
@@ -215,7 +215,8 @@ def _progress_printer(config: pytest.Config, nodeid: str, server: MemcachedServe
     state = _session(config)
     emit: Any
     if state.role.kind == "worker":
-        emit = ProgressPublisher(server.host, server.port, progress_key(state.role.token, state.role.worker_id))
+        key = progress_key(state.role.token, state.role.worker_id)
+        emit = ProgressPublisher(server.host, server.port, key, server.tls)
     else:
         write_line = _terminal_writer(config)
         if write_line is None:

@@ -12,6 +12,7 @@ fails a run.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,18 +130,18 @@ def progress_key(token: str, worker: str) -> str:
     return f"slap{token}_progress_{worker}"
 
 
-def _client(host: str, port: int) -> Client:
-    return Client((host, port), connect_timeout=CLIENT_TIMEOUT_S, timeout=CLIENT_TIMEOUT_S)
+def _client(host: str, port: int, tls: ssl.SSLContext | None = None) -> Client:
+    return Client((host, port), connect_timeout=CLIENT_TIMEOUT_S, timeout=CLIENT_TIMEOUT_S, tls_context=tls)
 
 
 class ProgressPublisher:
     """A worker's ``emit``: stores the period under its key on the server for the controller to read."""
 
-    def __init__(self, host: str, port: int, key: str) -> None:
-        self.host, self.port, self.key = host, port, key
+    def __init__(self, host: str, port: int, key: str, tls: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.key, self.tls = host, port, key, tls
 
     def __call__(self, period: Period) -> None:
-        client = _client(self.host, self.port)
+        client = _client(self.host, self.port, self.tls)
         try:
             client.set(self.key, period.to_json(), expire=RECORD_TTL_S, noreply=False)
         except (OSError, MemcacheError):
@@ -152,8 +153,8 @@ class ProgressPublisher:
 class ProgressPoller:
     """The reading side (xdist controller, memaslap-py): polls the shards' records, emits merged periods."""
 
-    def __init__(self, host: str, port: int, emit: Callable[[Period], None]) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, emit: Callable[[Period], None], tls: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.tls = host, port, tls
         self.emit = emit
         self.keys: list[str] = []
         self._seen: dict[str, tuple[str, int]] = {}  # key -> (label, done) last taken from it
@@ -174,7 +175,7 @@ class ProgressPoller:
             self._thread.join(timeout=2 * CLIENT_TIMEOUT_S + POLL_INTERVAL_S)
 
     def _run(self) -> None:
-        client = _client(self.host, self.port)
+        client = _client(self.host, self.port, self.tls)
         try:
             while not self._stop.wait(POLL_INTERVAL_S):
                 try:

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -114,6 +115,7 @@ class MemcachedServer:
     version: str = ""
     # --memcached=A,B: every server of the run, this one first; the load spreads keys over them
     cluster: tuple[tuple[str, int], ...] = ()
+    tls: ssl.SSLContext | None = field(default=None, repr=False)  # --memcached-tls: every connection speaks TLS
 
     @property
     def address(self) -> str:
@@ -131,7 +133,7 @@ class MemcachedServer:
 
     def client(self, timeout: float = 5.0) -> Client:
         """A pymemcache client for functional checks (not the load path); close it when done."""
-        return Client((self.host, self.port), connect_timeout=timeout, timeout=timeout)
+        return Client((self.host, self.port), connect_timeout=timeout, timeout=timeout, tls_context=self.tls)
 
     def _query(self, *args: str) -> dict[str, Any]:
         client = self.client()
@@ -214,9 +216,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _version(host: str, port: int, timeout: float) -> str:
-    """One real request: ``version``. Raises OSError until the server answers."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+def _version(host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None) -> str:
+    """One real request: ``version`` (over TLS with a context). Raises OSError until the server answers."""
+    with socket.create_connection((host, port), timeout=timeout) as plain:
+        sock = tls.wrap_socket(plain, server_hostname=host) if tls is not None else plain
         sock.sendall(b"version\r\n")
         reply = b""
         while not reply.endswith(b"\r\n"):
@@ -229,8 +232,11 @@ def _version(host: str, port: int, timeout: float) -> str:
     return reply[8:].strip().decode(errors="replace")
 
 
-def start_server(config: ServerConfig) -> MemcachedServer:
-    """Start memcached on a free loopback port and wait (bounded) until it answers ``version``."""
+def start_server(config: ServerConfig, tls: ssl.SSLContext | None = None) -> MemcachedServer:
+    """Start memcached on a free loopback port and wait (bounded) until it answers ``version``.
+
+    ``tls``: the server was told to speak TLS (``-Z`` in its arguments); talk to it with this context.
+    """
     binary = shutil.which(config.binary)
     if binary is None:
         raise ServerError(f"memcached binary {config.binary!r} not found: {INSTALL_HINT}")
@@ -250,13 +256,13 @@ def start_server(config: ServerConfig) -> MemcachedServer:
         )
         log.close()
         _running.add(process)
-        server = MemcachedServer("127.0.0.1", port, owned=True, process=process, log_path=log.name)
+        server = MemcachedServer("127.0.0.1", port, owned=True, process=process, log_path=log.name, tls=tls)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 break
             try:
-                server.version = _version("127.0.0.1", port, timeout=1.0)
+                server.version = _version("127.0.0.1", port, timeout=1.0, tls=tls)
                 return server
             except OSError:
                 time.sleep(0.02)
@@ -277,13 +283,20 @@ def start_server(config: ServerConfig) -> MemcachedServer:
     raise ServerError(f"memcached could not bind a free port after {PORT_ATTEMPTS} attempts:\n{last_output}")
 
 
-def connect_external(address: str, allow_flush: bool, timeout: float = 5.0) -> MemcachedServer:
+def connect_external(
+    address: str, allow_flush: bool, timeout: float = 5.0, tls: ssl.SSLContext | None = None
+) -> MemcachedServer:
     """Use servers the plugin does not own (one, or a list); fails within ``timeout`` if one does not answer."""
     servers = parse_addresses(address)
     versions = []
     for host, port in servers:
         try:
-            versions.append(_version(host, port, timeout))
+            versions.append(_version(host, port, timeout, tls))
+        except ssl.SSLError as exc:
+            raise ServerError(
+                f"--memcached={address}: the TLS handshake with {format_address(host, port)} failed: "
+                f"{exc.reason or exc} (see --memcached-tls-ca, --memcached-tls-cert)"
+            ) from None
         except OSError as exc:
             raise ServerError(
                 f"--memcached={address}: no memcached answers at {format_address(host, port)} "
@@ -291,15 +304,20 @@ def connect_external(address: str, allow_flush: bool, timeout: float = 5.0) -> M
             ) from None
     host, port = servers[0]
     cluster = tuple(servers) if len(servers) > 1 else ()
-    return MemcachedServer(host, port, owned=False, allow_flush=allow_flush, version=versions[0], cluster=cluster)
+    return MemcachedServer(
+        host, port, owned=False, allow_flush=allow_flush, version=versions[0], cluster=cluster, tls=tls
+    )
 
 
 class ServerPool:
     """The servers of one session, one per configuration; all stopped at the end."""
 
-    def __init__(self, external: str | None = None, allow_flush: bool = False) -> None:
+    def __init__(
+        self, external: str | None = None, allow_flush: bool = False, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.external = external
         self.allow_flush = allow_flush
+        self.tls = tls
         self._servers: dict[ServerConfig, MemcachedServer] = {}
         self._external: MemcachedServer | None = None
         self._failed: dict[ServerConfig, ServerError] = {}
@@ -308,7 +326,7 @@ class ServerPool:
         """The server for ``config``: started on first use; a failed start is not retried."""
         if self.external:
             if self._external is None:
-                self._external = connect_external(self.external, self.allow_flush)
+                self._external = connect_external(self.external, self.allow_flush, tls=self.tls)
             return self._external
         if config in self._failed:
             raise self._failed[config]

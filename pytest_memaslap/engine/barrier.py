@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from time import perf_counter_ns
+from typing import Any
 
 from ..stats import CommandStats, PhaseStats
 from .errors import SlapRunError
@@ -23,9 +24,8 @@ POLL_S = 0.001
 class ServerBarrier:
     """A reusable, named barrier for ``count`` shards on one memcached."""
 
-    def __init__(self, host: str, port: int, prefix: str, index: int, count: int, timeout: float) -> None:
-        self.host = host
-        self.port = port
+    def __init__(self, server: Any, prefix: str, index: int, count: int, timeout: float) -> None:
+        self.server = server  # a Target: where the barrier lives, and how to connect (TLS or not)
         self.prefix = prefix
         self.index = index
         self.count = count
@@ -54,7 +54,7 @@ class ServerBarrier:
                 await asyncio.sleep(POLL_S)
                 arrived = await self._incr(key, 0)
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
-            raise SlapRunError(f"shard barrier on {self.host}:{self.port} failed: {exc!r}") from None
+            raise SlapRunError(f"shard barrier on {self.server} failed: {exc!r}") from None
 
     @staticmethod
     def _marker(key: bytes, index: int) -> bytes:
@@ -87,7 +87,7 @@ class ServerBarrier:
 
     async def _connect(self) -> None:
         if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            self._reader, self._writer = await asyncio.open_connection(**self.server.connect_args())
 
     async def _incr(self, key: bytes, delta: int) -> int:
         line = await self._request("incr", b"incr " + key + b" " + str(delta).encode() + b"\r\n")

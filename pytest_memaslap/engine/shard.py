@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -35,10 +36,17 @@ POLL_S = 0.1
 
 @dataclass(frozen=True)
 class Target:
-    """The memcached server a shard sends its load to."""
+    """The memcached server a shard sends its load to (over TLS when ``tls`` is a context)."""
 
     host: str
     port: int
+    tls: ssl.SSLContext | None = None
+
+    def connect_args(self) -> dict[str, Any]:
+        """Keyword arguments for ``loop.create_connection`` / ``asyncio.open_connection``."""
+        if self.tls is None:
+            return {"host": self.host, "port": self.port}
+        return {"host": self.host, "port": self.port, "ssl": self.tls, "server_hostname": self.host}
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -133,7 +141,7 @@ class ShardRunner:
             try:
                 target = self._target_of(connection.index)
                 await asyncio.wait_for(
-                    loop.create_connection(lambda: connection, target.host, target.port),
+                    loop.create_connection(lambda: connection, **target.connect_args()),
                     self.workload.timeout,
                 )
                 break
@@ -160,9 +168,7 @@ class ShardRunner:
             self.counters = counter_keys(keys)
         values = ValueSource(workload.value_size, random.Random(f"{workload.seed}:values"))
         if plan.count > 1:
-            self.barrier = ServerBarrier(
-                self.target.host, self.target.port, self.prefix, plan.index, plan.count, plan.sync_timeout
-            )
+            self.barrier = ServerBarrier(self.target, self.prefix, plan.index, plan.count, plan.sync_timeout)
         try:
             await self._connect(plan.connections(workload))
             if workload.preload:
@@ -226,7 +232,7 @@ class ShardRunner:
 
         async def one(index: int) -> Connection:
             target = self._target_of(index)
-            _, protocol = await loop.create_connection(lambda: Connection(self, index), target.host, target.port)
+            _, protocol = await loop.create_connection(lambda: Connection(self, index), **target.connect_args())
             return protocol
 
         try:
