@@ -31,7 +31,6 @@ REFUSED = {
     "a proportion of sets to new keys is not offered",
     "udp": "-U/--udp: UDP gets are not offered; the engine speaks TCP only",
     "facebook": "-a/--facebook: needs UDP multi-gets, which are not offered",
-    "binary": "-B/--binary: the binary protocol is not offered yet; the engine speaks the ASCII protocol",
     "rep_write": "-p/--rep_write: replication (writing every set to the first N servers) is not offered; "
     "several servers share the keys as pymemcache's HashClient places them",
 }
@@ -69,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("-e", "--exp_verify", default="0", help="proportion of sets with a 2 s TTL; gets after it are checked to miss")
     for name, short in (("overwrite", "-o"), ("rep_write", "-p")):
         add(short, f"--{name}", help="refused (see the README)")
-    for name, short in (("udp", "-U"), ("facebook", "-a"), ("binary", "-B")):
+    add("-B", "--binary", action="store_true", help="speak the binary protocol (default: ASCII)")
+    for name, short in (("udp", "-U"), ("facebook", "-a")):
         add(short, f"--{name}", action="store_true", help="refused (see the README)")
     return parser
 
@@ -100,6 +100,7 @@ def workload_from(args: argparse.Namespace) -> tuple[Workload, int]:
             expire=float(args.exp_verify),
             division=parse_count(args.division, "-d/--division"),
             reconnect=bool(args.reconnect),
+            protocol="binary" if args.binary else "ascii",
             rate=args.tps,
             duration=_duration(args.time) if args.time else None,
             ops=args.execute_number if args.execute_number else (None if args.time else DEFAULT_OPS),

@@ -15,7 +15,7 @@ from typing import Any
 
 COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr")
 COUNTER_COMMANDS = ("incr", "decr")  # these work on numeric counter keys of their own
-PROTOCOLS = ("ascii", "meta")
+PROTOCOLS = ("ascii", "meta", "binary")
 ARRIVALS = ("poisson", "uniform")
 MAX_KEY_SIZE = 250
 MAX_DIVISION = 100

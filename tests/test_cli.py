@@ -38,8 +38,8 @@ def test_an_op_count_run_prints_memaslaps_report_and_matches_the_servers_counter
     assert moved == 3000 + 400
 
 
-def test_threads_run_shard_processes_that_add_up(memcached_server):
-    done = _run("-s", memcached_server.address, "-x", "2000", "-c", "4", "-T", "2", "-w", "50")
+def test_threads_run_shard_processes_that_add_up_over_the_binary_protocol(memcached_server):
+    done = _run("-s", memcached_server.address, "-x", "2000", "-c", "4", "-T", "2", "-w", "50", "-B")
     assert done.returncode == 0, done.stderr
     assert "threads count: 2" in done.stdout and _ops(done.stdout) == 2000
 
@@ -56,7 +56,6 @@ def test_periodic_statistics_and_a_config_file(memcached_server, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-B"], "-B/--binary: the binary protocol is not offered yet"),
         (["-U"], "-U/--udp: UDP gets are not offered"),
         (["-e", "2"], "expire=2.0: a proportion from 0 to 1"),
         (["-o", "0.5"], "-o/--overwrite: every set here overwrites a key of the fixed keyspace"),

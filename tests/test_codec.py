@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 
 import pytest
@@ -20,6 +21,15 @@ REPLY_WORDS += [b"NOT_FOUND\r\n", b"DELETED\r\n", b"TOUCHED\r\n", b"42\r\n", b"S
 REPLY_WORDS += [b"CLIENT_ERROR bad\r\n", b"ERROR\r\n", b"VALUE k 0 -1\r\n", b"VALUE k 0 99999999999\r\n", b"\r\n"]
 REPLY_WORDS += [b"VA 5\r\nhello\r\n", b"VA -3\r\n", b"VA 99999999999 f\r\n", b"EN\r\n", b"HD\r\n", b"NS\r\n"]
 REPLY_WORDS += [b"NF\r\n", b"EX\r\n", b"MN\r\n", b"VA\r\n", b"VA x\r\n"]
+BINARY = struct.Struct(">BBHBBHIIQ")
+REPLY_WORDS += [
+    BINARY.pack(0x81, 0x00, 0, 4, 0, 0, 9, 0, 7) + b"\0\0\0\0hello",  # a GET hit
+    BINARY.pack(0x81, 0x00, 0, 0, 0, 1, 0, 0, 0),  # a GET miss
+    BINARY.pack(0x81, 0x0A, 0, 0, 0, 0, 0, 0, 0),  # NOOP
+    BINARY.pack(0x81, 0x01, 0, 0, 0, 5, 0, 0, 0),  # SET not stored
+    BINARY.pack(0x81, 0x0D, 1, 4, 0, 0, 10, 0, 0) + b"\0\0\0\0khello",  # GETKQ hit
+    BINARY.pack(0x80, 0x00, 0, 0, 0, 0, 0, 0, 0),  # a request where a response belongs
+]
 replies = st.one_of(
     st.binary(max_size=200),
     st.lists(st.sampled_from(REPLY_WORDS) | st.binary(max_size=12), max_size=8).map(b"".join),

@@ -15,8 +15,12 @@ Requests: ``mg KEY v`` (get; replies ``VA <size>`` + data, or ``EN``),
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import replies
 from .replies import ERROR, HIT, MISS, VerifyLog
+
+Parser = Callable[[bytearray | bytes, int, object], tuple[int, int]]
 
 _CRLF = b"\r\n"
 _EN = b"EN\r\n"
@@ -141,7 +145,7 @@ def parse_verified_get(
     return end, HIT
 
 
-def _status_parser(hit: bytes, misses: tuple[bytes, ...]):  # type: ignore[no-untyped-def]
+def _status_parser(hit: bytes, misses: tuple[bytes, ...]) -> Parser:
     def parse(buf: bytearray | bytes, pos: int, expect: object = None) -> tuple[int, int]:
         eol = buf.find(_CRLF, pos)
         if eol < 0:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..keyspace import ValueSource, key_chooser
 from ..workload import Workload
-from . import ascii, meta
+from . import ascii, binary, meta
 from .replies import ExpiryBook, VerifyLog
 
 APPEND_CHUNK = b"+appended"  # what append/prepend add: small, so values grow slowly (a set restores the size)
@@ -223,7 +223,7 @@ class Codec:
         return cls(**{f.name: getattr(module, f.name) for f in fields(cls)})
 
 
-CODECS = {"ascii": Codec.of(ascii), "meta": Codec.of(meta)}  # protocol= -> its codec module
+CODECS = {"ascii": Codec.of(ascii), "meta": Codec.of(meta), "binary": Codec.of(binary)}  # protocol= -> its codec module
 COMMAND_TABLE_SIZE = 1 << 16
 
 
