@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from pytest_memaslap.server import ServerConfig, start_server
+
 TAG_VARIABLE = "PYTEST_MEMASLAP_TEST_TAG"
 SUBPROCESS_TIMEOUT_S = 120
 
@@ -53,3 +55,13 @@ def no_new_memcached(monkeypatch):
     yield tag
     leftover = memcached_pids(tag)
     assert not leftover, f"memcached processes left behind: {sorted(leftover)}"
+
+
+@pytest.fixture
+def own_server(no_new_memcached):
+    """A server for this test alone: its counters move only with this test's load."""
+    server = start_server(ServerConfig(threads=2, memory_mb=64))
+    try:
+        yield server
+    finally:
+        server.stop()

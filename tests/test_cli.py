@@ -22,10 +22,10 @@ def _ops(output: str) -> int:
     return int(match.group(1))
 
 
-def test_an_op_count_run_prints_memaslaps_report_and_matches_the_servers_counters(memcached_server):
-    before = memcached_server.stats()
-    done = _run("-s", memcached_server.address, "-x", "3000", "-c", "4", "-w", "100", "-X", "200")
-    after = memcached_server.stats()
+def test_an_op_count_run_prints_memaslaps_report_and_matches_the_servers_counters(own_server):
+    before = own_server.stats()
+    done = _run("-s", own_server.address, "-x", "3000", "-c", "4", "-w", "100", "-X", "200")
+    after = own_server.stats()
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for line in ("servers : ", "threads count: 1", "concurrency: 4", "execute number: 3000", "get_prop=0.90"):

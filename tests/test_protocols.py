@@ -5,18 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_memaslap import Target, Workload, run_shard
-from pytest_memaslap.server import ServerConfig, start_server
 
 ALL_COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr")
-
-
-@pytest.fixture
-def own_server(no_new_memcached):
-    server = start_server(ServerConfig(threads=2, memory_mb=64))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("protocol", ["meta", "binary"])

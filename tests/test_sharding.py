@@ -8,8 +8,6 @@ import sys
 import pytest
 from conftest import run_subprocess
 
-from pytest_memaslap.server import ServerConfig, start_server
-
 SHARDED_TEST = """
 import pytest
 
@@ -24,16 +22,6 @@ def test_sharded(slap):
 
 def _json(pytester, name="r.json"):
     return json.loads((pytester.path / name).read_text())
-
-
-@pytest.fixture
-def own_server(no_new_memcached):
-    """A server for this test alone: its counters move only with this test's load."""
-    server = start_server(ServerConfig(threads=2, memory_mb=64))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_two_shards_merge_into_one_result_matching_the_servers_counters(pytester, own_server):

@@ -32,10 +32,6 @@ def set_ttl_request(key: bytes, value: memoryview | bytes, size_label: bytes, tt
     return b"".join((b"set ", key, b" 0 ", ttl_label, b" ", size_label, _CRLF, value, _CRLF))
 
 
-def parse_expired_get(buf: bytearray | bytes, pos: int, expect: replies.ExpiredExpect) -> tuple[int, int]:
-    return replies.parse_expired_get(parse_get, buf, pos, expect)
-
-
 def store_request(verb: bytes, key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:
     """``add``, ``replace``, ``append``, ``prepend`` (and ``set``): the storage commands share one form."""
     return b"".join((verb, b" ", key, b" 0 0 ", size_label, _CRLF, value, _CRLF))
@@ -81,19 +77,29 @@ def parse_get(buf: bytearray | bytes, pos: int, expect: tuple[bytes, int] | None
     if eol < 0:
         return -1, ERROR
     if buf[pos] == 86:  # "V": of the replies a get can receive, only VALUE starts so
-        try:
-            length = int(buf[buf.rfind(b" ", pos, eol) + 1 : eol])
-        except ValueError:
-            return eol + 2, ERROR
-        end = eol + length + 9  # \r\n + data + \r\n + END\r\n
-        if len(buf) < end:
+        end = _value_block(buf, pos, eol)
+        if end == -1 or (end > 0 and len(buf) < end + 5):
             return -1, ERROR
-        if buf[end - 5 : end] != _END:
+        if end == -2 or buf[end : end + 5] != _END:
             return eol + 2, ERROR
-        return end, HIT
+        return end + 5, HIT
     if eol - pos == 3 and buf.startswith(_END, pos):
         return eol + 2, MISS
     return eol + 2, ERROR
+
+
+def _value_block(buf: bytearray | bytes, pos: int, eol: int) -> int:
+    """Where ``VALUE <key> <flags> <bytes>`` + data + CRLF at ``pos`` ends; -1 incomplete, -2 malformed."""
+    try:
+        length = int(buf[buf.rfind(b" ", pos, eol) + 1 : eol])
+    except ValueError:
+        return -2
+    if length < 0:
+        return -2
+    end = eol + length + 4
+    if len(buf) < end:
+        return -1
+    return end if buf[end - 2 : end] == _CRLF else -2
 
 
 def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int, int]:
@@ -104,17 +110,9 @@ def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int,
         if eol < 0:
             return -1, ERROR
         if buf[pos] == 86:  # VALUE <key> <flags> <bytes>
-            try:
-                length = int(buf[buf.rfind(b" ", pos, eol) + 1 : eol])
-            except ValueError:
-                return eol + 2, ERROR
-            if length < 0:
-                return eol + 2, ERROR
-            end = eol + length + 4
-            if len(buf) < end:
-                return -1, ERROR
-            if buf[end - 2 : end] != _CRLF:
-                return eol + 2, ERROR
+            end = _value_block(buf, pos, eol)
+            if end < 0:
+                return (-1, ERROR) if end == -1 else (eol + 2, ERROR)
             found += 1
             pos = end
             continue
@@ -125,25 +123,12 @@ def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int,
         return eol + 2, ERROR
 
 
-VerifyExpect = tuple[bytes, int, memoryview, bytes, VerifyLog]
+def parse_verified_get(buf: bytearray | bytes, pos: int, expect: replies.VerifyExpect) -> tuple[int, int]:
+    return replies.parse_verified_get(parse_get, None, buf, pos, expect)
 
 
-def parse_verified_get(buf: bytearray | bytes, pos: int, expect: VerifyExpect) -> tuple[int, int]:
-    """A get whose value is checked byte for byte against what this shard writes to the key.
-
-    A miss is a miss (the key may have been deleted); a value that differs is
-    an error of the get, and its key goes into the log.
-    """
-    header, total, value, key, log = expect
-    end, outcome = parse_get(buf, pos, None)
-    if end < 0 or outcome != HIT:
-        return end, outcome
-    log.checked += 1
-    start = pos + len(header)
-    if end != pos + total or not buf.startswith(header, pos) or memoryview(buf)[start : start + len(value)] != value:
-        log.mismatch(key)
-        return end, ERROR
-    return end, HIT
+def parse_expired_get(buf: bytearray | bytes, pos: int, expect: replies.ExpiredExpect) -> tuple[int, int]:
+    return replies.parse_expired_get(parse_get, buf, pos, expect)
 
 
 def parse_set(buf: bytearray | bytes, pos: int, expect: object = None) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable
 
 from . import replies
-from .replies import ERROR, HIT, MISS, VerifyLog
+from .replies import ERROR, HIT, MISS
 
 Parser = Callable[[bytearray | bytes, int, object], tuple[int, int]]
 
@@ -142,20 +142,8 @@ def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int,
         pos = end
 
 
-def parse_verified_get(
-    buf: bytearray | bytes, pos: int, expect: tuple[bytes, int, memoryview, bytes, VerifyLog]
-) -> tuple[int, int]:
-    """A GET whose value is compared byte for byte with what this shard writes to the key."""
-    header, total, value, key, log = expect
-    end, outcome = parse_get(buf, pos, None)
-    if end < 0 or outcome != HIT:
-        return end, outcome
-    log.checked += 1
-    start = pos + 24 + 4
-    if end != pos + total or not buf.startswith(header, pos) or memoryview(buf)[start : start + len(value)] != value:
-        log.mismatch(key)
-        return end, ERROR
-    return end, HIT
+def parse_verified_get(buf: bytearray | bytes, pos: int, expect: replies.VerifyExpect) -> tuple[int, int]:
+    return replies.parse_verified_get(parse_get, 24 + 4, buf, pos, expect)  # (header, then 4 bytes of flags)
 
 
 def parse_expired_get(buf: bytearray | bytes, pos: int, expect: replies.ExpiredExpect) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import replies
-from .replies import ERROR, HIT, MISS, VerifyLog
+from .replies import ERROR, HIT, MISS
 
 Parser = Callable[[bytearray | bytes, int, object], tuple[int, int]]
 
@@ -39,10 +39,6 @@ def set_request(key: bytes, value: memoryview | bytes, size_label: bytes) -> byt
 
 def set_ttl_request(key: bytes, value: memoryview | bytes, size_label: bytes, ttl_label: bytes) -> bytes:
     return b"".join((b"ms ", key, b" ", size_label, b" T", ttl_label, _CRLF, value, _CRLF))
-
-
-def parse_expired_get(buf: bytearray | bytes, pos: int, expect: replies.ExpiredExpect) -> tuple[int, int]:
-    return replies.parse_expired_get(parse_get, buf, pos, expect)
 
 
 def store_request(verb: bytes, key: bytes, value: memoryview | bytes, size_label: bytes) -> bytes:
@@ -71,12 +67,15 @@ def expected_hit(key: bytes, size_label: bytes, size: int) -> tuple[bytes, int]:
     return header, len(header) + size + 2
 
 
-def _value_end(buf: bytearray | bytes, pos: int, eol: int) -> int:
-    """``VA <size> [flags]``: where the value block ends (past its CRLF); -2 if the header is malformed."""
+def _value_block(buf: bytearray | bytes, pos: int, eol: int) -> int:
+    """Where ``VA <size> [flags]`` + data + CRLF at ``pos`` ends; -1 incomplete, -2 malformed."""
     fields = bytes(buf[pos + 3 : eol]).split(b" ", 1)
     if not fields[0].isdigit():
         return -2
-    return eol + 2 + int(fields[0]) + 2
+    end = eol + 2 + int(fields[0]) + 2
+    if len(buf) < end:
+        return -1
+    return end if buf[end - 2 : end] == _CRLF else -2
 
 
 def parse_get(buf: bytearray | bytes, pos: int, expect: tuple[bytes, int] | None = None) -> tuple[int, int]:
@@ -91,13 +90,9 @@ def parse_get(buf: bytearray | bytes, pos: int, expect: tuple[bytes, int] | None
     if eol < 0:
         return -1, ERROR
     if buf.startswith(b"VA ", pos):
-        end = _value_end(buf, pos, eol)
-        if end == -2:
-            return eol + 2, ERROR
-        if len(buf) < end:
-            return -1, ERROR
-        if buf[end - 2 : end] != _CRLF:
-            return eol + 2, ERROR
+        end = _value_block(buf, pos, eol)
+        if end < 0:
+            return (-1, ERROR) if end == -1 else (eol + 2, ERROR)
         return end, HIT
     if eol - pos == 2 and buf.startswith(_EN, pos):
         return eol + 2, MISS
@@ -112,13 +107,9 @@ def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int,
         if eol < 0:
             return -1, ERROR
         if buf.startswith(b"VA ", pos):
-            end = _value_end(buf, pos, eol)
-            if end == -2:
-                return eol + 2, ERROR
-            if len(buf) < end:
-                return -1, ERROR
-            if buf[end - 2 : end] != _CRLF:
-                return eol + 2, ERROR
+            end = _value_block(buf, pos, eol)
+            if end < 0:
+                return (-1, ERROR) if end == -1 else (eol + 2, ERROR)
             found += 1
             pos = end
             continue
@@ -129,20 +120,12 @@ def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int,
         return eol + 2, ERROR
 
 
-def parse_verified_get(
-    buf: bytearray | bytes, pos: int, expect: tuple[bytes, int, memoryview, bytes, VerifyLog]
-) -> tuple[int, int]:
-    """A get whose value is compared byte for byte with what this shard writes to the key."""
-    header, total, value, key, log = expect
-    end, outcome = parse_get(buf, pos, None)
-    if end < 0 or outcome != HIT:
-        return end, outcome
-    log.checked += 1
-    start = pos + len(header)
-    if end != pos + total or not buf.startswith(header, pos) or memoryview(buf)[start : start + len(value)] != value:
-        log.mismatch(key)
-        return end, ERROR
-    return end, HIT
+def parse_verified_get(buf: bytearray | bytes, pos: int, expect: replies.VerifyExpect) -> tuple[int, int]:
+    return replies.parse_verified_get(parse_get, None, buf, pos, expect)
+
+
+def parse_expired_get(buf: bytearray | bytes, pos: int, expect: replies.ExpiredExpect) -> tuple[int, int]:
+    return replies.parse_expired_get(parse_get, buf, pos, expect)
 
 
 def _status_parser(hit: bytes, misses: tuple[bytes, ...]) -> Parser:

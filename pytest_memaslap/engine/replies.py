@@ -44,6 +44,34 @@ class VerifyLog:
         }
 
 
+VerifyExpect = tuple[bytes, int, memoryview, bytes, VerifyLog]  # hit header, total length, value, key, log
+
+
+def parse_verified_get(
+    parse_get: Callable[..., tuple[int, int]],
+    data_offset: int | None,
+    buf: bytearray | bytes,
+    pos: int,
+    expect: VerifyExpect,
+) -> tuple[int, int]:
+    """A get whose value is checked byte for byte against what this shard writes to the key.
+
+    A miss is a miss (the key may have been deleted); a value that differs is
+    an error of the get, and its key goes into the log. ``data_offset``: where
+    the value starts in the reply (None: right after the expected header).
+    """
+    header, total, value, key, log = expect
+    end, outcome = parse_get(buf, pos, None)
+    if end < 0 or outcome != HIT:
+        return end, outcome
+    log.checked += 1
+    start = pos + (len(header) if data_offset is None else data_offset)
+    if end != pos + total or not buf.startswith(header, pos) or memoryview(buf)[start : start + len(value)] != value:
+        log.mismatch(key)
+        return end, ERROR
+    return end, HIT
+
+
 EXPIRY_SLACK_S = 1.5  # memcached's clock ticks once a second: a key is surely gone this long after its TTL
 
 
