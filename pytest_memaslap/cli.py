@@ -27,8 +27,6 @@ from .stats import Histogram, ShardResult, bucket_value, merge_results
 from .workload import Workload, WorkloadError, parse_count, parse_duration
 
 REFUSED = {
-    "overwrite": "-o/--overwrite: every set here overwrites a key of the fixed keyspace (memaslap's -o 1); "
-    "a proportion of sets to new keys is not offered",
     "udp": "-U/--udp: UDP gets are not offered; the engine speaks TCP only",
     "facebook": "-a/--facebook: needs UDP multi-gets, which are not offered",
     "rep_write": "-p/--rep_write: replication (writing every set to the first N servers) is not offered; "
@@ -66,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("-b", "--verbose", action="store_true", help="list keys whose values failed verification")
     add("--window", default="1", help="requests in flight per connection (ours; memaslap has 1)")
     add("-e", "--exp_verify", default="0", help="proportion of sets with a 2 s TTL; gets after it are checked to miss")
-    for name, short in (("overwrite", "-o"), ("rep_write", "-p")):
+    add("-o", "--overwrite", default="1", help="proportion of sets to existing keys; the rest write new keys")
+    for name, short in (("rep_write", "-p"),):
         add(short, f"--{name}", help="refused (see the README)")
     add("-B", "--binary", action="store_true", help="speak the binary protocol (default: ASCII)")
     for name, short in (("udp", "-U"), ("facebook", "-a")):
@@ -98,6 +97,7 @@ def workload_from(args: argparse.Namespace) -> tuple[Workload, int]:
             window=parse_count(args.window, "--window"),
             verify=float(args.verify),
             expire=float(args.exp_verify),
+            overwrite=float(args.overwrite),
             division=parse_count(args.division, "-d/--division"),
             reconnect=bool(args.reconnect),
             protocol="binary" if args.binary else "ascii",

@@ -186,6 +186,7 @@ class Workload:
     verify: float = 0.0  # proportion of gets whose value is checked byte for byte (memaslap -v)
     expire: float = 0.0  # proportion of sets with a TTL; gets of expired keys are checked to miss (memaslap -e)
     expire_after: float = 2.0  # that TTL, whole seconds (memcached's expiry clock ticks in seconds)
+    overwrite: float = 1.0  # proportion of sets to keys of the keyspace; the rest write new keys (memaslap -o)
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -233,6 +234,8 @@ class Workload:
                 f"expire: works with get, set, delete, incr and decr; {', '.join(ttl_changing)} would change "
                 "which keys expire when"
             )
+        if self.overwrite < 1 and self.expire > 0:
+            raise WorkloadError("overwrite: new keys are never read back; use overwrite=1 with expire")
         if self.expire > 0 and self.division > 1:
             raise WorkloadError("expire: checks single-key gets; use division=1 with expire (or expire=0)")
         if (self.division > 1 or self.verify > 0) and "get" not in self.command_names():
@@ -365,4 +368,5 @@ _PARSERS = {
     "verify": _proportion("verify"),
     "expire": _proportion("expire"),
     "expire_after": _whole_seconds("expire_after"),
+    "overwrite": _proportion("overwrite"),
 }

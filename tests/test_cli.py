@@ -58,7 +58,7 @@ def test_periodic_statistics_and_a_config_file(memcached_server, tmp_path):
     [
         (["-U"], "-U/--udp: UDP gets are not offered"),
         (["-e", "2"], "expire=2.0: a proportion from 0 to 1"),
-        (["-o", "0.5"], "-o/--overwrite: every set here overwrites a key of the fixed keyspace"),
+        (["-o", "1.5"], "overwrite=1.5: a proportion from 0 to 1"),
         (["-p", "2"], "-p/--rep_write: replication (writing every set to the first N servers) is not offered"),
         (["-c", "many"], "-c/--concurrency='many': expected a whole number"),
         (["-T", "9", "-c", "4"], "-T/--threads=9: from 1 to the number of connections (4)"),

@@ -129,3 +129,16 @@ def test_an_item_that_outlives_its_ttl_is_an_error_naming_the_key():
 def test_bad_expire_settings_are_explained(args, message):
     with pytest.raises(WorkloadError, match=message):
         Workload.from_args(args)
+
+
+@pytest.mark.parametrize(("overwrite", "low", "high"), [(1.0, 0, 0), (0.0, 1000, 1000), (0.5, 350, 650)])
+def test_overwrite_sends_the_other_sets_to_new_keys_and_cleanup_deletes_them(own_server, overwrite, low, high):
+    workload = Workload.from_args(
+        {"ops": 1000, "duration": None, "connections": 2, "keys": 100, "commands": {"set": 1.0}, "overwrite": overwrite}
+    )
+    target = Target(own_server.host, own_server.port)
+    run_shard(workload, target, f"ow{overwrite}:")
+    fresh = own_server.stats()["curr_items"] - 100  # the preloaded keyspace, then the new keys
+    assert low <= fresh <= high
+    run_shard(workload, target, f"owc{overwrite}:", cleanup=True)
+    assert own_server.stats()["curr_items"] == 100 + fresh  # the second run left nothing behind

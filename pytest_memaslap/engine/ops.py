@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from types import ModuleType
 from typing import Any
 
-from ..keyspace import ValueSource, key_chooser
+from ..keyspace import ValueSource, base36, key_chooser
 from ..workload import Workload
 from . import ascii, binary, meta
 from .replies import ExpiryBook, VerifyLog
@@ -42,6 +42,7 @@ class OpSource:
         verify_log: VerifyLog | None = None,
         expiry: ExpiryBook | None = None,
         writer: tuple[int, int] = (0, 1),
+        fresh_prefix: str = "",
     ) -> None:
         self.random = rng.random
         self.codec = CODECS[workload.protocol]
@@ -70,6 +71,10 @@ class OpSource:
         self.expire = workload.expire
         self.expiry = expiry if expiry is not None else ExpiryBook()
         self.writer_rank, self.writers = writer  # expire=: this connection sets only keys it owns
+        # overwrite < 1: the other sets write new keys, under this connection's own prefix, never read back
+        self.overwrite = workload.overwrite
+        self.fresh_prefix = fresh_prefix
+        self.fresh_written = 0
         self.ttl_label = str(int(workload.expire_after)).encode()
         self.ttl_s = workload.expire_after
 
@@ -150,9 +155,27 @@ class OpSource:
     def _set(self, index: int) -> bytes:
         if self.expire:
             return self._set_maybe_expiring(index)
+        if self.overwrite < 1 and self.random() >= self.overwrite:
+            return self._set_fresh(index)
         key_index = self.key_base + index
         size = self.values.size_of(key_index)
         return self.codec.set_request(self.keys[index], self.values.value(key_index, size), self.labels[size])
+
+    def _set_fresh(self, index: int) -> bytes:
+        """A set of a key never written before (memaslap's sets that do not overwrite); key ``index``'s value."""
+        key = self._fresh(self.fresh_written)
+        self.fresh_written += 1
+        key_index = self.key_base + index
+        size = self.values.size_of(key_index)
+        return self.codec.set_request(key, self.values.value(key_index, size), self.labels[size])
+
+    def _fresh(self, number: int) -> bytes:
+        """The ``number``-th new key: as long as a key of the keyspace, so sizes follow ``key_size``."""
+        return fresh_key(self.fresh_prefix, number, len(self.keys[number % self.key_count]))
+
+    def fresh_keys(self) -> list[bytes]:
+        """Every new key this source wrote (for --slap-cleanup)."""
+        return [self._fresh(n) for n in range(self.fresh_written)]
 
     def _set_maybe_expiring(self, index: int) -> bytes:
         """expire=: a set of a key this connection owns, with a TTL in ``expire`` of the cases."""
@@ -306,6 +329,14 @@ class PreloadSource:
 _COUNTER_LABEL = str(len(COUNTER_START)).encode()
 
 
+def fresh_key(prefix: str, number: int, length: int) -> bytes:
+    """The ``number``-th new key of a connection: its prefix, a base-36 count, filler up to ``length``."""
+    stem = f"{prefix}{base36(number)}"
+    if len(stem) + 1 < length:
+        stem = f"{stem}-{'x' * (length - len(stem) - 1)}"
+    return stem.encode("ascii")
+
+
 class CleanupSource:
     """Deletes every key of a connection's share once: what ``--slap-cleanup`` leaves behind is nothing."""
 
@@ -315,11 +346,13 @@ class CleanupSource:
         indices: range,
         counters: Sequence[bytes] | None = None,
         codec: Codec | None = None,
+        fresh: list[bytes] = [],  # noqa: B006 (read only)
     ) -> None:
-        self.count = len(indices) * (2 if counters is not None else 1)
+        self.count = len(indices) * (2 if counters is not None else 1) + len(fresh)
         lists = [keys] if counters is None else [keys, counters]
         delete = (codec or CODECS["ascii"]).delete_request
-        self.requests = (delete(names[i]) for i in indices for names in lists)
+        owned = (delete(names[i]) for i in indices for names in lists)
+        self.requests = itertools.chain(owned, (delete(key) for key in fresh))
 
     def batch(self, count: int) -> list[Request]:
         return [(0, request, None) for request in itertools.islice(self.requests, count)]

@@ -112,6 +112,7 @@ class ShardRunner:
         self.counters: list[bytes] | None = None  # incr/decr's numeric keys, when the mix has them
         self.verify_log = VerifyLog()
         self.expiry = ExpiryBook()  # expire=: which keys must be gone, and when
+        self.sources: list[OpSource] = []  # the measured phase's request sources, one per connection
         self.codec = CODECS[workload.protocol]
 
     # -- called by connections ------------------------------------------------
@@ -263,7 +264,8 @@ class ShardRunner:
         idle = []
         for i, connection in enumerate(self.connections):
             share = self._share(i)
-            source = CleanupSource(keys, share, self.counters, self.codec)
+            fresh = self.sources[i].fresh_keys() if self.sources else []
+            source = CleanupSource(keys, share, self.counters, self.codec, fresh)
             idle.append(connection.begin(source, source.count, PRELOAD_DEPTH))
         await self._wait(asyncio.gather(*idle))
         self._end_phase("cleanup", perf_counter_ns())
@@ -275,10 +277,12 @@ class ShardRunner:
         budgets = _split(plan.ops(workload), len(self.connections))
         lines = get_lines(keys, key_base, values, self.codec) if "get" in names else None
         per_server = [self._server_slice(r, keys, lines) for r in self.server_ranges]
-        sources = []
+        sources = self.sources = []
+        servers = len(self.targets)
         for i in range(len(self.connections)):
-            start, server_keys, server_lines, server_counters = per_server[i % len(self.targets)]
+            start, server_keys, server_lines, server_counters = per_server[i % servers]
             rng = plan.rng(workload, f"conn{i}")
+            writer = (i // servers, len(range(i % servers, len(self.connections), servers)))
             sources.append(
                 OpSource(
                     workload,
@@ -290,10 +294,8 @@ class ShardRunner:
                     server_counters,
                     self.verify_log,
                     self.expiry,
-                    (
-                        i // len(self.targets),
-                        len(range(i % len(self.targets), len(self.connections), len(self.targets))),
-                    ),
+                    writer,
+                    f"{self.prefix[:-1]}.n{plan.index}.{i}:",  # this connection's new keys (overwrite < 1)
                 )
             )
         first = "warmup" if workload.warmup > 0 else "measured"
