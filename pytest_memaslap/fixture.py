@@ -14,7 +14,7 @@ from .stats import Second
 from .thresholds import Threshold, Verdict, evaluate_all, parse_all
 from .workload import Workload, WorkloadError
 
-STORAGE_COMMANDS = {"set", "add", "replace"}  # (append/prepend add a few bytes only)
+STORAGE_COMMANDS = {"set", "add", "replace", "cas"}  # (append/prepend add a few bytes only)
 ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded up
 
 
@@ -63,7 +63,7 @@ class Slap:
     def __call__(self, **overrides: Any) -> SlapResult:
         __tracebackhide__ = True
         workload = Workload.from_args(overrides, base=self.workload) if overrides else self.workload
-        parse_all(tuple(t.expr for t in self.thresholds), workload.command_names())
+        parse_all(tuple(t.expr for t in self.thresholds), workload.measured_commands())
         check_item_size(workload, self.server)
         check_shards(workload, self.shard, len(self.server.servers))
         prefix = self._prefix_for_call(len(self.runs) + 1)

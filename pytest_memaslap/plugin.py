@@ -120,7 +120,7 @@ def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
         if mark.kwargs:
             raise ThresholdError(f"slap_thresholds mark: takes expressions only; got {mark.kwargs!r}")
         exprs += mark.args
-    thresholds = parse_all(exprs, workload.command_names())
+    thresholds = parse_all(exprs, workload.measured_commands())
     server = session.settings.server
     for mark in reversed(list(item.iter_markers("memcached"))):
         if mark.args:

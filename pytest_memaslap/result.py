@@ -114,7 +114,7 @@ class SlapResult:
         duration = measured.elapsed_s
         self.commands = {
             name: CommandResult.from_stats(name, measured.commands[name], duration)
-            for name in self.workload.command_names()
+            for name in self.workload.measured_commands()
             if name in measured.commands
         }
         self.total = CommandResult.from_stats("total", _sum_commands(measured), duration)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr")
+COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr", "gets", "cas")
 COUNTER_COMMANDS = ("incr", "decr")  # these work on numeric counter keys of their own
 PROTOCOLS = ("ascii", "meta", "binary")
 ARRIVALS = ("poisson", "uniform")
@@ -228,7 +228,7 @@ class Workload:
             raise WorkloadError("verify: checks single-key gets; use division=1 with verify (or verify=0)")
         if self.expire > 0 and "set" not in self.command_names():
             raise WorkloadError("expire: applies to sets (a proportion of them get a TTL), and the mix has none")
-        ttl_changing = sorted(set(self.command_names()) & {"add", "replace", "append", "prepend", "touch"})
+        ttl_changing = sorted(set(self.command_names()) & {"add", "replace", "append", "prepend", "touch", "cas"})
         if self.expire > 0 and ttl_changing:
             raise WorkloadError(
                 f"expire: works with get, set, delete, incr and decr; {', '.join(ttl_changing)} would change "
@@ -246,6 +246,11 @@ class Workload:
 
     def command_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.commands)
+
+    def measured_commands(self) -> tuple[str, ...]:
+        """The commands that get statistics: the mix's, plus ``gets`` when ``cas`` (gets, then cas) is in it."""
+        names = self.command_names()
+        return names + ("gets",) if "cas" in names and "gets" not in names else names
 
     def max_value_size(self) -> int:
         return max(high for _, high, _ in self.value_size)

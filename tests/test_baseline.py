@@ -44,7 +44,7 @@ def test_allowances_and_verdicts():
         ("ops_per_sec:+5%", "a regression of ops_per_sec is a drop (use -N%)"),
         ("get.p99:-10%", "a regression of get.p99 is a rise (use +N%)"),
         ("speed:-5%", "unknown metric 'speed'"),
-        ("gets.p99:+5%", "unknown metric 'gets.p99'"),
+        ("getz.p99:+5%", "unknown metric 'getz.p99'"),
     ],
 )
 def test_bad_allowances_are_explained(spec, message):

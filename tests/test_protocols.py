@@ -56,3 +56,31 @@ def test_the_mark_and_option_choose_the_protocol(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider", "--slap-protocol=udp")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*protocol='udp': allowed: ascii, meta, binary*"])
+
+
+@pytest.mark.parametrize("protocol", ["ascii", "meta", "binary"])
+def test_cas_is_a_gets_then_a_cas_with_its_unique_and_contention_shows_as_misses(own_server, protocol):
+    workload = Workload.from_args(
+        {
+            "ops": 3000,
+            "duration": None,
+            "connections": 4,
+            "window": 2,
+            "keys": 30,  # few keys, so concurrent read-modify-writes collide
+            "commands": {"get": 0.5, "cas": 0.5},
+            "protocol": protocol,
+        }
+    )
+    before = own_server.stats()
+    raw = run_shard(workload, Target(own_server.host, own_server.port), f"cas{protocol}:")
+    after = own_server.stats()
+    measured = raw.measured.commands
+    cas, gets = measured["cas"], measured["gets"]
+    assert sum(c.ops for c in measured.values()) == 3000  # a cas op's two requests both count
+    assert cas.errors == gets.errors == 0 and gets.misses == 0
+    assert (
+        gets.ops - 4 <= cas.ops <= gets.ops
+    )  # each gets hit sent its cas (per connection, the budget may end between)
+    moved = {name: after[name] - before[name] for name in ("cas_hits", "cas_badval", "cas_misses", "cmd_get")}
+    assert moved["cas_hits"] == cas.hits and moved["cas_badval"] + moved["cas_misses"] == cas.misses
+    assert moved["cmd_get"] == measured["get"].ops + gets.ops

@@ -46,7 +46,7 @@ def test_verdicts(expr, passed):
     [
         ("ops_per_sec >> 5", "expected 'METRIC OP VALUE'"),
         ("opz >= 5", "unknown metric 'opz'"),
-        ("gets.p99 < 2ms", "unknown command 'gets'"),
+        ("getz.p99 < 2ms", "unknown command 'getz'"),
         ("get.p99 < 2", "needs a time unit: us, ms or s"),
         ("hit_ratio > 2ms", "is a ratio"),
         ("ops_per_sec > 5ms", "takes a plain number or a suffix k, M or G"),

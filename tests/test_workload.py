@@ -48,7 +48,7 @@ def test_counts_take_suffixes():
         ({"value_size": [(1, 2, 0.5)]}, "proportions must sum to 1; they sum to 0.5"),
         ({"value_size": "big"}, "value_size='big': expected a whole number"),
         ({"commands": {"get": 0.5}}, "proportions must sum to 1; they sum to 0.5"),
-        ({"commands": {"gets": 1.0}}, "unknown command 'gets'; allowed: get, set, delete"),
+        ({"commands": {"getz": 1.0}}, "unknown command 'getz'; allowed: get, set, delete, add"),
         ({"commands": ["get"]}, "commands: expected a mapping of command to proportion"),
         ({"key_pattern": "zipfy"}, "key_pattern='zipfy': allowed: uniform, sequential"),
         ({"preload": "yes"}, "preload='yes': expected True or False"),

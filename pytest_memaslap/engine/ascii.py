@@ -57,6 +57,34 @@ def multi_get_request(keys: list[bytes]) -> bytes:
     return b"get " + b" ".join(keys) + _CRLF
 
 
+def gets_request(key: bytes) -> bytes:
+    return b"gets " + key + _CRLF
+
+
+def cas_request(key: bytes, value: memoryview | bytes, size_label: bytes, unique: int) -> bytes:
+    return b"".join((b"cas ", key, b" 0 0 ", size_label, b" ", str(unique).encode(), _CRLF, value, _CRLF))
+
+
+def parse_gets(buf: bytearray | bytes, pos: int, expect: replies.CasStep | None = None) -> tuple[int, int]:
+    """``VALUE <key> <flags> <bytes> <cas unique>`` + data + ``END``; with a CasStep, queue its ``cas``."""
+    eol = buf.find(_CRLF, pos)
+    if eol < 0:
+        return -1, ERROR
+    if not buf.startswith(_VALUE, pos):
+        return parse_get(buf, pos, None)  # END (a miss) or an error line
+    fields = bytes(buf[pos:eol]).split(b" ")
+    if len(fields) != 5 or not fields[3].isdigit() or not fields[4].isdigit():
+        return eol + 2, ERROR
+    end = eol + 2 + int(fields[3]) + 2
+    if len(buf) < end + 5:
+        return -1, ERROR
+    if buf[end - 2 : end] != _CRLF or buf[end : end + 5] != _END:
+        return eol + 2, ERROR
+    if expect is not None:
+        expect.follow(cas_request(expect.key, expect.value, expect.size_label, int(fields[4])))
+    return end + 5, HIT
+
+
 def delete_request(key: bytes) -> bytes:
     return b"delete " + key + _CRLF
 
@@ -194,4 +222,6 @@ PARSERS = {
     "touch": parse_touch,
     "incr": parse_arith,
     "decr": parse_arith,
+    "gets": parse_gets,
+    "cas": parse_set,  # STORED, or EXISTS (someone wrote since the gets) / NOT_FOUND as misses
 }

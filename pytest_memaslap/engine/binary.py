@@ -71,6 +71,26 @@ def arith_request(verb: bytes, key: bytes) -> bytes:
     return _request(DECR if verb == b"decr" else INCR, key, _ARITH_EXTRAS)
 
 
+def gets_request(key: bytes) -> bytes:
+    return _request(GET, key)  # every GET reply carries the CAS value in its header
+
+
+def cas_request(key: bytes, value: memoryview | bytes, size_label: bytes, unique: int) -> bytes:
+    body = 8 + len(key) + len(value)
+    header = _HEADER.pack(REQUEST, SET, len(key), 8, 0, 0, body, 0, unique)
+    return b"".join((header, b"\0" * 8, key, value))
+
+
+def parse_gets(buf: bytearray | bytes, pos: int, expect: replies.CasStep | None = None) -> tuple[int, int]:
+    """A GET reply; with a CasStep, queue a SET carrying the reply's CAS value."""
+    end, outcome = parse_get(buf, pos, None)
+    if end < 0 or outcome != HIT:
+        return end, outcome
+    if expect is not None:
+        expect.follow(cas_request(expect.key, expect.value, expect.size_label, _HEADER.unpack_from(buf, pos)[8]))
+    return end, HIT
+
+
 def delete_request(key: bytes) -> bytes:
     return _request(DELETE, key)
 
@@ -161,4 +181,6 @@ PARSERS = {
     "touch": _status_parser(TOUCH, (NOT_FOUND,)),
     "incr": _status_parser(INCR, (NOT_FOUND,)),
     "decr": _status_parser(DECR, (NOT_FOUND,)),
+    "gets": parse_gets,
+    "cas": _status_parser(SET, _STORE_MISSES),
 }

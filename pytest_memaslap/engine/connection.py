@@ -58,6 +58,7 @@ class Connection(asyncio.Protocol):
         self.depth = 1
         self.closed = False
         self.paced = False  # open loop: replies do not trigger sends
+        self.followups: list[tuple[int, bytes]] = []  # cas requests that gets replies asked for, sent next
 
     # -- asyncio callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -115,6 +116,8 @@ class Connection(asyncio.Protocol):
             shard.connection_failed(self, f"unexpected data from the server: {bytes(buffer[:80])!r}")
             buffer.clear()
             return
+        if self.followups:
+            done -= self._send_followups(now)  # (in place of new requests: the window stays as it was)
         if self.paced:
             if not pending and (shard.stopping or self.budget == 0):
                 self.give_up()
@@ -211,6 +214,24 @@ class Connection(asyncio.Protocol):
             pending.append((slots[cmd], now, len(request), expect))
             out.append(request)
         self.transport.write(b"".join(out))  # type: ignore[union-attr]
+
+    def _send_followups(self, now: int) -> int:
+        """Send what replies asked for (a ``cas`` after its ``gets``); each takes one request of the budget."""
+        followups = self.followups
+        if self.shard.stopping or self.closed or self.budget == 0:
+            followups.clear()
+            return 0
+        if self.budget > 0:
+            del followups[self.budget :]
+            self.budget -= len(followups)
+        slots = self.shard.slots
+        out = []
+        for slot, request in followups:
+            self.pending.append((slots[slot], now, len(request), None))
+            out.append(request)
+        followups.clear()
+        self.transport.write(b"".join(out))  # type: ignore[union-attr]
+        return len(out)
 
     def _fail_pending(self) -> None:
         """Count every request the server will never answer as an error of its command."""

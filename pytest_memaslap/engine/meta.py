@@ -53,6 +53,28 @@ def arith_request(verb: bytes, key: bytes) -> bytes:
     return b"ma " + key + (b" MD" if verb == b"decr" else b"") + _CRLF
 
 
+def gets_request(key: bytes) -> bytes:
+    return b"mg " + key + b" v c" + _CRLF
+
+
+def cas_request(key: bytes, value: memoryview | bytes, size_label: bytes, unique: int) -> bytes:
+    return b"".join((b"ms ", key, b" ", size_label, b" C", str(unique).encode(), _CRLF, value, _CRLF))
+
+
+def parse_gets(buf: bytearray | bytes, pos: int, expect: replies.CasStep | None = None) -> tuple[int, int]:
+    """``VA <size> c<cas unique>`` + data; with a CasStep, queue its ``cas`` (``ms ... C<unique>``)."""
+    end, outcome = parse_get(buf, pos, None)
+    if end < 0 or outcome != HIT:
+        return end, outcome
+    eol = buf.find(_CRLF, pos)
+    flags = [f for f in bytes(buf[pos + 3 : eol]).split(b" ")[1:] if f.startswith(b"c")]
+    if len(flags) != 1 or not flags[0][1:].isdigit():
+        return end, ERROR
+    if expect is not None:
+        expect.follow(cas_request(expect.key, expect.value, expect.size_label, int(flags[0][1:])))
+    return end, HIT
+
+
 def delete_request(key: bytes) -> bytes:
     return b"md " + key + _CRLF
 
@@ -159,4 +181,6 @@ PARSERS = {
     "touch": parse_touch,
     "incr": parse_arith,
     "decr": parse_arith,
+    "gets": parse_gets,
+    "cas": parse_set,
 }

@@ -17,7 +17,7 @@ from typing import Any
 from ..keyspace import ValueSource, base36, key_chooser
 from ..workload import Workload
 from . import ascii, binary, meta
-from .replies import ExpiryBook, VerifyLog
+from .replies import CasStep, ExpiryBook, VerifyLog
 
 APPEND_CHUNK = b"+appended"  # what append/prepend add: small, so values grow slowly (a set restores the size)
 COUNTER_START = b"1000000"  # preloaded counters: room for a million decrs before memcached stops them at 0
@@ -43,6 +43,7 @@ class OpSource:
         expiry: ExpiryBook | None = None,
         writer: tuple[int, int] = (0, 1),
         fresh_prefix: str = "",
+        followups: list[tuple[int, bytes]] | None = None,
     ) -> None:
         self.random = rng.random
         self.codec = CODECS[workload.protocol]
@@ -67,6 +68,11 @@ class OpSource:
         special = workload.division > 1 or workload.verify > 0 or workload.expire > 0
         self.special_get = self.get_id if special else -2
         self.verify_slot, self.multi_slot, self.expired_slot = extra_slots(workload)
+        # cas: a gets (its own statistics) whose reply sends the cas, via the connection's followups
+        measured = workload.measured_commands()
+        self.cas_id = names.index("cas") if "cas" in names else -2
+        self.gets_slot = measured.index("gets") if "gets" in measured else -1
+        self.followups = followups if followups is not None else []
         # expire=: sets with a TTL note when their key must be gone (shared by the shard's connections)
         self.expire = workload.expire
         self.expiry = expiry if expiry is not None else ExpiryBook()
@@ -92,6 +98,7 @@ class OpSource:
         get_id = self.get_id
         lines = self.get_lines
         special_get = self.special_get
+        cas_id = self.cas_id
         if lines is None or special_get >= 0:
             get_id = -1  # no prebuilt lines, or gets of a special kind: build them one by one
         sequential = self.sequential
@@ -116,6 +123,8 @@ class OpSource:
                 append((cmd, request, expect))
             elif cmd == special_get:
                 append(self._special_get(cmd, index))
+            elif cmd == cas_id:
+                append(self._cas(cmd, index))
             else:
                 append((cmd, builders[cmd](index), None))
         self.cursor = cursor
@@ -123,6 +132,16 @@ class OpSource:
 
     def _get(self, index: int) -> bytes:
         return self.codec.get_request(self.keys[index])
+
+    def _gets(self, index: int) -> bytes:
+        return self.codec.gets_request(self.keys[index])
+
+    def _cas(self, cmd: int, index: int) -> Request:
+        """A read-modify-write: ``gets`` now; its reply sends ``cas`` with the same value and the unique it got."""
+        key_index = self.key_base + index
+        size = self.values.size_of(key_index)
+        step = CasStep(self.keys[index], self.values.value(key_index, size), self.labels[size], self.followups, cmd)
+        return (self.gets_slot, self.codec.gets_request(self.keys[index]), step)
 
     def _special_get(self, cmd: int, index: int) -> Request:
         """A multi-get of ``division`` keys (this one first), or a get whose value will be verified."""
@@ -235,6 +254,7 @@ class Codec:
     touch_request: Callable[[bytes], bytes]
     arith_request: Callable[[bytes, bytes], bytes]
     delete_request: Callable[[bytes], bytes]
+    gets_request: Callable[[bytes], bytes]
     multi_get_request: Callable[[list[bytes]], bytes]
     expected_hit: Callable[[bytes, bytes, int], tuple[bytes, int]]
     parse_multi_get: Callable[..., tuple[int, int]]
@@ -251,8 +271,8 @@ COMMAND_TABLE_SIZE = 1 << 16
 
 
 def extra_slots(workload: Workload) -> tuple[int, int, int]:
-    """Slot numbers of verified gets, multi-gets and gets of expired keys: after the mix's commands, as gets."""
-    count = len(workload.commands)
+    """Slot numbers of verified gets, multi-gets and gets of expired keys: after the measured commands, as gets."""
+    count = len(workload.measured_commands())
     return count, count + 1, count + 2
 
 

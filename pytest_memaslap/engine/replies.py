@@ -44,6 +44,24 @@ class VerifyLog:
         }
 
 
+class CasStep:
+    """A ``cas`` op's first half: the ``gets`` whose reply carries the CAS unique the ``cas`` then sends.
+
+    The reply's parser builds the ``cas`` request and leaves it in ``followups``,
+    which the connection sends right away, in place of a new request.
+    """
+
+    __slots__ = ("key", "value", "size_label", "followups", "slot")
+
+    def __init__(
+        self, key: bytes, value: memoryview, size_label: bytes, followups: list[tuple[int, bytes]], slot: int
+    ) -> None:
+        self.key, self.value, self.size_label, self.followups, self.slot = key, value, size_label, followups, slot
+
+    def follow(self, request: bytes) -> None:
+        self.followups.append((self.slot, request))
+
+
 VerifyExpect = tuple[bytes, int, memoryview, bytes, VerifyLog]  # hit header, total length, value, key, log
 
 

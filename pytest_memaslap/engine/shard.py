@@ -273,7 +273,7 @@ class ShardRunner:
     async def _load(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
         """The mixed load: an optional warm-up, then the measured phase, then the drain."""
         workload, plan = self.workload, self.plan
-        names = workload.command_names()
+        names = workload.measured_commands()
         budgets = _split(plan.ops(workload), len(self.connections))
         lines = get_lines(keys, key_base, values, self.codec) if "get" in names else None
         per_server = [self._server_slice(r, keys, lines) for r in self.server_ranges]
@@ -296,6 +296,7 @@ class ShardRunner:
                     self.expiry,
                     writer,
                     f"{self.prefix[:-1]}.n{plan.index}.{i}:",  # this connection's new keys (overwrite < 1)
+                    self.connections[i].followups,
                 )
             )
         first = "warmup" if workload.warmup > 0 else "measured"
