@@ -132,23 +132,7 @@ def _value_block(buf: bytearray | bytes, pos: int, eol: int) -> int:
 
 def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int, int]:
     """A get of ``expect`` keys: VALUE blocks then ``END``; a hit when every key came back, else a miss."""
-    found = 0
-    while True:
-        eol = buf.find(_CRLF, pos)
-        if eol < 0:
-            return -1, ERROR
-        if buf[pos] == 86:  # VALUE <key> <flags> <bytes>
-            end = _value_block(buf, pos, eol)
-            if end < 0:
-                return (-1, ERROR) if end == -1 else (eol + 2, ERROR)
-            found += 1
-            pos = end
-            continue
-        if eol - pos == 3 and buf.startswith(_END, pos):
-            if found > expect:
-                return eol + 2, ERROR
-            return eol + 2, (HIT if found == expect else MISS)
-        return eol + 2, ERROR
+    return replies.parse_value_blocks(_VALUE, _value_block, _END, buf, pos, expect)
 
 
 def parse_verified_get(buf: bytearray | bytes, pos: int, expect: replies.VerifyExpect) -> tuple[int, int]:

@@ -123,23 +123,7 @@ def parse_get(buf: bytearray | bytes, pos: int, expect: tuple[bytes, int] | None
 
 def parse_multi_get(buf: bytearray | bytes, pos: int, expect: int) -> tuple[int, int]:
     """Quiet gets closed by ``mn``: ``VA`` blocks for the hits, then ``MN``; a hit when all ``expect`` came back."""
-    found = 0
-    while True:
-        eol = buf.find(_CRLF, pos)
-        if eol < 0:
-            return -1, ERROR
-        if buf.startswith(b"VA ", pos):
-            end = _value_block(buf, pos, eol)
-            if end < 0:
-                return (-1, ERROR) if end == -1 else (eol + 2, ERROR)
-            found += 1
-            pos = end
-            continue
-        if eol - pos == 2 and buf.startswith(_MN, pos):
-            if found > expect:
-                return eol + 2, ERROR
-            return eol + 2, (HIT if found == expect else MISS)
-        return eol + 2, ERROR
+    return replies.parse_value_blocks(b"VA ", _value_block, _MN, buf, pos, expect)
 
 
 def parse_verified_get(buf: bytearray | bytes, pos: int, expect: replies.VerifyExpect) -> tuple[int, int]:

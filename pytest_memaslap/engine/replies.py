@@ -44,6 +44,38 @@ class VerifyLog:
         }
 
 
+def parse_value_blocks(
+    opener: bytes,
+    value_block: Callable[[bytearray | bytes, int, int], int],
+    closer: bytes,
+    buf: bytearray | bytes,
+    pos: int,
+    expect: int,
+) -> tuple[int, int]:
+    """A text multi-get's reply: value blocks (lines starting ``opener``) up to the ``closer`` line.
+
+    A hit when all ``expect`` keys came back, a miss when some did not.
+    ``value_block`` gives where a block ends: -1 incomplete, -2 malformed.
+    """
+    found = 0
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return -1, ERROR
+        if buf.startswith(opener, pos):
+            end = value_block(buf, pos, eol)
+            if end < 0:
+                return (-1, ERROR) if end == -1 else (eol + 2, ERROR)
+            found += 1
+            pos = end
+            continue
+        if eol + 2 - pos == len(closer) and buf.startswith(closer, pos):
+            if found > expect:
+                return eol + 2, ERROR
+            return eol + 2, (HIT if found == expect else MISS)
+        return eol + 2, ERROR
+
+
 class CasStep:
     """A ``cas`` op's first half: the ``gets`` whose reply carries the CAS unique the ``cas`` then sends.
 
