@@ -27,8 +27,7 @@ from .stats import Histogram, ShardResult, bucket_value, merge_results
 from .workload import Workload, WorkloadError, parse_count, parse_duration
 
 REFUSED = {
-    "udp": "-U/--udp: UDP gets are not offered; the engine speaks TCP only",
-    "facebook": "-a/--facebook: needs UDP multi-gets, which are not offered",
+    "facebook": "-a/--facebook: needs multi-gets over UDP, which memcached answers with END alone",
     "rep_write": "-p/--rep_write: replication (writing every set to the first N servers) is not offered; "
     "several servers share the keys as pymemcache's HashClient places them",
 }
@@ -68,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, short in (("rep_write", "-p"),):
         add(short, f"--{name}", help="refused (see the README)")
     add("-B", "--binary", action="store_true", help="speak the binary protocol (default: ASCII)")
-    for name, short in (("udp", "-U"), ("facebook", "-a")):
+    add("-U", "--udp", action="store_true", help="gets over UDP (the server's UDP port = its TCP port); gets only")
+    for name, short in (("facebook", "-a"),):
         add(short, f"--{name}", action="store_true", help="refused (see the README)")
     return parser
 
@@ -101,6 +101,7 @@ def workload_from(args: argparse.Namespace) -> tuple[Workload, int]:
             division=parse_count(args.division, "-d/--division"),
             reconnect=bool(args.reconnect),
             protocol="binary" if args.binary else "ascii",
+            transport="udp" if args.udp else "tcp",
             rate=args.tps,
             duration=_duration(args.time) if args.time else None,
             ops=args.execute_number if args.execute_number else (None if args.time else DEFAULT_OPS),

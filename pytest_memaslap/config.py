@@ -52,6 +52,11 @@ OPTIONS = (
     Option("--memcached-bin", "memcached binary to start (default: memcached on PATH)", "PATH"),
     Option("--memcached-threads", "worker threads of the memcached the plugin starts (default 4)", "N"),
     Option("--memcached-memory", "memory limit in MB of the memcached the plugin starts (default 1024)", "MB"),
+    Option(
+        "--memcached-udp",
+        "the memcached the plugin starts listens on UDP too (for transport='udp'; off by default)",
+        kind="bool",
+    ),
     Option("--memcached-args", "extra arguments for the memcached the plugin starts, e.g. '-o modern'", "ARGS"),
     Option("--slap-duration", "measured duration of every slap test, overriding marks (e.g. 30, 30s, 2m)", "SECONDS"),
     Option("--slap-connections", "connections of every slap test, overriding marks", "N"),
@@ -234,6 +239,7 @@ class Settings:
             threads=_int("memcached_threads", raw["memcached_threads"] or 4),
             memory_mb=_int("memcached_memory", raw["memcached_memory"] or 1024),
             extra_args=tuple(shlex.split(raw["memcached_args"] or "")),
+            udp=bool(raw["memcached_udp"]),
         )
         overrides: dict[str, Any] = {}
         for ini, field_name in _CLI_WORKLOAD.items():
@@ -273,7 +279,7 @@ class Settings:
 
 def server_config_from_mark(base: ServerConfig, kwargs: Mapping[str, Any]) -> ServerConfig:
     """``@pytest.mark.memcached(threads=, memory=, args=, binary=)`` over the session's settings."""
-    allowed = ("threads", "memory", "args", "binary")
+    allowed = ("threads", "memory", "args", "binary", "udp")
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise WorkloadError(
@@ -293,6 +299,10 @@ def server_config_from_mark(base: ServerConfig, kwargs: Mapping[str, Any]) -> Se
         if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
             raise WorkloadError(f"memcached mark: args={kwargs['args']!r}: expected a string or a list of strings")
         values["extra_args"] = base.extra_args + tuple(args)
+    if "udp" in kwargs:
+        if not isinstance(kwargs["udp"], bool):
+            raise WorkloadError(f"memcached mark: udp={kwargs['udp']!r}: expected True or False")
+        values["udp"] = kwargs["udp"]
     if "binary" in kwargs:
         if not isinstance(kwargs["binary"], str):
             raise WorkloadError(f"memcached mark: binary={kwargs['binary']!r}: expected a path string")

@@ -65,6 +65,11 @@ class Slap:
         workload = Workload.from_args(overrides, base=self.workload) if overrides else self.workload
         parse_all(tuple(t.expr for t in self.thresholds), workload.measured_commands())
         check_item_size(workload, self.server)
+        if workload.transport == "udp" and self.server.udp is False:
+            raise WorkloadError(
+                "transport='udp': this memcached does not listen on UDP (the plugin starts it with -U 0); "
+                "use @pytest.mark.memcached(udp=True) or --memcached-udp"
+            )
         check_shards(workload, self.shard, len(self.server.servers))
         prefix = self._prefix_for_call(len(self.runs) + 1)
         target = [Target(host, port, self.server.tls) for host, port in self.server.servers]

@@ -38,7 +38,7 @@ MARKERS = (
     "window, commands, keys, key_size, value_size, key_pattern, seed, preload, protocol, timeout, reconnect, "
     "rate, arrivals, config (a memaslap -F file)",
     "slap_thresholds(*exprs): pass/fail rules on the result, e.g. 'ops_per_sec >= 50k', 'get.p99 < 2ms'",
-    "memcached(threads=, memory=, args=, binary=): settings of the memcached the plugin starts for these tests",
+    "memcached(threads=, memory=, args=, binary=, udp=): settings of the memcached the plugin starts for these tests",
 )
 
 

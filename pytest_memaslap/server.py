@@ -47,6 +47,7 @@ class ServerConfig:
     memory_mb: int = 1024
     max_connections: int = 4096
     extra_args: tuple[str, ...] = ()
+    udp: bool = False  # listen on UDP too (the TCP port's number), for transport="udp"; off by default
 
     def command(self, port: int) -> list[str]:
         args = [
@@ -54,7 +55,7 @@ class ServerConfig:
             "-l",
             "127.0.0.1",
             "-U",
-            "0",
+            str(port) if self.udp else "0",
             "-p",
             str(port),
             "-t",
@@ -116,6 +117,7 @@ class MemcachedServer:
     # --memcached=A,B: every server of the run, this one first; the load spreads keys over them
     cluster: tuple[tuple[str, int], ...] = ()
     tls: ssl.SSLContext | None = field(default=None, repr=False)  # --memcached-tls: every connection speaks TLS
+    udp: bool | None = None  # listens on UDP too (a server we started: we know; one given with --memcached: None)
 
     @property
     def address(self) -> str:
@@ -256,7 +258,9 @@ def start_server(config: ServerConfig, tls: ssl.SSLContext | None = None) -> Mem
         )
         log.close()
         _running.add(process)
-        server = MemcachedServer("127.0.0.1", port, owned=True, process=process, log_path=log.name, tls=tls)
+        server = MemcachedServer(
+            "127.0.0.1", port, owned=True, process=process, log_path=log.name, tls=tls, udp=config.udp
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:

@@ -17,6 +17,7 @@ COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touc
 COUNTER_COMMANDS = ("incr", "decr")  # these work on numeric counter keys of their own
 PROTOCOLS = ("ascii", "meta", "binary")
 ARRIVALS = ("poisson", "uniform")
+TRANSPORTS = ("tcp", "udp")
 MAX_KEY_SIZE = 250
 MAX_DIVISION = 100
 
@@ -187,6 +188,7 @@ class Workload:
     expire: float = 0.0  # proportion of sets with a TTL; gets of expired keys are checked to miss (memaslap -e)
     expire_after: float = 2.0  # that TTL, whole seconds (memcached's expiry clock ticks in seconds)
     overwrite: float = 1.0  # proportion of sets to keys of the keyspace; the rest write new keys (memaslap -o)
+    transport: str = "tcp"  # "udp": the measured load's gets go over UDP (memaslap -U); preload stays on TCP
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -234,6 +236,17 @@ class Workload:
                 f"expire: works with get, set, delete, incr and decr; {', '.join(ttl_changing)} would change "
                 "which keys expire when"
             )
+        if self.transport == "udp":
+            if self.command_names() != ("get",) or self.protocol != "ascii" or self.rate is not None:
+                raise WorkloadError(
+                    "transport='udp': UDP carries gets only (commands={'get': 1.0}), over the ascii protocol, in "
+                    "a closed loop (no rate); sets stay on TCP because a value may not fit one datagram"
+                )
+            if self.division > 1:
+                raise WorkloadError(
+                    "transport='udp': single-key gets only; memcached answers a multi-key get over UDP with "
+                    "END alone (seen with 1.6.18), so use division=1"
+                )
         if self.overwrite < 1 and self.expire > 0:
             raise WorkloadError("overwrite: new keys are never read back; use overwrite=1 with expire")
         if self.expire > 0 and self.division > 1:
@@ -374,4 +387,5 @@ _PARSERS = {
     "expire": _proportion("expire"),
     "expire_after": _whole_seconds("expire_after"),
     "overwrite": _proportion("overwrite"),
+    "transport": _choice("transport", TRANSPORTS),
 }

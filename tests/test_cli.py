@@ -56,7 +56,7 @@ def test_periodic_statistics_and_a_config_file(memcached_server, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-U"], "-U/--udp: UDP gets are not offered"),
+        (["-U"], "transport='udp': UDP carries gets only"),
         (["-e", "2"], "expire=2.0: a proportion from 0 to 1"),
         (["-o", "1.5"], "overwrite=1.5: a proportion from 0 to 1"),
         (["-p", "2"], "-p/--rep_write: replication (writing every set to the first N servers) is not offered"),

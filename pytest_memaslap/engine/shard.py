@@ -27,8 +27,11 @@ from .ops import CODECS, CleanupSource, OpSource, PreloadSource, get_lines
 from .pacer import Pacer
 from .placement import group_by_server
 from .replies import ExpiryBook, VerifyLog
+from .udp import UdpEndpoint
 
 PRELOAD_DEPTH = 16
+UDP_LOSS_TIMEOUT_S = 1.0  # a UDP request unanswered this long is lost (an error); the run goes on
+UDP_SWEEP_S = 0.05
 RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
 POLL_S = 0.1
@@ -113,6 +116,8 @@ class ShardRunner:
         self.verify_log = VerifyLog()
         self.expiry = ExpiryBook()  # expire=: which keys must be gone, and when
         self.sources: list[OpSource] = []  # the measured phase's request sources, one per connection
+        self.udp: list[UdpEndpoint] = []  # transport="udp": the measured load's sockets
+        self._sweep_handle: asyncio.TimerHandle | None = None
         self.codec = CODECS[workload.protocol]
 
     # -- called by connections ------------------------------------------------
@@ -182,12 +187,16 @@ class ShardRunner:
         except SlapRunError as exc:
             for connection in self.connections:
                 connection._fail_pending()
+            for endpoint in self.udp:
+                endpoint.fail_pending()
             exc.partial = self._finish_phases()
             raise
         except asyncio.CancelledError:
             # Ctrl-C / SIGTERM: keep what was measured (unanswered requests as errors), then stop
             for connection in self.connections:
                 connection._fail_pending()
+            for endpoint in self.udp:
+                endpoint.fail_pending()
             self.partial = self._finish_phases()
             raise
         finally:
@@ -195,6 +204,8 @@ class ShardRunner:
                 task.cancel()
             for connection in self.connections:
                 connection.close()
+            for endpoint in self.udp:
+                endpoint.close()
         return self._finish_phases()
 
     async def _sync(self, name: str) -> None:
@@ -300,15 +311,18 @@ class ShardRunner:
                 )
             )
         first = "warmup" if workload.warmup > 0 else "measured"
+        drivers: list[Any] = self.connections
+        if workload.transport == "udp":  # the keyspace was preloaded over TCP; the load goes over UDP
+            drivers = self.udp = await self._open_udp(len(self.connections))
         gc.freeze()  # the keyspace and setup objects never need collecting again
         self._start_phase(first, names)
         self.result.started_at = time.time()
         try:
             idle = []
             paced = workload.rate is not None
-            for connection, source, budget in zip(self.connections, sources, budgets, strict=True):
+            for driver, source, budget in zip(drivers, sources, budgets, strict=True):
                 budget = -1 if first == "warmup" else budget
-                idle.append(connection.begin(source, budget, workload.window, paced))
+                idle.append(driver.begin(source, budget, workload.window, paced))
             all_idle = asyncio.gather(*idle)
             if paced:
                 self.pacer = Pacer(
@@ -323,8 +337,8 @@ class ShardRunner:
                 self._end_phase("warmup", perf_counter_ns())
                 self._start_phase("measured", names)
                 self.result.started_at = time.time()
-                for connection, budget in zip(self.connections, budgets, strict=True):
-                    connection.budget = budget
+                for driver, budget in zip(drivers, budgets, strict=True):
+                    driver.budget = budget
             if workload.duration is not None:
                 end_ns = self.recorder.start_ns + int(workload.duration * 1e9)
                 await self._wait(asyncio.shield(all_idle), until_ns=end_ns)
@@ -337,7 +351,28 @@ class ShardRunner:
             if self.pacer is not None:
                 self.pacer.stop()
                 self.result.send_lag_max_s = self.pacer.max_lag_ns / 1e9
+            if self._sweep_handle is not None:
+                self._sweep_handle.cancel()
             gc.unfreeze()
+
+    async def _open_udp(self, count: int) -> list[UdpEndpoint]:
+        """One UDP socket per connection, each to its connection's server; losses are swept every 50 ms."""
+        loop = asyncio.get_running_loop()
+        loss_timeout = min(self.workload.timeout, UDP_LOSS_TIMEOUT_S)
+        endpoints = []
+        for i in range(count):
+            target = self._target_of(i)
+            endpoint = UdpEndpoint(self, i, loss_timeout)
+            await loop.create_datagram_endpoint(lambda: endpoint, remote_addr=(target.host, target.port))  # noqa: B023
+            endpoints.append(endpoint)
+        self._sweep_udp()
+        return endpoints
+
+    def _sweep_udp(self) -> None:
+        now = perf_counter_ns()
+        for endpoint in self.udp:
+            endpoint.sweep(now)
+        self._sweep_handle = asyncio.get_running_loop().call_later(UDP_SWEEP_S, self._sweep_udp)
 
     def _server_slice(
         self, keys_range: range, keys: list[bytes], lines: Any

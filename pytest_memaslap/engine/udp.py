@@ -1,0 +1,140 @@
+"""UDP gets (memaslap's ``-U``): one datagram per request, replies reassembled, losses counted.
+
+memcached's UDP frames start with 8 bytes: request id, sequence number,
+number of datagrams in the reply, and a reserved field. A request fits one
+datagram; a reply may take several (values larger than a datagram), which
+arrive in any order and may be lost. An endpoint keeps ``window`` requests
+in flight (closed loop, like a TCP connection), and a request whose reply is
+not complete within the loss timeout is an error of its command: the run
+goes on, nothing waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import struct
+from time import perf_counter_ns
+from typing import Any
+
+from ..stats import ERRORS, RECEIVED, SENT, bucket_index
+from .connection import REFILL, RequestSource, ShardState, Slot
+from .replies import ERROR
+
+FRAME = struct.Struct(">HHHH")  # request id, sequence number, datagrams in this message, reserved
+MAX_DATAGRAM = 1400  # a request larger than this would need several datagrams, which memcached does not take
+
+
+class UdpEndpoint(asyncio.DatagramProtocol):
+    """One UDP socket to a server, with up to ``depth`` requests in flight."""
+
+    def __init__(self, shard: ShardState, index: int, loss_timeout_s: float) -> None:
+        self.shard = shard
+        self.index = index
+        self.loss_timeout_ns = int(loss_timeout_s * 1e9)
+        self.transport: asyncio.DatagramTransport | None = None
+        # request id -> [slot, sent_ns, request size, expect, {sequence: payload}, datagrams expected]
+        self.pending: dict[int, list[Any]] = {}
+        self.next_id = random.randrange(1 << 16)
+        self.source: RequestSource | None = None
+        self.queue: Any = iter(())
+        self.budget = -1
+        self.depth = 1
+        self.idle: asyncio.Future[None] | None = None
+        self.lost = 0
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def error_received(self, exc: Exception) -> None:
+        """An ICMP error (nothing listens on the port): the run cannot go on."""
+        self.shard.connection_failed(self, f"UDP: {exc}")  # type: ignore[arg-type]
+
+    def begin(self, source: RequestSource, budget: int, depth: int, paced: bool = False) -> asyncio.Future[None]:
+        self.idle = asyncio.get_running_loop().create_future()
+        self.source, self.queue, self.budget, self.depth = source, iter(()), budget, depth
+        self._send(depth, perf_counter_ns())
+        return self.idle
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if len(data) < FRAME.size:
+            return
+        request_id, sequence, total, _ = FRAME.unpack_from(data)
+        entry = self.pending.get(request_id)
+        if entry is None or total == 0:
+            return  # a late reply to a request already counted as lost, or a frame that announces nothing
+        entry[4][sequence] = data[FRAME.size :]
+        entry[5] = total
+        if len(entry[4]) < total:
+            return
+        del self.pending[request_id]
+        now = perf_counter_ns()
+        parts = entry[4]
+        payload = b"".join(parts[i] for i in range(total)) if all(i in parts for i in range(total)) else b""
+        slot, sent_ns, size, expect = entry[0], entry[1], entry[2], entry[3]
+        end, outcome = slot[0](payload, 0, expect) if payload else (-1, ERROR)
+        if end != len(payload):
+            outcome = ERROR  # incomplete or with bytes left over: not the reply that was asked for
+        self._record(slot, now - sent_ns, outcome, size, len(payload) + FRAME.size * total)
+        self._send(1, now)
+
+    def sweep(self, now: int) -> None:
+        """Count requests whose replies did not come within the loss timeout as errors; refill the window."""
+        lost = [rid for rid, entry in self.pending.items() if now - entry[1] > self.loss_timeout_ns]
+        for rid in lost:
+            slot, sent_ns, size = self.pending.pop(rid)[:3]
+            self._record(slot, now - sent_ns, ERROR, size, 0)
+        if lost:
+            self.lost += len(lost)
+            self._send(len(lost), now)
+
+    def _record(self, slot: Slot, latency_ns: int, outcome: int, sent: int, received: int) -> None:
+        _, counters, latencies = slot
+        latencies[bucket_index(latency_ns)] += 1
+        if outcome:
+            counters[outcome] += 1
+        counters[SENT] += sent
+        counters[RECEIVED] += received
+
+    def _send(self, count: int, now: int) -> None:
+        budget = self.budget
+        if self.shard.stopping or budget == 0 or self.closed:
+            if not self.pending:
+                self.give_up()
+            return
+        if budget > 0:
+            count = min(count, budget)
+            self.budget = budget - count
+        slots = self.shard.slots
+        for _ in range(count):
+            item = next(self.queue, None)
+            if item is None:
+                self.queue = iter(self.source.batch(REFILL))  # type: ignore[union-attr]
+                item = next(self.queue)
+            cmd, request, expect = item
+            request_id = self.next_id
+            self.next_id = (request_id + 1) & 0xFFFF
+            self.pending[request_id] = [slots[cmd], now, len(request) + FRAME.size, expect, {}, 1]
+            self.transport.sendto(FRAME.pack(request_id, 0, 1, 0) + request)  # type: ignore[union-attr]
+
+    def in_flight(self) -> int:
+        return len(self.pending)
+
+    def give_up(self) -> None:
+        if self.idle is not None and not self.idle.done():
+            self.idle.set_result(None)
+
+    def fail_pending(self) -> None:
+        """The run ends: what is still unanswered counts as errors."""
+        now = perf_counter_ns()
+        for slot, sent_ns, size, *_ in self.pending.values():
+            slot[2][bucket_index(now - sent_ns)] += 1
+            slot[1][ERRORS] += 1
+            slot[1][SENT] += size
+        self.pending.clear()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
