@@ -62,7 +62,7 @@ OPTIONS = (
     Option("--slap-connections", "connections of every slap test, overriding marks", "N"),
     Option("--slap-window", "requests in flight per connection of every slap test, overriding marks", "N"),
     Option("--slap-seed", "RNG seed of every slap test, overriding marks", "N"),
-    Option("--slap-protocol", "protocol of every slap test, overriding marks: ascii or meta", "NAME"),
+    Option("--slap-protocol", "protocol of every slap test, overriding marks: ascii, meta or binary", "NAME"),
     Option(
         "--slap-rounds",
         "run every slap() call N times; thresholds and comparisons use each metric's median (default 1)",

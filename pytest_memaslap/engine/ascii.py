@@ -195,17 +195,5 @@ def parse_arith(buf: bytearray | bytes, pos: int, expect: object = None) -> tupl
     return eol + 2, ERROR
 
 
-PARSERS = {
-    "get": parse_get,
-    "set": parse_set,
-    "add": parse_set,
-    "replace": parse_set,
-    "append": parse_set,
-    "prepend": parse_set,
-    "delete": parse_delete,
-    "touch": parse_touch,
-    "incr": parse_arith,
-    "decr": parse_arith,
-    "gets": parse_gets,
-    "cas": parse_set,  # STORED, or EXISTS (someone wrote since the gets) / NOT_FOUND as misses
-}
+# (cas: STORED, or EXISTS when someone wrote since the gets, or NOT_FOUND, both misses)
+PARSERS = replies.command_parsers(parse_get, parse_gets, parse_set, parse_delete, parse_touch, parse_arith)

@@ -154,17 +154,4 @@ parse_delete = _status_parser(_HD, (b"NF",))
 parse_touch = _status_parser(_HD, (b"EN",))
 parse_arith = _status_parser(_HD, (b"NF",))
 
-PARSERS = {
-    "get": parse_get,
-    "set": parse_set,
-    "add": parse_set,
-    "replace": parse_set,
-    "append": parse_set,
-    "prepend": parse_set,
-    "delete": parse_delete,
-    "touch": parse_touch,
-    "incr": parse_arith,
-    "decr": parse_arith,
-    "gets": parse_gets,
-    "cas": parse_set,
-}
+PARSERS = replies.command_parsers(parse_get, parse_gets, parse_set, parse_delete, parse_touch, parse_arith)

@@ -76,6 +76,19 @@ def parse_value_blocks(
         return eol + 2, ERROR
 
 
+def command_parsers(
+    get: Callable[..., tuple[int, int]],
+    gets: Callable[..., tuple[int, int]],
+    store: Callable[..., tuple[int, int]],
+    delete: Callable[..., tuple[int, int]],
+    touch: Callable[..., tuple[int, int]],
+    arith: Callable[..., tuple[int, int]],
+) -> dict[str, Callable[..., tuple[int, int]]]:
+    """A text codec's parser per command: which commands share a reply shape is the same in every text protocol."""
+    storage = dict.fromkeys(("set", "add", "replace", "append", "prepend", "cas"), store)
+    return {"get": get, "gets": gets, **storage, "delete": delete, "touch": touch, "incr": arith, "decr": arith}
+
+
 class CasStep:
     """A ``cas`` op's first half: the ``gets`` whose reply carries the CAS unique the ``cas`` then sends.
 
