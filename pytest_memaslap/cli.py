@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
+import os
 import queue
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from typing import Any
 from .engine import ShardPlan, SlapInterrupted, SlapRunError, Target, run_shard
 from .memaslap_config import load_config
 from .progress import Period, ProgressPoller, ProgressPrinter, ProgressPublisher, progress_key
+from .sasl import SASL_PASSWORD_ENV, SaslCredentials, workload_problem
 from .server import ServerError, parse_addresses
 from .sharding import new_token
 from .stats import Histogram, ShardResult, bucket_value, merge_results
@@ -28,8 +30,9 @@ from .workload import Workload, WorkloadError, parse_count, parse_duration
 
 REFUSED = {
     "facebook": "-a/--facebook: needs multi-gets over UDP, which memcached answers with END alone",
-    "rep_write": "-p/--rep_write: replication (writing every set to the first N servers) is not offered; "
-    "several servers share the keys as pymemcache's HashClient places them",
+    "rep_write": "-p/--rep_write: writes only to the first N servers, for servers that replicate each other "
+    "(repcached); memcached does not, so gets on the other servers would miss. -s A,B spreads the keys over "
+    "several servers as pymemcache's HashClient places them",
 }
 DEFAULT_OPS = 1_000_000  # memaslap's execute number when neither -t nor -x is given
 SHARD_GRACE_S = 60.0  # beyond the run's own duration, how long the parent waits for a shard process
@@ -67,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, short in (("rep_write", "-p"),):
         add(short, f"--{name}", help="refused (see the README)")
     add("-B", "--binary", action="store_true", help="speak the binary protocol (default: ASCII)")
+    add(
+        "--sasl-user",
+        help=f"log in with SASL PLAIN as this user (memcached -S; needs -B); the password comes from "
+        f"{SASL_PASSWORD_ENV} (or --sasl-password, which ps shows)",
+    )
+    add("--sasl-password", help=f"the SASL password (prefer {SASL_PASSWORD_ENV})")
     add("-U", "--udp", action="store_true", help="gets over UDP (the server's UDP port = its TCP port); gets only")
     for name, short in (("facebook", "-a"),):
         add(short, f"--{name}", action="store_true", help="refused (see the README)")
@@ -116,15 +125,32 @@ def workload_from(args: argparse.Namespace) -> tuple[Workload, int]:
     return workload, threads
 
 
+def sasl_from(args: argparse.Namespace, workload: Workload) -> SaslCredentials | None:
+    """--sasl-user and its password (option or environment), for a workload a SASL server can take."""
+    if not args.sasl_user:
+        if args.sasl_password:
+            raise UsageError("--sasl-password needs --sasl-user")
+        return None
+    password = args.sasl_password if args.sasl_password is not None else os.environ.get(SASL_PASSWORD_ENV)
+    if password is None:
+        raise UsageError(f"--sasl-user={args.sasl_user}: no password; set {SASL_PASSWORD_ENV} or pass --sasl-password")
+    problem = workload_problem(workload.protocol, workload.transport)
+    if problem:
+        raise UsageError(problem.replace("protocol='ascii'", "ASCII (no -B)").replace("transport='udp'", "-U"))
+    return SaslCredentials(args.sasl_user, password)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         try:
-            targets = [Target(host, port) for host, port in parse_addresses(args.servers)]
+            servers = parse_addresses(args.servers)
         except ServerError as exc:
             raise UsageError(str(exc).replace("--memcached", "-s/--servers")) from None
         workload, threads = workload_from(args)
+        sasl = sasl_from(args, workload)
+        targets = [Target(host, port, sasl=sasl) for host, port in servers]
         every = int(_duration(args.stat_freq)) if args.stat_freq else 0
     except UsageError as exc:
         parser.exit(2, f"memaslap-py: error: {exc}\n")
@@ -169,7 +195,7 @@ def run(workload: Workload, targets: list[Target], threads: int, report: Report)
             target=_shard_process,
             args=(
                 workload.to_dict(),
-                [(t.host, t.port) for t in targets],
+                targets,
                 prefix,
                 i,
                 threads,
@@ -181,7 +207,7 @@ def run(workload: Workload, targets: list[Target], threads: int, report: Report)
         )
         for i in range(threads)
     ]
-    poller = ProgressPoller(target.host, target.port, report.period) if report.every else None
+    poller = ProgressPoller(target.host, target.port, report.period, sasl=target.sasl) if report.every else None
     for process in processes:
         process.start()
     if poller is not None:
@@ -232,7 +258,7 @@ def _collect(
 
 def _shard_process(
     workload: dict[str, Any],
-    servers: list[tuple[str, int]],
+    targets: list[Target],
     prefix: str,
     index: int,
     count: int,
@@ -242,13 +268,12 @@ def _shard_process(
 ) -> None:
     """One shard, in a process of its own: its result (or its failure) goes back on ``results``."""
     load = Workload.from_args(workload)
-    host, port = servers[0]
+    first = targets[0]
     printer = None
     if every:
-        publisher = ProgressPublisher(host, port, progress_key(token, f"t{index}"))
+        publisher = ProgressPublisher(first.host, first.port, progress_key(token, f"t{index}"), sasl=first.sasl)
         printer = ProgressPrinter(publisher, "", load.duration, every, count)
     try:
-        targets = [Target(h, p) for h, p in servers]
         raw = run_shard(load, targets, prefix, ShardPlan(index, count), on_second=printer)
         results.put((index, "ok", raw.to_dict()))
     except SlapRunError as exc:

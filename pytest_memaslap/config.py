@@ -6,6 +6,7 @@ Every option exists twice, as ``--slap-duration`` on the command line and as
 
 from __future__ import annotations
 
+import os
 import shlex
 import ssl
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ import pytest
 from .baseline import Allowance, BaselineError, check_name, load, parse_allowances, resolve
 from .html_report import ReportExtraMissing, check_available
 from .memaslap_config import load_config
+from .sasl import SASL_PASSWORD_ENV, SaslCredentials
 from .server import ServerConfig, ServerError, parse_addresses
 from .tls import TLSConfig, TLSError
 from .workload import Workload, WorkloadError, parse_duration
@@ -49,6 +51,16 @@ OPTIONS = (
     Option("--memcached-tls-ca", "CA certificates that sign the server's certificate (default: the system's)", "PATH"),
     Option("--memcached-tls-cert", "client certificate, for servers that ask for one (ssl_verify_mode)", "PATH"),
     Option("--memcached-tls-key", "the client certificate's private key, if not in the certificate file", "PATH"),
+    Option(
+        "--memcached-sasl-user",
+        "log in to the --memcached server(s) with SASL PLAIN as USER (memcached started with -S; binary protocol)",
+        "USER",
+    ),
+    Option(
+        "--memcached-sasl-password",
+        f"the SASL password (better: the {SASL_PASSWORD_ENV} environment variable, which ps does not show)",
+        "PASSWORD",
+    ),
     Option("--memcached-bin", "memcached binary to start (default: memcached on PATH)", "PATH"),
     Option("--memcached-threads", "worker threads of the memcached the plugin starts (default 4)", "N"),
     Option("--memcached-memory", "memory limit in MB of the memcached the plugin starts (default 1024)", "MB"),
@@ -191,6 +203,26 @@ def _tls_context(raw: Mapping[str, Any]) -> ssl.SSLContext | None:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _sasl_credentials(raw: Mapping[str, Any]) -> SaslCredentials | None:
+    """--memcached-sasl-user and its password (option, ini key or environment), checked now."""
+    user, password = raw["memcached_sasl_user"], raw["memcached_sasl_password"]
+    if not user:
+        if password:
+            raise pytest.UsageError("--memcached-sasl-password needs --memcached-sasl-user")
+        return None
+    if not raw["memcached"]:
+        raise pytest.UsageError(
+            "--memcached-sasl-user is for servers given with --memcached: a memcached the plugin starts "
+            "does not require SASL (start yours with -S)"
+        )
+    password = password if password is not None else os.environ.get(SASL_PASSWORD_ENV)
+    if password is None:
+        raise pytest.UsageError(
+            f"--memcached-sasl-user={user}: no password; set {SASL_PASSWORD_ENV} or pass --memcached-sasl-password"
+        )
+    return SaslCredentials(user, password)
+
+
 def _html_path(path: str | None) -> str | None:
     """--slap-html needs plotly; say so before any load runs, not after."""
     if path:
@@ -227,6 +259,7 @@ class Settings:
     baseline: dict[str, Any] | None = None  # the run --slap-compare names, loaded and checked
     allowances: tuple[Allowance, ...] = ()
     tls: ssl.SSLContext | None = None  # --memcached-tls: the client context every connection uses
+    sasl: SaslCredentials | None = None  # --memcached-sasl-user: every connection logs in (binary protocol only)
 
     def tls_context(self) -> ssl.SSLContext | None:
         return self.tls
@@ -270,6 +303,7 @@ class Settings:
             sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),
             cleanup=bool(raw["slap_cleanup"]),
             tls=_tls_context(raw),
+            sasl=_sasl_credentials(raw),
             rounds=_int("slap_rounds", raw["slap_rounds"] or 1),
             html_path=_html_path(raw["slap_html"]),
             stat_freq=None if raw["slap_stat_freq"] is None else _int("slap_stat_freq", raw["slap_stat_freq"], low=0),

@@ -9,6 +9,7 @@ from typing import Any
 from .engine import ShardPlan, SlapInterrupted, SlapRunError, Target, run_shard
 from .result import SlapResult
 from .rounds import representative
+from .sasl import workload_problem
 from .server import MemcachedServer
 from .stats import Second
 from .thresholds import Threshold, Verdict, evaluate_all, parse_all
@@ -70,9 +71,11 @@ class Slap:
                 "transport='udp': this memcached does not listen on UDP (the plugin starts it with -U 0); "
                 "use @pytest.mark.memcached(udp=True) or --memcached-udp"
             )
+        if self.server.sasl is not None and (problem := workload_problem(workload.protocol, workload.transport)):
+            raise WorkloadError(problem)
         check_shards(workload, self.shard, len(self.server.servers))
         prefix = self._prefix_for_call(len(self.runs) + 1)
-        target = [Target(host, port, self.server.tls) for host, port in self.server.servers]
+        target = [Target(host, port, self.server.tls, self.server.sasl) for host, port in self.server.servers]
         done: list[SlapResult] = []
         for number in range(1, self.rounds + 1):
             label = f" round {number}/{self.rounds}" if self.rounds > 1 else ""

@@ -96,7 +96,9 @@ def _watch_progress(config: pytest.Config, state: SlapSession, server: Memcached
         write_line = _terminal_writer(config)
         if write_line is None:
             return
-        state.progress = ProgressPoller(server.host, server.port, lambda period: write_line(period.line()), server.tls)
+        state.progress = ProgressPoller(
+            server.host, server.port, lambda period: write_line(period.line()), server.tls, server.sasl
+        )
     state.progress.watch(progress_key(state.role.token, worker))
 
 
@@ -216,7 +218,7 @@ def _progress_printer(config: pytest.Config, nodeid: str, server: MemcachedServe
     emit: Any
     if state.role.kind == "worker":
         key = progress_key(state.role.token, state.role.worker_id)
-        emit = ProgressPublisher(server.host, server.port, key, server.tls)
+        emit = ProgressPublisher(server.host, server.port, key, server.tls, server.sasl)
     else:
         write_line = _terminal_writer(config)
         if write_line is None:

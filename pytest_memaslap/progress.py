@@ -21,6 +21,8 @@ from typing import Any
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheError
 
+from .sasl import BinaryClient, SaslCredentials, SaslError
+from .server import control_client
 from .stats import Histogram, Second
 
 POLL_INTERVAL_S = 1.0
@@ -130,21 +132,23 @@ def progress_key(token: str, worker: str) -> str:
     return f"slap{token}_progress_{worker}"
 
 
-def _client(host: str, port: int, tls: ssl.SSLContext | None = None) -> Client:
-    return Client((host, port), connect_timeout=CLIENT_TIMEOUT_S, timeout=CLIENT_TIMEOUT_S, tls_context=tls)
+def _client(host: str, port: int, tls: ssl.SSLContext | None, sasl: SaslCredentials | None) -> Client | BinaryClient:
+    return control_client(host, port, CLIENT_TIMEOUT_S, tls, sasl)
 
 
 class ProgressPublisher:
     """A worker's ``emit``: stores the period under its key on the server for the controller to read."""
 
-    def __init__(self, host: str, port: int, key: str, tls: ssl.SSLContext | None = None) -> None:
-        self.host, self.port, self.key, self.tls = host, port, key, tls
+    def __init__(
+        self, host: str, port: int, key: str, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
+    ) -> None:
+        self.host, self.port, self.key, self.tls, self.sasl = host, port, key, tls, sasl
 
     def __call__(self, period: Period) -> None:
-        client = _client(self.host, self.port, self.tls)
+        client = _client(self.host, self.port, self.tls, self.sasl)
         try:
             client.set(self.key, period.to_json(), expire=RECORD_TTL_S, noreply=False)
-        except (OSError, MemcacheError):
+        except (OSError, MemcacheError, SaslError):
             pass  # progress is best effort; the run itself reports any real trouble
         finally:
             client.close()
@@ -153,8 +157,15 @@ class ProgressPublisher:
 class ProgressPoller:
     """The reading side (xdist controller, memaslap-py): polls the shards' records, emits merged periods."""
 
-    def __init__(self, host: str, port: int, emit: Callable[[Period], None], tls: ssl.SSLContext | None = None) -> None:
-        self.host, self.port, self.tls = host, port, tls
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        emit: Callable[[Period], None],
+        tls: ssl.SSLContext | None = None,
+        sasl: SaslCredentials | None = None,
+    ) -> None:
+        self.host, self.port, self.tls, self.sasl = host, port, tls, sasl
         self.emit = emit
         self.keys: list[str] = []
         self._seen: dict[str, tuple[str, int]] = {}  # key -> (label, done) last taken from it
@@ -175,12 +186,12 @@ class ProgressPoller:
             self._thread.join(timeout=2 * CLIENT_TIMEOUT_S + POLL_INTERVAL_S)
 
     def _run(self) -> None:
-        client = _client(self.host, self.port, self.tls)
+        client = _client(self.host, self.port, self.tls, self.sasl)
         try:
             while not self._stop.wait(POLL_INTERVAL_S):
                 try:
                     records = client.get_many(list(self.keys))
-                except (OSError, MemcacheError):
+                except (OSError, MemcacheError, SaslError):
                     client.close()  # reconnects on the next poll
                     continue
                 self.take(records)

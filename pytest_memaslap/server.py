@@ -25,6 +25,8 @@ from typing import Any
 
 from pymemcache.client.base import Client
 
+from .sasl import BinaryClient, SaslCredentials, SaslError
+
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 PORT_ATTEMPTS = 5
@@ -32,6 +34,7 @@ INSTALL_HINT = (
     "install memcached (Debian/Ubuntu: `sudo apt-get install memcached`; macOS: `brew install memcached`), "
     "pass --memcached-bin=PATH, or point at a running server with --memcached=HOST:PORT"
 )
+SASL_HINT = "a server started with -S answers nothing but authenticated binary requests: pass --memcached-sasl-user"
 
 
 class ServerError(RuntimeError):
@@ -118,6 +121,7 @@ class MemcachedServer:
     cluster: tuple[tuple[str, int], ...] = ()
     tls: ssl.SSLContext | None = field(default=None, repr=False)  # --memcached-tls: every connection speaks TLS
     udp: bool | None = None  # listens on UDP too (a server we started: we know; one given with --memcached: None)
+    sasl: SaslCredentials | None = field(default=None, repr=False)  # --memcached-sasl-user: every connection logs in
 
     @property
     def address(self) -> str:
@@ -135,10 +139,19 @@ class MemcachedServer:
 
     def client(self, timeout: float = 5.0) -> Client:
         """A pymemcache client for functional checks (not the load path); close it when done."""
-        return Client((self.host, self.port), connect_timeout=timeout, timeout=timeout, tls_context=self.tls)
+        if self.sasl is not None:
+            raise ServerError(
+                f"memcached at {self.address} requires SASL, which pymemcache does not speak; "
+                "use memcached_server.control() (stats, set, get_many, flush_all over the binary protocol)"
+            )
+        return control_client(self.host, self.port, timeout, self.tls)
+
+    def control(self, timeout: float = 5.0) -> Client | BinaryClient:
+        """A client for the control paths (stats, flush, records), logged in when the server requires SASL."""
+        return control_client(self.host, self.port, timeout, self.tls, self.sasl)
 
     def _query(self, *args: str) -> dict[str, Any]:
-        client = self.client()
+        client = self.control()
         try:
             raw = client.stats(*args)
         finally:
@@ -164,7 +177,7 @@ class MemcachedServer:
                 f"refusing to flush memcached at {self.address}: the plugin did not start it "
                 "(pass --slap-allow-flush to allow flushing an external server)"
             )
-        client = self.client()
+        client = self.control()
         try:
             client.flush_all()
         finally:
@@ -218,8 +231,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _version(host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None) -> str:
-    """One real request: ``version`` (over TLS with a context). Raises OSError until the server answers."""
+def control_client(
+    host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
+) -> Client | BinaryClient:
+    """pymemcache's client, or under SASL (which pymemcache lacks) our binary one; both connect lazily."""
+    if sasl is not None:
+        return BinaryClient((host, port), sasl, timeout, tls)
+    return Client((host, port), connect_timeout=timeout, timeout=timeout, tls_context=tls)
+
+
+def _version(
+    host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
+) -> str:
+    """One real request: ``version`` (over TLS with a context; logged in under SASL). OSError until it answers."""
+    if sasl is not None:
+        client = BinaryClient((host, port), sasl, timeout, tls)
+        try:
+            client._connect()  # authenticates: a wrong password fails here, not in the middle of a run
+            return client.version().decode(errors="replace")
+        except SaslError as exc:
+            raise ServerError(str(exc)) from None
+        finally:
+            client.close()
     with socket.create_connection((host, port), timeout=timeout) as plain:
         sock = tls.wrap_socket(plain, server_hostname=host) if tls is not None else plain
         sock.sendall(b"version\r\n")
@@ -234,10 +267,13 @@ def _version(host: str, port: int, timeout: float, tls: ssl.SSLContext | None = 
     return reply[8:].strip().decode(errors="replace")
 
 
-def start_server(config: ServerConfig, tls: ssl.SSLContext | None = None) -> MemcachedServer:
+def start_server(
+    config: ServerConfig, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
+) -> MemcachedServer:
     """Start memcached on a free loopback port and wait (bounded) until it answers ``version``.
 
     ``tls``: the server was told to speak TLS (``-Z`` in its arguments); talk to it with this context.
+    ``sasl``: the server was told to require SASL (``-S``); log in with these credentials.
     """
     binary = shutil.which(config.binary)
     if binary is None:
@@ -259,14 +295,14 @@ def start_server(config: ServerConfig, tls: ssl.SSLContext | None = None) -> Mem
         log.close()
         _running.add(process)
         server = MemcachedServer(
-            "127.0.0.1", port, owned=True, process=process, log_path=log.name, tls=tls, udp=config.udp
+            "127.0.0.1", port, owned=True, process=process, log_path=log.name, tls=tls, udp=config.udp, sasl=sasl
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 break
             try:
-                server.version = _version("127.0.0.1", port, timeout=1.0, tls=tls)
+                server.version = _version("127.0.0.1", port, timeout=1.0, tls=tls, sasl=sasl)
                 return server
             except OSError:
                 time.sleep(0.02)
@@ -288,14 +324,18 @@ def start_server(config: ServerConfig, tls: ssl.SSLContext | None = None) -> Mem
 
 
 def connect_external(
-    address: str, allow_flush: bool, timeout: float = 5.0, tls: ssl.SSLContext | None = None
+    address: str,
+    allow_flush: bool,
+    timeout: float = 5.0,
+    tls: ssl.SSLContext | None = None,
+    sasl: SaslCredentials | None = None,
 ) -> MemcachedServer:
     """Use servers the plugin does not own (one, or a list); fails within ``timeout`` if one does not answer."""
     servers = parse_addresses(address)
     versions = []
     for host, port in servers:
         try:
-            versions.append(_version(host, port, timeout, tls))
+            versions.append(_version(host, port, timeout, tls, sasl))
         except ssl.SSLError as exc:
             raise ServerError(
                 f"--memcached={address}: the TLS handshake with {format_address(host, port)} failed: "
@@ -305,11 +345,12 @@ def connect_external(
             raise ServerError(
                 f"--memcached={address}: no memcached answers at {format_address(host, port)} "
                 f"({exc.strerror or exc}); check the address, or drop --memcached to let the plugin start one"
+                + ("" if sasl is not None or not isinstance(exc, TimeoutError) else f" ({SASL_HINT})")
             ) from None
     host, port = servers[0]
     cluster = tuple(servers) if len(servers) > 1 else ()
     return MemcachedServer(
-        host, port, owned=False, allow_flush=allow_flush, version=versions[0], cluster=cluster, tls=tls
+        host, port, owned=False, allow_flush=allow_flush, version=versions[0], cluster=cluster, tls=tls, sasl=sasl
     )
 
 
@@ -317,11 +358,16 @@ class ServerPool:
     """The servers of one session, one per configuration; all stopped at the end."""
 
     def __init__(
-        self, external: str | None = None, allow_flush: bool = False, tls: ssl.SSLContext | None = None
+        self,
+        external: str | None = None,
+        allow_flush: bool = False,
+        tls: ssl.SSLContext | None = None,
+        sasl: SaslCredentials | None = None,
     ) -> None:
         self.external = external
         self.allow_flush = allow_flush
         self.tls = tls
+        self.sasl = sasl
         self._servers: dict[ServerConfig, MemcachedServer] = {}
         self._external: MemcachedServer | None = None
         self._failed: dict[ServerConfig, ServerError] = {}
@@ -330,7 +376,7 @@ class ServerPool:
         """The server for ``config``: started on first use; a failed start is not retried."""
         if self.external:
             if self._external is None:
-                self._external = connect_external(self.external, self.allow_flush, tls=self.tls)
+                self._external = connect_external(self.external, self.allow_flush, tls=self.tls, sasl=self.sasl)
             return self._external
         if config in self._failed:
             raise self._failed[config]

@@ -42,7 +42,7 @@ class SlapSession:
 
     def __post_init__(self) -> None:
         external = self.role.server_address or self.settings.external
-        self.pool = ServerPool(external, self.settings.allow_flush, self.settings.tls_context())
+        self.pool = ServerPool(external, self.settings.allow_flush, self.settings.tls_context(), self.settings.sasl)
 
     def server_for(self, config: ServerConfig) -> MemcachedServer:
         """The server a test with ``config`` talks to; raises ServerError saying why there is none."""

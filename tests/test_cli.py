@@ -59,7 +59,7 @@ def test_periodic_statistics_and_a_config_file(memcached_server, tmp_path):
         (["-U"], "transport='udp': UDP carries gets only"),
         (["-e", "2"], "expire=2.0: a proportion from 0 to 1"),
         (["-o", "1.5"], "overwrite=1.5: a proportion from 0 to 1"),
-        (["-p", "2"], "-p/--rep_write: replication (writing every set to the first N servers) is not offered"),
+        (["-p", "2"], "-p/--rep_write: writes only to the first N servers, for servers that replicate each other"),
         (["-c", "many"], "-c/--concurrency='many': expected a whole number"),
         (["-T", "9", "-c", "4"], "-T/--threads=9: from 1 to the number of connections (4)"),
         (["-d", "500"], "division=500: at most 100 keys per get"),

@@ -126,3 +126,27 @@ def test_malformed_replies_are_errors_and_the_run_ends(reply, expect_error):
         server.close()
     get = result.measured.commands["get"]
     assert get.ops == 200 and get.errors == 200
+
+
+def test_a_connection_the_server_closes_before_any_request_fails_the_run():
+    """An idle connection dropped (memcached's idle_timeout, a proxy) must fail the run, not count nothing."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def accept_and_close() -> None:
+        listener.settimeout(10)
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        conn.close()
+
+    thread = threading.Thread(target=accept_and_close, daemon=True)
+    thread.start()
+    workload = Workload.from_args({"ops": 200, "duration": None, "connections": 1, "keys": 10, "preload": False})
+    try:
+        with pytest.raises(SlapRunError, match="server closed the (idle )?connection"):
+            run_shard(workload, Target("127.0.0.1", port), "idle:")
+    finally:
+        listener.close()
+        thread.join(5)

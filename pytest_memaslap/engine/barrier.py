@@ -6,19 +6,25 @@ under the run's prefix and polls it (``incr key 0``, every millisecond) until
 all shards have arrived, so they start a phase within a few milliseconds of
 each other. Every wait is bounded; a shard that never arrives fails the others
 with the count that did. The barrier's own requests are counted (phase
-``sync``) so the run's totals still match the server's counters.
+``sync``) so the run's totals still match the server's counters. It speaks
+ASCII, or the binary protocol on a server that requires SASL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from time import perf_counter_ns
 from typing import Any
 
+from ..sasl import SaslError
 from ..stats import CommandStats, PhaseStats
+from . import binary
 from .errors import SlapRunError
 
 POLL_S = 0.001
+_STORE_EXTRAS = struct.pack(">II", 0, 600)  # flags, expiry: a barrier key outlives any run's wait
+_NO_CREATE = 0xFFFFFFFF  # incr's expiry field: a missing key is NOT_FOUND, never created
 
 
 class ServerBarrier:
@@ -33,6 +39,7 @@ class ServerBarrier:
         self.stats = PhaseStats({"set": CommandStats(), "get": CommandStats(), "incr": CommandStats()})
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self.binary = server.sasl is not None  # a SASL server answers nothing but the binary protocol
 
     async def wait(self, name: str) -> None:
         """Return once all ``count`` shards have called ``wait(name)``; raise after ``timeout``."""
@@ -40,8 +47,8 @@ class ServerBarrier:
         try:
             await asyncio.wait_for(self._connect(), self.timeout)
             key = f"{self.prefix}sync-{name}".encode()
-            await self._request("set", b"add " + key + b" 0 600 1\r\n0\r\n")
-            await self._request("set", b"set " + self._marker(key, self.index) + b" 0 600 1\r\n1\r\n")
+            await self._store(b"add", key, b"0")
+            await self._store(b"set", self._marker(key, self.index), b"1")
             arrived = await self._incr(key, 1)
             while arrived < self.count:
                 if perf_counter_ns() > deadline:
@@ -53,6 +60,8 @@ class ServerBarrier:
                     )
                 await asyncio.sleep(POLL_S)
                 arrived = await self._incr(key, 0)
+        except SaslError as exc:
+            raise SlapRunError(f"shard barrier: {exc}") from None
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
             raise SlapRunError(f"shard barrier on {self.server} failed: {exc!r}") from None
 
@@ -65,17 +74,28 @@ class ServerBarrier:
         assert self._reader is not None and self._writer is not None
         markers = [self._marker(key, i) for i in range(self.count)]
         started = perf_counter_ns()
-        request = b"get " + b" ".join(markers) + b"\r\n"
-        self._writer.write(request)
         found: set[bytes] = set()
         received = 0
-        while True:
-            line = await asyncio.wait_for(self._reader.readuntil(b"\r\n"), self.timeout)
-            received += len(line)
-            if line == b"END\r\n":
-                break
-            found.add(line.split()[1])
-            received += len(await self._reader.readuntil(b"\r\n"))
+        if self.binary:
+            request = binary.multi_get_request(markers)
+            self._writer.write(request)
+            while True:
+                opcode, status, found_key, _, size = await self._binary_reply()
+                received += size
+                if opcode == binary.NOOP:
+                    break
+                if status == binary.OK:
+                    found.add(found_key)
+        else:
+            request = b"get " + b" ".join(markers) + b"\r\n"
+            self._writer.write(request)
+            while True:
+                line = await asyncio.wait_for(self._reader.readuntil(b"\r\n"), self.timeout)
+                received += len(line)
+                if line == b"END\r\n":
+                    break
+                found.add(line.split()[1])
+                received += len(await self._reader.readuntil(b"\r\n"))
         stats = self.stats.commands["get"]
         stats.ops += len(markers)  # memcached counts a multi-get per key
         stats.hits += len(found)
@@ -87,27 +107,55 @@ class ServerBarrier:
 
     async def _connect(self) -> None:
         if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(**self.server.connect_args())
+            self._reader, self._writer = await self.server.open_streams()
+
+    async def _store(self, verb: bytes, key: bytes, value: bytes) -> None:
+        """``add`` or ``set`` a one-byte value; an ``add`` that finds the key is the expected outcome."""
+        if self.binary:
+            opcode = binary.ADD if verb == b"add" else binary.SET
+            await self._request("set", binary.request(opcode, key, _STORE_EXTRAS, value))
+        else:
+            await self._request("set", verb + b" " + key + b" 0 600 1\r\n" + value + b"\r\n")
 
     async def _incr(self, key: bytes, delta: int) -> int:
-        line = await self._request("incr", b"incr " + key + b" " + str(delta).encode() + b"\r\n")
+        if self.binary:
+            extras = struct.pack(">QQI", delta, 0, _NO_CREATE)
+            status, value = await self._request("incr", binary.request(binary.INCR, key, extras))
+            if status != binary.OK or len(value) != 8:
+                raise SlapRunError(f"shard barrier: unexpected reply to incr: status 0x{status:04x} {value!r}")
+            return int(struct.unpack(">Q", value)[0])
+        _, line = await self._request("incr", b"incr " + key + b" " + str(delta).encode() + b"\r\n")
         if not line.isdigit():
             raise SlapRunError(f"shard barrier: unexpected reply to incr: {line!r}")
         return int(line)
 
-    async def _request(self, command: str, request: bytes) -> bytes:
+    async def _binary_reply(self) -> tuple[int, int, bytes, bytes, int]:
+        """(opcode, status, key, value, bytes read) of the next binary reply."""
+        assert self._reader is not None
+        header = await asyncio.wait_for(self._reader.readexactly(24), self.timeout)
+        _, opcode, key_length, extras_length, _, status, length, _, _ = binary.HEADER.unpack(header)
+        body = await asyncio.wait_for(self._reader.readexactly(length), self.timeout) if length else b""
+        key_end = extras_length + key_length
+        return opcode, status, body[extras_length:key_end], body[key_end:], 24 + length
+
+    async def _request(self, command: str, request: bytes) -> tuple[int, bytes]:
+        """One request and its reply: (binary status, value) or (0, the stripped ASCII line)."""
         assert self._reader is not None and self._writer is not None
         started = perf_counter_ns()
         self._writer.write(request)
-        remaining = max(0.001, self.timeout)
-        line = await asyncio.wait_for(self._reader.readuntil(b"\r\n"), remaining)
+        if self.binary:
+            _, status, _, value, size = await self._binary_reply()
+            reply = (status, value)
+        else:
+            line = await asyncio.wait_for(self._reader.readuntil(b"\r\n"), self.timeout)
+            reply, size = (0, line.strip()), len(line)
         stats = self.stats.commands[command]
         stats.ops += 1
         stats.hits += 1
         stats.bytes_sent += len(request)
-        stats.bytes_received += len(line)
+        stats.bytes_received += size
         stats.latency.record(perf_counter_ns() - started)
-        return line.strip()
+        return reply
 
     def close(self) -> PhaseStats:
         """Close the connection; the barrier's requests as a phase of their own."""

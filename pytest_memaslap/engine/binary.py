@@ -35,15 +35,23 @@ GET, SET, ADD, REPLACE, DELETE, INCR, DECR, NOOP, GETKQ, APPEND, PREPEND, TOUCH 
     0x1C,
 )
 OK, NOT_FOUND, EXISTS, NOT_STORED = 0x0000, 0x0001, 0x0002, 0x0005
+# outside the load: the control paths' opcodes (probe, stats, flush, progress records) and SASL's
+FLUSH, VERSION, GETK, STAT, SASL_AUTH = 0x08, 0x0B, 0x0C, 0x10, 0x21
+AUTH_ERROR, UNKNOWN_COMMAND = 0x0020, 0x0081
 _HEADER = struct.Struct(">BBHBBHIIQ")
+HEADER = _HEADER  # magic, opcode, key length, extras length, data type, status, body length, opaque, cas
 _STORE_OPCODES = {b"set": SET, b"add": ADD, b"replace": REPLACE, b"append": APPEND, b"prepend": PREPEND}
 _NO_EXTRAS = (APPEND, PREPEND)
 _ARITH_EXTRAS = struct.pack(">QQI", 1, 0, 0xFFFFFFFF)  # delta 1, no initial value: a missing counter is a miss
 
 
 def _request(opcode: int, key: bytes, extras: bytes = b"", value: memoryview | bytes = b"") -> bytes:
+    """One request packet: the header, then extras, key and value."""
     body = len(extras) + len(key) + len(value)
     return b"".join((_HEADER.pack(REQUEST, opcode, len(key), len(extras), 0, 0, body, 0, 0), extras, key, value))
+
+
+request = _request
 
 
 def get_request(key: bytes) -> bytes:

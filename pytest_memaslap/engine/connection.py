@@ -65,14 +65,17 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return  # we closed it (``close``): the run is over
         self.closed = True
+        why = f": {exc}" if exc else ""
         if self.pending or (self.idle is not None and not self.idle.done()):
             lost = len(self.pending)
             self._fail_pending()
-            why = f": {exc}" if exc else ""
-            self.shard.connection_lost(
-                self, f"server closed the connection{why} ({lost} request{'s' if lost != 1 else ''} unanswered)"
-            )
+            reason = f"server closed the connection{why} ({lost} request{'s' if lost != 1 else ''} unanswered)"
+        else:  # between phases: the next phase must not start on a dead connection and count nothing
+            reason = f"server closed the idle connection{why}"
+        self.shard.connection_lost(self, reason)
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
@@ -246,7 +249,8 @@ class Connection(asyncio.Protocol):
         """Go on after a reconnect (the new transport is already set): refill the window."""
         self.closed = False
         self.buffer.clear()
-        if not self.paced:  # (paced: the pacer sends what fell due during the gap)
+        active = self.idle is not None and not self.idle.done()  # (between phases: the next begin() sends)
+        if active and not self.paced:  # (paced: the pacer sends what fell due during the gap)
             self._send(self.depth, perf_counter_ns())
 
     def give_up(self) -> None:

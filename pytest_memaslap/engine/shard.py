@@ -18,6 +18,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from ..keyspace import ValueSource, build_keys, counter_keys, key_slice
+from ..sasl import Login, SaslCredentials, SaslError, authenticate
 from ..stats import ERRORS, RECEIVED, PhaseRecorder, Second, ShardResult
 from ..workload import COUNTER_COMMANDS, Workload
 from .barrier import ServerBarrier
@@ -39,17 +40,47 @@ POLL_S = 0.1
 
 @dataclass(frozen=True)
 class Target:
-    """The memcached server a shard sends its load to (over TLS when ``tls`` is a context)."""
+    """The memcached server a shard sends its load to (over TLS when ``tls`` is a context; logged in with ``sasl``)."""
 
     host: str
     port: int
     tls: ssl.SSLContext | None = None
+    sasl: SaslCredentials | None = None
 
     def connect_args(self) -> dict[str, Any]:
         """Keyword arguments for ``loop.create_connection`` / ``asyncio.open_connection``."""
         if self.tls is None:
             return {"host": self.host, "port": self.port}
         return {"host": self.host, "port": self.port, "ssl": self.tls, "server_hostname": self.host}
+
+    async def open_streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A stream connection, logged in under SASL (the caller bounds the wait)."""
+        reader, writer = await asyncio.open_connection(**self.connect_args())
+        if self.sasl is not None:
+            try:
+                await authenticate(reader, writer, self.sasl, str(self))
+            except BaseException:
+                writer.close()
+                raise
+        return reader, writer
+
+    async def connect(self, factory: Callable[[], Connection]) -> Connection:
+        """Open a load connection; under SASL it logs in first, then hands its transport to the protocol."""
+        loop = asyncio.get_running_loop()
+        credentials = self.sasl
+        if credentials is None:
+            _, protocol = await loop.create_connection(factory, **self.connect_args())
+            return protocol
+        transport, login = await loop.create_connection(lambda: Login(credentials, str(self)), **self.connect_args())
+        try:
+            await login.done
+        except BaseException:
+            transport.close()
+            raise
+        protocol = factory()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        return protocol
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -136,7 +167,6 @@ class ShardRunner:
 
     async def _reconnect(self, connection: Connection, reason: str) -> None:
         """Reopen with backoff; a server gone for longer than ``timeout`` fails the run after all."""
-        loop = asyncio.get_running_loop()
         lost_ns = perf_counter_ns()
         deadline = lost_ns + int(self.workload.timeout * 1e9)
         delay = RECONNECT_FIRST_DELAY_S
@@ -146,11 +176,11 @@ class ShardRunner:
                 return
             try:
                 target = self._target_of(connection.index)
-                await asyncio.wait_for(
-                    loop.create_connection(lambda: connection, **target.connect_args()),
-                    self.workload.timeout,
-                )
+                await asyncio.wait_for(target.connect(lambda: connection), self.workload.timeout)
                 break
+            except SaslError as exc:
+                self.connection_failed(connection, f"{reason}; reconnecting: {exc}")
+                return
             except (OSError, asyncio.TimeoutError):
                 if perf_counter_ns() > deadline:
                     self.connection_failed(connection, f"{reason}; reconnecting failed for {self.workload.timeout:g} s")
@@ -240,12 +270,9 @@ class ShardRunner:
         return range(keys.start + index // servers, keys.stop, peers)
 
     async def _connect(self, count: int) -> None:
-        loop = asyncio.get_running_loop()
 
         async def one(index: int) -> Connection:
-            target = self._target_of(index)
-            _, protocol = await loop.create_connection(lambda: Connection(self, index), **target.connect_args())
-            return protocol
+            return await self._target_of(index).connect(lambda: Connection(self, index))
 
         try:
             self.connections = list(
@@ -255,6 +282,8 @@ class ShardRunner:
             raise SlapRunError(
                 f"cannot connect to memcached at {self.target}: no connection within {self.workload.timeout:g} s"
             ) from None
+        except SaslError as exc:
+            raise SlapRunError(str(exc)) from None
         except OSError as exc:
             raise SlapRunError(f"cannot connect to memcached at {self.target}: {exc.strerror or exc}") from None
 
@@ -488,6 +517,12 @@ class ShardRunner:
         finally:
             if not task.done():
                 task.cancel()
+                task.add_done_callback(_retrieve)  # a cancelled gather reports CancelledError as its exception
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _split(total: int | None, parts: int) -> list[int]:
