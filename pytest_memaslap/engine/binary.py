@@ -36,8 +36,8 @@ GET, SET, ADD, REPLACE, DELETE, INCR, DECR, NOOP, GETKQ, APPEND, PREPEND, TOUCH 
 )
 OK, NOT_FOUND, EXISTS, NOT_STORED = 0x0000, 0x0001, 0x0002, 0x0005
 # outside the load: the control paths' opcodes (probe, stats, flush, progress records) and SASL's
-FLUSH, VERSION, GETK, STAT, SASL_AUTH = 0x08, 0x0B, 0x0C, 0x10, 0x21
-AUTH_ERROR, UNKNOWN_COMMAND = 0x0020, 0x0081
+FLUSH, VERSION, STAT, SASL_AUTH = 0x08, 0x0B, 0x10, 0x21
+UNKNOWN_COMMAND = 0x0081
 _HEADER = struct.Struct(">BBHBBHIIQ")
 HEADER = _HEADER  # magic, opcode, key length, extras length, data type, status, body length, opaque, cas
 _STORE_OPCODES = {b"set": SET, b"add": ADD, b"replace": REPLACE, b"append": APPEND, b"prepend": PREPEND}
