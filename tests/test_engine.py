@@ -12,6 +12,7 @@ import pytest
 
 from pytest_memaslap import ShardPlan, SlapRunError, Target, Workload, run_shard
 from pytest_memaslap.server import ServerConfig, start_server
+from pytest_memaslap.stats import ShardResult
 
 
 def _target(server) -> Target:
@@ -249,3 +250,44 @@ def test_every_command_is_counted_as_memcached_counts_it(no_new_memcached):
     assert moved["incr_hits"] + moved["incr_misses"] == measured["incr"].ops
     assert moved["decr_hits"] + moved["decr_misses"] == measured["decr"].ops
     assert moved["touch_hits"] == measured["touch"].hits
+
+
+@pytest.mark.parametrize("reconnect", [True, False])
+def test_connections_the_server_drops_while_idle_reconnect_or_fail_the_run(no_new_memcached, reconnect):
+    """memcached's idle_timeout (its idle thread closes within ~3 s) drops shard 0's connections while it
+    waits at the barrier for shard 1, which starts 5 s late.
+
+    With ``reconnect`` they come back and every request is counted; without,
+    the run fails naming the idle connection (it used to go on and count nothing).
+    """
+    server = start_server(ServerConfig(threads=1, memory_mb=64, extra_args=("-o", "idle_timeout=1")))
+    workload = Workload.from_args(
+        {"ops": 400, "duration": None, "connections": 4, "keys": 100, "reconnect": reconnect, "timeout": "5s"}
+    )
+    outcomes: dict[int, object] = {}
+
+    def shard(index: int, delay: float) -> None:
+        time.sleep(delay)
+        try:
+            outcomes[index] = run_shard(workload, _target(server), "idle:", ShardPlan(index, 2, sync_timeout=10))
+        except SlapRunError as exc:
+            outcomes[index] = exc
+
+    try:
+        threads = [threading.Thread(target=shard, args=(0, 0.0))]
+        if reconnect:  # (without, shard 0 fails while it waits: shard 1 need not come)
+            threads.append(threading.Thread(target=shard, args=(1, 5.0)))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        server.stop()
+    first = outcomes[0]
+    if reconnect:
+        assert isinstance(first, ShardResult), first
+        assert first.reconnects == 2  # both of shard 0's connections were dropped and reopened
+        assert sum(c.ops for c in first.measured.commands.values()) == 200
+        assert all(c.errors == 0 for c in first.measured.commands.values())
+    else:
+        assert isinstance(first, SlapRunError) and "server closed the idle connection" in str(first), first

@@ -57,6 +57,7 @@ class Connection(asyncio.Protocol):
         self.idle: asyncio.Future[None] | None = None
         self.depth = 1
         self.closed = False
+        self.reconnecting = False  # closed, and the shard is reopening it (reconnect=True)
         self.paced = False  # open loop: replies do not trigger sends
         self.followups: list[tuple[int, bytes]] = []  # cas requests that gets replies asked for, sent next
 
@@ -188,6 +189,8 @@ class Connection(asyncio.Protocol):
     def _send(self, count: int, now: int) -> None:
         budget = self.budget
         if self.shard.stopping or budget == 0 or self.closed:
+            if self.closed and self.reconnecting and not self.shard.stopping:
+                return  # resume() sends once the connection is back
             if not self.pending and self.idle is not None and not self.idle.done():
                 self.idle.set_result(None)
             return
@@ -248,6 +251,7 @@ class Connection(asyncio.Protocol):
     def resume(self) -> None:
         """Go on after a reconnect (the new transport is already set): refill the window."""
         self.closed = False
+        self.reconnecting = False
         self.buffer.clear()
         active = self.idle is not None and not self.idle.done()  # (between phases: the next begin() sends)
         if active and not self.paced:  # (paced: the pacer sends what fell due during the gap)
@@ -255,6 +259,7 @@ class Connection(asyncio.Protocol):
 
     def give_up(self) -> None:
         """No reconnect will come (the run is ending): this connection is idle."""
+        self.reconnecting = False
         if self.idle is not None and not self.idle.done():
             self.idle.set_result(None)
 

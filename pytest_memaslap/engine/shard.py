@@ -161,6 +161,7 @@ class ShardRunner:
         if not self.workload.reconnect:
             self.connection_failed(connection, reason)
             return
+        connection.reconnecting = True
         task = asyncio.ensure_future(self._reconnect(connection, reason))
         self._reconnecting.add(task)
         task.add_done_callback(self._reconnecting.discard)
@@ -239,9 +240,9 @@ class ShardRunner:
         return self._finish_phases()
 
     async def _sync(self, name: str) -> None:
-        """Wait for the other shards of the plan (no-op for a single shard)."""
+        """Wait for the other shards of the plan (no-op for a single shard); a dropped connection ends the wait."""
         if self.barrier is not None:
-            await self.barrier.wait(name)
+            await self._wait(self.barrier.wait(name))
 
     def _check_servers(self, connections: int) -> None:
         """Several servers: each needs a connection of this shard, and keys of this shard to work on."""
