@@ -3,9 +3,9 @@
 A memcached with SASL on answers only the binary protocol, and only
 ``version`` before a connection has authenticated; an ASCII request gets no
 answer at all. So every connection to such a server authenticates first:
-the load's (``authenticate``), and the control paths' (readiness probe,
-stats, flush, progress records), which use the small blocking client here
-because pymemcache has no SASL. The password never appears in a repr, an
+the load's (``Login``), the shards' barrier's (``authenticate``), and the
+control paths' (readiness probe, stats, flush, progress records), which use
+the small blocking client here because pymemcache has no SASL. The password never appears in a repr, an
 error message or a report.
 """
 
@@ -198,19 +198,21 @@ class BinaryClient:
 
     def stats(self, *args: str) -> dict[bytes, bytes]:
         """``stats [group]``: the server sends one packet per statistic, then one with an empty key."""
-        self._connect()
-        assert self.sock is not None
+        sock = self._connect()
         key = " ".join(args).encode()
-        self.sock.sendall(binary.request(binary.STAT, key))
         stats: dict[bytes, bytes] = {}
-        while True:
-            _, status, name, value = self._reply()
-            if status != binary.OK:
-                self.close()
-                raise SaslError(f"stats {key.decode()!r} at {self.where}: {value.decode(errors='replace')}")
-            if not name:
-                return stats
-            stats[name] = value
+        try:
+            sock.sendall(binary.request(binary.STAT, key))
+            while True:
+                _, status, name, value = self._reply()
+                if status != binary.OK:
+                    raise SaslError(f"stats {key.decode()!r} at {self.where}: {value.decode(errors='replace')}")
+                if not name:
+                    return stats
+                stats[name] = value
+        except BaseException:
+            self.close()  # (as in _call)
+            raise
 
     def flush_all(self) -> bool:
         return self._call(binary.request(binary.FLUSH, b""))[0][0] == binary.OK

@@ -75,6 +75,7 @@ class Target:
         try:
             await login.done
         except BaseException:
+            login.done.cancel()  # (timed out: the closing connection must not set it any more)
             transport.close()
             raise
         protocol = factory()
