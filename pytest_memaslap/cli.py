@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import os
 import queue
 import sys
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from typing import Any
 from .engine import ShardPlan, SlapInterrupted, SlapRunError, Target, run_shard
 from .memaslap_config import load_config
 from .progress import Period, ProgressPoller, ProgressPrinter, ProgressPublisher, progress_key
-from .sasl import SASL_PASSWORD_ENV, SaslCredentials, workload_problem
+from .sasl import SASL_PASSWORD_ENV, SaslCredentials, SaslError, credentials_from, workload_problem
 from .server import ServerError, parse_addresses
 from .sharding import new_token
 from .stats import Histogram, ShardResult, bucket_value, merge_results
@@ -127,17 +126,14 @@ def workload_from(args: argparse.Namespace) -> tuple[Workload, int]:
 
 def sasl_from(args: argparse.Namespace, workload: Workload) -> SaslCredentials | None:
     """--sasl-user and its password (option or environment), for a workload a SASL server can take."""
-    if not args.sasl_user:
-        if args.sasl_password:
-            raise UsageError("--sasl-password needs --sasl-user")
-        return None
-    password = args.sasl_password if args.sasl_password is not None else os.environ.get(SASL_PASSWORD_ENV)
-    if password is None:
-        raise UsageError(f"--sasl-user={args.sasl_user}: no password; set {SASL_PASSWORD_ENV} or pass --sasl-password")
-    problem = workload_problem(workload.protocol, workload.transport)
+    try:
+        credentials = credentials_from(args.sasl_user, args.sasl_password, "--sasl-user", "--sasl-password")
+    except SaslError as exc:
+        raise UsageError(str(exc)) from None
+    problem = workload_problem(workload.protocol, workload.transport) if credentials is not None else None
     if problem:
         raise UsageError(problem.replace("protocol='ascii'", "ASCII (no -B)").replace("transport='udp'", "-U"))
-    return SaslCredentials(args.sasl_user, password)
+    return credentials
 
 
 def main(argv: Sequence[str] | None = None) -> int:

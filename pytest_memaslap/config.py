@@ -6,7 +6,6 @@ Every option exists twice, as ``--slap-duration`` on the command line and as
 
 from __future__ import annotations
 
-import os
 import shlex
 import ssl
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ import pytest
 from .baseline import Allowance, BaselineError, check_name, load, parse_allowances, resolve
 from .html_report import ReportExtraMissing, check_available
 from .memaslap_config import load_config
-from .sasl import SASL_PASSWORD_ENV, SaslCredentials
+from .sasl import SASL_PASSWORD_ENV, SaslCredentials, SaslError, credentials_from
 from .server import ServerConfig, ServerError, parse_addresses
 from .tls import TLSConfig, TLSError
 from .workload import Workload, WorkloadError, parse_duration
@@ -205,22 +204,20 @@ def _tls_context(raw: Mapping[str, Any]) -> ssl.SSLContext | None:
 
 def _sasl_credentials(raw: Mapping[str, Any]) -> SaslCredentials | None:
     """--memcached-sasl-user and its password (option, ini key or environment), checked now."""
-    user, password = raw["memcached_sasl_user"], raw["memcached_sasl_password"]
-    if not user:
-        if password:
-            raise pytest.UsageError("--memcached-sasl-password needs --memcached-sasl-user")
-        return None
-    if not raw["memcached"]:
+    if raw["memcached_sasl_user"] and not raw["memcached"]:
         raise pytest.UsageError(
             "--memcached-sasl-user is for servers given with --memcached: a memcached the plugin starts "
             "does not require SASL (start yours with -S)"
         )
-    password = password if password is not None else os.environ.get(SASL_PASSWORD_ENV)
-    if password is None:
-        raise pytest.UsageError(
-            f"--memcached-sasl-user={user}: no password; set {SASL_PASSWORD_ENV} or pass --memcached-sasl-password"
+    try:
+        return credentials_from(
+            raw["memcached_sasl_user"],
+            raw["memcached_sasl_password"],
+            "--memcached-sasl-user",
+            "--memcached-sasl-password",
         )
-    return SaslCredentials(user, password)
+    except SaslError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _html_path(path: str | None) -> str | None:

@@ -12,6 +12,7 @@ error message or a report.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import struct
@@ -51,6 +52,21 @@ class SaslCredentials:
             f"SASL authentication as {self.user!r} failed at {where} ({said}); "
             f"check the SASL user and its password ({SASL_PASSWORD_ENV} or the password option)"
         )
+
+
+def credentials_from(
+    user: str | None, password: str | None, user_flag: str, password_flag: str
+) -> SaslCredentials | None:
+    """The user and its password (the option, else the environment); errors name the options."""
+    if not user:
+        if password:
+            raise SaslError(f"{password_flag} needs {user_flag}")
+        return None
+    if password is None:
+        password = os.environ.get(SASL_PASSWORD_ENV)
+    if password is None:
+        raise SaslError(f"{user_flag}={user}: no password; set {SASL_PASSWORD_ENV} or pass {password_flag}")
+    return SaslCredentials(user, password)
 
 
 def workload_problem(protocol: str, transport: str) -> str | None:
