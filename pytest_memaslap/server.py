@@ -247,8 +247,7 @@ def _version(
     if sasl is not None:
         client = BinaryClient((host, port), sasl, timeout, tls)
         try:
-            client._connect()  # authenticates: a wrong password fails here, not in the middle of a run
-            return client.version().decode(errors="replace")
+            return client.version().decode(errors="replace")  # logs in first: a wrong password fails here
         except SaslError as exc:
             raise ServerError(str(exc)) from None
         finally:
