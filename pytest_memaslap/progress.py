@@ -18,10 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheError
 
-from .sasl import BinaryClient, SaslCredentials, SaslError
+from .sasl import SaslCredentials, SaslError
 from .server import control_client
 from .stats import Histogram, Second
 
@@ -132,10 +131,6 @@ def progress_key(token: str, worker: str) -> str:
     return f"slap{token}_progress_{worker}"
 
 
-def _client(host: str, port: int, tls: ssl.SSLContext | None, sasl: SaslCredentials | None) -> Client | BinaryClient:
-    return control_client(host, port, CLIENT_TIMEOUT_S, tls, sasl)
-
-
 class ProgressPublisher:
     """A worker's ``emit``: stores the period under its key on the server for the controller to read."""
 
@@ -145,7 +140,7 @@ class ProgressPublisher:
         self.host, self.port, self.key, self.tls, self.sasl = host, port, key, tls, sasl
 
     def __call__(self, period: Period) -> None:
-        client = _client(self.host, self.port, self.tls, self.sasl)
+        client = control_client(self.host, self.port, CLIENT_TIMEOUT_S, self.tls, self.sasl)
         try:
             client.set(self.key, period.to_json(), expire=RECORD_TTL_S, noreply=False)
         except (OSError, MemcacheError, SaslError):
@@ -186,7 +181,7 @@ class ProgressPoller:
             self._thread.join(timeout=2 * CLIENT_TIMEOUT_S + POLL_INTERVAL_S)
 
     def _run(self) -> None:
-        client = _client(self.host, self.port, self.tls, self.sasl)
+        client = control_client(self.host, self.port, CLIENT_TIMEOUT_S, self.tls, self.sasl)
         try:
             while not self._stop.wait(POLL_INTERVAL_S):
                 try:
