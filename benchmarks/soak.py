@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=2)
     args = parser.parse_args()
 
-    from pytest_memaslap.server import ServerConfig, start_server
+    from pytest_memaslap.memcached.server import ServerConfig, start_server
 
     server = start_server(ServerConfig(threads=2, memory_mb=2048))
     try:

@@ -191,7 +191,7 @@ def main() -> None:
     if not shutil.which(args.memcaslap):
         raise SystemExit("memcaslap not found: sudo apt-get install libmemcached-tools")
 
-    from pytest_memaslap.server import ServerConfig, start_server
+    from pytest_memaslap.memcached.server import ServerConfig, start_server
 
     server = start_server(ServerConfig(threads=1, memory_mb=1024))
     host, port, duration = server.host, server.port, args.duration

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from pytest_memaslap.server import ServerConfig, start_server
+from pytest_memaslap.memcached.server import ServerConfig, start_server
 
 TAG_VARIABLE = "PYTEST_MEMASLAP_TEST_TAG"
 SUBPROCESS_TIMEOUT_S = 120

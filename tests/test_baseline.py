@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pytest_memaslap.baseline import BaselineError, compare, parse_allowances
+from pytest_memaslap.output.baseline import BaselineError, compare, parse_allowances
 
 TWO_TESTS = """
 import pytest
@@ -111,7 +111,7 @@ def test_offline_compare_command(pytester):
     old, new = pytester.path / "old.json", pytester.path / "new.json"
     old.write_text(json.dumps(_doc(1000, 100)))
     new.write_text(json.dumps(_doc(800, 100)))
-    command = [sys.executable, "-m", "pytest_memaslap.compare"]
+    command = [sys.executable, "-m", "pytest_memaslap.cli.compare"]
     ok = subprocess.run([*command, str(old), str(old)], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "t::a" in ok.stdout
     bad = subprocess.run(

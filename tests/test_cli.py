@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-COMMAND = [sys.executable, "-m", "pytest_memaslap.cli"]
+COMMAND = [sys.executable, "-m", "pytest_memaslap.cli.memaslap"]
 TIMEOUT_S = 90
 
 

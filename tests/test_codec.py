@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_memaslap import SlapRunError, Target, Workload, run_shard
-from pytest_memaslap.engine import ascii
-from pytest_memaslap.engine.ops import CODECS
-from pytest_memaslap.engine.replies import VerifyLog
+from pytest_memaslap.engine.hot.requests import CODECS
+from pytest_memaslap.engine.hot.slow import VerifyLog, verified_get_parser
+from pytest_memaslap.protocol import ascii
 
 OUTCOMES = {ascii.HIT, ascii.MISS, ascii.ERROR}
 REPLY_WORDS = [b"VALUE k 0 5\r\nhello\r\nEND\r\n", b"END\r\n", b"STORED\r\n", b"NOT_STORED\r\n", b"EXISTS\r\n"]
@@ -46,7 +46,7 @@ def _parser_and_expect(protocol: str, name: str):  # type: ignore[no-untyped-def
     if name == "multi_get":
         return codec.parse_multi_get, 3
     if name == "verified_get":
-        return codec.parse_verified_get, (header, total, memoryview(b"hello"), b"k", VerifyLog())
+        return verified_get_parser(codec), (header, total, memoryview(b"hello"), b"k", VerifyLog())
     return codec.PARSERS[name], (header, total) if name == "get" else None
 
 

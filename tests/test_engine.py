@@ -11,8 +11,8 @@ from urllib.parse import unquote_to_bytes
 import pytest
 
 from pytest_memaslap import ShardPlan, SlapRunError, Target, Workload, run_shard
-from pytest_memaslap.server import ServerConfig, start_server
-from pytest_memaslap.stats import ShardResult
+from pytest_memaslap.memcached.server import ServerConfig, start_server
+from pytest_memaslap.stats.results import ShardResult
 
 
 def _target(server) -> Target:

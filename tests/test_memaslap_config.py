@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from pytest_memaslap.memaslap_config import parse_config
-from pytest_memaslap.workload import WorkloadError
+from pytest_memaslap.model.memaslap_file import parse_config
+from pytest_memaslap.model.workload import WorkloadError
 
 MEMASLAP_SAMPLE = """\
 #comments should start with '#'

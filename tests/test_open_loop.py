@@ -10,9 +10,9 @@ import threading
 import pytest
 
 from pytest_memaslap import Target, Workload, run_shard
-from pytest_memaslap.result import SlapResult
-from pytest_memaslap.server import ServerConfig, start_server
-from pytest_memaslap.workload import WorkloadError
+from pytest_memaslap.memcached.server import ServerConfig, start_server
+from pytest_memaslap.model.workload import WorkloadError
+from pytest_memaslap.stats.result import SlapResult
 
 PAUSE_S = 0.2
 

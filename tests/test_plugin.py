@@ -350,7 +350,7 @@ def test_markers_are_listed(pytester):
 
 
 def test_cleanup_deletes_the_runs_keys_on_an_external_server(pytester, no_new_memcached):
-    from pytest_memaslap.server import ServerConfig, start_server
+    from pytest_memaslap.memcached.server import ServerConfig, start_server
 
     server = start_server(ServerConfig(threads=1, memory_mb=64))
     try:
@@ -486,7 +486,7 @@ def test_live_progress_lines_during_a_run_and_quiet_with_q(pytester):
 
 
 def test_help_lists_every_option_and_its_ini_key(pytester):
-    from pytest_memaslap.config import OPTIONS
+    from pytest_memaslap.plugin.options import OPTIONS
 
     result = pytester.runpytest("--help")
     assert result.ret == pytest.ExitCode.OK

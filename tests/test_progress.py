@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pytest_memaslap.progress import GRACE_POLLS, Period, ProgressPoller, stat_freq
-from pytest_memaslap.stats import Histogram
+from pytest_memaslap.output.progress import GRACE_POLLS, Period, ProgressPoller, stat_freq
+from pytest_memaslap.stats.histogram import Histogram
 
 
 def _period(done: int, ops: int, shards: int = 2) -> Period:

@@ -7,10 +7,10 @@ import json
 import pytest
 from conftest import run_subprocess
 
-from pytest_memaslap.baseline import compare, metric_value, parse_allowances
-from pytest_memaslap.fixture import round_prefix
-from pytest_memaslap.report import comparison_table
-from pytest_memaslap.rounds import spread_pct
+from pytest_memaslap.output.baseline import compare, metric_value, parse_allowances
+from pytest_memaslap.output.terminal import comparison_table
+from pytest_memaslap.plugin.fixture import round_prefix
+from pytest_memaslap.stats.rounds import spread_pct
 
 ROUNDS_TEST = """
 import statistics

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import run_subprocess
 
-from pytest_memaslap.sasl import BinaryClient, SaslCredentials, SaslError
-from pytest_memaslap.server import ServerConfig, ServerError, connect_external, start_server
+from pytest_memaslap.memcached.control import BinaryClient
+from pytest_memaslap.memcached.sasl import SaslCredentials, SaslError
+from pytest_memaslap.memcached.server import ServerConfig, ServerError, connect_external, start_server
 
 pytestmark = pytest.mark.skipif(shutil.which("saslpasswd2") is None, reason="saslpasswd2 (apt sasl2-bin) is needed")
 
@@ -131,7 +132,7 @@ def test_sasl_refusals_are_clear(pytester, sasl_server, monkeypatch):
 
 
 def test_memaslap_py_logs_in_from_every_shard_process(sasl_server, monkeypatch):
-    command = [sys.executable, "-m", "pytest_memaslap.cli", "-s", sasl_server.address, "-c", "4", "-w", "50"]
+    command = [sys.executable, "-m", "pytest_memaslap.cli.memaslap", "-s", sasl_server.address, "-c", "4", "-w", "50"]
     monkeypatch.setenv("MEMCACHED_SASL_PASSWORD", PASSWORD)
     done = subprocess.run(
         [*command, "-x", "2000", "-T", "2", "-B", "-S", "1s", f"--sasl-user={USER}"],

@@ -12,8 +12,8 @@ from conftest import run_subprocess
 from pymemcache.client.hash import HashClient
 
 from pytest_memaslap import ShardPlan, Target, Workload, run_shard
-from pytest_memaslap.keyspace import build_keys
-from pytest_memaslap.server import ServerConfig, start_server
+from pytest_memaslap.memcached.server import ServerConfig, start_server
+from pytest_memaslap.model.keyspace import build_keys
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def _keys(server) -> list[str]:
 def test_memaslap_py_takes_a_server_list(two_servers):
     spec = ",".join(server.address for server in two_servers)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest_memaslap.cli", "-s", spec, "-x", "2000", "-c", "4", "-w", "50"],
+        [sys.executable, "-m", "pytest_memaslap.cli.memaslap", "-s", spec, "-x", "2000", "-c", "4", "-w", "50"],
         capture_output=True,
         text=True,
         timeout=90,

@@ -7,16 +7,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_memaslap.stats import (
-    CommandStats,
-    Histogram,
-    PhaseRecorder,
-    ShardResult,
-    bucket_bounds,
-    bucket_index,
-    bucket_value,
-    merge_results,
-)
+from pytest_memaslap.engine.hot.recorder import PhaseRecorder
+from pytest_memaslap.stats.histogram import Histogram, bucket_bounds, bucket_index, bucket_value
+from pytest_memaslap.stats.results import ShardResult, merge_results
 
 latencies = st.lists(st.integers(min_value=0, max_value=10**11), max_size=300)
 
@@ -66,39 +59,55 @@ def test_percentiles_match_the_samples_within_one_percent():
     assert abs(hist.max() - samples[-1]) / samples[-1] < 0.01
 
 
-def _shard(seed: int) -> ShardResult:
+def _samples(seed: int) -> list[tuple[int, int, int, int]]:
+    """(time ns, command, outcome, latency ns) of one shard's completions, in time order."""
     rng = random.Random(seed)
-    recorder = PhaseRecorder(("get", "set"), 0)
-    now = 0
+    now, out = 0, []
     for _ in range(3000):
         now += rng.randrange(1_000_000)
+        out.append((now, rng.randrange(2), rng.randrange(3), rng.randrange(10**7)))
+    return out
+
+
+def _record(samples: list[tuple[int, int, int, int]]) -> ShardResult:
+    recorder = PhaseRecorder(("get", "set"), 0)
+    for now, cmd, outcome, latency in samples:
         recorder.tick(now)
-        recorder.record(rng.randrange(2), rng.randrange(3), rng.randrange(10**7), 30, 40)
+        recorder.record(cmd, outcome, latency, 30, 40)
     result = ShardResult()
-    result.phases["measured"] = recorder.finish(now)
+    result.phases["measured"] = recorder.finish(samples[-1][0])
     return result
 
 
+def _shard(seed: int) -> ShardResult:
+    return _record(_samples(seed))
+
+
 def test_merged_shard_results_equal_one_recording_of_all_samples():
-    a, b = _shard(1), _shard(2)
+    """Merging two shards gives what one recorder fed both sample streams records: counts, histograms, timeline."""
+    a_samples, b_samples = _samples(1), _samples(2)
+    a, b = _record(a_samples), _record(b_samples)
     merged = merge_results([a, b])
+    both = _record(sorted(a_samples + b_samples))
     assert merged.shards == 2
     for name in ("get", "set"):
-        expected = CommandStats()
-        expected.merge(a.measured.commands[name])
-        expected.merge(b.measured.commands[name])
-        got = merged.measured.commands[name]
-        assert (got.ops, got.hits, got.misses, got.errors) == (
+        got, expected = merged.measured.commands[name], both.measured.commands[name]
+        assert (got.ops, got.hits, got.misses, got.errors, got.bytes_sent, got.bytes_received) == (
             expected.ops,
             expected.hits,
             expected.misses,
             expected.errors,
+            expected.bytes_sent,
+            expected.bytes_received,
         )
         assert got.latency.counts == expected.latency.counts
+    merged_timeline = [(s.ops, s.errors, s.latency) for s in merged.measured.timeline]
+    # (the shorter shard's timeline ends first; the single recorder runs to the later end)
+    assert merged_timeline == [(s.ops, s.errors, s.latency) for s in both.measured.timeline][: len(merged_timeline)]
+    assert sum(s.ops for s in merged.measured.timeline) == merged.measured.ops == 6000
     assert merged.requests_sent == a.requests_sent + b.requests_sent
-    assert sum(s.ops for s in merged.measured.timeline) == merged.measured.ops
     # the inputs are untouched
-    assert a.measured.ops + b.measured.ops == merged.measured.ops
+    assert a.measured.ops == b.measured.ops == 3000
 
 
 def test_shard_result_survives_a_json_round_trip():

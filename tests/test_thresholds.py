@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_memaslap.result import SlapResult
-from pytest_memaslap.stats import PhaseRecorder, ShardResult
-from pytest_memaslap.thresholds import Threshold, ThresholdError, parse_all
-from pytest_memaslap.workload import Workload
+from pytest_memaslap.engine.hot.recorder import PhaseRecorder
+from pytest_memaslap.model.thresholds import Threshold, ThresholdError, parse_all
+from pytest_memaslap.model.workload import Workload
+from pytest_memaslap.stats.result import SlapResult
+from pytest_memaslap.stats.results import ShardResult
 
 
 def _result() -> SlapResult:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import run_subprocess
 
-from pytest_memaslap.server import ServerConfig, start_server
-from pytest_memaslap.tls import TLSConfig
+from pytest_memaslap.memcached.server import ServerConfig, start_server
+from pytest_memaslap.memcached.tls import TLSConfig
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make certificates")
 

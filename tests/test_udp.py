@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from pytest_memaslap import SlapRunError, Target, Workload, run_shard
-from pytest_memaslap.server import ServerConfig, start_server
-from pytest_memaslap.workload import WorkloadError
+from pytest_memaslap.memcached.server import ServerConfig, start_server
+from pytest_memaslap.model.workload import WorkloadError
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_udp_limits_are_explained(args, message):
 def test_memaslap_py_udp(udp_server, tmp_path):
     config = tmp_path / "gets.cfg"
     config.write_text("cmd\n1 1\n")
-    command = [sys.executable, "-m", "pytest_memaslap.cli", "-s", udp_server.address, "-x", "1000", "-c", "2"]
+    command = [sys.executable, "-m", "pytest_memaslap.cli.memaslap", "-s", udp_server.address, "-x", "1000", "-c", "2"]
     done = subprocess.run(
         [*command, "-w", "50", "-U", "-F", str(config)], capture_output=True, text=True, timeout=90, check=False
     )

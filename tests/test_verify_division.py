@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pytest_memaslap import ShardPlan, Target, Workload, run_shard
-from pytest_memaslap.engine import ascii
-from pytest_memaslap.keyspace import build_keys
-from pytest_memaslap.server import ServerConfig, start_server
-from pytest_memaslap.workload import WorkloadError
+from pytest_memaslap.memcached.server import ServerConfig, start_server
+from pytest_memaslap.model.keyspace import build_keys
+from pytest_memaslap.model.workload import WorkloadError
+from pytest_memaslap.protocol import ascii
 
 
 def test_multi_gets_ask_for_division_keys_each(no_new_memcached):
@@ -104,7 +104,9 @@ def test_expired_keys_are_checked_to_miss(memcached_server, protocol):
 
 
 def test_an_item_that_outlives_its_ttl_is_an_error_naming_the_key():
-    from pytest_memaslap.engine.replies import ExpiryBook, VerifyLog
+    from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser
+
+    parse_expired_get = expired_get_parser(ascii)
 
     book, log = ExpiryBook(), VerifyLog()
     book.wrote(7, 0.0)
@@ -112,10 +114,10 @@ def test_an_item_that_outlives_its_ttl_is_an_error_naming_the_key():
     generation = book.expired(7)
     assert generation is not None
     hit = b"VALUE k 0 1\r\nx\r\nEND\r\n"
-    assert ascii.parse_expired_get(hit, 0, (b"k", log, book, 7, generation)) == (len(hit), ascii.ERROR)
+    assert parse_expired_get(hit, 0, (b"k", log, book, 7, generation)) == (len(hit), ascii.ERROR)
     assert log.expired_returned == 1 and log.expired_keys == ["k"]
     book.wrote(7, None)  # written again since the get was built: a value is no longer wrong
-    assert ascii.parse_expired_get(hit, 0, (b"k", log, book, 7, generation)) == (len(hit), ascii.HIT)
+    assert parse_expired_get(hit, 0, (b"k", log, book, 7, generation)) == (len(hit), ascii.HIT)
 
 
 @pytest.mark.parametrize(

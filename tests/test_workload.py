@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_memaslap.keyspace import build_keys, key_slice, min_key_size
-from pytest_memaslap.workload import Workload, WorkloadError, parse_duration
+from pytest_memaslap.model.keyspace import build_keys, key_slice, min_key_size
+from pytest_memaslap.model.workload import Workload, WorkloadError, parse_duration
 
 
 def test_defaults_are_memaslaps_shape():
@@ -111,7 +111,7 @@ def test_zipf_draws_follow_the_zipf_law():
     import random
     from collections import Counter
 
-    from pytest_memaslap.keyspace import Zipfian
+    from pytest_memaslap.model.keyspace import Zipfian
 
     keys, theta, draws = 1000, 0.99, 200_000
     chooser = Zipfian(keys, theta, random.Random(5).random)
@@ -129,7 +129,7 @@ def test_gaussian_draws_centre_on_the_keyspace():
     import random
     import statistics
 
-    from pytest_memaslap.keyspace import Gaussian
+    from pytest_memaslap.model.keyspace import Gaussian
 
     chooser = Gaussian(60_000, 1 / 6, random.Random(5).gauss)
     sample = [chooser() for _ in range(50_000)]
@@ -140,7 +140,7 @@ def test_gaussian_draws_centre_on_the_keyspace():
 
 def test_a_keyspace_or_connection_count_too_small_for_the_shards_is_refused():
     from pytest_memaslap.engine import ShardPlan
-    from pytest_memaslap.fixture import check_shards
+    from pytest_memaslap.plugin.fixture import check_shards
 
     with pytest.raises(WorkloadError, match="keys=3: a keyspace too small for 4 shards; use at least 4 keys"):
         check_shards(Workload.from_args({"keys": 3, "connections": 8}), ShardPlan(0, 4))

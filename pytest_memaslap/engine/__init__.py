@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..stats import Second, ShardResult
-from ..workload import Workload
-from .errors import SlapInterrupted, SlapRunError
-from .loop import LOOP_NAME, LOOP_NOTE
-from .loop import run as run_loop
-from .shard import ShardPlan, ShardRunner, Target
+from pytest_memaslap.engine.errors import SlapInterrupted, SlapRunError
+from pytest_memaslap.engine.loop import LOOP_NAME, LOOP_NOTE
+from pytest_memaslap.engine.loop import run as run_loop
+from pytest_memaslap.engine.shard import ShardPlan, ShardRunner
+from pytest_memaslap.memcached.endpoint import Target
+from pytest_memaslap.model.workload import Workload
+from pytest_memaslap.stats.results import Second, ShardResult
 
 __all__ = ["LOOP_NAME", "LOOP_NOTE", "ShardPlan", "SlapInterrupted", "SlapRunError", "Target", "run_shard"]
 

@@ -17,10 +17,11 @@ import struct
 from time import perf_counter_ns
 from typing import Any
 
-from ..sasl import SaslError
-from ..stats import CommandStats, PhaseStats
-from . import binary
-from .errors import SlapRunError
+from pytest_memaslap.engine.connect import open_streams
+from pytest_memaslap.engine.errors import SlapRunError
+from pytest_memaslap.memcached.sasl import SaslError
+from pytest_memaslap.protocol import binary
+from pytest_memaslap.stats.results import CommandStats, PhaseStats
 
 POLL_S = 0.001
 _STORE_EXTRAS = struct.pack(">II", 0, 600)  # flags, expiry: a barrier key outlives any run's wait
@@ -107,7 +108,7 @@ class ServerBarrier:
 
     async def _connect(self) -> None:
         if self._writer is None:
-            self._reader, self._writer = await self.server.open_streams()
+            self._reader, self._writer = await open_streams(self.server)
 
     async def _store(self, verb: bytes, key: bytes, value: bytes) -> None:
         """``add`` or ``set`` a one-byte value; an ``add`` that finds the key is the expected outcome."""

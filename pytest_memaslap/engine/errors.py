@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..stats import ShardResult
+from pytest_memaslap.stats.results import ShardResult
 
 
 class SlapInterrupted(KeyboardInterrupt):

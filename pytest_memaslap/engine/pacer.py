@@ -15,7 +15,7 @@ import random
 from collections.abc import Sequence
 from time import perf_counter_ns
 
-from .connection import Connection
+from pytest_memaslap.engine.hot.connection import Connection
 
 TICK_S = 0.001  # the timer step; uvloop's timers have millisecond resolution
 

@@ -10,25 +10,29 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from ..keyspace import ValueSource, build_keys, counter_keys, key_slice
-from ..sasl import Login, SaslCredentials, SaslError, authenticate
-from ..stats import ERRORS, RECEIVED, PhaseRecorder, Second, ShardResult
-from ..workload import COUNTER_COMMANDS, Workload
-from .barrier import ServerBarrier
-from .connection import Connection, Slot
-from .errors import SlapRunError
-from .ops import CODECS, CleanupSource, OpSource, PreloadSource, get_lines
-from .pacer import Pacer
-from .placement import group_by_server
-from .replies import ExpiryBook, VerifyLog
-from .udp import UdpEndpoint
+from pytest_memaslap.engine.barrier import ServerBarrier
+from pytest_memaslap.engine.connect import connect
+from pytest_memaslap.engine.errors import SlapRunError
+from pytest_memaslap.engine.hot.connection import Connection, Driven, Slot
+from pytest_memaslap.engine.hot.recorder import RECEIVED, PhaseRecorder
+from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource, get_lines
+from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
+from pytest_memaslap.engine.pacer import Pacer
+from pytest_memaslap.engine.placement import group_by_server
+from pytest_memaslap.engine.udp import UdpEndpoint
+from pytest_memaslap.memcached.endpoint import Target
+from pytest_memaslap.memcached.sasl import SaslError
+from pytest_memaslap.model.keyspace import ValueSource, build_keys, counter_keys, key_slice
+from pytest_memaslap.model.workload import COUNTER_COMMANDS, Workload
+from pytest_memaslap.protocol.codecs import CODECS
+from pytest_memaslap.protocol.outcomes import ERROR
+from pytest_memaslap.stats.results import Second, ShardResult
 
 PRELOAD_DEPTH = 16
 UDP_LOSS_TIMEOUT_S = 1.0  # a UDP request unanswered this long is lost (an error); the run goes on
@@ -36,55 +40,7 @@ UDP_SWEEP_S = 0.05
 RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
 POLL_S = 0.1
-
-
-@dataclass(frozen=True)
-class Target:
-    """The memcached server a shard sends its load to (over TLS when ``tls`` is a context; logged in with ``sasl``)."""
-
-    host: str
-    port: int
-    tls: ssl.SSLContext | None = None
-    sasl: SaslCredentials | None = None
-
-    def connect_args(self) -> dict[str, Any]:
-        """Keyword arguments for ``loop.create_connection`` / ``asyncio.open_connection``."""
-        if self.tls is None:
-            return {"host": self.host, "port": self.port}
-        return {"host": self.host, "port": self.port, "ssl": self.tls, "server_hostname": self.host}
-
-    async def open_streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A stream connection, logged in under SASL (the caller bounds the wait)."""
-        reader, writer = await asyncio.open_connection(**self.connect_args())
-        if self.sasl is not None:
-            try:
-                await authenticate(reader, writer, self.sasl, str(self))
-            except BaseException:
-                writer.close()
-                raise
-        return reader, writer
-
-    async def connect(self, factory: Callable[[], Connection]) -> Connection:
-        """Open a load connection; under SASL it logs in first, then hands its transport to the protocol."""
-        loop = asyncio.get_running_loop()
-        credentials = self.sasl
-        if credentials is None:
-            _, protocol = await loop.create_connection(factory, **self.connect_args())
-            return protocol
-        transport, login = await loop.create_connection(lambda: Login(credentials, str(self)), **self.connect_args())
-        try:
-            await login.done
-        except BaseException:
-            login.done.cancel()  # (timed out: the closing connection must not set it any more)
-            transport.close()
-            raise
-        protocol = factory()
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        return protocol
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+CLOSE_SLICE_NS = 50_000  # the longest the once-a-second close may keep the loop from replies at once
 
 
 @dataclass(frozen=True)
@@ -136,6 +92,7 @@ class ShardRunner:
         self.slots: tuple[Slot, ...] = ()
         self.stopping = False
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._published = 0  # seconds of the current phase handed to on_second
         self.connections: list[Connection] = []
         self.result = ShardResult()
         self._failure: asyncio.Future[str] | None = None
@@ -162,7 +119,7 @@ class ShardRunner:
         if not self.workload.reconnect:
             self.connection_failed(connection, reason)
             return
-        connection.reconnecting = True
+        connection.await_reconnect()
         task = asyncio.ensure_future(self._reconnect(connection, reason))
         self._reconnecting.add(task)
         task.add_done_callback(self._reconnecting.discard)
@@ -178,7 +135,7 @@ class ShardRunner:
                 return
             try:
                 target = self._target_of(connection.index)
-                await asyncio.wait_for(target.connect(lambda: connection), self.workload.timeout)
+                await asyncio.wait_for(connect(target, lambda: connection), self.workload.timeout)
                 break
             except SaslError as exc:
                 self.connection_failed(connection, f"{reason}; reconnecting: {exc}")
@@ -218,7 +175,7 @@ class ShardRunner:
                 await self._cleanup(keys)
         except SlapRunError as exc:
             for connection in self.connections:
-                connection._fail_pending()
+                connection.fail_pending()
             for endpoint in self.udp:
                 endpoint.fail_pending()
             exc.partial = self._finish_phases()
@@ -226,7 +183,7 @@ class ShardRunner:
         except asyncio.CancelledError:
             # Ctrl-C / SIGTERM: keep what was measured (unanswered requests as errors), then stop
             for connection in self.connections:
-                connection._fail_pending()
+                connection.fail_pending()
             for endpoint in self.udp:
                 endpoint.fail_pending()
             self.partial = self._finish_phases()
@@ -274,7 +231,7 @@ class ShardRunner:
     async def _connect(self, count: int) -> None:
 
         async def one(index: int) -> Connection:
-            return await self._target_of(index).connect(lambda: Connection(self, index))
+            return await connect(self._target_of(index), lambda: Connection(self, index))
 
         try:
             self.connections = list(
@@ -369,11 +326,11 @@ class ShardRunner:
                 self._start_phase("measured", names)
                 self.result.started_at = time.time()
                 for driver, budget in zip(drivers, budgets, strict=True):
-                    driver.budget = budget
+                    driver.set_budget(budget)
             if workload.duration is not None:
                 end_ns = self.recorder.start_ns + int(workload.duration * 1e9)
                 await self._wait(asyncio.shield(all_idle), until_ns=end_ns)
-                self.stopping = True
+                self._stop(drivers)
                 if self.pacer is not None:
                     self.pacer.stop()
             await self._wait(all_idle)
@@ -434,15 +391,24 @@ class ShardRunner:
             get = names.index("get")
             counters, seconds = self.recorder.counters[get], self.recorder.seconds[get]
             slots += [
-                (self.codec.parse_verified_get, counters, seconds),
+                (verified_get_parser(self.codec), counters, seconds),
                 (self.codec.parse_multi_get, counters, seconds),
-                (self.codec.parse_expired_get, counters, seconds),
+                (expired_get_parser(self.codec), counters, seconds),
             ]
         self.slots = tuple(slots)
         self.stopping = False
+        for driver in [*self.connections, *self.udp]:
+            driver.enter_phase(self.slots)
         self._phases.append([name, self.recorder, None])
+        self._published = 0
         self._schedule_tick()
         return self.recorder
+
+    def _stop(self, drivers: Sequence[Driven]) -> None:
+        """The measured phase's time is up: every driver stops sending."""
+        self.stopping = True
+        for driver in drivers:
+            driver.stop()
 
     def _schedule_tick(self) -> None:
         """Close the current phase's seconds on time, from a timer rather than per reply."""
@@ -452,17 +418,27 @@ class ShardRunner:
         self._tick_handle = asyncio.get_running_loop().call_later(delay, self._on_tick)
 
     def _on_tick(self) -> None:
+        """A second ended: close it in slices of at most CLOSE_SLICE_NS, letting replies in between."""
         recorder = self.recorder
-        closed = len(recorder.timeline)
-        recorder.tick(perf_counter_ns())
-        if self.on_second is not None and self._phases and self._phases[-1][0] == "measured":
-            for second in recorder.timeline[closed:]:
-                self.on_second(len(recorder.timeline), second)
+        if recorder.due(perf_counter_ns()):
+            recorder.start_close()
+        if recorder.closing and not recorder.close_step(perf_counter_ns() + CLOSE_SLICE_NS):
+            self._tick_handle = asyncio.get_running_loop().call_later(0, self._on_tick)  # type: ignore[assignment]
+            return
+        self._publish_seconds()
         self._schedule_tick()
+
+    def _publish_seconds(self) -> None:
+        """Hand the measured phase's newly closed seconds to ``on_second`` (live progress)."""
+        recorder = self.recorder
+        if self.on_second is not None and self._phases and self._phases[-1][0] == "measured":
+            while self._published < len(recorder.timeline):
+                self._published += 1
+                self.on_second(self._published, recorder.timeline[self._published - 1])
 
     def _reply_bytes(self) -> int:
         """Grows with every reply of any phase (each reply has bytes): the stall watchdog's signal."""
-        return sum(c[RECEIVED] + c[ERRORS] for _, recorder, _ in self._phases for c in recorder.counters)
+        return sum(c[RECEIVED] + c[ERROR] for _, recorder, _ in self._phases for c in recorder.counters)
 
     def _end_phase(self, name: str, end_ns: int) -> None:
         for phase in self._phases:

@@ -17,19 +17,20 @@ import struct
 from time import perf_counter_ns
 from typing import Any
 
-from ..stats import ERRORS, RECEIVED, SENT, bucket_index
-from .connection import REFILL, RequestSource, ShardState, Slot
-from .replies import ERROR
+from pytest_memaslap.engine.hot.connection import REFILL, ConnectionEvents, Driven, RequestSource, Slot
+from pytest_memaslap.engine.hot.recorder import RECEIVED, SENT
+from pytest_memaslap.protocol.outcomes import ERROR
+from pytest_memaslap.stats.histogram import bucket_index
 
 FRAME = struct.Struct(">HHHH")  # request id, sequence number, datagrams in this message, reserved
 MAX_DATAGRAM = 1400  # a request larger than this would need several datagrams, which memcached does not take
 
 
-class UdpEndpoint(asyncio.DatagramProtocol):
+class UdpEndpoint(Driven, asyncio.DatagramProtocol):
     """One UDP socket to a server, with up to ``depth`` requests in flight."""
 
-    def __init__(self, shard: ShardState, index: int, loss_timeout_s: float) -> None:
-        self.shard = shard
+    def __init__(self, events: ConnectionEvents, index: int, loss_timeout_s: float) -> None:
+        self.events = events
         self.index = index
         self.loss_timeout_ns = int(loss_timeout_s * 1e9)
         self.transport: asyncio.DatagramTransport | None = None
@@ -49,7 +50,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         """An ICMP error (nothing listens on the port): the run cannot go on."""
-        self.shard.connection_failed(self, f"UDP: {exc}")  # type: ignore[arg-type]
+        self.events.connection_failed(self, f"UDP: {exc}")  # type: ignore[arg-type]
 
     def begin(self, source: RequestSource, budget: int, depth: int, paced: bool = False) -> asyncio.Future[None]:
         self.idle = asyncio.get_running_loop().create_future()
@@ -99,14 +100,14 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def _send(self, count: int, now: int) -> None:
         budget = self.budget
-        if self.shard.stopping or budget == 0 or self.closed:
+        if self.stopping or budget == 0 or self.closed:
             if not self.pending:
                 self.give_up()
             return
         if budget > 0:
             count = min(count, budget)
             self.budget = budget - count
-        slots = self.shard.slots
+        slots = self.slots
         for _ in range(count):
             item = next(self.queue, None)
             if item is None:
@@ -130,7 +131,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         now = perf_counter_ns()
         for slot, sent_ns, size, *_ in self.pending.values():
             slot[2][bucket_index(now - sent_ns)] += 1
-            slot[1][ERRORS] += 1
+            slot[1][ERROR] += 1
             slot[1][SENT] += size
         self.pending.clear()
 

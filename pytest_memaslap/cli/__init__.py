@@ -1,0 +1,1 @@
+"""Command-line tools on the same engine: ``memaslap-py`` and ``slap-compare``."""

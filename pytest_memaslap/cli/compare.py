@@ -1,0 +1,39 @@
+"""``slap-compare OLD NEW``: compare two saved runs offline, as ``--slap-compare`` does in a session."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pytest_memaslap.output.baseline import BaselineError, compare, load, parse_allowances, resolve
+from pytest_memaslap.output.terminal import comparison_table
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the comparison table; exit 1 on a regression past ``--fail``, 2 on bad input."""
+    parser = argparse.ArgumentParser(
+        prog="slap-compare", description="Compare two pytest-memaslap runs saved with --slap-save or --slap-json."
+    )
+    parser.add_argument("old", help="the baseline: a saved run's NAME (in --storage) or a file path")
+    parser.add_argument("new", help="the run to judge: a NAME or a file path")
+    parser.add_argument("--storage", default=".slap", help="folder of saved runs (default .slap)")
+    parser.add_argument("--fail", default="", help="allowances, e.g. 'ops_per_sec:-5%%,get.p99:+10%%'")
+    args = parser.parse_args(argv)
+    try:
+        allowances = parse_allowances(args.fail)
+        old = load(resolve(args.old, args.storage))
+        new = load(resolve(args.new, args.storage))
+    except BaselineError as exc:
+        print(f"slap-compare: {exc}", file=sys.stderr)
+        return 2
+    comparison = compare(old, new, allowances)
+    print(comparison_table(comparison))
+    if comparison.regressions:
+        tests = sorted({row.test for row in comparison.regressions})
+        print(f"\nregressions past the allowances in: {', '.join(tests)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The hot path: everything that runs once per request, behind one small seam.
+
+Four parts, and the only ways the rest of the engine touches them:
+
+- ``connection.Connection`` (an asyncio Protocol; ``udp.UdpEndpoint`` is its
+  datagram sibling). The runner drives it: ``begin(source, budget, depth,
+  paced)`` starts a phase's sending and returns a future that resolves when
+  the connection is idle; ``enter_phase(slots)``, ``stop()``,
+  ``set_budget(n)``, ``await_reconnect()``/``resume()``, ``fail_pending()``
+  and ``close()`` push the runner's state in. The connection never reads the
+  runner; it reports only events (``ConnectionEvents.connection_failed`` /
+  ``connection_lost``). The pacer of an open loop calls ``send_scheduled``.
+- A *slot* ``(parser, counters, latencies)``, one per command id of the phase:
+  the codec's reply parser, dispatched by the integer command id, and the
+  recorder's counter and histogram lists the reply is counted into.
+- ``recorder.PhaseRecorder``: counters indexed by outcome code
+  (``protocol.outcomes``) and a dense per-second latency histogram per
+  command, whose bucket maths is ``stats.histogram.bucket_index`` (inlined in
+  the connection; a test pins the copy). Seconds are closed in slices of at
+  most ~50 µs so the loop never stalls on bookkeeping.
+- ``requests``: the batch builders (``OpSource``, ``PreloadSource``,
+  ``CleanupSource``) that draw ``(command id, request bytes, expect)`` from
+  the workload's distributions, a batch at a time.
+
+Rare, side-effecting replies (verified gets, gets of expired keys) go through
+``slow``; a ``cas``'s follow-up request is queued by the codec's ``gets``
+parser and sent by the connection in place of a new request.
+"""

@@ -1,0 +1,1 @@
+"""The server side: one endpoint object, the memcached process, the control client, TLS and SASL settings."""

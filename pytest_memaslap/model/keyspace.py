@@ -1,0 +1,172 @@
+"""Keys and values: a shard's slice of the keyspace, sizes drawn from distributions.
+
+Keys are built once, as bytes, before the load starts; values are slices of one
+shared random buffer, so the hot path never formats or allocates a payload
+beyond the request it sends.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+import random
+import string
+from collections.abc import Callable, Sequence
+
+from pytest_memaslap.model.workload import SizeSpec, WorkloadError
+
+_DIGITS = string.digits + string.ascii_lowercase
+_FILLER = (string.ascii_letters + string.digits) * 8
+SAMPLE_TABLE_SIZE = 1 << 16
+
+
+def base36(number: int) -> str:
+    """Compact key index, so short keys still leave room for the run prefix."""
+    if number == 0:
+        return "0"
+    out = []
+    while number:
+        number, digit = divmod(number, 36)
+        out.append(_DIGITS[digit])
+    return "".join(reversed(out))
+
+
+def sample_table(spec: SizeSpec, rng: random.Random, size: int = SAMPLE_TABLE_SIZE) -> list[int]:
+    """``size`` draws from a size distribution, in random order; indexing it is one draw."""
+    table: list[int] = []
+    draw = rng.random
+    for low, high, proportion in spec:
+        count = round(size * proportion)
+        if low == high:
+            table.extend([low] * count)
+        else:
+            width = high - low + 1
+            table.extend([low + int(draw() * width) for _ in range(count)])
+    low, high, _ = spec[-1]
+    while len(table) < size:
+        table.append(low + int(draw() * (high - low + 1)))
+    del table[size:]
+    if len(spec) > 1:
+        rng.shuffle(table)
+    return table
+
+
+def key_slice(keys: int, index: int, count: int) -> range:
+    """Shard ``index`` of ``count`` owns this contiguous, disjoint slice of key indices."""
+    return range(keys * index // count, keys * (index + 1) // count)
+
+
+def min_key_size(prefix: str, keys: int) -> int:
+    """The shortest key size that keeps every key of the keyspace distinct."""
+    return len(prefix) + len(base36(max(keys - 1, 0)))
+
+
+def build_keys(prefix: str, indices: range, key_size: SizeSpec, rng: random.Random) -> list[bytes]:
+    """The keys of ``indices``: prefix, base-36 index, then ``-`` and filler up to the drawn size."""
+    needed = min_key_size(prefix, indices.stop)
+    smallest = min(low for low, _, _ in key_size)
+    if smallest < needed:
+        raise WorkloadError(
+            f"key_size: keys of {smallest} bytes are too short for {indices.stop} keys under the prefix "
+            f"{prefix!r}; use key_size of at least {needed} (or fewer keys)"
+        )
+    sizes = sample_table(key_size, rng, len(indices)) if len(indices) else []
+    keys = []
+    for index, size in zip(indices, sizes, strict=True):
+        stem = prefix + base36(index)
+        if len(stem) < size:
+            stem = stem + "-" + _FILLER[: size - len(stem) - 1]
+        keys.append(stem.encode("ascii"))
+    return keys
+
+
+def counter_keys(keys: Sequence[bytes]) -> list[bytes]:
+    """incr/decr work on numbers, not on the random values: key ``s...`` has the counter ``#...``.
+
+    Same length (so the 250-byte limit holds) and distinct, since all keys of a run share their first byte.
+    """
+    return [b"#" + key[1:] for key in keys]
+
+
+class ValueSource:
+    """Value payloads as slices of one random buffer; a key's size and value depend only on the key.
+
+    ``sizes`` is a table of draws from the value-size distribution (a key's
+    size is the entry its index hashes to) and ``labels`` their ASCII length
+    fields, both built once per shard and shared by its connections.
+    """
+
+    def __init__(self, spec: SizeSpec, rng: random.Random) -> None:
+        max_size = max(high for _, high, _ in spec)
+        self.max_size = max_size
+        span = max_size + 65_536
+        self.buffer = memoryview(rng.randbytes(span))
+        self._span = span - max_size
+        self.sizes = sample_table(spec, rng)
+        self.labels = size_labels(self.sizes)
+
+    def size_of(self, key_index: int) -> int:
+        """Each key has one value size, drawn from the distribution by its index (as memaslap's items do)."""
+        return self.sizes[((key_index * 2_654_435_761) >> 7) % SAMPLE_TABLE_SIZE]
+
+    def value(self, key_index: int, size: int) -> memoryview:
+        offset = (key_index * 2_654_435_761) % self._span
+        return self.buffer[offset : offset + size]
+
+
+def size_labels(sizes: Sequence[int]) -> dict[int, bytes]:
+    """ASCII length fields for every size that can occur (formatted once, not per request)."""
+    return {size: str(size).encode("ascii") for size in set(sizes)}
+
+
+@functools.lru_cache(maxsize=4)
+def zipf_cumulative(count: int, theta: float) -> list[float]:
+    """Running sums of 1/rank^theta over the keyspace: built once, shared by all connections.
+
+    A list, not an array: bisect then compares stored floats without boxing one per probe.
+    """
+    return list(itertools.accumulate(1.0 / (rank**theta) for rank in range(1, count + 1)))
+
+
+class Zipfian:
+    """Key ranks drawn with probability proportional to 1/rank^theta (rank 0 is the hottest key).
+
+    Exact inverse-CDF sampling: a binary search (C's bisect) over the shared
+    cumulative table, so each draw is O(log keys) and the distribution is the
+    Zipf law itself, not an approximation of its tail.
+    """
+
+    def __init__(self, count: int, theta: float, draw: Callable[[], float]) -> None:
+        self.cumulative = zipf_cumulative(count, theta)
+        self.total = self.cumulative[-1]
+        self.last = count - 1
+        self.draw = draw
+
+    def __call__(self) -> int:
+        rank = bisect.bisect_right(self.cumulative, self.draw() * self.total)
+        return rank if rank <= self.last else self.last
+
+
+class Gaussian:
+    """Key indices around the middle of the keyspace (memtier_benchmark's G pattern), clamped to it."""
+
+    def __init__(self, count: int, sigma_fraction: float, gauss: Callable[[float, float], float]) -> None:
+        self.count = count
+        self.mean = (count - 1) / 2.0
+        self.sigma = sigma_fraction * count
+        self.gauss = gauss
+
+    def __call__(self) -> int:
+        index = int(round(self.gauss(self.mean, self.sigma)))
+        return 0 if index < 0 else (self.count - 1 if index >= self.count else index)
+
+
+def key_chooser(pattern: str, count: int, rng: random.Random) -> Callable[[], int] | None:
+    """A draw of key indices for ``zipf``/``gaussian``; None for uniform and sequential (drawn inline)."""
+    name, _, parameter = pattern.partition(":")
+    if name == "zipf":
+        return Zipfian(count, float(parameter), rng.random)
+    if name == "gaussian":
+        return Gaussian(count, float(parameter), rng.gauss)
+    return None

@@ -1,0 +1,239 @@
+"""Saved results and regression verdicts: store a run, compare a run with a stored one.
+
+Pure comparison logic plus a small file store; no pytest here, so the
+``slap-compare`` command and the plugin share it. A saved file is the
+``--slap-json`` document with a ``machine`` section (CPU, cores, Python,
+memcached, git commit) so a reader knows what the numbers were measured on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pytest_memaslap.model.workload import COMMANDS
+from pytest_memaslap.output.terminal import write_json
+from pytest_memaslap.stats.result import LATENCY_METRICS
+
+DEFAULT_METRICS = ("ops_per_sec", "p99", "get.p99", "set.p99", "errors")
+HIGHER_IS_BETTER = ("ops_per_sec", "hit_ratio", "mb_per_sec", "ops")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ALLOWANCE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*:\s*([-+]?[0-9]*\.?[0-9]+)\s*%\s*$")
+
+
+class BaselineError(ValueError):
+    """A baseline name, file or allowance is unusable; the message says which and why."""
+
+
+# -- storage -------------------------------------------------------------------
+
+
+def machine_info(memcached_version: str) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    commit = ""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2, check=False)
+        commit = done.stdout.strip() if done.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "memcached_version": memcached_version,
+        "git_commit": commit,
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise BaselineError(
+            f"--slap-save={name!r}: a name is letters, digits, '.', '_' and '-', starting with a letter or digit"
+        )
+    return name
+
+
+def save(document: dict[str, Any], storage: str, name: str) -> Path:
+    """Store ``document`` as ``STORAGE/NAME.json`` (machine info added); returns the path."""
+    path = Path(storage) / f"{check_name(name)}.json"
+    saved = dict(document)
+    saved["machine"] = machine_info(str(document.get("memcached_version", "")))
+    write_json(str(path), saved)
+    return path
+
+
+def resolve(reference: str, storage: str) -> Path:
+    """``NAME`` (in the storage folder) or a path to a saved file."""
+    path = Path(reference)
+    if path.is_file():
+        return path
+    stored = Path(storage) / f"{reference}.json"
+    if stored.is_file():
+        return stored
+    raise BaselineError(f"baseline {reference!r}: no file {reference!r} and no saved run {str(stored)!r}")
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A saved run (or a --slap-json document), checked for the parts a comparison reads."""
+    try:
+        document = json.loads(path.read_text())
+    except OSError as exc:
+        raise BaselineError(f"baseline {str(path)!r}: cannot read it: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"baseline {str(path)!r}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    tests = document.get("tests") if isinstance(document, dict) else None
+    if not isinstance(tests, dict):
+        raise BaselineError(f"baseline {str(path)!r}: not a pytest-memaslap result (no 'tests' object)")
+    for key, test in tests.items():
+        if not isinstance(test, dict) or "ops_per_sec" not in test or "latency_us" not in test:
+            raise BaselineError(f"baseline {str(path)!r}: test {key!r} lacks 'ops_per_sec' or 'latency_us'")
+    return dict(document)
+
+
+# -- comparison ----------------------------------------------------------------
+
+
+def metric_value(test: dict[str, Any], metric: str) -> float | None:
+    """A metric of one test entry of the JSON document (its median over rounds); None when it has no such number."""
+    rounds = test.get("rounds")
+    if isinstance(rounds, dict) and metric in rounds.get("median", {}):
+        return float(rounds["median"][metric])
+    command, _, name = metric.rpartition(".")
+    source = test
+    if command:
+        source = test.get("commands", {}).get(command)
+        if source is None:
+            return None
+    if name in LATENCY_METRICS:
+        value = source.get("latency_us", {}).get(name)
+    else:
+        value = source.get(name)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def metric_spread(test: dict[str, Any], metric: str) -> float | None:
+    """The metric's spread over the test's rounds in % (inf when unbounded); None after a single round."""
+    rounds = test.get("rounds")
+    if not isinstance(rounds, dict) or metric not in rounds.get("spread_pct", {}):
+        return None
+    spread = rounds["spread_pct"][metric]
+    return float("inf") if spread is None else float(spread)
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """How far a metric may move the wrong way before it is a regression, in percent."""
+
+    metric: str
+    percent: float
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric.rpartition(".")[2] in HIGHER_IS_BETTER
+
+    def violated_by(self, change: float) -> bool:
+        return change < -abs(self.percent) if self.higher_is_better else change > abs(self.percent)
+
+
+def parse_allowances(text: str) -> tuple[Allowance, ...]:
+    """``"ops_per_sec:-5%,get.p99:+10%"``: the sign says the bad direction and must match the metric."""
+    allowances = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = _ALLOWANCE.match(part)
+        if not match:
+            raise BaselineError(
+                f"--slap-compare-fail: {part!r} is not METRIC:PERCENT%, e.g. 'ops_per_sec:-5%' or 'get.p99:+10%'"
+            )
+        metric, number = match.group(1), float(match.group(2))
+        command, _, name = metric.rpartition(".")
+        known = name in HIGHER_IS_BETTER or name in LATENCY_METRICS or name in ("errors", "hits", "misses")
+        if (command and command not in COMMANDS) or not known:
+            raise BaselineError(f"--slap-compare-fail: unknown metric {metric!r}")
+        allowance = Allowance(metric, number)
+        if number and (number < 0) != allowance.higher_is_better:
+            direction = "drop (use -N%)" if allowance.higher_is_better else "rise (use +N%)"
+            raise BaselineError(f"--slap-compare-fail: {part!r}: a regression of {metric} is a {direction}")
+        allowances.append(allowance)
+    return tuple(allowances)
+
+
+@dataclass(frozen=True)
+class Row:
+    test: str
+    metric: str
+    baseline: float | None
+    current: float | None
+    regression: bool
+    allowance: float | None = None  # percent, when --slap-compare-fail names this metric
+    spreads: tuple[float | None, float | None] = (None, None)  # baseline's and current's, in %
+
+    @property
+    def noisy(self) -> bool:
+        """The spread of either side exceeds the allowance: the data cannot support this verdict."""
+        if self.allowance is None:
+            return False
+        return any(s is not None and s > abs(self.allowance) for s in self.spreads)
+
+    @property
+    def change(self) -> float | None:
+        if self.baseline is None or self.current is None:
+            return None
+        if self.baseline == 0:
+            return 0.0 if self.current == 0 else None
+        return (self.current - self.baseline) / abs(self.baseline) * 100.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    rows: tuple[Row, ...]
+    only_in_baseline: tuple[str, ...]
+    only_in_current: tuple[str, ...]
+
+    @property
+    def regressions(self) -> tuple[Row, ...]:
+        return tuple(row for row in self.rows if row.regression)
+
+    @property
+    def noisy(self) -> tuple[Row, ...]:
+        return tuple(row for row in self.rows if row.noisy)
+
+    @property
+    def single_round(self) -> bool:
+        """No side has rounds: the noise is unknown, so a verdict rests on one sample each."""
+        return all(row.spreads == (None, None) for row in self.rows)
+
+
+def compare(baseline: dict[str, Any], current: dict[str, Any], allowances: tuple[Allowance, ...] = ()) -> Comparison:
+    """Test by test, metric by metric; a test on one side only is listed, not compared."""
+    before, after = baseline["tests"], current["tests"]
+    metrics = list(DEFAULT_METRICS) + [a.metric for a in allowances if a.metric not in DEFAULT_METRICS]
+    by_metric = {a.metric: a for a in allowances}
+    rows = []
+    for test in sorted(set(before) & set(after)):
+        for metric in metrics:
+            old, new = metric_value(before[test], metric), metric_value(after[test], metric)
+            if old is None and new is None:
+                continue
+            allowance = by_metric.get(metric)
+            spreads = (metric_spread(before[test], metric), metric_spread(after[test], metric))
+            row = Row(test, metric, old, new, False, allowance.percent if allowance else None, spreads)
+            change = row.change
+            if allowance is not None and change is not None and allowance.violated_by(change):
+                row = replace(row, regression=True)
+            rows.append(row)
+    return Comparison(tuple(rows), tuple(sorted(set(before) - set(after))), tuple(sorted(set(after) - set(before))))

@@ -1,0 +1,222 @@
+"""``--slap-html``: one self-contained HTML page with pictures of every slap run.
+
+Charts are drawn by plotly (the optional ``report`` extra), with plotly.js
+inlined once so the file opens anywhere, offline, and can be kept as a CI
+artifact. Per test: throughput and p99 over time, the latency-percentile
+curve of every command (HdrHistogram-style, log scales), and the thresholds
+and comparison tables; the page starts with the terminal's summary table.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import TYPE_CHECKING, Any
+
+from tabulate import tabulate
+
+from pytest_memaslap.model.thresholds import Threshold, format_metric
+from pytest_memaslap.output.terminal import HEADERS, summary_rows, verdict_text, write_text
+
+if TYPE_CHECKING:
+    from pytest_memaslap.output.baseline import Comparison
+
+INSTALL_HINT = "pip install 'pytest-memaslap[report]'"
+TAIL_TICKS = (50.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+section.test { border-top: 2px solid #888; margin-top: 2rem; }
+.fail { color: #b00020; font-weight: bold; }
+.charts { display: flex; flex-wrap: wrap; gap: 1rem; }
+.chart { width: 620px; height: 380px; }
+.meta { color: #555; }
+"""
+
+
+class ReportExtraMissing(ImportError):
+    """plotly is not installed; the message says how to get it."""
+
+
+def check_available() -> None:
+    """Fail early (at start-up, not after the load) when the plotting library is missing."""
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        raise ReportExtraMissing(f"--slap-html needs the plotting library plotly: {INSTALL_HINT}") from None
+
+
+def write_html(
+    path: str, entries: list[dict[str, Any]], document: dict[str, Any], comparison: Comparison | None
+) -> None:
+    """Write the report for the session's merged ``entries`` (and the comparison, when one was made)."""
+    check_available()
+    from plotly.offline import get_plotlyjs
+
+    sections = [_test_section(entry, comparison, number) for number, entry in enumerate(entries, start=1)]
+    summary = tabulate(summary_rows(entries), headers=HEADERS, tablefmt="html", disable_numparse=True)
+    meta = (
+        f"pytest-memaslap {html.escape(str(document['plugin_version']))} · memcached "
+        f"{html.escape(str(document['memcached_version']) or 'unknown')} · event loop "
+        f"{html.escape(str(document['event_loop']))} · written {time.strftime('%Y-%m-%d %H:%M:%S %z')}"
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>slap report</title>
+<style>{STYLE}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<h1>slap report</h1>
+<p class="meta">{meta}</p>
+<h2>Summary</h2>
+{summary}
+{"".join(sections)}
+</body></html>
+"""
+    write_text(path, page)
+
+
+def _test_section(entry: dict[str, Any], comparison: Comparison | None, number: int) -> str:
+    result = entry["result"]
+    verdict = verdict_text(entry)
+    css = ' class="fail"' if "FAIL" in verdict or result.get("error") else ""
+    parts = [
+        f'<section class="test" id="test-{number}">',
+        f"<h2>{html.escape(entry['key'])}</h2>",
+        f"<p{css}>verdict: {html.escape(verdict)}</p>",
+    ]
+    if result.get("error"):
+        parts.append(f'<p class="fail">run failed: {html.escape(str(result["error"]))}</p>')
+    parts.append('<div class="charts">')
+    parts.append(_chart(_throughput_figure(result), f"throughput-{number}"))
+    parts.append(_chart(_percentile_figure(result), f"percentiles-{number}"))
+    parts.append("</div>")
+    if entry["thresholds"]:
+        parts.append("<h3>Thresholds</h3>")
+        parts.append(
+            tabulate(_threshold_rows(entry), headers=("threshold", "required", "measured", "verdict"), tablefmt="html")
+        )
+    rows = [row for row in comparison.rows if row.test == entry["key"]] if comparison else []
+    if rows:
+        parts.append("<h3>Comparison with the baseline</h3>")
+        parts.append(
+            tabulate(
+                _comparison_rows(rows), headers=("metric", "baseline", "current", "change", "verdict"), tablefmt="html"
+            )
+        )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _threshold_rows(entry: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for verdict in entry["thresholds"]:
+        threshold = Threshold.parse(verdict["expr"])
+        measured = verdict["measured"]
+        rows.append(
+            (
+                threshold.expr,
+                f"{threshold.op} {threshold.format_value(threshold.required)}",
+                "not measured" if measured is None else threshold.format_value(measured),
+                "pass" if verdict["passed"] else "FAIL",
+            )
+        )
+    return rows
+
+
+def _comparison_rows(rows: list[Any]) -> list[tuple[str, str, str, str, str]]:
+    out = []
+    for row in rows:
+        metric = row.metric.rpartition(".")[2]
+        change = row.change
+        verdict = ("REGRESSION" if row.regression else "") + (" (noisy)" if row.noisy else "")
+        out.append(
+            (
+                row.metric,
+                "-" if row.baseline is None else format_metric(metric, row.baseline),
+                "-" if row.current is None else format_metric(metric, row.current),
+                "n/a" if change is None else f"{change:+.1f} %",
+                verdict.strip(),
+            )
+        )
+    return out
+
+
+def _chart(figure: Any, div_id: str) -> str:
+    import plotly.io as pio
+
+    return str(
+        pio.to_html(
+            figure,
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=div_id,
+            default_width="620px",
+            default_height="380px",
+            config={"displaylogo": False, "responsive": True, "displayModeBar": "hover"},
+        )
+    )
+
+
+def _throughput_figure(result: dict[str, Any]) -> Any:
+    """Ops completed in each second of the measured phase, with that second's p99 on a second axis."""
+    from plotly import graph_objects as go
+
+    timeline = result["timeline"]
+    seconds = [point["second"] + 1 for point in timeline]
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=seconds, y=[p["ops"] for p in timeline], name="ops in the second", opacity=0.75))
+    figure.add_trace(
+        go.Scatter(
+            x=seconds, y=[p["p99_us"] / 1000.0 for p in timeline], name="p99 (ms)", yaxis="y2", mode="lines+markers"
+        )
+    )
+    if any(p["errors"] for p in timeline):
+        figure.add_trace(go.Scatter(x=seconds, y=[p["errors"] for p in timeline], name="errors", mode="lines"))
+    figure.update_layout(
+        title=f"Throughput over time ({result['ops_per_sec']:,.0f} ops/s overall)",
+        xaxis={
+            "title": {"text": "second of the measured phase (the last may be partial)"},
+            "dtick": max(1, len(seconds) // 12),
+        },
+        yaxis={"title": {"text": "ops"}, "rangemode": "tozero"},
+        yaxis2={"title": {"text": "p99 (ms)"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        legend={"orientation": "h", "y": -0.25},
+        margin={"t": 50, "r": 60},
+    )
+    return figure
+
+
+def _percentile_figure(result: dict[str, Any]) -> Any:
+    """Latency against percentile on a log 1/(1-p) axis, so the tail (99.9 %, 99.99 %) gets room."""
+    from plotly import graph_objects as go
+
+    figure = go.Figure()
+    curves = [("total", result.get("spectrum_us", []))]
+    curves += [(name, cmd.get("spectrum_us", [])) for name, cmd in result["commands"].items()]
+    for name, spectrum in curves:
+        points = [(q, us) for q, us in spectrum if q < 100.0]
+        figure.add_trace(
+            go.Scatter(
+                x=[100.0 / (100.0 - q) for q, _ in points],
+                y=[us for _, us in points],
+                name=name,
+                mode="lines+markers",
+                text=[f"p{q:g}" for q, _ in points],
+                hovertemplate="%{text}: %{y:.1f} µs<extra>" + name + "</extra>",
+            )
+        )
+    figure.update_layout(
+        title="Latency by percentile",
+        xaxis={
+            "type": "log",
+            "title": {"text": "percentile"},
+            "tickvals": [100.0 / (100.0 - q) for q in TAIL_TICKS],
+            "ticktext": [f"{q:g}%" for q in TAIL_TICKS],
+        },
+        yaxis={"type": "log", "title": {"text": "latency (µs)"}},
+        legend={"orientation": "h", "y": -0.25},
+        margin={"t": 50},
+    )
+    return figure

@@ -1,0 +1,217 @@
+"""Live progress of long runs: a line every few seconds, like memaslap's -S.
+
+In one process the measured seconds go straight to a line on the terminal.
+Under pytest-xdist the workers cannot write to the controller's terminal, so
+each worker publishes its latest period as a small record on the memcached
+server (which every shard reaches, on any machine), and the controller polls
+those records once a second and prints one line per period, merged over the
+shards that ran it. Progress is best effort: a failed publish or poll never
+fails a run.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymemcache.exceptions import MemcacheError
+
+from pytest_memaslap.memcached.control import control_client
+from pytest_memaslap.memcached.sasl import SaslCredentials, SaslError
+from pytest_memaslap.stats.histogram import Histogram
+from pytest_memaslap.stats.results import Second
+
+POLL_INTERVAL_S = 1.0
+RECORD_TTL_S = 120
+CLIENT_TIMEOUT_S = 1.0
+GRACE_POLLS = 3  # a period still missing shards is printed with those it has after this many polls
+
+
+@dataclass
+class Period:
+    """``seconds`` seconds of a measured phase, ending ``done`` seconds into it."""
+
+    label: str
+    done: int
+    total: float | None
+    seconds: int
+    ops: int
+    errors: int
+    latency: Histogram = field(default_factory=Histogram)
+    shards: int = 1  # how many shards run this test
+    merged: int = 1  # how many shards' periods this one holds
+
+    @classmethod
+    def of(cls, label: str, done: int, total: float | None, seconds: list[Second], shards: int = 1) -> Period:
+        latency = Histogram()
+        for s in seconds:
+            for index, count in zip(s.indices, s.counts, strict=True):
+                latency.counts[index] += count
+        ops = sum(s.ops for s in seconds)
+        return cls(label, done, total, len(seconds), ops, sum(s.errors for s in seconds), latency, shards)
+
+    def merge(self, other: Period) -> None:
+        """Add another shard's same period (shards run side by side: ops add up, the seconds do not)."""
+        self.ops += other.ops
+        self.errors += other.errors
+        self.latency.merge(other.latency)
+        self.merged += other.merged
+
+    def line(self) -> str:
+        total = f"/{self.total:g}" if self.total else ""
+        p99_ms = self.latency.percentile(99.0) / 1e6
+        shards = f", {self.merged} of {self.shards} shards" if self.shards > 1 else ""
+        return (
+            f"slap {self.label}: {self.done}{total} s, {self.ops / max(1, self.seconds):,.0f} ops/s, "
+            f"p99 {p99_ms:.3g} ms, errors {self.errors} (last {self.seconds} s{shards})"
+        )
+
+    def to_json(self) -> str:
+        data = {
+            "label": self.label,
+            "done": self.done,
+            "total": self.total,
+            "seconds": self.seconds,
+            "ops": self.ops,
+            "errors": self.errors,
+            "latency": self.latency.to_sparse(),
+            "shards": self.shards,
+        }
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Period:
+        data = json.loads(text)
+        latency = Histogram.from_sparse({int(k): int(v) for k, v in data["latency"].items()})
+        return cls(
+            str(data["label"]),
+            int(data["done"]),
+            data["total"],
+            int(data["seconds"]),
+            int(data["ops"]),
+            int(data["errors"]),
+            latency,
+            int(data["shards"]),
+        )
+
+
+class ProgressPrinter:
+    """Collects the measured phase's seconds and hands a Period to ``emit`` every ``every_s`` of them."""
+
+    def __init__(
+        self, emit: Callable[[Period], None], label: str, total_s: float | None, every_s: int, shards: int = 1
+    ) -> None:
+        self.emit = emit
+        self.label = label
+        self.total = total_s
+        self.every = every_s
+        self.shards = shards
+        self.seconds: list[Second] = []
+
+    def __call__(self, done: int, second: Second) -> None:
+        self.seconds.append(second)
+        if done % self.every:
+            return
+        self.emit(Period.of(self.label, done, self.total, self.seconds, self.shards))
+        self.seconds = []
+
+
+def stat_freq(option: int | None, duration: float | None) -> int:
+    """Seconds between lines: the option when given (0 is off), else 5 s for runs of 10 s or more."""
+    if option is not None:
+        return option
+    return 5 if duration is not None and duration >= 10 else 0
+
+
+def progress_key(token: str, worker: str) -> str:
+    """Where a worker's latest period lives on the server: scoped to the run, one key per worker."""
+    return f"slap{token}_progress_{worker}"
+
+
+class ProgressPublisher:
+    """A worker's ``emit``: stores the period under its key on the server for the controller to read."""
+
+    def __init__(
+        self, host: str, port: int, key: str, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
+    ) -> None:
+        self.host, self.port, self.key, self.tls, self.sasl = host, port, key, tls, sasl
+
+    def __call__(self, period: Period) -> None:
+        client = control_client(self.host, self.port, CLIENT_TIMEOUT_S, self.tls, self.sasl)
+        try:
+            client.set(self.key, period.to_json(), expire=RECORD_TTL_S, noreply=False)
+        except (OSError, MemcacheError, SaslError):
+            pass  # progress is best effort; the run itself reports any real trouble
+        finally:
+            client.close()
+
+
+class ProgressPoller:
+    """The reading side (xdist controller, memaslap-py): polls the shards' records, emits merged periods."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        emit: Callable[[Period], None],
+        tls: ssl.SSLContext | None = None,
+        sasl: SaslCredentials | None = None,
+    ) -> None:
+        self.host, self.port, self.tls, self.sasl = host, port, tls, sasl
+        self.emit = emit
+        self.keys: list[str] = []
+        self._seen: dict[str, tuple[str, int]] = {}  # key -> (label, done) last taken from it
+        self._pending: dict[tuple[str, int], tuple[Period, int]] = {}  # (label, done) -> (merged, polls waited)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, key: str) -> None:
+        if key not in self.keys:
+            self.keys.append(key)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="slap-progress", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2 * CLIENT_TIMEOUT_S + POLL_INTERVAL_S)
+
+    def _run(self) -> None:
+        client = control_client(self.host, self.port, CLIENT_TIMEOUT_S, self.tls, self.sasl)
+        try:
+            while not self._stop.wait(POLL_INTERVAL_S):
+                try:
+                    records = client.get_many(list(self.keys))
+                except (OSError, MemcacheError, SaslError):
+                    client.close()  # reconnects on the next poll
+                    continue
+                self.take(records)
+        finally:
+            client.close()
+
+    def take(self, records: dict[str, Any]) -> None:
+        """Merge new records into their periods; print each period once all its shards are in (or it waited)."""
+        for key, raw in records.items():
+            try:
+                period = Period.from_json(raw)
+            except (ValueError, KeyError, TypeError):
+                continue
+            ident = (period.label, period.done)
+            if self._seen.get(key) == ident:
+                continue
+            self._seen[key] = ident
+            if ident in self._pending:
+                self._pending[ident][0].merge(period)
+            else:
+                self._pending[ident] = (period, 0)
+        for ident, (period, waited) in sorted(self._pending.items(), key=lambda item: item[0][1]):
+            if period.merged >= period.shards or waited >= GRACE_POLLS:
+                self.emit(period)
+                del self._pending[ident]
+            else:
+                self._pending[ident] = (period, waited + 1)

@@ -1,0 +1,1 @@
+"""pytest's face: hooks that delegate, options, marks, the ``slap`` fixture, one mode per process role."""

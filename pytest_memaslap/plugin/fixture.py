@@ -1,0 +1,150 @@
+"""The ``slap`` object a test receives: call it to run the test's workload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_memaslap.engine import ShardPlan, SlapInterrupted, SlapRunError, run_shard
+from pytest_memaslap.memcached.endpoint import Target
+from pytest_memaslap.memcached.sasl import workload_problem
+from pytest_memaslap.memcached.server import MemcachedServer
+from pytest_memaslap.model.thresholds import Threshold, Verdict, evaluate_all, parse_all
+from pytest_memaslap.model.workload import Workload, WorkloadError
+from pytest_memaslap.stats.result import SlapResult
+from pytest_memaslap.stats.results import Second
+from pytest_memaslap.stats.rounds import representative
+
+STORAGE_COMMANDS = {"set", "add", "replace", "cas"}  # (append/prepend add a few bytes only)
+ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded up
+
+
+@dataclass
+class SlapRun:
+    """One ``slap()`` call of a test: its result and how it fared against the thresholds."""
+
+    result: SlapResult  # the median round; every round is in ``result.rounds``
+    verdicts: list[Verdict]
+    interrupted: bool = False
+    error: str | None = None  # the run failed; ``result`` is what it did until then
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+
+class Slap:
+    """Runs the test's workload (from its ``slap`` mark and the options) against its memcached.
+
+    ``slap()`` runs it as declared; ``slap(duration="2s", window=8)`` changes
+    fields for this call. Both return a :class:`SlapResult`.
+    """
+
+    def __init__(
+        self,
+        workload: Workload,
+        thresholds: tuple[Threshold, ...],
+        server: MemcachedServer,
+        prefix_for_call: Callable[[int], str],
+        shard: ShardPlan | None = None,
+        cleanup: bool = False,
+        progress_for: Callable[[Workload, str], Callable[[int, Second], None] | None] | None = None,
+        rounds: int = 1,
+    ) -> None:
+        self.workload = workload
+        self.thresholds = thresholds
+        self.server = server
+        self.shard = shard or ShardPlan()
+        self.cleanup = cleanup and not server.owned  # a server we started is stopped anyway
+        self._prefix_for_call = prefix_for_call
+        self._progress_for = progress_for
+        self.rounds = rounds
+        self.runs: list[SlapRun] = []
+
+    def __call__(self, **overrides: Any) -> SlapResult:
+        __tracebackhide__ = True
+        workload = Workload.from_args(overrides, base=self.workload) if overrides else self.workload
+        parse_all(tuple(t.expr for t in self.thresholds), workload.measured_commands())
+        check_item_size(workload, self.server)
+        if workload.transport == "udp" and self.server.udp is False:
+            raise WorkloadError(
+                "transport='udp': this memcached does not listen on UDP (the plugin starts it with -U 0); "
+                "use @pytest.mark.memcached(udp=True) or --memcached-udp"
+            )
+        if self.server.sasl is not None and (problem := workload_problem(workload.protocol, workload.transport)):
+            raise WorkloadError(problem)
+        check_shards(workload, self.shard, len(self.server.servers))
+        prefix = self._prefix_for_call(len(self.runs) + 1)
+        target = [Target(host, port, self.server.tls, self.server.sasl) for host, port in self.server.servers]
+        done: list[SlapResult] = []
+        for number in range(1, self.rounds + 1):
+            label = f" round {number}/{self.rounds}" if self.rounds > 1 else ""
+            try:
+                progress = self._progress_for(workload, label) if self._progress_for else None
+                raw = run_shard(
+                    workload, target, round_prefix(prefix, number, self.rounds), self.shard, self.cleanup, progress
+                )
+            except SlapRunError as exc:
+                if exc.partial is not None:  # the summary shows what was done before the failure
+                    done.append(SlapResult(workload, exc.partial, self.server.version))
+                self._record(done, error=str(exc))
+                raise SlapRunError(str(exc), exc.partial) from None
+            except SlapInterrupted as exc:
+                if exc.partial is not None:  # keep what was measured for the summary, then stop
+                    done.append(SlapResult(workload, exc.partial, self.server.version))
+                self._record(done, interrupted=True)
+                raise KeyboardInterrupt from None
+            done.append(SlapResult(workload, raw, self.server.version))
+        self._record(done)
+        return self.runs[-1].result
+
+    def _record(self, rounds: list[SlapResult], interrupted: bool = False, error: str | None = None) -> None:
+        """Keep the call's rounds as one run; its result is the median round, carrying all of them."""
+        if rounds:
+            result = with_rounds(rounds)
+            self.runs.append(SlapRun(result, evaluate_all(self.thresholds, result), interrupted, error))
+
+
+def round_prefix(prefix: str, number: int, rounds: int) -> str:
+    """Each round writes keys of its own, so a round never finds the previous round's data."""
+    return prefix if rounds == 1 else f"{prefix[:-1]}.{number}:"
+
+
+def with_rounds(rounds: list[SlapResult]) -> SlapResult:
+    """The median round by throughput, with every round attached (``result.rounds``)."""
+    result = rounds[representative(rounds)]
+    result.rounds = list(rounds) if len(rounds) > 1 else []
+    return result
+
+
+def check_shards(workload: Workload, shard: ShardPlan, servers: int = 1) -> None:
+    """Every shard needs at least one connection (one per server) and one key of its own."""
+    if servers > 1 and workload.connections < servers * shard.count:
+        raise WorkloadError(
+            f"connections={workload.connections}: fewer than {servers} servers x {shard.count} shard(s); "
+            f"use at least {servers * shard.count} connections (each shard needs one per server)"
+        )
+    if shard.count > 1 and workload.connections < shard.count:
+        raise WorkloadError(
+            f"connections={workload.connections}: fewer than the {shard.count} shards; "
+            f"use at least {shard.count} connections (each shard needs one)"
+        )
+    if shard.count > 1 and workload.keys < shard.count:
+        raise WorkloadError(
+            f"keys={workload.keys}: a keyspace too small for {shard.count} shards; use at least {shard.count} keys"
+        )
+
+
+def check_item_size(workload: Workload, server: MemcachedServer) -> None:
+    """Refuse values the server would reject as too large, before any load runs."""
+    if not STORAGE_COMMANDS & set(workload.command_names()) and not workload.preload:
+        return
+    limit = server.item_size_max()
+    largest_key = max(high for _, high, _ in workload.key_size)
+    if workload.max_value_size() + largest_key + ITEM_OVERHEAD > limit:
+        raise WorkloadError(
+            f"value_size: values up to {workload.max_value_size()} bytes (keys up to {largest_key}) exceed "
+            f"the server's item_size_max of {limit} bytes (stats settings); use value_size of at most "
+            f"{limit - largest_key - ITEM_OVERHEAD}, or start memcached with a larger -I"
+        )

@@ -1,0 +1,341 @@
+"""The plugin's settings: command-line options and ini keys, read once into typed objects.
+
+Every option exists twice, as ``--slap-duration`` on the command line and as
+``slap_duration`` in ``[tool.pytest.ini_options]``; the command line wins.
+"""
+
+from __future__ import annotations
+
+import shlex
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from pytest_memaslap.memcached.sasl import SASL_PASSWORD_ENV, SaslCredentials, SaslError, credentials_from
+from pytest_memaslap.memcached.server import ServerConfig, ServerError, parse_addresses
+from pytest_memaslap.memcached.tls import TLSConfig, TLSError
+from pytest_memaslap.model.memaslap_file import load_config
+from pytest_memaslap.model.workload import Workload, WorkloadError, parse_duration
+from pytest_memaslap.output.baseline import Allowance, BaselineError, check_name, load, parse_allowances, resolve
+from pytest_memaslap.output.html import ReportExtraMissing, check_available
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    help: str
+    metavar: str | None = None
+    kind: str = "string"  # "string" or "bool"
+
+    @property
+    def ini(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+
+OPTIONS = (
+    Option(
+        "--memcached",
+        "use the memcached at HOST:PORT instead of starting one; HOST:PORT,HOST:PORT spreads keys over several "
+        "as pymemcache's HashClient does",
+        "HOST:PORT[,...]",
+    ),
+    Option("--memcached-tls", "speak TLS to the --memcached server(s) (memcached started with -Z)", kind="bool"),
+    Option("--memcached-tls-ca", "CA certificates that sign the server's certificate (default: the system's)", "PATH"),
+    Option("--memcached-tls-cert", "client certificate, for servers that ask for one (ssl_verify_mode)", "PATH"),
+    Option("--memcached-tls-key", "the client certificate's private key, if not in the certificate file", "PATH"),
+    Option(
+        "--memcached-sasl-user",
+        "log in to the --memcached server(s) with SASL PLAIN as USER (memcached started with -S; binary protocol)",
+        "USER",
+    ),
+    Option(
+        "--memcached-sasl-password",
+        f"the SASL password (better: the {SASL_PASSWORD_ENV} environment variable, which ps does not show)",
+        "PASSWORD",
+    ),
+    Option("--memcached-bin", "memcached binary to start (default: memcached on PATH)", "PATH"),
+    Option("--memcached-threads", "worker threads of the memcached the plugin starts (default 4)", "N"),
+    Option("--memcached-memory", "memory limit in MB of the memcached the plugin starts (default 1024)", "MB"),
+    Option(
+        "--memcached-udp",
+        "the memcached the plugin starts listens on UDP too (for transport='udp'; off by default)",
+        kind="bool",
+    ),
+    Option("--memcached-args", "extra arguments for the memcached the plugin starts, e.g. '-o modern'", "ARGS"),
+    Option("--slap-duration", "measured duration of every slap test, overriding marks (e.g. 30, 30s, 2m)", "SECONDS"),
+    Option("--slap-connections", "connections of every slap test, overriding marks", "N"),
+    Option("--slap-window", "requests in flight per connection of every slap test, overriding marks", "N"),
+    Option("--slap-seed", "RNG seed of every slap test, overriding marks", "N"),
+    Option("--slap-protocol", "protocol of every slap test, overriding marks: ascii, meta or binary", "NAME"),
+    Option(
+        "--slap-rounds",
+        "run every slap() call N times; thresholds and comparisons use each metric's median (default 1)",
+        "N",
+    ),
+    Option(
+        "--slap-config",
+        "a memaslap -F configuration file: its key, value and cmd distributions for every slap test",
+        "PATH",
+    ),
+    Option("--slap-json", "write the results of all slap tests as JSON to PATH", "PATH"),
+    Option(
+        "--slap-stat-freq",
+        "print progress every N seconds of a run (0: off; default 5 for runs of 10 s or more, else off)",
+        "SECONDS",
+    ),
+    Option("--slap-html", "write a self-contained HTML report with charts to PATH (needs the report extra)", "PATH"),
+    Option("--slap-save", "save this run's results as NAME in the results folder (--slap-storage)", "NAME"),
+    Option("--slap-storage", "folder of saved runs (default .slap)", "DIR"),
+    Option("--slap-compare", "compare this run with a saved one (NAME in the results folder, or a file)", "NAME|PATH"),
+    Option(
+        "--slap-compare-fail",
+        "fail the session when a metric regresses past its allowance, e.g. 'ops_per_sec:-5%,get.p99:+10%'",
+        "SPEC",
+    ),
+    Option("--slap-no-thresholds", "measure and report, but do not fail tests on slap_thresholds", kind="bool"),
+    Option(
+        "--slap-shards",
+        "run every slap test as N synchronized shards, one per pytest-xdist worker (sets -n N --dist each)",
+        "N",
+    ),
+    Option("--slap-sync-timeout", "how long shards wait for each other at a phase barrier (default 60 s)", "SECONDS"),
+    Option(
+        "--slap-cleanup",
+        "delete each slap() call's keys when it ends, on servers the plugin did not start",
+        kind="bool",
+    ),
+    Option(
+        "--slap-allow-flush",
+        "allow flush_all on a server given with --memcached (never done otherwise)",
+        kind="bool",
+    ),
+)
+
+_CLI_WORKLOAD = {
+    "slap_duration": "duration",
+    "slap_connections": "connections",
+    "slap_window": "window",
+    "slap_seed": "seed",
+    "slap_protocol": "protocol",
+}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("memaslap", "memcached load testing (pytest-memaslap)")
+    for option in OPTIONS:
+        cli_help = option.help.replace("%", "%%")  # argparse formats help strings with %
+        if option.kind == "bool":
+            group.addoption(option.flag, action="store_true", default=None, dest=option.dest, help=cli_help)
+            parser.addini(option.ini, option.help, type="bool", default=False)
+        else:
+            group.addoption(option.flag, default=None, dest=option.dest, metavar=option.metavar, help=cli_help)
+            parser.addini(option.ini, option.help, default="")
+
+
+def _read(config: pytest.Config, option: Option) -> Any:
+    value = config.getoption(option.dest)
+    if value is None:
+        value = config.getini(option.ini)
+    if option.kind != "bool" and value == "":
+        return None
+    return value
+
+
+def _int(name: str, value: Any, low: int = 1) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"--{name.replace('_', '-')}={value!r}: expected a whole number") from None
+    if number < low:
+        raise pytest.UsageError(f"--{name.replace('_', '-')}={value!r}: must be at least {low}")
+    return number
+
+
+def _seconds(name: str, value: Any) -> float:
+    try:
+        seconds = parse_duration(value, f"--{name.replace('_', '-')}")
+    except WorkloadError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if seconds <= 0:
+        raise pytest.UsageError(f"--{name.replace('_', '-')}={value!r}: must be longer than 0 s")
+    return seconds
+
+
+def _baseline_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """--slap-save / --slap-compare / --slap-compare-fail, checked now so a typo fails before any load."""
+    storage = raw["slap_storage"] or ".slap"
+    try:
+        if raw["slap_save"]:
+            check_name(raw["slap_save"])
+        allowances = parse_allowances(raw["slap_compare_fail"] or "")
+        if allowances and not raw["slap_compare"]:
+            raise BaselineError("--slap-compare-fail needs --slap-compare=NAME|PATH to compare against")
+        baseline = load(resolve(raw["slap_compare"], storage)) if raw["slap_compare"] else None
+    except BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return {"save": raw["slap_save"], "storage": storage, "baseline": baseline, "allowances": allowances}
+
+
+def _tls_context(raw: Mapping[str, Any]) -> ssl.SSLContext | None:
+    """--memcached-tls and its files, checked now: a missing file or a bad key fails before any load."""
+    files = {name: raw[f"memcached_tls_{name}"] for name in ("ca", "cert", "key")}
+    if not raw["memcached_tls"]:
+        given = [f"--memcached-tls-{name}" for name, path in files.items() if path]
+        if given:
+            raise pytest.UsageError(f"{', '.join(given)} needs --memcached-tls")
+        return None
+    if not raw["memcached"]:
+        raise pytest.UsageError(
+            "--memcached-tls is for servers given with --memcached: a memcached the plugin starts listens "
+            "without TLS (start yours with -Z and its ssl_* options)"
+        )
+    try:
+        return TLSConfig(**files).context()
+    except TLSError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _sasl_credentials(raw: Mapping[str, Any]) -> SaslCredentials | None:
+    """--memcached-sasl-user and its password (option, ini key or environment), checked now."""
+    if raw["memcached_sasl_user"] and not raw["memcached"]:
+        raise pytest.UsageError(
+            "--memcached-sasl-user is for servers given with --memcached: a memcached the plugin starts "
+            "does not require SASL (start yours with -S)"
+        )
+    try:
+        return credentials_from(
+            raw["memcached_sasl_user"],
+            raw["memcached_sasl_password"],
+            "--memcached-sasl-user",
+            "--memcached-sasl-password",
+        )
+    except SaslError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _html_path(path: str | None) -> str | None:
+    """--slap-html needs plotly; say so before any load runs, not after."""
+    if path:
+        try:
+            check_available()
+        except ReportExtraMissing as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return path
+
+
+def shards_option(config: pytest.Config) -> int | None:
+    """``--slap-shards`` / ``slap_shards``, validated; None when not given."""
+    value = config.getoption("slap_shards") or config.getini("slap_shards")
+    return _int("slap_shards", value) if value else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the options and ini keys say, validated."""
+
+    external: str | None
+    server: ServerConfig
+    workload_overrides: Mapping[str, Any]
+    json_path: str | None
+    enforce_thresholds: bool
+    allow_flush: bool
+    sync_timeout: float = 60.0
+    cleanup: bool = False
+    stat_freq: int | None = None
+    rounds: int = 1
+    html_path: str | None = None
+    save: str | None = None
+    storage: str = ".slap"
+    baseline: dict[str, Any] | None = None  # the run --slap-compare names, loaded and checked
+    allowances: tuple[Allowance, ...] = ()
+    tls: ssl.SSLContext | None = None  # --memcached-tls: the client context every connection uses
+    sasl: SaslCredentials | None = None  # --memcached-sasl-user: every connection logs in (binary protocol only)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        return self.tls
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        raw = {option.ini: _read(config, option) for option in OPTIONS}
+        server = ServerConfig(
+            binary=raw["memcached_bin"] or "memcached",
+            threads=_int("memcached_threads", raw["memcached_threads"] or 4),
+            memory_mb=_int("memcached_memory", raw["memcached_memory"] or 1024),
+            extra_args=tuple(shlex.split(raw["memcached_args"] or "")),
+            udp=bool(raw["memcached_udp"]),
+        )
+        overrides: dict[str, Any] = {}
+        for ini, field_name in _CLI_WORKLOAD.items():
+            value = raw[ini]
+            if value is None:
+                continue
+            if field_name not in ("duration", "protocol"):
+                value = _int(ini, value, low=0 if field_name == "seed" else 1)
+            overrides[field_name] = value
+        try:
+            if raw["slap_config"]:
+                overrides.update(load_config(raw["slap_config"]))
+            Workload.from_args(overrides)
+        except WorkloadError as exc:
+            raise pytest.UsageError(f"--slap-*: {exc}") from None
+        if raw["memcached"]:
+            try:
+                parse_addresses(raw["memcached"])
+            except ServerError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return cls(
+            external=raw["memcached"],
+            server=server,
+            workload_overrides=overrides,
+            json_path=raw["slap_json"],
+            enforce_thresholds=not raw["slap_no_thresholds"],
+            allow_flush=bool(raw["slap_allow_flush"]),
+            sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),
+            cleanup=bool(raw["slap_cleanup"]),
+            tls=_tls_context(raw),
+            sasl=_sasl_credentials(raw),
+            rounds=_int("slap_rounds", raw["slap_rounds"] or 1),
+            html_path=_html_path(raw["slap_html"]),
+            stat_freq=None if raw["slap_stat_freq"] is None else _int("slap_stat_freq", raw["slap_stat_freq"], low=0),
+            **_baseline_settings(raw),
+        )
+
+
+def server_config_from_mark(base: ServerConfig, kwargs: Mapping[str, Any]) -> ServerConfig:
+    """``@pytest.mark.memcached(threads=, memory=, args=, binary=)`` over the session's settings."""
+    allowed = ("threads", "memory", "args", "binary", "udp")
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise WorkloadError(
+            f"memcached mark: unknown argument {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
+        )
+    values: dict[str, Any] = {}
+    for name, key in (("threads", "threads"), ("memory", "memory_mb")):
+        if name in kwargs:
+            value = kwargs[name]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise WorkloadError(f"memcached mark: {name}={value!r}: expected a whole number of at least 1")
+            values[key] = value
+    if "args" in kwargs:
+        args = kwargs["args"]
+        if isinstance(args, str):
+            args = shlex.split(args)
+        if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
+            raise WorkloadError(f"memcached mark: args={kwargs['args']!r}: expected a string or a list of strings")
+        values["extra_args"] = base.extra_args + tuple(args)
+    if "udp" in kwargs:
+        if not isinstance(kwargs["udp"], bool):
+            raise WorkloadError(f"memcached mark: udp={kwargs['udp']!r}: expected True or False")
+        values["udp"] = kwargs["udp"]
+    if "binary" in kwargs:
+        if not isinstance(kwargs["binary"], str):
+            raise WorkloadError(f"memcached mark: binary={kwargs['binary']!r}: expected a path string")
+        values["binary"] = kwargs["binary"]
+    return replace(base, **values)

@@ -1,0 +1,268 @@
+"""SlapResult: what ``slap()`` returns, a readable view over merged shard statistics.
+
+Counts are plain numbers, rates are per second of the measured window, and
+latencies are microseconds (``p50``, ``p90``, ``p99``, ``p999``, ``max``,
+``mean``, ``stdev``), read from histograms with at most 0.4 % error.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_memaslap.model.workload import COMMANDS, Workload
+from pytest_memaslap.stats.histogram import Histogram
+from pytest_memaslap.stats.results import CommandStats, PhaseStats, ShardResult
+
+LATENCY_METRICS = ("p50", "p90", "p99", "p999", "max", "mean", "stdev")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The measured numbers of one command (``result.get``, ``result.set``, ...)."""
+
+    name: str
+    ops: int
+    hits: int
+    misses: int
+    errors: int
+    bytes_sent: int
+    bytes_received: int
+    duration: float
+    latency_us: dict[str, float]
+    spectrum_us: list[tuple[float, float]]  # (percentile, µs), p10 to max: the latency-percentile curve
+
+    @classmethod
+    def from_stats(cls, name: str, stats: CommandStats, duration: float) -> CommandResult:
+        return cls(
+            name,
+            stats.ops,
+            stats.hits,
+            stats.misses,
+            stats.errors,
+            stats.bytes_sent,
+            stats.bytes_received,
+            duration,
+            stats.latency.summary_us(),
+            stats.latency.spectrum_us(),
+        )
+
+    @property
+    def ops_per_sec(self) -> float:
+        return self.ops / self.duration if self.duration > 0 else 0.0
+
+    @property
+    def hit_ratio(self) -> float:
+        """hits / (hits + misses); 0.0 when the command had no answered request."""
+        answered = self.hits + self.misses
+        return self.hits / answered if answered else 0.0
+
+    @property
+    def error_ratio(self) -> float:
+        return self.errors / self.ops if self.ops else 0.0
+
+    @property
+    def mb_per_sec(self) -> float:
+        return (self.bytes_sent + self.bytes_received) / 1e6 / self.duration if self.duration > 0 else 0.0
+
+    def __getattr__(self, name: str) -> float:
+        if name == "latency_us" or name.startswith("__"):
+            raise AttributeError(name)
+        if name in LATENCY_METRICS:
+            return self.latency_us[name]
+        raise AttributeError(f"CommandResult has no attribute {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ops": self.ops,
+            "ops_per_sec": round(self.ops_per_sec, 1),
+            "hits": self.hits,
+            "misses": self.misses,
+            "errors": self.errors,
+            "hit_ratio": round(self.hit_ratio, 6),
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "latency_us": dict(self.latency_us),
+            "spectrum_us": [list(point) for point in self.spectrum_us],
+        }
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One second of the measured phase."""
+
+    second: int
+    ops: int
+    errors: int
+    p99_us: float
+
+
+@dataclass
+class SlapResult:
+    """The result of one ``slap()`` call, merged over all its shards."""
+
+    workload: Workload
+    raw: ShardResult
+    server_version: str = ""
+    commands: dict[str, CommandResult] = field(init=False)
+    total: CommandResult = field(init=False)
+    # with --slap-rounds=N: every round, this one (the median round by throughput) among them
+    rounds: list[SlapResult] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        measured = self.raw.measured
+        duration = measured.elapsed_s
+        self.commands = {
+            name: CommandResult.from_stats(name, measured.commands[name], duration)
+            for name in self.workload.measured_commands()
+            if name in measured.commands
+        }
+        self.total = CommandResult.from_stats("total", _sum_commands(measured), duration)
+
+    # -- the documented attributes -------------------------------------------
+    @property
+    def ops(self) -> int:
+        """Requests sent and answered (or failed) in the measured phase."""
+        return self.total.ops
+
+    @property
+    def duration(self) -> float:
+        """Seconds of the measured phase, from its first request to its last reply."""
+        return self.raw.measured.elapsed_s
+
+    @property
+    def ops_per_sec(self) -> float:
+        return self.total.ops_per_sec
+
+    @property
+    def errors(self) -> int:
+        return self.total.errors
+
+    @property
+    def error_ratio(self) -> float:
+        return self.total.error_ratio
+
+    @property
+    def hit_ratio(self) -> float:
+        """Get hits / get lookups; 0.0 when the mix has no gets."""
+        get = self.commands.get("get")
+        return get.hit_ratio if get else 0.0
+
+    @property
+    def mb_per_sec(self) -> float:
+        return self.total.mb_per_sec
+
+    @property
+    def shards(self) -> int:
+        return self.raw.shards
+
+    @property
+    def unmeasured_ops(self) -> dict[str, int]:
+        """Requests sent outside the measured phase, by phase."""
+        return {name: phase.ops for name, phase in self.raw.phases.items() if name != "measured"}
+
+    @property
+    def requests_sent(self) -> int:
+        return self.raw.requests_sent
+
+    @property
+    def reconnects(self) -> int:
+        """Connections reopened after the server dropped them (``reconnect=True``)."""
+        return self.raw.reconnects
+
+    def rate(self) -> dict[str, Any] | None:
+        """Open loop: the target rate beside the achieved one, and how far the sender fell behind."""
+        if self.workload.rate is None:
+            return None
+        return {
+            "target": self.workload.rate,
+            "achieved": round(self.ops_per_sec, 1),
+            "arrivals": self.workload.arrivals,
+            "send_lag_max_ms": round(self.raw.send_lag_max_s * 1000, 3),
+        }
+
+    @property
+    def timeline(self) -> list[TimelinePoint]:
+        points = []
+        for i, second in enumerate(self.raw.measured.timeline):
+            p99 = round(Histogram.from_sparse(second.latency).percentile(99.0) / 1000.0, 3)
+            points.append(TimelinePoint(i, second.ops, second.errors, p99))
+        return points
+
+    def median(self, metric: str) -> float:
+        """``metric`` (``ops_per_sec``, ``p99``, ``get.p99``) as thresholds see it: the median over the rounds."""
+        if len(self.rounds) > 1:
+            return statistics.median(read_metric(r, metric) for r in self.rounds)
+        return read_metric(self, metric)
+
+    def __getattr__(self, name: str) -> Any:
+        """``result.get`` / ``result.set`` / ``result.delete`` and total latencies (``result.p99``)."""
+        if name in ("commands", "total", "rounds") or name.startswith("__"):
+            raise AttributeError(name)
+        if name in LATENCY_METRICS:
+            return self.total.latency_us[name]
+        if name in COMMANDS:
+            if name in self.commands:
+                return self.commands[name]
+            raise AttributeError(
+                f"this run sent no {name!r} requests; commands measured: {', '.join(self.commands) or 'none'}"
+            )
+        raise AttributeError(f"SlapResult has no attribute {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form documented in the README (one test entry)."""
+        return {
+            "workload": self.workload.to_dict(),
+            "shards": self.shards,
+            "duration_s": round(self.duration, 6),
+            "ops": self.ops,
+            "ops_per_sec": round(self.ops_per_sec, 1),
+            "errors": self.errors,
+            "hit_ratio": round(self.hit_ratio, 6),
+            "mb_per_sec": round(self.mb_per_sec, 3),
+            "unmeasured_ops": self.unmeasured_ops,
+            "requests_sent": self.requests_sent,
+            "reconnects": {"count": self.reconnects, "gap_s": round(self.raw.reconnect_gap_s, 6)},
+            "rate": self.rate(),
+            "verify": _checks(self.raw.verify, ("checked", "mismatches", "keys")) if self.workload.verify else None,
+            "expire": _expiry(self.raw.verify) if self.workload.expire else None,
+            "latency_us": dict(self.total.latency_us),
+            "spectrum_us": [list(point) for point in self.total.spectrum_us],
+            "commands": {name: cmd.to_dict() for name, cmd in self.commands.items()},
+            "timeline": [
+                {"second": p.second, "ops": p.ops, "errors": p.errors, "p99_us": p.p99_us} for p in self.timeline
+            ],
+        }
+
+
+def _checks(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: data.get(name, [] if name.endswith("keys") else 0) for name in names}
+
+
+def _expiry(data: dict[str, Any]) -> dict[str, Any]:
+    """Gets of keys past their TTL: how many, how many still returned a value (errors), and some such keys."""
+    checked = _checks(data, ("expired_checked", "expired_returned", "expired_keys"))
+    return {
+        "checked": checked["expired_checked"],
+        "returned": checked["expired_returned"],
+        "keys": checked["expired_keys"],
+    }
+
+
+def read_metric(result: SlapResult, name: str) -> float:
+    """``ops_per_sec``, ``p99`` or ``get.p99`` of one result in base units; NaN when the command was not sent."""
+    command, _, metric = name.rpartition(".")
+    source: Any = result
+    if command:
+        source = result.commands.get(command)
+        if source is None:
+            return float("nan")
+    return float(getattr(source, metric))
+
+
+def _sum_commands(phase: PhaseStats) -> CommandStats:
+    total = CommandStats()
+    for stats in phase.commands.values():
+        total.merge(stats)
+    return total

@@ -1,0 +1,233 @@
+"""Mergeable load statistics: per-command counters, a per-second timeline, a shard's phases.
+
+Pure numbers: no pytest, no I/O, no clock. Every type here merges exactly:
+merging the results of two shards gives the numbers one shard would have
+produced had it recorded both sets of samples, because histograms are bucket
+counts (never averages) and counters are sums.
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_memaslap.stats.histogram import Histogram
+
+
+@dataclass
+class CommandStats:
+    """Counters and latency histogram of one command (get, set, ...) in one phase.
+
+    For a get, hits/misses are found/not found; for a set, stored/not stored;
+    for a delete, deleted/not found. ``errors`` are error replies and requests
+    the server never answered.
+    """
+
+    ops: int = 0
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    latency: Histogram = field(default_factory=Histogram)
+
+    def merge(self, other: CommandStats) -> None:
+        self.ops += other.ops
+        self.hits += other.hits
+        self.misses += other.misses
+        self.errors += other.errors
+        self.bytes_sent += other.bytes_sent
+        self.bytes_received += other.bytes_received
+        self.latency.merge(other.latency)
+
+
+@dataclass
+class Second:
+    """One second of a phase's timeline: ops and errors completed, and their latencies.
+
+    The latency histogram is kept sparse in two flat arrays (bucket index,
+    count): a long run keeps one per second, so it must stay small (a few
+    bytes per occupied bucket, not a dict entry each).
+    """
+
+    ops: int = 0
+    errors: int = 0
+    indices: array.array[int] = field(default_factory=lambda: array.array("H"))
+    counts: array.array[int] = field(default_factory=lambda: array.array("L"))
+
+    @classmethod
+    def of(cls, ops: int, errors: int, latency: dict[int, int]) -> Second:
+        order = sorted(latency)
+        return cls(ops, errors, array.array("H", order), array.array("L", (latency[i] for i in order)))
+
+    @property
+    def latency(self) -> dict[int, int]:
+        return dict(zip(self.indices, self.counts, strict=True))
+
+    def merge(self, other: Second) -> None:
+        self.ops += other.ops
+        self.errors += other.errors
+        latency = self.latency
+        for index, count in zip(other.indices, other.counts, strict=True):
+            latency[index] = latency.get(index, 0) + count
+        merged = Second.of(0, 0, latency)
+        self.indices, self.counts = merged.indices, merged.counts
+
+
+@dataclass
+class PhaseStats:
+    """What one phase (preload, warm-up or measured) did: per-command stats, timeline, time."""
+
+    commands: dict[str, CommandStats] = field(default_factory=dict)
+    timeline: list[Second] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def ops(self) -> int:
+        return sum(c.ops for c in self.commands.values())
+
+    def merge(self, other: PhaseStats) -> None:
+        """Add another shard's phase; elapsed is the longest (shards run side by side)."""
+        for name, cmd in other.commands.items():
+            self.commands.setdefault(name, CommandStats()).merge(cmd)
+        for i, second in enumerate(other.timeline):
+            if i < len(self.timeline):
+                self.timeline[i].merge(second)
+            else:
+                self.timeline.append(Second.of(second.ops, second.errors, second.latency))
+        self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
+
+
+PHASES = ("preload", "warmup", "measured")  # "sync" (shard barriers) is added when shards run
+
+
+@dataclass
+class ShardResult:
+    """Everything one shard measured, by phase; the unit that crosses process boundaries."""
+
+    phases: dict[str, PhaseStats] = field(default_factory=lambda: {p: PhaseStats() for p in PHASES})
+    shards: int = 1
+    started_at: float = 0.0  # wall clock (time.time()) of the measured phase's start; the earliest when merged
+    reconnects: int = 0  # connections reopened after the server dropped them (reconnect=True)
+    reconnect_gap_s: float = 0.0  # time those connections spent reconnecting, summed
+    send_lag_max_s: float = 0.0  # open loop: how far behind its schedule the sender ever fell
+    verify: dict[str, Any] = field(default_factory=lambda: {"checked": 0, "mismatches": 0, "keys": []})
+
+    @property
+    def measured(self) -> PhaseStats:
+        return self.phases["measured"]
+
+    @property
+    def requests_sent(self) -> int:
+        """Every request sent in every phase: what the server's counters must have seen."""
+        return sum(p.ops for p in self.phases.values())
+
+    def merge(self, other: ShardResult) -> None:
+        window = None
+        if self.started_at and other.started_at:
+            # shards run side by side: the merged measured window spans the earliest start to the latest end
+            end = max(self.started_at + self.measured.elapsed_s, other.started_at + other.measured.elapsed_s)
+            window = (min(self.started_at, other.started_at), end)
+        for name, phase in other.phases.items():
+            self.phases.setdefault(name, PhaseStats()).merge(phase)
+        self.shards += other.shards
+        self.reconnects += other.reconnects
+        self.reconnect_gap_s += other.reconnect_gap_s
+        self.send_lag_max_s = max(self.send_lag_max_s, other.send_lag_max_s)
+        self.verify = _merge_checks(self.verify, other.verify)
+        if window is not None:
+            self.started_at = window[0]
+            self.measured.elapsed_s = window[1] - window[0]
+        elif other.started_at and not self.started_at:
+            self.started_at = other.started_at
+
+    def to_dict(self) -> dict[str, Any]:
+        """A lossless, JSON-safe form (sparse histograms) for transport between processes."""
+        return {
+            "shards": self.shards,
+            "started_at": self.started_at,
+            "reconnects": self.reconnects,
+            "reconnect_gap_s": self.reconnect_gap_s,
+            "send_lag_max_s": self.send_lag_max_s,
+            "verify": dict(self.verify),
+            "phases": {
+                name: {
+                    "elapsed_s": phase.elapsed_s,
+                    "commands": {
+                        cname: {
+                            "ops": c.ops,
+                            "hits": c.hits,
+                            "misses": c.misses,
+                            "errors": c.errors,
+                            "bytes_sent": c.bytes_sent,
+                            "bytes_received": c.bytes_received,
+                            "latency": {str(k): v for k, v in c.latency.to_sparse().items()},
+                        }
+                        for cname, c in phase.commands.items()
+                    },
+                    "timeline": [
+                        {"ops": s.ops, "errors": s.errors, "latency": {str(k): v for k, v in s.latency.items()}}
+                        for s in phase.timeline
+                    ],
+                }
+                for name, phase in self.phases.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShardResult:
+        phases: dict[str, PhaseStats] = {}
+        for name, raw in data["phases"].items():
+            commands = {
+                cname: CommandStats(
+                    ops=c["ops"],
+                    hits=c["hits"],
+                    misses=c["misses"],
+                    errors=c["errors"],
+                    bytes_sent=c["bytes_sent"],
+                    bytes_received=c["bytes_received"],
+                    latency=Histogram.from_sparse({int(k): v for k, v in c["latency"].items()}),
+                )
+                for cname, c in raw["commands"].items()
+            }
+            timeline = [
+                Second.of(s["ops"], s["errors"], {int(k): v for k, v in s["latency"].items()}) for s in raw["timeline"]
+            ]
+            phases[name] = PhaseStats(commands, timeline, raw["elapsed_s"])
+        return cls(
+            phases=phases,
+            shards=data["shards"],
+            started_at=data.get("started_at", 0.0),
+            reconnects=data.get("reconnects", 0),
+            reconnect_gap_s=data.get("reconnect_gap_s", 0.0),
+            send_lag_max_s=data.get("send_lag_max_s", 0.0),
+            verify=dict(data.get("verify") or {"checked": 0, "mismatches": 0, "keys": []}),
+        )
+
+
+def _merge_checks(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Verification counts add up; the lists of example keys are joined, ten at most."""
+    merged: dict[str, Any] = {}
+    for name in dict.fromkeys([*a, *b]):
+        left, right = a.get(name), b.get(name)
+        if isinstance(left, list) or isinstance(right, list):
+            merged[name] = ((left or []) + (right or []))[:10]
+        else:
+            merged[name] = (left or 0) + (right or 0)
+    return merged
+
+
+def merge_results(results: Iterable[ShardResult]) -> ShardResult:
+    """Merge shard results into one; the inputs are left untouched."""
+    merged: ShardResult | None = None
+    for result in results:
+        copy = ShardResult.from_dict(result.to_dict())
+        if merged is None:
+            merged = copy
+        else:
+            merged.merge(copy)
+    if merged is None:
+        raise ValueError("merge_results() needs at least one shard result")
+    return merged
