@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_memaslap.engine.hot.recorder import PhaseRecorder
-from pytest_memaslap.stats.histogram import Histogram, bucket_bounds, bucket_index, bucket_value
+from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram, bucket_bounds, bucket_index, bucket_value
 from pytest_memaslap.stats.results import ShardResult, merge_results
 
 latencies = st.lists(st.integers(min_value=0, max_value=10**11), max_size=300)
@@ -114,3 +114,39 @@ def test_shard_result_survives_a_json_round_trip():
     result = _shard(3)
     again = ShardResult.from_dict(result.to_dict())
     assert again.to_dict() == result.to_dict()
+
+
+def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch):
+    """The hot path copies ``bucket_index`` inline; every latency must land where the one home says."""
+    from pytest_memaslap.engine.hot import connection as hot
+    from pytest_memaslap.engine.hot.recorder import RECEIVED, SENT
+    from pytest_memaslap.protocol import ascii
+
+    latencies = [0, 1, 7, 255, 256, 257, 511, 512, 1000, 12_345, 999_999, 2**20 + 3, 10**9, 2**47, 2**60]
+    latencies += [random.Random(9).randrange(1, 10**10) for _ in range(300)]
+    now = 2**62
+    monkeypatch.setattr(hot, "perf_counter_ns", lambda: now)
+    counters, histogram = [0] * 5, [0] * BUCKET_COUNT
+
+    class Events:
+        def connection_failed(self, connection, reason):  # type: ignore[no-untyped-def]
+            raise AssertionError(reason)
+
+        connection_lost = connection_failed
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            raise AssertionError("a stopped connection sends nothing")
+
+    conn = hot.Connection(Events(), 0)
+    conn.connection_made(Transport())  # type: ignore[arg-type]
+    conn.enter_phase(((ascii.PARSERS["set"], counters, histogram),))
+    conn.stop()
+    for latency in latencies:
+        conn.pending.append((conn.slots[0], now - latency, 10, None))
+    conn.data_received(b"STORED\r\n" * len(latencies))
+    expected = [0] * BUCKET_COUNT
+    for latency in latencies:
+        expected[bucket_index(latency)] += 1
+    assert histogram == expected
+    assert counters[SENT] == 10 * len(latencies) and counters[RECEIVED] == 8 * len(latencies)

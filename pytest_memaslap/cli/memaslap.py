@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_memaslap.engine import ShardPlan, SlapInterrupted, SlapRunError, run_shard
+from pytest_memaslap.engine import SlapInterrupted, SlapRunError, run_shard
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import (
     SASL_PASSWORD_ENV,
@@ -28,10 +28,11 @@ from pytest_memaslap.memcached.sasl import (
     workload_problem,
 )
 from pytest_memaslap.memcached.server import ServerError, parse_addresses
+from pytest_memaslap.model.keyspace import new_token
 from pytest_memaslap.model.memaslap_file import load_config
+from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import Workload, WorkloadError, parse_count, parse_duration
 from pytest_memaslap.output.progress import Period, ProgressPoller, ProgressPrinter, ProgressPublisher, progress_key
-from pytest_memaslap.plugin.modes import new_token
 from pytest_memaslap.stats.histogram import Histogram, bucket_value
 from pytest_memaslap.stats.results import ShardResult, merge_results
 
@@ -89,10 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _duration(text: str) -> float:
-    if text.endswith("d") and text[:-1].replace(".", "", 1).isdigit():
-        return float(text[:-1]) * 86_400
-    return parse_duration(text, "-t/--time")
+def _duration(text: str, flag: str = "-t/--time") -> float:
+    return parse_duration(text, flag)
 
 
 def workload_from(args: argparse.Namespace) -> tuple[Workload, int]:
@@ -155,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workload, threads = workload_from(args)
         sasl = sasl_from(args, workload)
         targets = [Target(host, port, sasl=sasl) for host, port in servers]
-        every = int(_duration(args.stat_freq)) if args.stat_freq else 0
+        every = int(_duration(args.stat_freq, "-S/--stat_freq")) if args.stat_freq else 0
     except UsageError as exc:
         parser.exit(2, f"memaslap-py: error: {exc}\n")
     print(header(args.servers, threads, workload, args))

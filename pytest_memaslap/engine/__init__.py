@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from pytest_memaslap.engine.errors import SlapInterrupted, SlapRunError
 from pytest_memaslap.engine.loop import LOOP_NAME, LOOP_NOTE
 from pytest_memaslap.engine.loop import run as run_loop
-from pytest_memaslap.engine.shard import ShardPlan, ShardRunner
+from pytest_memaslap.engine.shard import ShardRunner
 from pytest_memaslap.memcached.endpoint import Target
+from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.stats.results import Second, ShardResult
 

@@ -12,7 +12,6 @@ import gc
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
@@ -29,6 +28,7 @@ from pytest_memaslap.engine.udp import UdpEndpoint
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import SaslError
 from pytest_memaslap.model.keyspace import ValueSource, build_keys, counter_keys, key_slice
+from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import COUNTER_COMMANDS, Workload
 from pytest_memaslap.protocol.codecs import CODECS
 from pytest_memaslap.protocol.outcomes import ERROR
@@ -41,29 +41,6 @@ RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
 POLL_S = 0.1
 CLOSE_SLICE_NS = 50_000  # the longest the once-a-second close may keep the loop from replies at once
-
-
-@dataclass(frozen=True)
-class ShardPlan:
-    """Which share of a workload this process runs: shard ``index`` of ``count``."""
-
-    index: int = 0
-    count: int = 1
-    sync_timeout: float = 60.0
-
-    def keys(self, workload: Workload) -> range:
-        return key_slice(workload.keys, self.index, self.count)
-
-    def connections(self, workload: Workload) -> int:
-        return len(key_slice(workload.connections, self.index, self.count))
-
-    def ops(self, workload: Workload) -> int | None:
-        if workload.ops is None:
-            return None
-        return len(key_slice(workload.ops, self.index, self.count))
-
-    def rng(self, workload: Workload, stream: str) -> random.Random:
-        return random.Random(f"{workload.seed}:{self.index}:{stream}")
 
 
 class ShardRunner:

@@ -11,6 +11,7 @@ import bisect
 import functools
 import itertools
 import random
+import secrets
 import string
 from collections.abc import Callable, Sequence
 
@@ -170,3 +171,13 @@ def key_chooser(pattern: str, count: int, rng: random.Random) -> Callable[[], in
     if name == "gaussian":
         return Gaussian(count, float(parameter), rng.gauss)
     return None
+
+
+def new_token() -> str:
+    """Four base-36 characters naming this run in every key it writes."""
+    return base36(secrets.randbelow(36**4)).rjust(4, "0")
+
+
+def key_prefix(token: str, item_index: int, call: int) -> str:
+    """The prefix of every key of one slap() call; equal on all shards of that call."""
+    return f"s{token}{base36(item_index)}_{base36(call)}:"

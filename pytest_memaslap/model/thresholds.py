@@ -13,10 +13,10 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from pytest_memaslap.model.workload import COMMANDS
-from pytest_memaslap.stats.result import LATENCY_METRICS, SlapResult
+from pytest_memaslap.model.metrics import RATIO_METRICS, MetricError, format_metric, is_latency, parse_metric
+from pytest_memaslap.model.units import COUNT_UNITS, UnitError, count_factor, duration_factor
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -26,15 +26,6 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
 }
 
-COUNT_METRICS = ("ops", "errors", "hits", "misses")
-RATE_METRICS = ("ops_per_sec", "mb_per_sec")
-RATIO_METRICS = ("hit_ratio", "error_ratio")
-TOTAL_ONLY = ("duration",)
-COMMAND_METRICS = COUNT_METRICS + RATE_METRICS + RATIO_METRICS + LATENCY_METRICS
-TOTAL_METRICS = ("ops", "errors") + RATE_METRICS + RATIO_METRICS + LATENCY_METRICS + TOTAL_ONLY
-
-_TIME_UNITS = {"us": 1.0, "µs": 1.0, "ms": 1000.0, "s": 1_000_000.0}
-_COUNT_UNITS = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
 _EXPR = re.compile(
     r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(\S*)\s*$"
 )
@@ -44,11 +35,10 @@ class ThresholdError(ValueError):
     """A threshold expression is malformed; the message says what is allowed."""
 
 
-def _allowed_metrics() -> str:
-    return (
-        f"total metrics: {', '.join(TOTAL_METRICS)}; per command ({', '.join(COMMANDS)}): "
-        f"COMMAND.{{{', '.join(COMMAND_METRICS)}}}"
-    )
+class MetricSource(Protocol):
+    """What a threshold is measured on: a result that reads a metric by name (its median over rounds)."""
+
+    def median(self, metric: str) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -72,26 +62,22 @@ class Threshold:
                 f"'get.p99 < 2ms'; operators: {' '.join(sorted(OPERATORS, key=len))}"
             )
         name, op, number, unit = match.groups()
-        command, _, metric = name.rpartition(".")
-        if command:
-            if command not in COMMANDS:
-                raise ThresholdError(f"threshold {expr!r}: unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
-            if metric not in COMMAND_METRICS:
-                raise ThresholdError(f"threshold {expr!r}: unknown metric {metric!r}; {_allowed_metrics()}")
-        elif metric not in TOTAL_METRICS:
-            raise ThresholdError(f"threshold {expr!r}: unknown metric {metric!r}; {_allowed_metrics()}")
-        value = float(number) * _unit_factor(expr, metric, unit)
-        return cls(expr.strip(), command or None, metric, op, value)
+        try:
+            parsed = parse_metric(name)
+            value = float(number) * _unit_factor(expr, parsed.metric, unit)
+        except (MetricError, UnitError) as exc:
+            raise ThresholdError(f"threshold {expr!r}: {exc}") from None
+        return cls(expr.strip(), parsed.command, parsed.metric, op, value)
 
     @property
     def name(self) -> str:
         return f"{self.command}.{self.metric}" if self.command else self.metric
 
-    def measure(self, result: SlapResult) -> float:
+    def measure(self, result: MetricSource) -> float:
         """The metric on ``result``; with several rounds, its median over them."""
         return result.median(self.name)
 
-    def evaluate(self, result: SlapResult) -> Verdict:
+    def evaluate(self, result: MetricSource) -> Verdict:
         measured = self.measure(result)
         passed = measured == measured and OPERATORS[self.op](measured, self.required)
         return Verdict(self, measured, passed)
@@ -117,34 +103,19 @@ class Verdict:
 
 
 def _unit_factor(expr: str, metric: str, unit: str) -> float:
-    if metric in LATENCY_METRICS or metric == "duration":
-        if unit not in _TIME_UNITS:
+    """What one unit of the written value is in the metric's base unit (µs for latencies, s, count, ratio)."""
+    if is_latency(metric) or metric == "duration":
+        if not unit:
             raise ThresholdError(f"threshold {expr!r}: {metric} needs a time unit: us, ms or s (e.g. '2ms')")
-        return _TIME_UNITS[unit] / (1_000_000.0 if metric == "duration" else 1.0)
+        seconds = duration_factor(unit, metric)
+        return seconds if metric == "duration" else seconds * 1e6
     if metric in RATIO_METRICS:
         if unit not in ("", "%"):
             raise ThresholdError(f"threshold {expr!r}: {metric} is a ratio: write 0.99 or 99%")
         return 0.01 if unit == "%" else 1.0
-    if unit not in _COUNT_UNITS:
+    if unit not in COUNT_UNITS and unit != "m":  # (m gets its own hint: use M)
         raise ThresholdError(f"threshold {expr!r}: {metric} takes a plain number or a suffix k, M or G")
-    return _COUNT_UNITS[unit]
-
-
-def format_metric(metric: str, value: float) -> str:
-    """A number with the unit a reader expects for ``metric``."""
-    if metric in LATENCY_METRICS:
-        if value >= 1_000_000:
-            return f"{value / 1_000_000:.3g} s"
-        return f"{value / 1000:.3g} ms" if value >= 1000 else f"{value:.3g} µs"
-    if metric == "duration":
-        return f"{value:.3g} s"
-    if metric in RATIO_METRICS:
-        return f"{value:.4g}"
-    if metric == "ops_per_sec":
-        return f"{value:,.0f} ops/s"
-    if metric == "mb_per_sec":
-        return f"{value:.3g} MB/s"
-    return f"{value:,.0f}"
+    return count_factor(unit, metric)
 
 
 def parse_all(exprs: tuple[Any, ...], commands: tuple[str, ...] | None = None) -> tuple[Threshold, ...]:
@@ -160,5 +131,5 @@ def parse_all(exprs: tuple[Any, ...], commands: tuple[str, ...] | None = None) -
     return parsed
 
 
-def evaluate_all(thresholds: tuple[Threshold, ...], result: SlapResult) -> list[Verdict]:
+def evaluate_all(thresholds: tuple[Threshold, ...], result: MetricSource) -> list[Verdict]:
     return [t.evaluate(result) for t in thresholds]

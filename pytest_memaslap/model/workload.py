@@ -7,11 +7,13 @@ value is reported with its name and what is allowed, before any load runs.
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, TypeVar
+
+from pytest_memaslap.model import units
+from pytest_memaslap.model.units import UnitError
 
 COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr", "gets", "cas")
 COUNTER_COMMANDS = ("incr", "decr")  # these work on numeric counter keys of their own
@@ -28,48 +30,24 @@ class WorkloadError(ValueError):
     """A workload argument is invalid; the message names it and says what is allowed."""
 
 
-_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_COUNT_UNITS = {"": 1, "k": 1_000, "K": 1_000, "m": 1_000_000, "M": 1_000_000, "g": 10**9, "G": 10**9}
-_NUMBER_WITH_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
+_ANY = TypeVar("_ANY")
 
 
-def parse_duration(value: Any, name: str = "duration") -> float:
-    """Seconds from a number (seconds) or a string such as ``"10s"``, ``"500ms"``, ``"2m"``."""
-    if isinstance(value, bool):
-        raise WorkloadError(f"{name}={value!r}: expected a duration such as 10, '10s', '500ms' or '2m'")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = _NUMBER_WITH_UNIT.match(value)
-        unit = match.group(2) if match else None
-        if not match or (unit or "s") not in _DURATION_UNITS:
-            raise WorkloadError(
-                f"{name}={value!r}: expected a duration such as 10, '10s', '500ms' or '2m' "
-                f"(units: {', '.join(_DURATION_UNITS)})"
-            )
-        seconds = float(match.group(1)) * _DURATION_UNITS[unit or "s"]
-    else:
-        raise WorkloadError(f"{name}={value!r}: expected a duration such as 10, '10s', '500ms' or '2m'")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise WorkloadError(f"{name}={value!r}: must be a finite, non-negative duration")
-    return seconds
+def _as_workload_error(parse: Callable[..., _ANY]) -> Callable[..., _ANY]:
+    """A ``units`` parser whose errors are WorkloadErrors (what mark and option validation catches)."""
+
+    @functools.wraps(parse)
+    def parse_value(*args: Any) -> _ANY:
+        try:
+            return parse(*args)
+        except UnitError as exc:
+            raise WorkloadError(str(exc)) from None
+
+    return parse_value
 
 
-def parse_count(value: Any, name: str) -> int:
-    """A whole number from an int or a string with an SI suffix (``"50k"``, ``"1M"``)."""
-    if isinstance(value, bool):
-        raise WorkloadError(f"{name}={value!r}: expected a whole number such as 1000 or '50k'")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        match = _NUMBER_WITH_UNIT.match(value)
-        if match and match.group(2) in _COUNT_UNITS:
-            number = float(match.group(1)) * _COUNT_UNITS[match.group(2)]
-            if number.is_integer():
-                return int(number)
-    raise WorkloadError(f"{name}={value!r}: expected a whole number such as 1000 or '50k' (suffixes k, M, G)")
+parse_duration = _as_workload_error(units.parse_duration)
+parse_count = _as_workload_error(units.parse_count)
 
 
 def _positive_count(value: Any, name: str) -> int:
@@ -319,20 +297,7 @@ def parse_rate(value: Any) -> float | None:
     """Requests per second: a number or a string such as ``"40k"`` or ``"40k/s"``; None is closed loop."""
     if value is None:
         return None
-    allowed = f"rate={value!r}: expected requests per second such as 40000, '40k' or '40k/s', or None (closed loop)"
-    if isinstance(value, bool):
-        raise WorkloadError(allowed)
-    if isinstance(value, (int, float)):
-        rate = float(value)
-    elif isinstance(value, str):
-        match = _NUMBER_WITH_UNIT.match(value.removesuffix("/s"))
-        if not match or match.group(2) not in _COUNT_UNITS:
-            raise WorkloadError(allowed)
-        rate = float(match.group(1)) * _COUNT_UNITS[match.group(2)]
-    else:
-        raise WorkloadError(allowed)
-    if not math.isfinite(rate) or rate <= 0:
-        raise WorkloadError(f"rate={value!r}: must be more than 0 requests per second")
+    rate: float = _as_workload_error(units.parse_rate)(value, "rate")
     if rate > 10_000_000:
         raise WorkloadError(f"rate={value!r}: at most 10M requests per second")
     return rate

@@ -18,12 +18,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pytest_memaslap.model.metrics import HIGHER_IS_BETTER, is_latency, percentile_key, percentile_of
 from pytest_memaslap.model.workload import COMMANDS
-from pytest_memaslap.output.terminal import write_json
-from pytest_memaslap.stats.result import LATENCY_METRICS
+from pytest_memaslap.output.files import write_json
 
 DEFAULT_METRICS = ("ops_per_sec", "p99", "get.p99", "set.p99", "errors")
-HIGHER_IS_BETTER = ("ops_per_sec", "hit_ratio", "mb_per_sec", "ops")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ALLOWANCE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*:\s*([-+]?[0-9]*\.?[0-9]+)\s*%\s*$")
 
@@ -119,8 +118,9 @@ def metric_value(test: dict[str, Any], metric: str) -> float | None:
         source = test.get("commands", {}).get(command)
         if source is None:
             return None
-    if name in LATENCY_METRICS:
-        value = source.get("latency_us", {}).get(name)
+    if is_latency(name):
+        q = percentile_of(name)
+        value = source.get("latency_us", {}).get(name if q is None else percentile_key(q))
     else:
         value = source.get(name)
     return float(value) if isinstance(value, (int, float)) else None
@@ -161,7 +161,7 @@ def parse_allowances(text: str) -> tuple[Allowance, ...]:
             )
         metric, number = match.group(1), float(match.group(2))
         command, _, name = metric.rpartition(".")
-        known = name in HIGHER_IS_BETTER or name in LATENCY_METRICS or name in ("errors", "hits", "misses")
+        known = name in HIGHER_IS_BETTER or is_latency(name) or name in ("errors", "hits", "misses")
         if (command and command not in COMMANDS) or not known:
             raise BaselineError(f"--slap-compare-fail: unknown metric {metric!r}")
         allowance = Allowance(metric, number)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import html
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tabulate import tabulate
 
-from pytest_memaslap.model.thresholds import Threshold, format_metric
-from pytest_memaslap.output.terminal import HEADERS, summary_rows, verdict_text, write_text
-
-if TYPE_CHECKING:
-    from pytest_memaslap.output.baseline import Comparison
+from pytest_memaslap.model.metrics import format_metric
+from pytest_memaslap.model.thresholds import Threshold
+from pytest_memaslap.output.baseline import Comparison
+from pytest_memaslap.output.files import write_text
+from pytest_memaslap.output.terminal import HEADERS, summary_rows, verdict_text
 
 INSTALL_HINT = "pip install 'pytest-memaslap[report]'"
 TAIL_TICKS = (50.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)

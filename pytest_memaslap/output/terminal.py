@@ -1,33 +1,28 @@
-"""Output formats of a session's slap runs: the terminal table and the JSON document."""
+"""The terminal's tables: the slap summary, a failing test's thresholds, the comparison with a baseline."""
 
 from __future__ import annotations
 
-import json
-import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tabulate import tabulate
 
-from pytest_memaslap.model.thresholds import format_metric
+from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES, format_metric, percentile_key, percentile_label
+from pytest_memaslap.output.baseline import Comparison
 
-if TYPE_CHECKING:
-    from pytest_memaslap.output.baseline import Comparison
 
-HEADERS = (
-    "test",
-    "shards",
-    "duration s",
-    "ops",
-    "ops/s",
-    "get p50 µs",
-    "get p99 µs",
-    "get max µs",
-    "set p99 µs",
-    "hit ratio",
-    "errors",
-    "MB/s",
-    "thresholds",
-)
+def summary_headers(percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> tuple[str, ...]:
+    """The summary's columns: get's latency at each asked percentile and its max, set's at the highest one."""
+    gets = tuple(f"get {percentile_label(q)} µs" for q in percentiles)
+    top = percentile_label(percentiles[-1])
+    return ("test", "shards", "duration s", "ops", "ops/s", *gets, "get max µs", f"set {top} µs") + (
+        "hit ratio",
+        "errors",
+        "MB/s",
+        "thresholds",
+    )
+
+
+HEADERS = summary_headers()
 
 
 def _median(entry: dict[str, Any], metric: str, single: float) -> float:
@@ -38,7 +33,9 @@ def _median(entry: dict[str, Any], metric: str, single: float) -> float:
 
 def _latency(entry: dict[str, Any], command: str, metric: str) -> str:
     cmd = entry["result"]["commands"].get(command)
-    return f"{_median(entry, f'{command}.{metric}', cmd['latency_us'][metric]):,.1f}" if cmd else "-"
+    if cmd is None or metric not in cmd["latency_us"]:
+        return "-"
+    return f"{_median(entry, f'{command}.{metric}', cmd['latency_us'][metric]):,.1f}"
 
 
 def _throughput(entry: dict[str, Any]) -> str:
@@ -68,19 +65,22 @@ def verdict_text(entry: dict[str, Any]) -> str:
     return text if entry["enforced"] else f"{text} (not enforced)"
 
 
-def terminal_table(entries: list[dict[str, Any]]) -> str:
+def terminal_table(entries: list[dict[str, Any]], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> str:
     """One row per slap run, units in the headers."""
+    headers = summary_headers(percentiles)
     return tabulate(
-        summary_rows(entries),
-        headers=HEADERS,
+        summary_rows(entries, percentiles),
+        headers=headers,
         tablefmt="simple",
         disable_numparse=True,
-        colalign=("left",) + ("right",) * (len(HEADERS) - 1),
+        colalign=("left",) + ("right",) * (len(headers) - 1),
     )
 
 
-def summary_rows(entries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    """The summary's cells (as HEADERS name them), shared by the terminal and the HTML report."""
+def summary_rows(
+    entries: list[dict[str, Any]], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
+) -> list[tuple[str, ...]]:
+    """The summary's cells (as ``summary_headers`` names them), shared by the terminal and the HTML report."""
     rows: list[tuple[str, ...]] = []
     for entry in entries:
         result = entry["result"]
@@ -92,10 +92,9 @@ def summary_rows(entries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                 f"{result['duration_s']:.2f}",
                 f"{result['ops']:,}",
                 _throughput(entry),
-                _latency(entry, "get", "p50"),
-                _latency(entry, "get", "p99"),
+                *(_latency(entry, "get", percentile_key(q)) for q in percentiles),
                 _latency(entry, "get", "max"),
-                _latency(entry, "set", "p99"),
+                _latency(entry, "set", percentile_key(percentiles[-1])),
                 f"{_median(entry, 'hit_ratio', result['hit_ratio']):.4f}" if has_get else "-",
                 f"{result['errors']:,}",
                 f"{_median(entry, 'mb_per_sec', result['mb_per_sec']):.1f}",
@@ -107,39 +106,6 @@ def summary_rows(entries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
 
 def thresholds_table(rows: list[tuple[str, str, str, str]]) -> str:
     return tabulate(rows, headers=("threshold", "required", "measured", "verdict"), tablefmt="simple")
-
-
-def json_document(
-    entries: list[dict[str, Any]], plugin_version: str, memcached_version: str, event_loop: str
-) -> dict[str, Any]:
-    """The ``--slap-json`` document: one entry per slap run, keyed by test node id."""
-    tests = {}
-    for entry in entries:
-        data = dict(entry["result"])
-        data["thresholds"] = entry["thresholds"]
-        data["thresholds_enforced"] = entry["enforced"]
-        data["memcached_version"] = entry["memcached_version"]
-        tests[entry["key"]] = data
-    return {
-        "plugin_version": plugin_version,
-        "memcached_version": memcached_version,
-        "event_loop": event_loop,
-        "tests": tests,
-    }
-
-
-def write_json(path: str, document: dict[str, Any]) -> None:
-    write_text(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
-
-
-def write_text(path: str, text: str) -> None:
-    """Write atomically, so a reader never sees half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def comparison_table(comparison: Comparison) -> str:

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_memaslap.engine import ShardPlan, SlapInterrupted, SlapRunError, run_shard
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import workload_problem
 from pytest_memaslap.memcached.server import MemcachedServer
+from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.thresholds import Threshold, Verdict, evaluate_all, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
 from pytest_memaslap.stats.result import SlapResult
@@ -75,6 +75,8 @@ class Slap:
         if self.server.sasl is not None and (problem := workload_problem(workload.protocol, workload.transport)):
             raise WorkloadError(problem)
         check_shards(workload, self.shard, len(self.server.servers))
+        from pytest_memaslap.engine import SlapInterrupted, SlapRunError, run_shard  # (the engine loads on first use)
+
         prefix = self._prefix_for_call(len(self.runs) + 1)
         target = [Target(host, port, self.server.tls, self.server.sasl) for host, port in self.server.servers]
         done: list[SlapResult] = []

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from pymemcache.client.base import Client
 
-from pytest_memaslap.engine import LOOP_NOTE, ShardPlan
 from pytest_memaslap.memcached.server import MemcachedServer, ServerError, ServerPool
 from pytest_memaslap.model.memaslap_file import load_config
+from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.thresholds import ThresholdError, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
 from pytest_memaslap.output.progress import ProgressPoller, ProgressPrinter, ProgressPublisher, progress_key, stat_freq
@@ -360,7 +360,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     terminalreporter.write_sep("=", "slap summary")
     if state.entries:
-        terminalreporter.write_line(terminal_table(state.entries))
+        terminalreporter.write_line(terminal_table(state.entries, state.settings.percentiles))
     for key, missing, count in state.missing_shards():
         shards = ", ".join(map(str, missing))
         terminalreporter.write_line(
@@ -372,8 +372,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             "note: slap tests were spread over xdist workers and may have run at the same time against one "
             "server; use --slap-shards=N (or --dist each) to run each test as N shards instead"
         )
-    if LOOP_NOTE:
-        terminalreporter.write_line(f"note: {LOOP_NOTE}")
+    if state.entries:  # (the engine ran, so importing it costs nothing here)
+        from pytest_memaslap.engine import LOOP_NOTE
+
+        if LOOP_NOTE:
+            terminalreporter.write_line(f"note: {LOOP_NOTE}")
     if state.settings.json_path:
         terminalreporter.write_line(f"slap results written to {state.settings.json_path}")
     if state.saved_to:

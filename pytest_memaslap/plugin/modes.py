@@ -13,13 +13,13 @@ Three roles, chosen once per process (as pytest-cov chooses its engine):
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from pytest_memaslap.model.keyspace import base36
+from pytest_memaslap.model.keyspace import new_token
+from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES
 from pytest_memaslap.model.thresholds import evaluate_all, parse_all
 from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.plugin.fixture import SlapRun, with_rounds
@@ -55,11 +55,6 @@ class Role:
         return self.kind != "worker"
 
 
-def new_token() -> str:
-    """Four base-36 characters naming this run in every key it writes."""
-    return base36(secrets.randbelow(36**4)).rjust(4, "0")
-
-
 def role_for(config: pytest.Config) -> Role:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is None:
@@ -78,11 +73,6 @@ def role_for(config: pytest.Config) -> Role:
         workerinput.get(SERVER_ERROR_KEY),
         str(workerinput.get("workerid", "")),
     )
-
-
-def key_prefix(token: str, item_index: int, call: int) -> str:
-    """The prefix of every key of one slap() call; equal on all shards of that call."""
-    return f"s{token}{base36(item_index)}_{base36(call)}:"
 
 
 def shard_entry(key: str, run: SlapRun, role: Role, exprs: tuple[str, ...], enforced: bool) -> dict[str, Any]:
@@ -104,7 +94,8 @@ def shard_entry(key: str, run: SlapRun, role: Role, exprs: tuple[str, ...], enfo
 class Aggregator:
     """Collects shard entries and merges a call's shards once all of them have arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> None:
+        self.percentiles = percentiles  # latency keys the merged entries add (--slap-percentiles)
         self._waiting: dict[str, dict[int, dict[str, Any]]] = {}
         self._expected: dict[str, int] = {}
         self.done: list[dict[str, Any]] = []
@@ -119,7 +110,7 @@ class Aggregator:
         if len(shards) < count:
             return None
         del self._waiting[key]
-        merged = merge_entries([shards[i] for i in sorted(shards)])
+        merged = merge_entries([shards[i] for i in sorted(shards)], self.percentiles)
         self.done.append(merged)
         return merged
 
@@ -131,7 +122,9 @@ class Aggregator:
         ]
 
 
-def merge_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
+def merge_entries(
+    entries: list[dict[str, Any]], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
+) -> dict[str, Any]:
     """One summary entry from the shard entries of one call: merged numbers, verdicts on the whole."""
     first = entries[0]
     workload = Workload.from_args(first["workload"])
@@ -145,7 +138,7 @@ def merge_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
     shards = [(e, ShardResult.from_dict(e["rounds"][median])) for e in entries if median < len(e["rounds"])]
     thresholds = parse_all(tuple(first["thresholds"]))
     verdicts = evaluate_all(thresholds, result)
-    data = result.to_dict()
+    data = result.to_dict(percentiles)
     if len(rounds) > 1:
         data["rounds"] = summarize(rounds)
     data["interrupted"] = any(e.get("interrupted") for e in entries)

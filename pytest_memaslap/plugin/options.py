@@ -18,7 +18,9 @@ from pytest_memaslap.memcached.sasl import SASL_PASSWORD_ENV, SaslCredentials, S
 from pytest_memaslap.memcached.server import ServerConfig, ServerError, parse_addresses
 from pytest_memaslap.memcached.tls import TLSConfig, TLSError
 from pytest_memaslap.model.memaslap_file import load_config
-from pytest_memaslap.model.workload import Workload, WorkloadError, parse_duration
+from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES, MetricError, parse_percentiles
+from pytest_memaslap.model.units import UnitError, parse_count, parse_duration
+from pytest_memaslap.model.workload import Workload, WorkloadError
 from pytest_memaslap.output.baseline import Allowance, BaselineError, check_name, load, parse_allowances, resolve
 from pytest_memaslap.output.html import ReportExtraMissing, check_available
 
@@ -90,6 +92,11 @@ OPTIONS = (
         "print progress every N seconds of a run (0: off; default 5 for runs of 10 s or more, else off)",
         "SECONDS",
     ),
+    Option(
+        "--slap-percentiles",
+        "latency percentiles the summary shows and the JSON adds, e.g. 50,99,99.9 (default 50,99)",
+        "LIST",
+    ),
     Option("--slap-html", "write a self-contained HTML report with charts to PATH (needs the report extra)", "PATH"),
     Option("--slap-save", "save this run's results as NAME in the results folder (--slap-storage)", "NAME"),
     Option("--slap-storage", "folder of saved runs (default .slap)", "DIR"),
@@ -148,24 +155,53 @@ def _read(config: pytest.Config, option: Option) -> Any:
     return value
 
 
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
 def _int(name: str, value: Any, low: int = 1) -> int:
+    """A whole number, with the count suffixes every count takes (``--slap-keys=1M``)."""
     try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"--{name.replace('_', '-')}={value!r}: expected a whole number") from None
+        number = parse_count(value, _flag(name))
+    except UnitError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if number < low:
         raise pytest.UsageError(f"--{name.replace('_', '-')}={value!r}: must be at least {low}")
     return number
 
 
+def _whole_seconds(name: str, value: Any) -> int:
+    """Whole seconds from ``5``, ``"5s"`` or ``"1m"``; 0 is allowed (off)."""
+    try:
+        seconds = parse_duration(value, _flag(name))
+    except UnitError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if not seconds.is_integer():
+        raise pytest.UsageError(f"{_flag(name)}={value!r}: whole seconds, e.g. 5, '5s' or '1m'")
+    return int(seconds)
+
+
 def _seconds(name: str, value: Any) -> float:
     try:
-        seconds = parse_duration(value, f"--{name.replace('_', '-')}")
-    except WorkloadError as exc:
+        seconds = parse_duration(value, _flag(name))
+    except UnitError as exc:
         raise pytest.UsageError(str(exc)) from None
     if seconds <= 0:
         raise pytest.UsageError(f"--{name.replace('_', '-')}={value!r}: must be longer than 0 s")
     return seconds
+
+
+def _stat_freq(value: Any) -> int | None:
+    return None if value is None else _whole_seconds("slap_stat_freq", value)
+
+
+def _percentiles(value: Any) -> tuple[float, ...]:
+    if value is None:
+        return DEFAULT_PERCENTILES
+    try:
+        return parse_percentiles(value)
+    except MetricError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _baseline_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -249,6 +285,7 @@ class Settings:
     sync_timeout: float = 60.0
     cleanup: bool = False
     stat_freq: int | None = None
+    percentiles: tuple[float, ...] = DEFAULT_PERCENTILES  # the summary's latency columns (--slap-percentiles)
     rounds: int = 1
     html_path: str | None = None
     save: str | None = None
@@ -303,7 +340,8 @@ class Settings:
             sasl=_sasl_credentials(raw),
             rounds=_int("slap_rounds", raw["slap_rounds"] or 1),
             html_path=_html_path(raw["slap_html"]),
-            stat_freq=None if raw["slap_stat_freq"] is None else _int("slap_stat_freq", raw["slap_stat_freq"], low=0),
+            stat_freq=_stat_freq(raw["slap_stat_freq"]),
+            percentiles=_percentiles(raw["slap_percentiles"]),
             **_baseline_settings(raw),
         )
 

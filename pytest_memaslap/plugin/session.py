@@ -6,16 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_memaslap import __version__
-from pytest_memaslap.engine import LOOP_NAME
 from pytest_memaslap.memcached.server import MemcachedServer, ServerConfig, ServerError, ServerPool
+from pytest_memaslap.model.keyspace import key_prefix
 from pytest_memaslap.model.thresholds import Threshold
 from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.output.baseline import Comparison, compare, save
+from pytest_memaslap.output.document import json_document
+from pytest_memaslap.output.files import write_json
 from pytest_memaslap.output.html import write_html
 from pytest_memaslap.output.progress import ProgressPoller
-from pytest_memaslap.output.terminal import json_document, write_json
 from pytest_memaslap.plugin.fixture import SlapRun
-from pytest_memaslap.plugin.modes import Aggregator, Role, key_prefix, shard_entry
+from pytest_memaslap.plugin.modes import Aggregator, Role, shard_entry
 from pytest_memaslap.plugin.options import Settings
 
 
@@ -35,12 +36,13 @@ class SlapSession:
     settings: Settings
     role: Role
     pool: ServerPool = field(init=False)
-    aggregator: Aggregator = field(default_factory=Aggregator)
+    aggregator: Aggregator = field(init=False)
     comparison: Comparison | None = None
     saved_to: str | None = None
     progress: ProgressPoller | None = None  # the xdist controller's reader of the workers' progress
 
     def __post_init__(self) -> None:
+        self.aggregator = Aggregator(self.settings.percentiles)
         external = self.role.server_address or self.settings.external
         self.pool = ServerPool(external, self.settings.allow_flush, self.settings.tls_context(), self.settings.sasl)
 
@@ -82,6 +84,8 @@ class SlapSession:
     def document(self) -> dict[str, Any]:
         """The run's results as the JSON document (--slap-json, --slap-save)."""
         version = next((e["memcached_version"] for e in self.entries if e["memcached_version"]), "")
+        from pytest_memaslap.engine import LOOP_NAME  # (the plugin imports the engine only once a load runs)
+
         document = json_document(self.entries, __version__, version, LOOP_NAME)
         if self.missing_shards():
             document["missing_shards"] = {key: missing for key, missing, _ in self.missing_shards()}

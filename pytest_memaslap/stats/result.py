@@ -11,11 +11,10 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_memaslap.model.metrics import LATENCY_METRICS, parse_metric, percentile_key
 from pytest_memaslap.model.workload import COMMANDS, Workload
 from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.results import CommandStats, PhaseStats, ShardResult
-
-LATENCY_METRICS = ("p50", "p90", "p99", "p999", "max", "mean", "stdev")
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,7 @@ class CommandResult:
     duration: float
     latency_us: dict[str, float]
     spectrum_us: list[tuple[float, float]]  # (percentile, µs), p10 to max: the latency-percentile curve
+    histogram: Histogram = field(repr=False, compare=False, default_factory=Histogram)
 
     @classmethod
     def from_stats(cls, name: str, stats: CommandStats, duration: float) -> CommandResult:
@@ -46,7 +46,17 @@ class CommandResult:
             duration,
             stats.latency.summary_us(),
             stats.latency.spectrum_us(),
+            stats.latency,
         )
+
+    def percentile(self, q: float) -> float:
+        """Any percentile (0 < q < 100) in µs, from the histogram."""
+        return round(self.histogram.percentile(q) / 1000.0, 3)
+
+    def latency_with(self, percentiles: tuple[float, ...]) -> dict[str, float]:
+        """``latency_us`` plus the asked percentiles under their own keys (``p99.99``)."""
+        extra = {percentile_key(q): self.percentile(q) for q in percentiles}
+        return {**self.latency_us, **{k: v for k, v in extra.items() if k not in self.latency_us}}
 
     @property
     def ops_per_sec(self) -> float:
@@ -73,7 +83,7 @@ class CommandResult:
             return self.latency_us[name]
         raise AttributeError(f"CommandResult has no attribute {name!r}")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, percentiles: tuple[float, ...] = ()) -> dict[str, Any]:
         return {
             "ops": self.ops,
             "ops_per_sec": round(self.ops_per_sec, 1),
@@ -83,7 +93,7 @@ class CommandResult:
             "hit_ratio": round(self.hit_ratio, 6),
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
-            "latency_us": dict(self.latency_us),
+            "latency_us": self.latency_with(percentiles),
             "spectrum_us": [list(point) for point in self.spectrum_us],
         }
 
@@ -210,8 +220,8 @@ class SlapResult:
             )
         raise AttributeError(f"SlapResult has no attribute {name!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form documented in the README (one test entry)."""
+    def to_dict(self, percentiles: tuple[float, ...] = ()) -> dict[str, Any]:
+        """The JSON form documented in the README (one test entry); ``percentiles`` adds latency keys."""
         return {
             "workload": self.workload.to_dict(),
             "shards": self.shards,
@@ -227,9 +237,9 @@ class SlapResult:
             "rate": self.rate(),
             "verify": _checks(self.raw.verify, ("checked", "mismatches", "keys")) if self.workload.verify else None,
             "expire": _expiry(self.raw.verify) if self.workload.expire else None,
-            "latency_us": dict(self.total.latency_us),
+            "latency_us": self.total.latency_with(percentiles),
             "spectrum_us": [list(point) for point in self.total.spectrum_us],
-            "commands": {name: cmd.to_dict() for name, cmd in self.commands.items()},
+            "commands": {name: cmd.to_dict(percentiles) for name, cmd in self.commands.items()},
             "timeline": [
                 {"second": p.second, "ops": p.ops, "errors": p.errors, "p99_us": p.p99_us} for p in self.timeline
             ],
@@ -251,14 +261,17 @@ def _expiry(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_metric(result: SlapResult, name: str) -> float:
-    """``ops_per_sec``, ``p99`` or ``get.p99`` of one result in base units; NaN when the command was not sent."""
-    command, _, metric = name.rpartition(".")
+    """``ops_per_sec``, ``p99``, ``get.p99.9`` of one result in base units; NaN when the command was not sent."""
+    metric = parse_metric(name)
     source: Any = result
-    if command:
-        source = result.commands.get(command)
+    if metric.command:
+        source = result.commands.get(metric.command)
         if source is None:
             return float("nan")
-    return float(getattr(source, metric))
+    q = metric.percentile
+    if q is not None and metric.metric not in LATENCY_METRICS:
+        return float((source if metric.command else result.total).percentile(q))
+    return float(getattr(source, metric.metric))
 
 
 def _sum_commands(phase: PhaseStats) -> CommandStats:

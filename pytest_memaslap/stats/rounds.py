@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from pytest_memaslap.model.thresholds import COMMAND_METRICS, TOTAL_METRICS
+from pytest_memaslap.model.metrics import COMMAND_METRICS, TOTAL_METRICS
 from pytest_memaslap.stats.result import SlapResult, read_metric
 
 
