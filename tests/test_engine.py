@@ -293,7 +293,7 @@ def test_connections_the_server_drops_while_idle_reconnect_or_fail_the_run(no_ne
         assert isinstance(first, SlapRunError) and "server closed the idle connection" in str(first), first
 
 
-def test_the_same_seed_sends_byte_identical_requests(memcached_server):
+def test_the_same_seed_sends_byte_identical_requests(own_server):
     """One connection, a fixed op count and seed: two runs send the same bytes (the server's bytes_read moves alike)."""
     workload = Workload.from_args(
         {"duration": None, "ops": 3000, "connections": 1, "keys": 500, "seed": 7, "preload": True}
@@ -301,9 +301,9 @@ def test_the_same_seed_sends_byte_identical_requests(memcached_server):
     )
     runs = []
     for _ in range(2):
-        before = memcached_server.stats()
-        result = run_shard(workload, _target(memcached_server), "seed7:")
-        after = memcached_server.stats()
+        before = own_server.stats()
+        result = run_shard(workload, _target(own_server), "seed7:")
+        after = own_server.stats()
         sent = {name: (c.ops, c.bytes_sent) for name, c in result.measured.commands.items()}
         runs.append((after["bytes_read"] - before["bytes_read"], sent))
     assert runs[0] == runs[1]
