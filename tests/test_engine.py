@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
+import struct
 import threading
 import time
 from urllib.parse import unquote_to_bytes
@@ -11,6 +14,7 @@ from urllib.parse import unquote_to_bytes
 import pytest
 
 from pytest_memaslap import ShardPlan, SlapRunError, Target, Workload, run_shard
+from pytest_memaslap.engine.shard import ShardRunner
 from pytest_memaslap.memcached.server import ServerConfig, start_server
 from pytest_memaslap.stats.results import ShardResult
 
@@ -179,9 +183,12 @@ def _restart_on_same_port(server, after_s: float, down_s: float, box: dict) -> N
     )
 
 
-def test_with_reconnect_a_restarted_server_costs_a_gap_not_the_run(no_new_memcached):
+def test_with_reconnect_a_restarted_server_costs_a_gap_not_the_run(no_new_memcached, monkeypatch):
     server = start_server(ServerConfig(threads=1, memory_mb=64))
     box: dict = {}
+    losses: list[str] = []  # why connections dropped: a dying server may accept a reconnect and reset it too
+    lost = ShardRunner.connection_lost
+    monkeypatch.setattr(ShardRunner, "connection_lost", lambda self, c, why: (losses.append(why), lost(self, c, why)))
     try:
         workload = Workload.from_args(
             {"duration": "3s", "connections": 4, "keys": 100, "reconnect": True, "timeout": "5s"}
@@ -190,13 +197,66 @@ def test_with_reconnect_a_restarted_server_costs_a_gap_not_the_run(no_new_memcac
         restart.start()
         result = run_shard(workload, _target(server), "eng11:")
         restart.join()
-        assert result.reconnects == 4  # every connection came back
+        assert result.reconnects == 4, losses  # every connection came back, once: at its first reply
         assert 0.4 < result.reconnect_gap_s / 4 < 3.0
         timeline = [second.ops for second in result.measured.timeline]
         assert timeline[-1] > 0, f"no load after the restart: {timeline}"
         measured = result.measured.commands
-        # requests in flight when the server died are errors; nothing else is
-        assert 0 < sum(c.errors for c in measured.values()) <= 4
+        # requests in flight when a connection dropped are errors; nothing else is
+        unanswered = sum(int(re.search(r"\((\d+) requests? unanswered\)", why).group(1)) for why in losses)
+        assert 0 < sum(c.errors for c in measured.values()) == unanswered
+    finally:
+        if "restarted" in box:
+            box["restarted"].kill()
+            box["restarted"].wait()
+        server.stop()
+
+
+def _reset_then_restart(server, after_s: float, resetting_s: float, box: dict) -> None:
+    """Kill the server; for a while accept every connection on its port and reset it; then start memcached there."""
+    import subprocess
+
+    time.sleep(after_s)
+    server.process.kill()
+    server.process.wait()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", server.port))
+    listener.listen(16)
+    listener.settimeout(0.02)
+    end = time.monotonic() + resetting_s
+    while time.monotonic() < end:
+        try:
+            accepted, _ = listener.accept()
+        except TimeoutError:
+            continue
+        accepted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+        accepted.close()
+        box["resets"] = box.get("resets", 0) + 1
+    listener.close()
+    box["restarted"] = subprocess.Popen(
+        ["memcached", "-l", "127.0.0.1", "-U", "0", "-p", str(server.port), "-t", "1", "-m", "64", "-u", "root"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_a_reconnect_reset_before_its_first_reply_is_the_same_outage(no_new_memcached):
+    """A server that accepts and then resets (one dying, or a proxy without a backend) has not come back."""
+    server = start_server(ServerConfig(threads=1, memory_mb=64))
+    box: dict = {}
+    try:
+        workload = Workload.from_args(
+            {"duration": "2.5s", "connections": 2, "keys": 100, "reconnect": True, "timeout": "5s"}
+        )
+        restart = threading.Thread(target=_reset_then_restart, args=(server, 0.5, 0.4, box))
+        restart.start()
+        result = run_shard(workload, _target(server), "eng13:")
+        restart.join()
+        assert box.get("resets", 0) >= 2  # the reconnects met the resetting listener
+        assert result.reconnects == 2  # each connection came back once, when memcached answered
+        assert result.reconnect_gap_s / 2 > 0.35
+        assert result.measured.timeline[-1].ops > 0
     finally:
         if "restarted" in box:
             box["restarted"].kill()

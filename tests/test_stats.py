@@ -110,12 +110,6 @@ def test_merged_shard_results_equal_one_recording_of_all_samples():
     assert a.measured.ops == b.measured.ops == 3000
 
 
-def test_shard_result_survives_a_json_round_trip():
-    result = _shard(3)
-    again = ShardResult.from_dict(result.to_dict())
-    assert again.to_dict() == result.to_dict()
-
-
 def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch):
     """The hot path copies ``bucket_index`` inline; every latency must land where the one home says."""
     from pytest_memaslap.engine.hot import connection as hot

@@ -249,7 +249,7 @@ def _collect(
             failure = failure or f"shard {index}: {payload['message']}"
             payload = payload["partial"]
         if payload is not None:
-            raws[index] = ShardResult.from_dict(payload)
+            raws[index] = payload
     if len(raws) < len(processes) and not failure:
         failure = f"shard process(es) {sorted(set(range(len(processes))) - set(raws))} gave no result in time"
     merged = merge_results(raws.values()) if raws else None
@@ -278,13 +278,11 @@ def _shard_process(
         printer = ProgressPrinter(publisher, "", load.duration, every, count)
     try:
         raw = run_shard(load, targets, prefix, ShardPlan(index, count), on_second=printer)
-        results.put((index, "ok", raw.to_dict()))
+        results.put((index, "ok", raw))  # (pickled by the queue, as it is)
     except SlapRunError as exc:
-        partial = exc.partial.to_dict() if exc.partial is not None else None
-        results.put((index, "error", {"message": str(exc), "partial": partial}))
+        results.put((index, "error", {"message": str(exc), "partial": exc.partial}))
     except SlapInterrupted as exc:
-        partial = exc.partial.to_dict() if exc.partial is not None else None
-        results.put((index, "error", {"message": "interrupted", "partial": partial}))
+        results.put((index, "error", {"message": "interrupted", "partial": exc.partial}))
 
 
 # -- the report ----------------------------------------------------------------

@@ -76,7 +76,7 @@ class ShardRunner:
         self._phases: list[list[Any]] = []  # [name, recorder, end_ns or None]
         self.barrier: ServerBarrier | None = None
         self.partial: ShardResult | None = None  # set when the run is cancelled
-        self._reconnecting: set[asyncio.Future[None]] = set()
+        self._outages: dict[int, asyncio.Future[None]] = {}  # connection index -> its reconnect task
         self.pacer: Pacer | None = None  # open loop (rate=)
         self.counters: list[bytes] | None = None  # incr/decr's numeric keys, when the mix has them
         self.verify_log = VerifyLog()
@@ -97,35 +97,44 @@ class ShardRunner:
             self.connection_failed(connection, reason)
             return
         connection.await_reconnect()
+        if connection.index in self._outages:
+            return  # lost again before its first reply: the reconnect under way goes on
         task = asyncio.ensure_future(self._reconnect(connection, reason))
-        self._reconnecting.add(task)
-        task.add_done_callback(self._reconnecting.discard)
+        self._outages[connection.index] = task
+        task.add_done_callback(lambda _: self._outages.pop(connection.index, None))
 
     async def _reconnect(self, connection: Connection, reason: str) -> None:
-        """Reopen with backoff; a server gone for longer than ``timeout`` fails the run after all."""
+        """Reopen with backoff until the server answers; gone for longer than ``timeout``, the run fails after all.
+
+        A connection counts as back at its first reply, not at its connect: a
+        dying server can still accept a connection and then reset it, and that
+        is the same outage, not a second one.
+        """
         lost_ns = perf_counter_ns()
         deadline = lost_ns + int(self.workload.timeout * 1e9)
         delay = RECONNECT_FIRST_DELAY_S
+        target = self._target_of(connection.index)
         while True:
             if self.stopping:
                 connection.give_up()
                 return
             try:
-                target = self._target_of(connection.index)
                 await asyncio.wait_for(connect(target, lambda: connection), self.workload.timeout)
-                break
+                restored = connection.resume()
+                if restored is None or await asyncio.wait_for(restored, max(deadline - perf_counter_ns(), 0) / 1e9):
+                    break
             except SaslError as exc:
                 self.connection_failed(connection, f"{reason}; reconnecting: {exc}")
                 return
             except (OSError, asyncio.TimeoutError):
-                if perf_counter_ns() > deadline:
-                    self.connection_failed(connection, f"{reason}; reconnecting failed for {self.workload.timeout:g} s")
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
+                pass
+            if perf_counter_ns() > deadline:
+                self.connection_failed(connection, f"{reason}; reconnecting failed for {self.workload.timeout:g} s")
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
         self.result.reconnects += 1
         self.result.reconnect_gap_s += (perf_counter_ns() - lost_ns) / 1e9
-        connection.resume()
 
     # -- phases ---------------------------------------------------------------
     async def run(self) -> ShardResult:
@@ -166,7 +175,7 @@ class ShardRunner:
             self.partial = self._finish_phases()
             raise
         finally:
-            for task in list(self._reconnecting):
+            for task in list(self._outages.values()):
                 task.cancel()
             for connection in self.connections:
                 connection.close()

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_memaslap.stats.outcome import CallOutcome
+
 
 def json_document(
-    entries: list[dict[str, Any]], plugin_version: str, memcached_version: str, event_loop: str
+    outcomes: list[CallOutcome],
+    percentiles: tuple[float, ...],
+    plugin_version: str,
+    memcached_version: str,
+    event_loop: str,
 ) -> dict[str, Any]:
-    """The ``--slap-json`` document: one entry per slap run, keyed by test node id."""
-    tests = {}
-    for entry in entries:
-        data = dict(entry["result"])
-        data["thresholds"] = entry["thresholds"]
-        data["thresholds_enforced"] = entry["enforced"]
-        data["memcached_version"] = entry["memcached_version"]
-        tests[entry["key"]] = data
+    """The ``--slap-json`` document: one entry per slap() call, keyed by its name (the test's node id)."""
     return {
         "plugin_version": plugin_version,
         "memcached_version": memcached_version,
         "event_loop": event_loop,
-        "tests": tests,
+        "tests": {outcome.key: outcome.to_json(percentiles) for outcome in outcomes},
     }

@@ -16,10 +16,10 @@ from typing import Any
 from tabulate import tabulate
 
 from pytest_memaslap.model.metrics import format_metric
-from pytest_memaslap.model.thresholds import Threshold
 from pytest_memaslap.output.baseline import Comparison
 from pytest_memaslap.output.files import write_text
-from pytest_memaslap.output.terminal import HEADERS, summary_rows, verdict_text
+from pytest_memaslap.output.terminal import summary_headers, summary_rows
+from pytest_memaslap.stats.outcome import CallOutcome
 
 INSTALL_HINT = "pip install 'pytest-memaslap[report]'"
 TAIL_TICKS = (50.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)
@@ -49,14 +49,23 @@ def check_available() -> None:
 
 
 def write_html(
-    path: str, entries: list[dict[str, Any]], document: dict[str, Any], comparison: Comparison | None
+    path: str,
+    outcomes: list[CallOutcome],
+    percentiles: tuple[float, ...],
+    document: dict[str, Any],
+    comparison: Comparison | None,
 ) -> None:
-    """Write the report for the session's merged ``entries`` (and the comparison, when one was made)."""
+    """Write the report of the session's judged calls (and the comparison, when one was made)."""
     check_available()
     from plotly.offline import get_plotlyjs
 
-    sections = [_test_section(entry, comparison, number) for number, entry in enumerate(entries, start=1)]
-    summary = tabulate(summary_rows(entries), headers=HEADERS, tablefmt="html", disable_numparse=True)
+    sections = [_test_section(o, percentiles, comparison, number) for number, o in enumerate(outcomes, start=1)]
+    summary = tabulate(
+        summary_rows(outcomes, percentiles),
+        headers=summary_headers(percentiles),
+        tablefmt="html",
+        disable_numparse=True,
+    )
     meta = (
         f"pytest-memaslap {html.escape(str(document['plugin_version']))} · memcached "
         f"{html.escape(str(document['memcached_version']) or 'unknown')} · event loop "
@@ -77,27 +86,31 @@ def write_html(
     write_text(path, page)
 
 
-def _test_section(entry: dict[str, Any], comparison: Comparison | None, number: int) -> str:
-    result = entry["result"]
-    verdict = verdict_text(entry)
-    css = ' class="fail"' if "FAIL" in verdict or result.get("error") else ""
+def _test_section(
+    outcome: CallOutcome, percentiles: tuple[float, ...], comparison: Comparison | None, number: int
+) -> str:
+    result = outcome.result_data(percentiles)
+    verdict = outcome.verdict_text()
+    css = ' class="fail"' if not outcome.passed or outcome.error else ""
     parts = [
         f'<section class="test" id="test-{number}">',
-        f"<h2>{html.escape(entry['key'])}</h2>",
+        f"<h2>{html.escape(outcome.key)}</h2>",
         f"<p{css}>verdict: {html.escape(verdict)}</p>",
     ]
-    if result.get("error"):
-        parts.append(f'<p class="fail">run failed: {html.escape(str(result["error"]))}</p>')
+    if outcome.error:
+        parts.append(f'<p class="fail">run failed: {html.escape(outcome.error)}</p>')
     parts.append('<div class="charts">')
     parts.append(_chart(_throughput_figure(result), f"throughput-{number}"))
     parts.append(_chart(_percentile_figure(result), f"percentiles-{number}"))
     parts.append("</div>")
-    if entry["thresholds"]:
+    if outcome.verdicts:
         parts.append("<h3>Thresholds</h3>")
         parts.append(
-            tabulate(_threshold_rows(entry), headers=("threshold", "required", "measured", "verdict"), tablefmt="html")
+            tabulate(
+                outcome.threshold_rows(), headers=("threshold", "required", "measured", "verdict"), tablefmt="html"
+            )
         )
-    rows = [row for row in comparison.rows if row.test == entry["key"]] if comparison else []
+    rows = [row for row in comparison.rows if row.test == outcome.key] if comparison else []
     if rows:
         parts.append("<h3>Comparison with the baseline</h3>")
         parts.append(
@@ -107,22 +120,6 @@ def _test_section(entry: dict[str, Any], comparison: Comparison | None, number: 
         )
     parts.append("</section>")
     return "\n".join(parts)
-
-
-def _threshold_rows(entry: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    rows = []
-    for verdict in entry["thresholds"]:
-        threshold = Threshold.parse(verdict["expr"])
-        measured = verdict["measured"]
-        rows.append(
-            (
-                threshold.expr,
-                f"{threshold.op} {threshold.format_value(threshold.required)}",
-                "not measured" if measured is None else threshold.format_value(measured),
-                "pass" if verdict["passed"] else "FAIL",
-            )
-        )
-    return rows
 
 
 def _comparison_rows(rows: list[Any]) -> list[tuple[str, str, str, str, str]]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tabulate import tabulate
 
 from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES, format_metric, percentile_key, percentile_label
 from pytest_memaslap.output.baseline import Comparison
+from pytest_memaslap.stats.outcome import CallOutcome
+from pytest_memaslap.stats.rounds import spread_pct
 
 
 def summary_headers(percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> tuple[str, ...]:
@@ -22,54 +22,30 @@ def summary_headers(percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> tup
     )
 
 
-HEADERS = summary_headers()
-
-
-def _median(entry: dict[str, Any], metric: str, single: float) -> float:
-    """With rounds, the metric's median over them (what thresholds judge); else the single run's value."""
-    rounds = entry["result"].get("rounds")
-    return float(rounds["median"].get(metric, single)) if rounds else single
-
-
-def _latency(entry: dict[str, Any], command: str, metric: str) -> str:
-    cmd = entry["result"]["commands"].get(command)
-    if cmd is None or metric not in cmd["latency_us"]:
+def _latency(outcome: CallOutcome, command: str, metric: str) -> str:
+    """A command's latency in µs (with rounds, its median over them); "-" for a command the call never sent."""
+    if command not in outcome.result.commands:
         return "-"
-    return f"{_median(entry, f'{command}.{metric}', cmd['latency_us'][metric]):,.1f}"
+    return f"{outcome.result.median(f'{command}.{metric}'):,.1f}"
 
 
-def _throughput(entry: dict[str, Any]) -> str:
+def _throughput(outcome: CallOutcome) -> str:
     """ops/s; with rounds, the median and its spread (max - min in % of the median)."""
-    result = entry["result"]
-    text = f"{_median(entry, 'ops_per_sec', result['ops_per_sec']):,.0f}"
-    target = result["workload"].get("rate")
-    if target:
-        text += f" of {target:,.0f}"
-    rounds = result.get("rounds")
-    if rounds:
-        spread = rounds["spread_pct"].get("ops_per_sec")
-        text += f" ({rounds['count']} rounds, spread {'n/a' if spread is None else f'{spread:.1f}%'})"
+    result = outcome.result
+    text = f"{result.median('ops_per_sec'):,.0f}"
+    if result.workload.rate:
+        text += f" of {result.workload.rate:,.0f}"
+    if result.rounds:
+        spread = spread_pct([r.ops_per_sec for r in result.rounds])
+        text += f" ({len(result.rounds)} rounds, spread {'n/a' if spread == float('inf') else f'{spread:.1f}%'})"
     return text
 
 
-def verdict_text(entry: dict[str, Any]) -> str:
-    if entry["result"].get("error"):
-        return "run failed"
-    if entry["result"].get("interrupted"):
-        return "interrupted"
-    verdicts = entry["thresholds"]
-    if not verdicts:
-        return "-"
-    failed = sum(1 for v in verdicts if not v["passed"])
-    text = f"{len(verdicts) - failed}/{len(verdicts)} pass" if not failed else f"FAIL {failed}/{len(verdicts)}"
-    return text if entry["enforced"] else f"{text} (not enforced)"
-
-
-def terminal_table(entries: list[dict[str, Any]], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> str:
-    """One row per slap run, units in the headers."""
+def terminal_table(outcomes: list[CallOutcome], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> str:
+    """One row per slap() call, units in the headers."""
     headers = summary_headers(percentiles)
     return tabulate(
-        summary_rows(entries, percentiles),
+        summary_rows(outcomes, percentiles),
         headers=headers,
         tablefmt="simple",
         disable_numparse=True,
@@ -78,27 +54,26 @@ def terminal_table(entries: list[dict[str, Any]], percentiles: tuple[float, ...]
 
 
 def summary_rows(
-    entries: list[dict[str, Any]], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
+    outcomes: list[CallOutcome], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
 ) -> list[tuple[str, ...]]:
     """The summary's cells (as ``summary_headers`` names them), shared by the terminal and the HTML report."""
     rows: list[tuple[str, ...]] = []
-    for entry in entries:
-        result = entry["result"]
-        has_get = "get" in result["commands"]
+    for outcome in outcomes:
+        result = outcome.result
         rows.append(
             (
-                entry["key"],
-                str(result["shards"]),
-                f"{result['duration_s']:.2f}",
-                f"{result['ops']:,}",
-                _throughput(entry),
-                *(_latency(entry, "get", percentile_key(q)) for q in percentiles),
-                _latency(entry, "get", "max"),
-                _latency(entry, "set", percentile_key(percentiles[-1])),
-                f"{_median(entry, 'hit_ratio', result['hit_ratio']):.4f}" if has_get else "-",
-                f"{result['errors']:,}",
-                f"{_median(entry, 'mb_per_sec', result['mb_per_sec']):.1f}",
-                verdict_text(entry),
+                outcome.key,
+                str(result.shards),
+                f"{result.duration:.2f}",
+                f"{result.ops:,}",
+                _throughput(outcome),
+                *(_latency(outcome, "get", percentile_key(q)) for q in percentiles),
+                _latency(outcome, "get", "max"),
+                _latency(outcome, "set", percentile_key(percentiles[-1])),
+                f"{result.median('hit_ratio'):.4f}" if "get" in result.commands else "-",
+                f"{result.errors:,}",
+                f"{result.median('mb_per_sec'):.1f}",
+                outcome.verdict_text(),
             )
         )
     return rows

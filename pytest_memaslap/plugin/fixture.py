@@ -10,11 +10,11 @@ from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import workload_problem
 from pytest_memaslap.memcached.server import MemcachedServer
 from pytest_memaslap.model.shard_plan import ShardPlan
-from pytest_memaslap.model.thresholds import Threshold, Verdict, evaluate_all, parse_all
+from pytest_memaslap.model.thresholds import Threshold, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
 from pytest_memaslap.stats.result import SlapResult
 from pytest_memaslap.stats.results import Second
-from pytest_memaslap.stats.rounds import representative
+from pytest_memaslap.stats.rounds import with_rounds
 
 STORAGE_COMMANDS = {"set", "add", "replace", "cas"}  # (append/prepend add a few bytes only)
 ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded up
@@ -22,16 +22,16 @@ ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded
 
 @dataclass
 class SlapRun:
-    """One ``slap()`` call of a test: its result and how it fared against the thresholds."""
+    """One ``slap()`` call of a test: its rounds, and how it ended. Judged by the mode that reports it."""
 
-    result: SlapResult  # the median round; every round is in ``result.rounds``
-    verdicts: list[Verdict]
+    rounds: list[SlapResult]
     interrupted: bool = False
-    error: str | None = None  # the run failed; ``result`` is what it did until then
+    error: str | None = None  # the run failed; ``rounds`` hold what it did until then
 
     @property
-    def passed(self) -> bool:
-        return all(v.passed for v in self.verdicts)
+    def result(self) -> SlapResult:
+        """What ``slap()`` returns: the median round, carrying every round."""
+        return with_rounds(self.rounds)
 
 
 class Slap:
@@ -104,20 +104,12 @@ class Slap:
     def _record(self, rounds: list[SlapResult], interrupted: bool = False, error: str | None = None) -> None:
         """Keep the call's rounds as one run; its result is the median round, carrying all of them."""
         if rounds:
-            result = with_rounds(rounds)
-            self.runs.append(SlapRun(result, evaluate_all(self.thresholds, result), interrupted, error))
+            self.runs.append(SlapRun(rounds, interrupted, error))
 
 
 def round_prefix(prefix: str, number: int, rounds: int) -> str:
     """Each round writes keys of its own, so a round never finds the previous round's data."""
     return prefix if rounds == 1 else f"{prefix[:-1]}.{number}:"
-
-
-def with_rounds(rounds: list[SlapResult]) -> SlapResult:
-    """The median round by throughput, with every round attached (``result.rounds``)."""
-    result = rounds[representative(rounds)]
-    result.rounds = list(rounds) if len(rounds) > 1 else []
-    return result
 
 
 def check_shards(workload: Workload, shard: ShardPlan, servers: int = 1) -> None:

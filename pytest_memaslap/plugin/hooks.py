@@ -1,8 +1,9 @@
 """pytest hooks only: options, markers, collection-time validation, fixtures, verdicts, summary.
 
-The work happens elsewhere: ``config`` reads options, ``workload`` and
-``thresholds`` validate marks, ``fixture`` runs the load, ``sharding`` knows
-the xdist roles and merges shards, ``report`` formats the output.
+The work happens elsewhere: ``options`` reads the command line and ini,
+``model`` validates marks, ``fixture`` runs the load, ``modes`` knows what
+this process is (single, xdist controller or worker) and ``aggregate`` judges
+each call once, ``output`` formats what is reported.
 """
 
 from __future__ import annotations
@@ -16,22 +17,23 @@ from pymemcache.client.base import Client
 
 from pytest_memaslap.memcached.server import MemcachedServer, ServerError, ServerPool
 from pytest_memaslap.model.memaslap_file import load_config
-from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.thresholds import ThresholdError, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
-from pytest_memaslap.output.progress import ProgressPoller, ProgressPrinter, ProgressPublisher, progress_key, stat_freq
+from pytest_memaslap.output.progress import ProgressPrinter, stat_freq
 from pytest_memaslap.output.terminal import comparison_table, terminal_table, thresholds_table
 from pytest_memaslap.plugin.fixture import Slap
-from pytest_memaslap.plugin.modes import SERVER_ERROR_KEY, SERVER_KEY, SHARDED_KEY, TOKEN_KEY, role_for
+from pytest_memaslap.plugin.messages import ShardReport
+from pytest_memaslap.plugin.modes import Controller, mode_for
 from pytest_memaslap.plugin.options import Settings, add_options, server_config_from_mark, shards_option
 from pytest_memaslap.plugin.session import SlapPlan, SlapSession
 from pytest_memaslap.plugin.signals import install_sigterm_handler, restore_sigterm_handler
+from pytest_memaslap.stats.outcome import CallOutcome
 
-SCALARS = ("ops", "ops_per_sec", "errors", "hit_ratio", "duration_s")
 SESSION = pytest.StashKey[SlapSession]()
 PLAN = pytest.StashKey[SlapPlan]()
 INDEX = pytest.StashKey[int]()
 SLAP = pytest.StashKey[Slap]()
+SHARD_REPORTS = pytest.StashKey[list[ShardReport]]()  # this process's reports of a test's slap() calls
 
 MARKERS = (
     "slap(**workload): the load this test runs with the slap fixture: duration, ops, warmup, connections, "
@@ -64,9 +66,9 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    state = SlapSession(Settings.from_config(config), role_for(config))
+    state = SlapSession(Settings.from_config(config), mode_for(config))
     config.stash[SESSION] = state
-    if state.role.reports:
+    if state.mode.reports:
         config.pluginmanager.register(ReportCollector(state), "memaslap-report-collector")
 
 
@@ -78,28 +80,16 @@ def _session(config: pytest.Config) -> SlapSession:
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: start the one server all workers share, and tell them the run token."""
     state = _session(node.config)
-    node.workerinput[TOKEN_KEY] = state.role.token
-    node.workerinput[SHARDED_KEY] = node.config.getoption("dist", "no") == "each"
+    controller = state.mode
+    assert isinstance(controller, Controller)  # (xdist calls this hook on its controller only)
     try:
         server = state.pool.get(state.settings.server)
     except ServerError as exc:
-        node.workerinput[SERVER_ERROR_KEY] = str(exc)
+        controller.configure_worker(node, None, str(exc))
         return
-    node.workerinput[SERVER_KEY] = server.spec
+    controller.configure_worker(node, server, None)
     if state.settings.stat_freq != 0:
-        _watch_progress(node.config, state, server, str(node.gateway.id))
-
-
-def _watch_progress(config: pytest.Config, state: SlapSession, server: MemcachedServer, worker: str) -> None:
-    """The controller prints the workers' progress, read from the server (see ``progress``)."""
-    if state.progress is None:
-        write_line = _terminal_writer(config)
-        if write_line is None:
-            return
-        state.progress = ProgressPoller(
-            server.host, server.port, lambda period: write_line(period.line()), server.tls, server.sasl
-        )
-    state.progress.watch(progress_key(state.role.token, worker))
+        controller.watch_progress(node.config, server, str(node.gateway.id))
 
 
 def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
@@ -197,13 +187,12 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
     item = request.node
     plan = item.stash.get(PLAN, None) or plan_for(item, state)
     index = item.stash.get(INDEX, 0)
-    role = state.role
     runner = Slap(
         plan.workload,
         plan.thresholds,
         memcached_server,
         lambda call: state.prefix_for(index, call),
-        ShardPlan(role.shard_index, role.shard_count, state.settings.sync_timeout),
+        state.mode.shard_plan(state.settings.sync_timeout),
         state.settings.cleanup,
         _progress_printer(request.config, item.nodeid, memcached_server),
         state.settings.rounds,
@@ -213,88 +202,64 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
 
 
 def _progress_printer(config: pytest.Config, nodeid: str, server: MemcachedServer) -> Any:
-    """Live progress: lines on this terminal, or (on an xdist worker) records for the controller to print."""
+    """Live progress of each slap() call: where the lines go is the mode's business."""
     state = _session(config)
-    emit: Any
-    if state.role.kind == "worker":
-        key = progress_key(state.role.token, state.role.worker_id)
-        emit = ProgressPublisher(server.host, server.port, key, server.tls, server.sasl)
-    else:
-        write_line = _terminal_writer(config)
-        if write_line is None:
-            return None
-        emit = lambda period: write_line(period.line())  # noqa: E731
+    emit = state.mode.progress_sink(config, server)
+    if emit is None:
+        return None
 
     def for_workload(workload: Workload, label: str) -> ProgressPrinter | None:
         every = stat_freq(state.settings.stat_freq, workload.duration)
         if not every:
             return None
-        return ProgressPrinter(emit, nodeid + label, workload.duration, every, state.role.shard_count)
+        return ProgressPrinter(emit, nodeid + label, workload.duration, every, state.mode.shard_count)
 
     return for_workload
 
 
-def _terminal_writer(config: pytest.Config) -> Any:
-    """Writes a live line to the terminal, past output capture; None when quiet (-q) or there is no terminal."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or config.get_verbosity() < 0:
-        return None
-
-    def write_line(line: str) -> None:
-        if _session(config).role.kind == "controller":
-            # the xdist controller runs no tests (nothing is captured) and its dots do not end their line
-            if getattr(getattr(reporter, "_tw", None), "width_of_current_line", 0):
-                reporter.write("\n")
-            reporter.write_line(line)
-            return
-        if capture is None:
-            reporter.write_line(line)
-            return
-        with capture.global_and_fixture_disabled():  # live, not in the test's captured output
-            reporter.write_line(line)
-
-    return write_line
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    """After a passing test body, fail the test if a slap run misses a threshold.
+    """Hand the test's slap() calls to the mode; fail a passing test whose calls it judged as failed.
 
-    A shard cannot judge alone: under sharding, the controller judges the merged result.
+    A shard cannot judge alone: on an xdist worker nothing is judged here, the
+    controller judges the merged result when the last shard's report arrives.
     """
     state = _session(item.config)
     try:
         result = yield
     except KeyboardInterrupt:
-        _report_interrupted(item, state)
+        _hand_in(item, state)  # Ctrl-C ends the session before the test's report exists
         raise
+    except BaseException:
+        _hand_in(item, state)
+        raise
+    outcomes = _hand_in(item, state)
     plan = item.stash.get(PLAN, None)
     runner = item.stash.get(SLAP, None)
-    if plan is None or not plan.thresholds or not state.settings.enforce_thresholds:
-        return result
-    if runner is None or not runner.runs:
+    if plan is not None and plan.thresholds and state.settings.enforce_thresholds and not (runner and runner.runs):
         pytest.fail("this test declares slap_thresholds but never called slap()", pytrace=False)
-    if state.role.sharded:
-        return result
-    for number, run in enumerate(runner.runs, start=1):
-        if not run.passed:
-            which = f" (slap() call #{number})" if len(runner.runs) > 1 else ""
-            pytest.fail(_threshold_failure([v.row() for v in run.verdicts], which), pytrace=False)
+    failed = [outcome for outcome in outcomes if outcome.fails_test]
+    if failed:
+        pytest.fail(_threshold_failure(failed[0], len(outcomes)), pytrace=False)
     return result
 
 
-def _report_interrupted(item: pytest.Item, state: SlapSession) -> None:
-    """Ctrl-C ends the session before the test's report exists: hand its runs to the summary directly."""
+def _hand_in(item: pytest.Item, state: SlapSession) -> list[CallOutcome]:
+    """The test's calls as this process's shard reports, kept for its test report; the outcomes judged here."""
     runner = item.stash.get(SLAP, None)
-    if runner is None or not runner.runs or not state.role.reports:
-        return  # (on a worker, Ctrl-C reaches the controller, which stops the session)
-    exprs = tuple(t.expr for t in runner.thresholds)
-    for entry in state.entries_for(item.nodeid, runner.runs, exprs):
-        state.collect(entry)
+    if runner is None or not runner.runs or SHARD_REPORTS in item.stash:
+        return []
+    reports = state.shard_reports(item.nodeid, runner.runs, runner.thresholds)
+    item.stash[SHARD_REPORTS] = reports
+    return state.mode.hand_in(reports)
 
 
-def _threshold_failure(rows: list[tuple[str, str, str, str]], which: str = "") -> str:
+def _threshold_failure(outcome: CallOutcome, calls: int) -> str:
+    """The failed test's message: which call, on what, and the thresholds table."""
+    which = f" (slap() call #{outcome.call})" if calls > 1 else ""
+    if len(outcome.shards) > 1:
+        which += f" on the aggregate of {len(outcome.shards)} shards"
+    rows = outcome.threshold_rows()
     failed = sum(1 for row in rows if row[3] != "pass")
     return f"slap thresholds failed{which}: {failed} of {len(rows)}\n{thresholds_table(rows)}"
 
@@ -303,80 +268,74 @@ def _threshold_failure(rows: list[tuple[str, str, str, str]], which: str = "") -
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the test's slap results to its report (and user_properties, for JUnit XML)."""
+    """Give the call report what the reporting process needs (on an xdist worker: the shard reports)."""
     report: pytest.TestReport = yield
-    runner = item.stash.get(SLAP, None)
-    if report.when == "call" and runner is not None and runner.runs:
-        state = _session(item.config)
-        exprs = tuple(t.expr for t in runner.thresholds)
-        report.slap = state.entries_for(item.nodeid, runner.runs, exprs)  # type: ignore[attr-defined]
-        for number, run in enumerate(runner.runs, start=1):
-            result = run.result.to_dict()
-            prefix = "slap" if number == 1 else f"slap#{number}"
-            properties = [(f"{prefix}.{name}", result[name]) for name in SCALARS]
-            properties += [
-                (f"{prefix}.{name}_us", result["latency_us"][name]) for name in ("p50", "p99", "p999", "max")
-            ]
-            # junitxml writes the teardown report's properties, which come from the item
-            item.user_properties.extend(properties)
-            report.user_properties.extend(properties)
+    if report.when == "call" and SHARD_REPORTS in item.stash:
+        _session(item.config).mode.attach(report, item.stash[SHARD_REPORTS])
     return report
 
 
 class ReportCollector:
-    """On the reporting process: gathers shard entries from reports, merges them, judges sharded tests."""
+    """On the reporting process: judges what arrives from workers, and puts each outcome in JUnit XML."""
 
     def __init__(self, state: SlapSession) -> None:
         self.state = state
+        self.properties: dict[str, list[tuple[str, Any]]] = {}  # node id -> JUnit properties not written yet
+        self.seen = 0  # outcomes already handled
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for entry in getattr(report, "slap", None) or ():
-            merged = self.state.collect(entry)
-            shards = entry["shard"][1]
-            if merged is None or shards == 1 or not merged["enforced"] or report.failed:
-                continue
-            if any(not v["passed"] for v in merged["thresholds"]):
-                # the last shard's report carries the verdict on the aggregate of all shards
+        if report.when == "call":
+            self._judge(report)
+        elif report.when == "teardown" and report.nodeid in self.properties:
+            # junitxml writes the teardown report's properties
+            report.user_properties.extend(self.properties.pop(report.nodeid))
+
+    def _judge(self, report: pytest.TestReport) -> None:
+        """Outcomes this report completes: a worker's last shard of a call, or (one process) the test's calls."""
+        mode = self.state.mode
+        mode.receive(report)
+        fresh = mode.outcomes[self.seen :]
+        self.seen = len(mode.outcomes)
+        for outcome in fresh:
+            self.properties.setdefault(outcome.nodeid, []).extend(outcome.junit_properties())
+            if outcome.fails_test and report.passed:  # (one process: the test has failed already)
                 report.outcome = "failed"
-                report.longrepr = _threshold_failure(merged["rows"], f" on the aggregate of {shards} shards")
+                report.longrepr = _threshold_failure(outcome, len(fresh))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = _session(session.config)
-    if state.progress is not None:
-        state.progress.stop()
-    if not state.role.reports:
+    state.mode.close()
+    if not state.mode.reports:
         return
     state.finish()
-    failed = state.missing_shards() or (state.comparison is not None and state.comparison.regressions)
+    failed = state.mode.missing_shards() or (state.comparison is not None and state.comparison.regressions)
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = _session(config)
-    if not state.role.reports or not (state.entries or state.missing_shards() or state.comparison):
+    mode = state.mode
+    if not mode.reports or not (mode.outcomes or mode.missing_shards() or state.comparison):
         return
     terminalreporter.write_sep("=", "slap summary")
-    if state.entries:
-        terminalreporter.write_line(terminal_table(state.entries, state.settings.percentiles))
-    for key, missing, count in state.missing_shards():
+    if mode.outcomes:
+        terminalreporter.write_line(terminal_table(mode.outcomes, state.settings.percentiles))
+    for key, missing, count in mode.missing_shards():
         shards = ", ".join(map(str, missing))
         terminalreporter.write_line(
             f"{key}: no result from shard {shards} of {count}: the aggregate is incomplete and the run fails",
             red=True,
         )
-    if state.role.kind == "controller" and config.getoption("dist", "no") != "each" and len(state.entries) > 1:
-        terminalreporter.write_line(
-            "note: slap tests were spread over xdist workers and may have run at the same time against one "
-            "server; use --slap-shards=N (or --dist each) to run each test as N shards instead"
-        )
-    if state.entries:  # (the engine ran, so importing it costs nothing here)
+    notes = mode.summary_notes(config)
+    if mode.outcomes:  # (the engine ran, so importing it costs nothing here)
         from pytest_memaslap.engine import LOOP_NOTE
 
-        if LOOP_NOTE:
-            terminalreporter.write_line(f"note: {LOOP_NOTE}")
+        notes += [LOOP_NOTE] if LOOP_NOTE else []
+    for note in notes:
+        terminalreporter.write_line(f"note: {note}")
     if state.settings.json_path:
         terminalreporter.write_line(f"slap results written to {state.settings.json_path}")
     if state.saved_to:

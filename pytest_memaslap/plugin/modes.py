@@ -1,166 +1,219 @@
-"""pytest-xdist integration: which shard a process is, and one result from many shards.
+"""The three kinds of process a session can have, each a class chosen once at configure time.
 
-Three roles, chosen once per process (as pytest-cov chooses its engine):
-
-- ``single``: no xdist; one shard does the whole workload.
-- ``controller``: the xdist controller; starts the one memcached all workers
-  use, hands its address and the run token to the workers, and merges the
-  shards' results into one verdict per test.
-- ``worker``: an xdist worker. With ``--dist each`` every worker runs every
+- ``SingleProcess``: no xdist; one shard runs the whole workload, and this
+  process judges each call as soon as it ends and reports.
+- ``Controller``: the xdist controller; starts the one memcached every worker
+  uses, hands its address and the run token to the workers, and turns the
+  shard reports that arrive with the workers' test reports into one judged
+  outcome per call.
+- ``Worker``: an xdist worker. With ``--dist each`` every worker runs every
   slap test as shard ``gwN`` of ``workercount``; with other modes tests are
-  spread over workers and each runs whole (one shard).
+  spread over workers and each runs whole (one shard). It judges nothing: it
+  sends its shard reports (``messages``) to the controller.
+
+Hooks call these methods and never ask which kind of process they run in
+(as pytest-cov's engines and xdist's session classes do).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from pytest_memaslap.memcached.server import MemcachedServer, ServerConfig
 from pytest_memaslap.model.keyspace import new_token
-from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES
-from pytest_memaslap.model.thresholds import evaluate_all, parse_all
-from pytest_memaslap.model.workload import Workload
-from pytest_memaslap.plugin.fixture import SlapRun, with_rounds
-from pytest_memaslap.stats.result import SlapResult
-from pytest_memaslap.stats.results import ShardResult, merge_results
-from pytest_memaslap.stats.rounds import representative, summarize
+from pytest_memaslap.model.shard_plan import ShardPlan
+from pytest_memaslap.output.progress import Period, ProgressPoller, ProgressPublisher, progress_key
+from pytest_memaslap.plugin.aggregate import Aggregator
+from pytest_memaslap.plugin.messages import ShardReport, WireError
+from pytest_memaslap.stats.outcome import CallOutcome
 
 SERVER_KEY = "slap_memcached"
 SERVER_ERROR_KEY = "slap_memcached_error"
 TOKEN_KEY = "slap_token"
 SHARDED_KEY = "slap_sharded"  # workers see dist="no"; the controller tells them it is "each"
+REPORT_ATTRIBUTE = "slap"  # the test report's attribute that carries a worker's shard reports
+
+Emit = Callable[[Period], None]
 
 
-@dataclass(frozen=True)
-class Role:
-    """This process's part in the run."""
+class Mode:
+    """What every kind of process provides; the defaults are a single process's."""
 
-    kind: str  # "single", "controller" or "worker"
-    token: str
-    shard_index: int = 0
-    shard_count: int = 1
-    server_address: str | None = None
-    server_error: str | None = None
-    worker_id: str = ""  # xdist's gwN on a worker
+    reports = True  # prints the summary and writes the JSON, HTML and baseline
+    server_address: str | None = None  # the server the controller started for the workers
+    server_error: str | None = None  # why the controller could not start it
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.shard_index = 0
+        self.shard_count = 1
+        self.aggregator = Aggregator()
+
+    def shard_plan(self, sync_timeout: float) -> ShardPlan:
+        return ShardPlan(self.shard_index, self.shard_count, sync_timeout)
+
+    def refuse_server(self, config: ServerConfig, default: ServerConfig, external: bool) -> str | None:
+        """Why a test cannot have the server ``config`` in this process (None: it can)."""
+        return self.server_error
+
+    def progress_sink(self, config: pytest.Config, server: MemcachedServer) -> Emit | None:
+        """Where live progress lines go: this terminal, past output capture; None when quiet."""
+        write_line = terminal_writer(config)
+        return None if write_line is None else lambda period: write_line(period.line())
+
+    def hand_in(self, reports: list[ShardReport]) -> list[CallOutcome]:
+        """A test's calls have ended here: judge them now (the calls this process can judge)."""
+        return [outcome for report in reports if (outcome := self.aggregator.add(report)) is not None]
+
+    def attach(self, report: pytest.TestReport, reports: list[ShardReport]) -> None:
+        """Put what the reporting process needs on the test's report (a single process needs nothing)."""
+
+    def receive(self, report: pytest.TestReport) -> list[CallOutcome]:
+        """Outcomes completed by a report that arrived from elsewhere (only a controller gets such reports)."""
+        return []
 
     @property
-    def sharded(self) -> bool:
-        return self.shard_count > 1
+    def outcomes(self) -> list[CallOutcome]:
+        return self.aggregator.done
 
-    @property
-    def reports(self) -> bool:
-        """Whether this process prints the summary and writes the JSON."""
-        return self.kind != "worker"
+    def missing_shards(self) -> list[tuple[str, list[int], int]]:
+        return self.aggregator.missing()
+
+    def summary_notes(self, config: pytest.Config) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        """At the session's end: stop what the mode runs in the background."""
 
 
-def role_for(config: pytest.Config) -> Role:
+class SingleProcess(Mode):
+    """No xdist: every test runs whole here, and is judged here."""
+
+
+class Controller(Mode):
+    """The xdist controller: runs no tests; merges and judges what the workers report."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.progress: ProgressPoller | None = None  # reads the workers' progress from the server
+
+    def configure_worker(self, node: Any, server: MemcachedServer | None, error: str | None) -> None:
+        """Tell a starting worker the run token, whether it is a shard, and the server (or why there is none)."""
+        node.workerinput[TOKEN_KEY] = self.token
+        node.workerinput[SHARDED_KEY] = node.config.getoption("dist", "no") == "each"
+        if server is None:
+            node.workerinput[SERVER_ERROR_KEY] = error
+        else:
+            node.workerinput[SERVER_KEY] = server.spec
+
+    def watch_progress(self, config: pytest.Config, server: MemcachedServer, worker: str) -> None:
+        """Print the workers' progress, which they publish on the server (see ``progress``)."""
+        if self.progress is None:
+            write_line = terminal_writer(config, after_dots=True)
+            if write_line is None:
+                return
+            self.progress = ProgressPoller(
+                server.host, server.port, lambda period: write_line(period.line()), server.tls, server.sasl
+            )
+        self.progress.watch(progress_key(self.token, worker))
+
+    def progress_sink(self, config: pytest.Config, server: MemcachedServer) -> Emit | None:
+        return None  # (the controller runs no tests)
+
+    def receive(self, report: pytest.TestReport) -> list[CallOutcome]:
+        outcomes = []
+        for wire in getattr(report, REPORT_ATTRIBUTE, None) or ():
+            try:
+                shard = ShardReport.from_wire(wire)
+            except WireError as exc:
+                raise pytest.UsageError(f"{report.nodeid}: {exc}") from None
+            outcome = self.aggregator.add(shard)
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def summary_notes(self, config: pytest.Config) -> list[str]:
+        if config.getoption("dist", "no") != "each" and len(self.outcomes) > 1:
+            return [
+                "slap tests were spread over xdist workers and may have run at the same time against one "
+                "server; use --slap-shards=N (or --dist each) to run each test as N shards instead"
+            ]
+        return []
+
+
+class Worker(Mode):
+    """An xdist worker: runs tests (whole, or as one shard of each) and sends its shard reports on."""
+
+    reports = False
+
+    def __init__(self, workerinput: dict[str, Any]) -> None:
+        super().__init__(str(workerinput.get(TOKEN_KEY) or new_token()))
+        if workerinput.get(SHARDED_KEY):
+            self.shard_index = int(str(workerinput["workerid"]).lstrip("gw") or 0)
+            self.shard_count = int(workerinput["workercount"])
+        self.server_address = workerinput.get(SERVER_KEY)
+        self.server_error = workerinput.get(SERVER_ERROR_KEY)
+        self.worker_id = str(workerinput.get("workerid", ""))
+
+    def refuse_server(self, config: ServerConfig, default: ServerConfig, external: bool) -> str | None:
+        if self.server_error:
+            return self.server_error
+        if not external and config != default:
+            return (
+                "@pytest.mark.memcached(...) asks for a server of its own, which pytest-xdist runs do not "
+                "support yet: all workers share the server the controller started; set its configuration "
+                "with --memcached-threads, --memcached-memory and --memcached-args instead"
+            )
+        return None
+
+    def progress_sink(self, config: pytest.Config, server: MemcachedServer) -> Emit | None:
+        key = progress_key(self.token, self.worker_id)
+        return ProgressPublisher(server.host, server.port, key, server.tls, server.sasl)
+
+    def hand_in(self, reports: list[ShardReport]) -> list[CallOutcome]:
+        return []  # a shard cannot judge alone: the controller judges the merged result
+
+    def attach(self, report: pytest.TestReport, reports: list[ShardReport]) -> None:
+        setattr(report, REPORT_ATTRIBUTE, [shard.to_wire() for shard in reports])
+
+
+def mode_for(config: pytest.Config) -> Mode:
+    """This process's mode, decided once: xdist worker, xdist controller, or a single process."""
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    if workerinput is None:
-        distributed = config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no"
-        return Role("controller" if distributed else "single", new_token())
-    index, count = 0, 1
-    if workerinput.get(SHARDED_KEY):
-        index = int(str(workerinput["workerid"]).lstrip("gw") or 0)
-        count = int(workerinput["workercount"])
-    return Role(
-        "worker",
-        str(workerinput.get(TOKEN_KEY) or new_token()),
-        index,
-        count,
-        workerinput.get(SERVER_KEY),
-        workerinput.get(SERVER_ERROR_KEY),
-        str(workerinput.get("workerid", "")),
-    )
+    if workerinput is not None:
+        return Worker(workerinput)
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no":
+        return Controller(new_token())
+    return SingleProcess(new_token())
 
 
-def shard_entry(key: str, run: SlapRun, role: Role, exprs: tuple[str, ...], enforced: bool) -> dict[str, Any]:
-    """What one shard reports of one slap() call (JSON-safe: it travels with the test report)."""
-    result = run.result
-    return {
-        "interrupted": run.interrupted,
-        "error": run.error,
-        "key": key,
-        "shard": [role.shard_index, role.shard_count],
-        "workload": result.workload.to_dict(),
-        "thresholds": list(exprs),
-        "rounds": [r.raw.to_dict() for r in (result.rounds or [result])],
-        "memcached_version": result.server_version,
-        "enforced": enforced,
-    }
+def terminal_writer(config: pytest.Config, after_dots: bool = False) -> Callable[[str], None] | None:
+    """Writes a live line to the terminal, past output capture; None when quiet (-q) or there is no terminal.
 
+    ``after_dots``: the xdist controller runs no tests (nothing is captured),
+    and its progress dots do not end their line.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or config.get_verbosity() < 0:
+        return None
 
-class Aggregator:
-    """Collects shard entries and merges a call's shards once all of them have arrived."""
+    def write_line(line: str) -> None:
+        if after_dots:
+            if getattr(getattr(reporter, "_tw", None), "width_of_current_line", 0):
+                reporter.write("\n")
+            reporter.write_line(line)
+        elif capture is None:
+            reporter.write_line(line)
+        else:
+            with capture.global_and_fixture_disabled():  # live, not in the test's captured output
+                reporter.write_line(line)
 
-    def __init__(self, percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> None:
-        self.percentiles = percentiles  # latency keys the merged entries add (--slap-percentiles)
-        self._waiting: dict[str, dict[int, dict[str, Any]]] = {}
-        self._expected: dict[str, int] = {}
-        self.done: list[dict[str, Any]] = []
-
-    def add(self, entry: dict[str, Any]) -> dict[str, Any] | None:
-        """Add one shard's entry; return the merged entry when it completes its call."""
-        key = entry["key"]
-        index, count = entry["shard"]
-        self._expected[key] = count
-        shards = self._waiting.setdefault(key, {})
-        shards[index] = entry
-        if len(shards) < count:
-            return None
-        del self._waiting[key]
-        merged = merge_entries([shards[i] for i in sorted(shards)], self.percentiles)
-        self.done.append(merged)
-        return merged
-
-    def missing(self) -> list[tuple[str, list[int], int]]:
-        """Calls with shards that never reported: (key, missing shard indices, shard count)."""
-        return [
-            (key, sorted(set(range(self._expected[key])) - set(shards)), self._expected[key])
-            for key, shards in self._waiting.items()
-        ]
-
-
-def merge_entries(
-    entries: list[dict[str, Any]], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
-) -> dict[str, Any]:
-    """One summary entry from the shard entries of one call: merged numbers, verdicts on the whole."""
-    first = entries[0]
-    workload = Workload.from_args(first["workload"])
-    by_round = [
-        [ShardResult.from_dict(e["rounds"][k]) for e in entries if k < len(e["rounds"])]
-        for k in range(max(len(e["rounds"]) for e in entries))
-    ]
-    rounds = [SlapResult(workload, merge_results(raws), first["memcached_version"]) for raws in by_round]
-    median = representative(rounds)
-    result = with_rounds(rounds)
-    shards = [(e, ShardResult.from_dict(e["rounds"][median])) for e in entries if median < len(e["rounds"])]
-    thresholds = parse_all(tuple(first["thresholds"]))
-    verdicts = evaluate_all(thresholds, result)
-    data = result.to_dict(percentiles)
-    if len(rounds) > 1:
-        data["rounds"] = summarize(rounds)
-    data["interrupted"] = any(e.get("interrupted") for e in entries)
-    data["error"] = next((e["error"] for e in entries if e.get("error")), None)
-    starts = [raw.started_at for _, raw in shards if raw.started_at]
-    data["start_skew_ms"] = round((max(starts) - min(starts)) * 1000, 3) if len(starts) > 1 else 0.0
-    data["per_shard"] = [
-        {
-            "index": e["shard"][0],
-            "ops": raw.measured.ops,
-            "ops_per_sec": round(raw.measured.ops / raw.measured.elapsed_s, 1) if raw.measured.elapsed_s else 0.0,
-            "errors": sum(c.errors for c in raw.measured.commands.values()),
-            "duration_s": round(raw.measured.elapsed_s, 6),
-            "started_at": raw.started_at,
-        }
-        for e, raw in shards
-    ]
-    return {
-        "key": first["key"],
-        "result": data,
-        "thresholds": [v.to_dict() for v in verdicts],
-        "rows": [v.row() for v in verdicts],
-        "enforced": first["enforced"],
-        "memcached_version": first["memcached_version"],
-    }
+    return write_line

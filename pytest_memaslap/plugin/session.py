@@ -1,4 +1,4 @@
-"""Session-wide state: settings, this process's role, the server pool, and the runs to report."""
+"""Session-wide state: settings, this process's mode, the server pool, and what the session reported."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from pytest_memaslap.output.baseline import Comparison, compare, save
 from pytest_memaslap.output.document import json_document
 from pytest_memaslap.output.files import write_json
 from pytest_memaslap.output.html import write_html
-from pytest_memaslap.output.progress import ProgressPoller
 from pytest_memaslap.plugin.fixture import SlapRun
-from pytest_memaslap.plugin.modes import Aggregator, Role, shard_entry
+from pytest_memaslap.plugin.messages import ShardReport
+from pytest_memaslap.plugin.modes import Mode
 from pytest_memaslap.plugin.options import Settings
+from pytest_memaslap.stats.outcome import CallOutcome
 
 
 @dataclass(frozen=True)
@@ -31,64 +32,62 @@ class SlapPlan:
 
 @dataclass
 class SlapSession:
-    """One pytest session's plugin state (one per process: single, xdist controller or worker)."""
+    """One pytest session's plugin state: its settings, its mode, its servers, and what it reported."""
 
     settings: Settings
-    role: Role
+    mode: Mode
     pool: ServerPool = field(init=False)
-    aggregator: Aggregator = field(init=False)
     comparison: Comparison | None = None
     saved_to: str | None = None
-    progress: ProgressPoller | None = None  # the xdist controller's reader of the workers' progress
 
     def __post_init__(self) -> None:
-        self.aggregator = Aggregator(self.settings.percentiles)
-        external = self.role.server_address or self.settings.external
+        external = self.mode.server_address or self.settings.external
         self.pool = ServerPool(external, self.settings.allow_flush, self.settings.tls_context(), self.settings.sasl)
 
     def server_for(self, config: ServerConfig) -> MemcachedServer:
         """The server a test with ``config`` talks to; raises ServerError saying why there is none."""
-        role = self.role
-        if role.server_error:
-            raise ServerError(role.server_error)
-        if role.kind == "worker" and not self.settings.external and config != self.settings.server:
-            raise ServerError(
-                "@pytest.mark.memcached(...) asks for a server of its own, which pytest-xdist runs do not "
-                "support yet: all workers share the server the controller started; set its configuration "
-                "with --memcached-threads, --memcached-memory and --memcached-args instead"
-            )
+        problem = self.mode.refuse_server(config, self.settings.server, bool(self.settings.external))
+        if problem:
+            raise ServerError(problem)
         return self.pool.get(config)
 
     def prefix_for(self, item_index: int, call: int) -> str:
         """Keys of the ``call``-th slap() of the ``item_index``-th test: the same on every shard."""
-        return key_prefix(self.role.token, item_index, call)
+        return key_prefix(self.mode.token, item_index, call)
 
-    def entries_for(self, nodeid: str, runs: list[SlapRun], exprs: tuple[str, ...]) -> list[dict[str, Any]]:
-        """This shard's entries for a test's runs; a second call of slap() in a test is ``nodeid#2``."""
+    def shard_reports(self, nodeid: str, runs: list[SlapRun], thresholds: tuple[Threshold, ...]) -> list[ShardReport]:
+        """This process's report of each slap() call of a test, as one shard of it."""
+        mode = self.mode
         return [
-            shard_entry(nodeid if i == 1 else f"{nodeid}#{i}", run, self.role, exprs, self.settings.enforce_thresholds)
-            for i, run in enumerate(runs, start=1)
+            ShardReport(
+                nodeid,
+                call,
+                mode.shard_index,
+                mode.shard_count,
+                run.rounds[0].workload,
+                thresholds,
+                tuple(r.raw for r in run.rounds),
+                run.rounds[0].server_version,
+                self.settings.enforce_thresholds,
+                run.interrupted,
+                run.error,
+            )
+            for call, run in enumerate(runs, start=1)
         ]
 
-    def collect(self, entry: dict[str, Any]) -> dict[str, Any] | None:
-        """Take one shard's entry; the merged entry once the call's last shard is in."""
-        return self.aggregator.add(entry)
-
     @property
-    def entries(self) -> list[dict[str, Any]]:
-        return self.aggregator.done
-
-    def missing_shards(self) -> list[tuple[str, list[int], int]]:
-        return self.aggregator.missing()
+    def outcomes(self) -> list[CallOutcome]:
+        return self.mode.outcomes
 
     def document(self) -> dict[str, Any]:
         """The run's results as the JSON document (--slap-json, --slap-save)."""
-        version = next((e["memcached_version"] for e in self.entries if e["memcached_version"]), "")
+        version = next((o.memcached_version for o in self.outcomes if o.memcached_version), "")
         from pytest_memaslap.engine import LOOP_NAME  # (the plugin imports the engine only once a load runs)
 
-        document = json_document(self.entries, __version__, version, LOOP_NAME)
-        if self.missing_shards():
-            document["missing_shards"] = {key: missing for key, missing, _ in self.missing_shards()}
+        document = json_document(self.outcomes, self.settings.percentiles, __version__, version, LOOP_NAME)
+        missing = self.mode.missing_shards()
+        if missing:
+            document["missing_shards"] = {key: shards for key, shards, _ in missing}
         return document
 
     def finish(self) -> None:
@@ -102,4 +101,4 @@ class SlapSession:
         if settings.baseline is not None:
             self.comparison = compare(settings.baseline, document, settings.allowances)
         if settings.html_path:
-            write_html(settings.html_path, self.entries, document, self.comparison)
+            write_html(settings.html_path, self.outcomes, settings.percentiles, document, self.comparison)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 from collections.abc import Iterable
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +106,7 @@ PHASES = ("preload", "warmup", "measured")  # "sync" (shard barriers) is added w
 
 @dataclass
 class ShardResult:
-    """Everything one shard measured, by phase; the unit that crosses process boundaries."""
+    """Everything one shard measured, by phase (its wire form for xdist is in ``plugin.messages``)."""
 
     phases: dict[str, PhaseStats] = field(default_factory=lambda: {p: PhaseStats() for p in PHASES})
     shards: int = 1
@@ -143,69 +144,6 @@ class ShardResult:
         elif other.started_at and not self.started_at:
             self.started_at = other.started_at
 
-    def to_dict(self) -> dict[str, Any]:
-        """A lossless, JSON-safe form (sparse histograms) for transport between processes."""
-        return {
-            "shards": self.shards,
-            "started_at": self.started_at,
-            "reconnects": self.reconnects,
-            "reconnect_gap_s": self.reconnect_gap_s,
-            "send_lag_max_s": self.send_lag_max_s,
-            "verify": dict(self.verify),
-            "phases": {
-                name: {
-                    "elapsed_s": phase.elapsed_s,
-                    "commands": {
-                        cname: {
-                            "ops": c.ops,
-                            "hits": c.hits,
-                            "misses": c.misses,
-                            "errors": c.errors,
-                            "bytes_sent": c.bytes_sent,
-                            "bytes_received": c.bytes_received,
-                            "latency": {str(k): v for k, v in c.latency.to_sparse().items()},
-                        }
-                        for cname, c in phase.commands.items()
-                    },
-                    "timeline": [
-                        {"ops": s.ops, "errors": s.errors, "latency": {str(k): v for k, v in s.latency.items()}}
-                        for s in phase.timeline
-                    ],
-                }
-                for name, phase in self.phases.items()
-            },
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ShardResult:
-        phases: dict[str, PhaseStats] = {}
-        for name, raw in data["phases"].items():
-            commands = {
-                cname: CommandStats(
-                    ops=c["ops"],
-                    hits=c["hits"],
-                    misses=c["misses"],
-                    errors=c["errors"],
-                    bytes_sent=c["bytes_sent"],
-                    bytes_received=c["bytes_received"],
-                    latency=Histogram.from_sparse({int(k): v for k, v in c["latency"].items()}),
-                )
-                for cname, c in raw["commands"].items()
-            }
-            timeline = [
-                Second.of(s["ops"], s["errors"], {int(k): v for k, v in s["latency"].items()}) for s in raw["timeline"]
-            ]
-            phases[name] = PhaseStats(commands, timeline, raw["elapsed_s"])
-        return cls(
-            phases=phases,
-            shards=data["shards"],
-            started_at=data.get("started_at", 0.0),
-            reconnects=data.get("reconnects", 0),
-            reconnect_gap_s=data.get("reconnect_gap_s", 0.0),
-            send_lag_max_s=data.get("send_lag_max_s", 0.0),
-            verify=dict(data.get("verify") or {"checked": 0, "mismatches": 0, "keys": []}),
-        )
-
 
 def _merge_checks(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Verification counts add up; the lists of example keys are joined, ten at most."""
@@ -223,7 +161,7 @@ def merge_results(results: Iterable[ShardResult]) -> ShardResult:
     """Merge shard results into one; the inputs are left untouched."""
     merged: ShardResult | None = None
     for result in results:
-        copy = ShardResult.from_dict(result.to_dict())
+        copy = deepcopy(result)
         if merged is None:
             merged = copy
         else:

@@ -29,6 +29,13 @@ def representative(results: list[SlapResult]) -> int:
     return order[(len(order) - 1) // 2]
 
 
+def with_rounds(rounds: list[SlapResult]) -> SlapResult:
+    """The median round by throughput, with every round attached (``result.rounds``)."""
+    result = rounds[representative(rounds)]
+    result.rounds = list(rounds) if len(rounds) > 1 else []
+    return result
+
+
 def spread_pct(values: list[float]) -> float:
     """max - min in % of the median; 0 for one value, inf when the median is 0 and the values differ."""
     if len(values) < 2:

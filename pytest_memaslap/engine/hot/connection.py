@@ -77,6 +77,7 @@ class Connection(Driven, asyncio.Protocol):
         self.depth = 1
         self.closed = False
         self.reconnecting = False  # closed, and the shard is reopening it (reconnect=True)
+        self.restored: asyncio.Future[bool] | None = None  # reopened: True at its first reply, False if lost first
         self.paced = False  # open loop: replies do not trigger sends
         self.followups: list[tuple[int, bytes]] = []  # cas requests that gets replies asked for, sent next
 
@@ -88,6 +89,11 @@ class Connection(Driven, asyncio.Protocol):
         if self.closed:
             return  # we closed it (``close``): the run is over
         self.closed = True
+        restored = self.restored
+        if restored is not None:  # reopened, and lost again before any reply: the outage goes on
+            self.restored = None
+            if not restored.done():  # (done: the runner stopped waiting)
+                restored.set_result(False)
         why = f": {exc}" if exc else ""
         if self.pending or (self.idle is not None and not self.idle.done()):
             lost = len(self.pending)
@@ -130,6 +136,8 @@ class Connection(Driven, asyncio.Protocol):
             counters[RECEIVED] += end - pos
             pos = end
             done += 1
+        if self.restored is not None and done:
+            self._restored()
         if data is buffer:
             del buffer[:pos]
         elif pos < len(data):
@@ -270,14 +278,37 @@ class Connection(Driven, asyncio.Protocol):
             counters[ERROR] += 1
             counters[SENT] += size
 
-    def resume(self) -> None:
-        """Go on after a reconnect (the new transport is already set): refill the window."""
+    def resume(self) -> asyncio.Future[bool] | None:
+        """Go on after a reconnect (the new transport is already set): refill the window.
+
+        Returns a future that tells whether the server answered (True) or the
+        connection was lost before its first reply (False), when requests went
+        out; None when nothing was sent (between phases, an exhausted budget,
+        or paced: the pacer sends what fell due during the gap). A transport
+        already reset is lost at once.
+        """
+        loop = asyncio.get_running_loop()
+        if self.transport is None or self.transport.is_closing():  # reset between its connect and now
+            lost: asyncio.Future[bool] = loop.create_future()
+            lost.set_result(False)
+            return lost
         self.closed = False
         self.reconnecting = False
         self.buffer.clear()
         active = self.idle is not None and not self.idle.done()  # (between phases: the next begin() sends)
-        if active and not self.paced:  # (paced: the pacer sends what fell due during the gap)
+        if active and not self.paced:
+            self.restored = loop.create_future()
             self._send(self.depth, perf_counter_ns())
+            if not self.pending:
+                self.restored = None
+        return self.restored
+
+    def _restored(self) -> None:
+        """The first reply since a reconnect: the server is back."""
+        restored = self.restored
+        self.restored = None
+        if restored is not None and not restored.done():  # (done: the runner stopped waiting)
+            restored.set_result(True)
 
     def give_up(self) -> None:
         """No reconnect will come (the run is ending): this connection is idle."""

@@ -1,0 +1,199 @@
+"""The one message that crosses processes: a shard's report of one slap() call, and its wire form.
+
+An xdist worker attaches ``ShardReport.to_wire()`` to its test report; the
+controller decodes it with ``ShardReport.from_wire``. A single process never
+calls either: it hands the ``ShardReport`` object itself to the aggregator.
+
+The wire form is JSON-safe (report attributes may be written as JSON by other
+plugins) and versioned: a worker running another release of the plugin (a
+remote execnet gateway with an older install) is refused with one clear
+error instead of being misread. Histograms, one per command and phase plus
+one per second of the timeline, travel as one zlib-compressed stream of
+varints (bucket index delta, count), base64-encoded: a second of a busy
+timeline costs tens of bytes instead of a JSON object of buckets.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pytest_memaslap.model.thresholds import Threshold, parse_all
+from pytest_memaslap.model.workload import Workload
+from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
+from pytest_memaslap.stats.results import CommandStats, PhaseStats, Second, ShardResult
+
+WIRE_VERSION = 1
+COUNTERS = ("ops", "hits", "misses", "errors", "bytes_sent", "bytes_received")
+
+
+class WireError(ValueError):
+    """A shard report that this release of the plugin cannot read."""
+
+
+@dataclass(frozen=True)
+class ShardReport:
+    """What one shard did in one slap() call: every round's result, and how the call ended."""
+
+    nodeid: str
+    call: int  # 1 for the test's first slap() call, 2 for its second, ...
+    shard_index: int
+    shard_count: int
+    workload: Workload
+    thresholds: tuple[Threshold, ...]  # judged once, on the merged result, by the reporting process
+    rounds: tuple[ShardResult, ...]
+    memcached_version: str
+    enforced: bool
+    interrupted: bool = False
+    error: str | None = None  # the call failed; ``rounds`` hold what it did until then
+    version: ClassVar[int] = WIRE_VERSION
+
+    @property
+    def key(self) -> str:
+        """The call's name in the summary: the node id, ``nodeid#2`` for a second call."""
+        return self.nodeid if self.call == 1 else f"{self.nodeid}#{self.call}"
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-safe form an xdist worker sends."""
+        return {
+            "version": WIRE_VERSION,
+            "nodeid": self.nodeid,
+            "call": self.call,
+            "shard": [self.shard_index, self.shard_count],
+            "workload": self.workload.to_dict(),
+            "thresholds": [t.expr for t in self.thresholds],
+            "rounds": [encode_result(r) for r in self.rounds],
+            "memcached_version": self.memcached_version,
+            "enforced": self.enforced,
+            "interrupted": self.interrupted,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ShardReport:
+        """Read a worker's report; raises WireError naming what does not fit."""
+        version = data.get("version") if isinstance(data, dict) else None
+        if version != WIRE_VERSION:
+            raise WireError(
+                f"a shard report of wire version {version!r} reached a controller that reads version "
+                f"{WIRE_VERSION}: install the same pytest-memaslap release on every xdist worker"
+            )
+        try:
+            index, count = data["shard"]
+            workload = Workload.from_args(data["workload"])
+            return cls(
+                nodeid=str(data["nodeid"]),
+                call=int(data["call"]),
+                shard_index=int(index),
+                shard_count=int(count),
+                workload=workload,
+                thresholds=parse_all(tuple(data["thresholds"]), workload.measured_commands()),
+                rounds=tuple(decode_result(r) for r in data["rounds"]),
+                memcached_version=str(data["memcached_version"]),
+                enforced=bool(data["enforced"]),
+                interrupted=bool(data["interrupted"]),
+                error=data["error"],
+            )
+        except (KeyError, TypeError, ValueError, zlib.error) as exc:  # (bad marks and thresholds too)
+            raise WireError(f"a malformed shard report ({type(exc).__name__}: {exc})") from None
+
+
+def encode_result(result: ShardResult) -> dict[str, Any]:
+    """A shard result's compact wire form: counters as lists, every histogram in one packed stream."""
+    stream = bytearray()
+    phases = {}
+    for name, phase in result.phases.items():
+        for stats in phase.commands.values():
+            _pack(stream, stats.latency.to_sparse())
+        for second in phase.timeline:
+            _pack(stream, second.latency)
+        phases[name] = {
+            "elapsed_s": phase.elapsed_s,
+            "commands": {cmd: [getattr(stats, c) for c in COUNTERS] for cmd, stats in phase.commands.items()},
+            "seconds": [[second.ops, second.errors] for second in phase.timeline],
+        }
+    return {
+        "shards": result.shards,
+        "started_at": result.started_at,
+        "reconnects": result.reconnects,
+        "reconnect_gap_s": result.reconnect_gap_s,
+        "send_lag_max_s": result.send_lag_max_s,
+        "verify": dict(result.verify),
+        "phases": phases,
+        "histograms": base64.b64encode(zlib.compress(bytes(stream), 6)).decode("ascii"),
+    }
+
+
+def decode_result(data: dict[str, Any]) -> ShardResult:
+    """The inverse of ``encode_result``: the same numbers, bucket for bucket."""
+    histograms = _unpack(zlib.decompress(base64.b64decode(data["histograms"])))
+    phases: dict[str, PhaseStats] = {}
+    for name, raw in data["phases"].items():
+        commands = {
+            cmd: CommandStats(
+                **dict(zip(COUNTERS, counters, strict=True)), latency=Histogram.from_sparse(next(histograms))
+            )
+            for cmd, counters in raw["commands"].items()
+        }
+        timeline = [Second.of(ops, errors, next(histograms)) for ops, errors in raw["seconds"]]
+        phases[name] = PhaseStats(commands, timeline, raw["elapsed_s"])
+    if next(histograms, None) is not None:
+        raise ValueError("more histograms than the phases name")
+    return ShardResult(
+        phases=phases,
+        shards=data["shards"],
+        started_at=data["started_at"],
+        reconnects=data["reconnects"],
+        reconnect_gap_s=data["reconnect_gap_s"],
+        send_lag_max_s=data["send_lag_max_s"],
+        verify=dict(data["verify"]),
+    )
+
+
+def _pack(stream: bytearray, sparse: dict[int, int]) -> None:
+    """Append one histogram: its number of occupied buckets, then (index delta, count) pairs, all varints."""
+    _varint(stream, len(sparse))
+    previous = 0
+    for index in sorted(sparse):
+        _varint(stream, index - previous)
+        _varint(stream, sparse[index])
+        previous = index
+
+
+def _unpack(data: bytes) -> Iterator[dict[int, int]]:
+    """The histograms of a packed stream, one sparse dict each, in order."""
+    pos = 0
+    end = len(data)
+
+    def varint() -> int:
+        nonlocal pos
+        value = shift = 0
+        while True:
+            if pos >= end:
+                raise ValueError("the histogram stream ends inside a number")
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    while pos < end:
+        index = 0
+        sparse: dict[int, int] = {}
+        for _ in range(varint()):
+            index += varint()
+            if index >= BUCKET_COUNT:
+                raise ValueError(f"bucket {index} is past the histogram's last ({BUCKET_COUNT - 1})")
+            sparse[index] = varint()
+        yield sparse
+
+
+def _varint(stream: bytearray, value: int) -> None:
+    while value >= 0x80:
+        stream.append((value & 0x7F) | 0x80)
+        value >>= 7
+    stream.append(value)

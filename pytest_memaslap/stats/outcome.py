@@ -1,0 +1,140 @@
+"""One slap() call as reported: its merged result, judged once against its thresholds.
+
+A ``CallOutcome`` is made in one place (``judge``) by the process that
+reports (the only process, or the xdist controller once every shard is in).
+The test's pass or fail, the terminal summary, the JSON document, the JUnit
+properties and the HTML report all read the same object, so they cannot
+disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES
+from pytest_memaslap.model.thresholds import Threshold, Verdict, evaluate_all
+from pytest_memaslap.stats.result import SlapResult
+from pytest_memaslap.stats.results import ShardResult
+from pytest_memaslap.stats.rounds import summarize, with_rounds
+
+JUNIT_SCALARS = ("ops", "ops_per_sec", "errors", "hit_ratio", "duration_s")
+JUNIT_LATENCIES = ("p50", "p99", "p999", "max")
+
+
+@dataclass(frozen=True)
+class ShardLine:
+    """One shard's share of the representative round (the JSON's ``per_shard``)."""
+
+    index: int
+    raw: ShardResult
+
+    def to_dict(self) -> dict[str, Any]:
+        measured = self.raw.measured
+        elapsed = measured.elapsed_s
+        return {
+            "index": self.index,
+            "ops": measured.ops,
+            "ops_per_sec": round(measured.ops / elapsed, 1) if elapsed else 0.0,
+            "errors": sum(c.errors for c in measured.commands.values()),
+            "duration_s": round(elapsed, 6),
+            "started_at": self.raw.started_at,
+        }
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """A slap() call's merged result (the median round, every round attached) and its verdicts."""
+
+    nodeid: str
+    call: int  # 1 for a test's first slap() call, 2 for its second, ...
+    result: SlapResult
+    verdicts: tuple[Verdict, ...]
+    enforced: bool
+    interrupted: bool = False
+    error: str | None = None  # the call failed; ``result`` is what it did until then
+    shards: tuple[ShardLine, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The name in the summary and the JSON: the node id, ``nodeid#2`` for a second call."""
+        return self.nodeid if self.call == 1 else f"{self.nodeid}#{self.call}"
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+    @property
+    def fails_test(self) -> bool:
+        """Whether the verdict fails the test: a missed threshold that is enforced."""
+        return self.enforced and not self.passed
+
+    @property
+    def memcached_version(self) -> str:
+        return self.result.server_version
+
+    @property
+    def start_skew_ms(self) -> float:
+        """How far apart the shards started their measured phase."""
+        starts = [line.raw.started_at for line in self.shards if line.raw.started_at]
+        return round((max(starts) - min(starts)) * 1000, 3) if len(starts) > 1 else 0.0
+
+    def verdict_text(self) -> str:
+        """The summary's last column: pass counts, FAIL, or how the run ended."""
+        if self.error:
+            return "run failed"
+        if self.interrupted:
+            return "interrupted"
+        if not self.verdicts:
+            return "-"
+        count = len(self.verdicts)
+        failed = sum(1 for v in self.verdicts if not v.passed)
+        text = f"FAIL {failed}/{count}" if failed else f"{count}/{count} pass"
+        return text if self.enforced else f"{text} (not enforced)"
+
+    def threshold_rows(self) -> list[tuple[str, str, str, str]]:
+        return [v.row() for v in self.verdicts]
+
+    def result_data(self, percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> dict[str, Any]:
+        """The result's JSON form, with the rounds, how the call ended and the per-shard lines."""
+        data = self.result.to_dict(percentiles)
+        if self.result.rounds:
+            data["rounds"] = summarize(self.result.rounds)
+        data["interrupted"] = self.interrupted
+        data["error"] = self.error
+        data["start_skew_ms"] = self.start_skew_ms
+        data["per_shard"] = [line.to_dict() for line in self.shards]
+        return data
+
+    def to_json(self, percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> dict[str, Any]:
+        """The call's entry in the JSON document."""
+        data = self.result_data(percentiles)
+        data["thresholds"] = [v.to_dict() for v in self.verdicts]
+        data["thresholds_enforced"] = self.enforced
+        data["memcached_version"] = self.memcached_version
+        return data
+
+    def junit_properties(self) -> list[tuple[str, Any]]:
+        """``slap.ops_per_sec``, ``slap.p99_us``, ... (``slap#2.`` for a second call), for JUnit XML."""
+        prefix = "slap" if self.call == 1 else f"slap#{self.call}"
+        data = self.result.to_dict()
+        properties = [(f"{prefix}.{name}", data[name]) for name in JUNIT_SCALARS]
+        properties += [(f"{prefix}.{name}_us", data["latency_us"][name]) for name in JUNIT_LATENCIES]
+        return properties
+
+
+def judge(
+    nodeid: str,
+    call: int,
+    rounds: list[SlapResult],
+    thresholds: tuple[Threshold, ...],
+    enforced: bool,
+    *,
+    interrupted: bool = False,
+    error: str | None = None,
+    shards: tuple[ShardLine, ...] = (),
+) -> CallOutcome:
+    """The call's outcome: the median round by throughput carries every round; thresholds judge it once."""
+    result = with_rounds(rounds)
+    verdicts = tuple(evaluate_all(thresholds, result))
+    return CallOutcome(nodeid, call, result, verdicts, enforced, interrupted, error, shards)
