@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_memaslap"
 # lower layers never import higher ones; plugin and cli are two faces at the top that never import each other
 RANK = {"model": 0, "stats": 1, "protocol": 2, "memcached": 3, "engine": 4, "output": 5, "plugin": 6, "cli": 6}
@@ -87,26 +89,32 @@ def test_every_module_says_its_job():
     assert not missing, f"modules without a docstring: {missing}"
 
 
+# what only a load, a report or a server needs; a suite without slap tests loads none of it
+HEAVY = ("asyncio", "uvloop", "pymemcache", "tabulate", "plotly", "ssl")
+HEAVY_OURS = ("pytest_memaslap.engine", "pytest_memaslap.output", "pytest_memaslap.stats", "pytest_memaslap.cli")
+
+
 def test_loading_the_plugin_loads_neither_asyncio_uvloop_nor_the_engine():
-    """A suite without slap tests pays nothing for the plugin: the engine is imported when a load runs."""
+    """A suite without slap tests pays (almost) nothing for the plugin: the engine loads when a load runs."""
     code = (
         "import sys, pytest_memaslap.plugin.hooks, pytest_memaslap;"
-        "print(sorted(m for m in sys.modules if m in ('asyncio', 'uvloop') or m.startswith('pytest_memaslap.engine')))"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m.startswith({HEAVY_OURS!r})))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
 
 
-def test_a_collect_only_session_with_the_plugin_does_not_import_the_engine(pytester):
+@pytest.mark.parametrize("args", [("--co",), ()])
+def test_a_session_without_slap_tests_does_not_import_the_engine(pytester, args):
     pytester.makeconftest(
-        """
+        f"""
         import sys
 
-        def pytest_sessionfinish(session):
-            engine = sorted(m for m in sys.modules if m.startswith("pytest_memaslap.engine") or m == "uvloop")
-            print("ENGINE-MODULES", engine)
+        def pytest_unconfigure(config):
+            heavy = sorted(m for m in sys.modules if m.startswith({HEAVY_OURS!r}) or m.split(".")[0] == "uvloop")
+            print("HEAVY-MODULES", heavy)
         """
     )
     pytester.makepyfile("def test_plain():\n    assert 1 + 1 == 2\n")
-    result = pytester.runpytest_subprocess("--co", "-s")
-    result.stdout.fnmatch_lines(["*ENGINE-MODULES []*"])
+    result = pytester.runpytest_subprocess(*args, "-s", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*HEAVY-MODULES []*"])

@@ -10,23 +10,25 @@ start is never flushed unless the user allows it.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymemcache.client.base import Client
-
-from pytest_memaslap.memcached.control import BinaryClient, control_client
 from pytest_memaslap.memcached.sasl import SaslCredentials, SaslError
+
+if TYPE_CHECKING:  # (the plugin loads this module at start-up; the clients load when a server is used)
+    import ssl
+
+    from pymemcache.client.base import Client
+
+    from pytest_memaslap.memcached.control import BinaryClient
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
@@ -145,10 +147,14 @@ class MemcachedServer:
                 f"memcached at {self.address} requires SASL, which pymemcache does not speak; "
                 "use memcached_server.control() (stats, set, get_many, flush_all over the binary protocol)"
             )
+        from pytest_memaslap.memcached.control import control_client
+
         return control_client(self.host, self.port, timeout, self.tls)
 
     def control(self, timeout: float = 5.0) -> Client | BinaryClient:
         """A client for the control paths (stats, flush, records), logged in when the server requires SASL."""
+        from pytest_memaslap.memcached.control import control_client
+
         return control_client(self.host, self.port, timeout, self.tls, self.sasl)
 
     def _query(self, *args: str) -> dict[str, Any]:
@@ -222,6 +228,8 @@ def _kill_leftovers() -> None:
 def _die_with_parent() -> None:
     """Runs in the child before exec: the kernel sends SIGTERM when the parent dies."""
     if sys.platform.startswith("linux"):
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
@@ -236,6 +244,8 @@ def _version(
     host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
 ) -> str:
     """One real request: ``version`` (over TLS with a context; logged in under SASL). OSError until it answers."""
+    from pytest_memaslap.memcached.control import BinaryClient
+
     if sasl is not None:
         client = BinaryClient((host, port), sasl, timeout, tls)
         try:
@@ -322,6 +332,8 @@ def connect_external(
     sasl: SaslCredentials | None = None,
 ) -> MemcachedServer:
     """Use servers the plugin does not own (one, or a list); fails within ``timeout`` if one does not answer."""
+    import ssl
+
     servers = parse_addresses(address)
     versions = []
     for host, port in servers:

@@ -12,9 +12,12 @@ def json_document(
     percentiles: tuple[float, ...],
     plugin_version: str,
     memcached_version: str,
-    event_loop: str,
+    event_loop: str | None,
 ) -> dict[str, Any]:
-    """The ``--slap-json`` document: one entry per slap() call, keyed by its name (the test's node id)."""
+    """The ``--slap-json`` document: one entry per slap() call, keyed by its name (the test's node id).
+
+    ``event_loop`` is None when no load ran.
+    """
     return {
         "plugin_version": plugin_version,
         "memcached_version": memcached_version,

@@ -10,30 +10,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from pymemcache.client.base import Client
 
 from pytest_memaslap.memcached.server import MemcachedServer, ServerError, ServerPool
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.thresholds import ThresholdError, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
-from pytest_memaslap.output.progress import ProgressPrinter, stat_freq
-from pytest_memaslap.output.terminal import comparison_table, terminal_table, thresholds_table
-from pytest_memaslap.plugin.fixture import Slap
-from pytest_memaslap.plugin.messages import ShardReport
 from pytest_memaslap.plugin.modes import Controller, mode_for
 from pytest_memaslap.plugin.options import Settings, add_options, server_config_from_mark, shards_option
 from pytest_memaslap.plugin.session import SlapPlan, SlapSession
 from pytest_memaslap.plugin.signals import install_sigterm_handler, restore_sigterm_handler
-from pytest_memaslap.stats.outcome import CallOutcome
+
+if TYPE_CHECKING:  # (loaded on first use: a suite without slap tests pays for none of it)
+    from pymemcache.client.base import Client
+
+    from pytest_memaslap.output.progress import ProgressPrinter
+    from pytest_memaslap.plugin.fixture import Slap
+    from pytest_memaslap.plugin.messages import ShardReport
+    from pytest_memaslap.stats.outcome import CallOutcome
 
 SESSION = pytest.StashKey[SlapSession]()
 PLAN = pytest.StashKey[SlapPlan]()
 INDEX = pytest.StashKey[int]()
-SLAP = pytest.StashKey[Slap]()
-SHARD_REPORTS = pytest.StashKey[list[ShardReport]]()  # this process's reports of a test's slap() calls
+SLAP: pytest.StashKey[Slap] = pytest.StashKey()
+SHARD_REPORTS: pytest.StashKey[list[ShardReport]] = pytest.StashKey()  # this process's reports of its slap() calls
 
 MARKERS = (
     "slap(**workload): the load this test runs with the slap fixture: duration, ops, warmup, connections, "
@@ -183,6 +185,8 @@ def memcached_client(memcached_server: MemcachedServer) -> Iterator[Client]:
 @pytest.fixture
 def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> Slap:
     """Call ``slap()`` to run the test's workload; it returns a SlapResult."""
+    from pytest_memaslap.plugin.fixture import Slap
+
     state = _session(request.config)
     item = request.node
     plan = item.stash.get(PLAN, None) or plan_for(item, state)
@@ -207,6 +211,8 @@ def _progress_printer(config: pytest.Config, nodeid: str, server: MemcachedServe
     emit = state.mode.progress_sink(config, server)
     if emit is None:
         return None
+
+    from pytest_memaslap.output.progress import ProgressPrinter, stat_freq
 
     def for_workload(workload: Workload, label: str) -> ProgressPrinter | None:
         every = stat_freq(state.settings.stat_freq, workload.duration)
@@ -259,6 +265,8 @@ def _threshold_failure(outcome: CallOutcome, calls: int) -> str:
     which = f" (slap() call #{outcome.call})" if calls > 1 else ""
     if len(outcome.shards) > 1:
         which += f" on the aggregate of {len(outcome.shards)} shards"
+    from pytest_memaslap.output.terminal import thresholds_table
+
     rows = outcome.threshold_rows()
     failed = sum(1 for row in rows if row[3] != "pass")
     return f"slap thresholds failed{which}: {failed} of {len(rows)}\n{thresholds_table(rows)}"
@@ -320,6 +328,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     mode = state.mode
     if not mode.reports or not (mode.outcomes or mode.missing_shards() or state.comparison):
         return
+    from pytest_memaslap.output.terminal import comparison_table, terminal_table
+
     terminalreporter.write_sep("=", "slap summary")
     if mode.outcomes:
         terminalreporter.write_line(terminal_table(mode.outcomes, state.settings.percentiles))

@@ -18,17 +18,19 @@ Hooks call these methods and never ask which kind of process they run in
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_memaslap.memcached.server import MemcachedServer, ServerConfig
 from pytest_memaslap.model.keyspace import new_token
 from pytest_memaslap.model.shard_plan import ShardPlan
-from pytest_memaslap.output.progress import Period, ProgressPoller, ProgressPublisher, progress_key
-from pytest_memaslap.plugin.aggregate import Aggregator
-from pytest_memaslap.plugin.messages import ShardReport, WireError
-from pytest_memaslap.stats.outcome import CallOutcome
+
+if TYPE_CHECKING:  # (loaded on first use: a suite without slap tests pays for none of it)
+    from pytest_memaslap.memcached.server import MemcachedServer, ServerConfig
+    from pytest_memaslap.output.progress import Period, ProgressPoller
+    from pytest_memaslap.plugin.aggregate import Aggregator
+    from pytest_memaslap.plugin.messages import ShardReport
+    from pytest_memaslap.stats.outcome import CallOutcome
 
 SERVER_KEY = "slap_memcached"
 SERVER_ERROR_KEY = "slap_memcached_error"
@@ -36,7 +38,7 @@ TOKEN_KEY = "slap_token"
 SHARDED_KEY = "slap_sharded"  # workers see dist="no"; the controller tells them it is "each"
 REPORT_ATTRIBUTE = "slap"  # the test report's attribute that carries a worker's shard reports
 
-Emit = Callable[[Period], None]
+Emit = Callable[["Period"], None]
 
 
 class Mode:
@@ -50,7 +52,14 @@ class Mode:
         self.token = token
         self.shard_index = 0
         self.shard_count = 1
-        self.aggregator = Aggregator()
+        self._aggregator: Aggregator | None = None  # made with the first report (the judging code loads then)
+
+    def _add(self, report: ShardReport) -> CallOutcome | None:
+        if self._aggregator is None:
+            from pytest_memaslap.plugin.aggregate import Aggregator
+
+            self._aggregator = Aggregator()
+        return self._aggregator.add(report)
 
     def shard_plan(self, sync_timeout: float) -> ShardPlan:
         return ShardPlan(self.shard_index, self.shard_count, sync_timeout)
@@ -66,7 +75,7 @@ class Mode:
 
     def hand_in(self, reports: list[ShardReport]) -> list[CallOutcome]:
         """A test's calls have ended here: judge them now (the calls this process can judge)."""
-        return [outcome for report in reports if (outcome := self.aggregator.add(report)) is not None]
+        return [outcome for report in reports if (outcome := self._add(report)) is not None]
 
     def attach(self, report: pytest.TestReport, reports: list[ShardReport]) -> None:
         """Put what the reporting process needs on the test's report (a single process needs nothing)."""
@@ -77,10 +86,12 @@ class Mode:
 
     @property
     def outcomes(self) -> list[CallOutcome]:
-        return self.aggregator.done
+        """Every call judged here, in the order they completed."""
+        return self._aggregator.done if self._aggregator is not None else []
 
     def missing_shards(self) -> list[tuple[str, list[int], int]]:
-        return self.aggregator.missing()
+        """Calls with shards that never reported: (key, missing shard indices, shard count)."""
+        return self._aggregator.missing() if self._aggregator is not None else []
 
     def summary_notes(self, config: pytest.Config) -> list[str]:
         return []
@@ -111,6 +122,8 @@ class Controller(Mode):
 
     def watch_progress(self, config: pytest.Config, server: MemcachedServer, worker: str) -> None:
         """Print the workers' progress, which they publish on the server (see ``progress``)."""
+        from pytest_memaslap.output.progress import ProgressPoller, progress_key
+
         if self.progress is None:
             write_line = terminal_writer(config, after_dots=True)
             if write_line is None:
@@ -124,13 +137,20 @@ class Controller(Mode):
         return None  # (the controller runs no tests)
 
     def receive(self, report: pytest.TestReport) -> list[CallOutcome]:
+        wires = getattr(report, REPORT_ATTRIBUTE, None)
+        if not wires:
+            return []
+        from pytest_memaslap.plugin.messages import ShardReport, WireError
+
         outcomes = []
-        for wire in getattr(report, REPORT_ATTRIBUTE, None) or ():
+        for wire in wires:
             try:
                 shard = ShardReport.from_wire(wire)
-            except WireError as exc:
-                raise pytest.UsageError(f"{report.nodeid}: {exc}") from None
-            outcome = self.aggregator.add(shard)
+            except WireError as exc:  # (a worker on another release): its test fails, saying so
+                report.outcome = "failed"
+                report.longrepr = str(exc)
+                continue
+            outcome = self._add(shard)
             if outcome is not None:
                 outcomes.append(outcome)
         return outcomes
@@ -174,6 +194,8 @@ class Worker(Mode):
         return None
 
     def progress_sink(self, config: pytest.Config, server: MemcachedServer) -> Emit | None:
+        from pytest_memaslap.output.progress import ProgressPublisher, progress_key
+
         key = progress_key(self.token, self.worker_id)
         return ProgressPublisher(server.host, server.port, key, server.tls, server.sasl)
 

@@ -7,22 +7,23 @@ Every option exists twice, as ``--slap-duration`` on the command line and as
 from __future__ import annotations
 
 import shlex
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_memaslap.memcached.sasl import SASL_PASSWORD_ENV, SaslCredentials, SaslError, credentials_from
 from pytest_memaslap.memcached.server import ServerConfig, ServerError, parse_addresses
-from pytest_memaslap.memcached.tls import TLSConfig, TLSError
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES, MetricError, parse_percentiles
 from pytest_memaslap.model.units import UnitError, parse_count, parse_duration
 from pytest_memaslap.model.workload import Workload, WorkloadError
-from pytest_memaslap.output.baseline import Allowance, BaselineError, check_name, load, parse_allowances, resolve
-from pytest_memaslap.output.html import ReportExtraMissing, check_available
+
+if TYPE_CHECKING:  # (what only some options need loads when they are given: start-up stays light)
+    import ssl
+
+    from pytest_memaslap.output.baseline import Allowance
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,10 @@ def _percentiles(value: Any) -> tuple[float, ...]:
 def _baseline_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     """--slap-save / --slap-compare / --slap-compare-fail, checked now so a typo fails before any load."""
     storage = raw["slap_storage"] or ".slap"
+    if not (raw["slap_save"] or raw["slap_compare"] or raw["slap_compare_fail"]):
+        return {"save": raw["slap_save"], "storage": storage, "baseline": None, "allowances": ()}
+    from pytest_memaslap.output.baseline import BaselineError, check_name, load, parse_allowances, resolve
+
     try:
         if raw["slap_save"]:
             check_name(raw["slap_save"])
@@ -232,6 +237,8 @@ def _tls_context(raw: Mapping[str, Any]) -> ssl.SSLContext | None:
             "--memcached-tls is for servers given with --memcached: a memcached the plugin starts listens "
             "without TLS (start yours with -Z and its ssl_* options)"
         )
+    from pytest_memaslap.memcached.tls import TLSConfig, TLSError
+
     try:
         return TLSConfig(**files).context()
     except TLSError as exc:
@@ -259,6 +266,8 @@ def _sasl_credentials(raw: Mapping[str, Any]) -> SaslCredentials | None:
 def _html_path(path: str | None) -> str | None:
     """--slap-html needs plotly; say so before any load runs, not after."""
     if path:
+        from pytest_memaslap.output.html import ReportExtraMissing, check_available
+
         try:
             check_available()
         except ReportExtraMissing as exc:

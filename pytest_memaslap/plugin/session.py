@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_memaslap import __version__
 from pytest_memaslap.memcached.server import MemcachedServer, ServerConfig, ServerError, ServerPool
 from pytest_memaslap.model.keyspace import key_prefix
 from pytest_memaslap.model.thresholds import Threshold
 from pytest_memaslap.model.workload import Workload
-from pytest_memaslap.output.baseline import Comparison, compare, save
-from pytest_memaslap.output.document import json_document
-from pytest_memaslap.output.files import write_json
-from pytest_memaslap.output.html import write_html
-from pytest_memaslap.plugin.fixture import SlapRun
-from pytest_memaslap.plugin.messages import ShardReport
 from pytest_memaslap.plugin.modes import Mode
 from pytest_memaslap.plugin.options import Settings
-from pytest_memaslap.stats.outcome import CallOutcome
+
+if TYPE_CHECKING:  # (loaded when a slap test ran: a suite without one pays for none of it)
+    from pytest_memaslap.output.baseline import Comparison
+    from pytest_memaslap.plugin.fixture import SlapRun
+    from pytest_memaslap.plugin.messages import ShardReport
+    from pytest_memaslap.stats.outcome import CallOutcome
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ class SlapSession:
 
     def shard_reports(self, nodeid: str, runs: list[SlapRun], thresholds: tuple[Threshold, ...]) -> list[ShardReport]:
         """This process's report of each slap() call of a test, as one shard of it."""
+        from pytest_memaslap.plugin.messages import ShardReport
+
         mode = self.mode
         return [
             ShardReport(
@@ -81,10 +82,15 @@ class SlapSession:
 
     def document(self) -> dict[str, Any]:
         """The run's results as the JSON document (--slap-json, --slap-save)."""
-        version = next((o.memcached_version for o in self.outcomes if o.memcached_version), "")
-        from pytest_memaslap.engine import LOOP_NAME  # (the plugin imports the engine only once a load runs)
+        from pytest_memaslap.output.document import json_document
 
-        document = json_document(self.outcomes, self.settings.percentiles, __version__, version, LOOP_NAME)
+        version = next((o.memcached_version for o in self.outcomes if o.memcached_version), "")
+        loop = None
+        if self.outcomes:  # (the plugin imports the engine only once a load runs)
+            from pytest_memaslap.engine import LOOP_NAME
+
+            loop = LOOP_NAME
+        document = json_document(self.outcomes, self.settings.percentiles, __version__, version, loop)
         missing = self.mode.missing_shards()
         if missing:
             document["missing_shards"] = {key: shards for key, shards, _ in missing}
@@ -93,6 +99,12 @@ class SlapSession:
     def finish(self) -> None:
         """At the session's end: write the JSON, save the run, compare it with the baseline."""
         settings = self.settings
+        if not (settings.json_path or settings.save or settings.baseline is not None or settings.html_path):
+            return
+        from pytest_memaslap.output.baseline import compare, save
+        from pytest_memaslap.output.files import write_json
+        from pytest_memaslap.output.html import write_html
+
         document = self.document()
         if settings.json_path:
             write_json(settings.json_path, document)
