@@ -110,6 +110,28 @@ def test_merged_shard_results_equal_one_recording_of_all_samples():
     assert a.measured.ops == b.measured.ops == 3000
 
 
+def test_a_second_closes_into_the_timeline_exactly_and_is_zeroed():
+    """The close finds every occupied bucket: where the last second's were, and after the latencies moved."""
+    recorder = PhaseRecorder(("get", "set"), 0)
+    rng = random.Random(3)
+    expected = []
+    for second in range(6):
+        scale = 10**4 if second < 3 else 10**8  # the latencies jump by 13 octaves half way
+        latency: dict[int, int] = {}
+        for _ in range(2000):
+            value = rng.randrange(scale, 3 * scale)
+            recorder.record(rng.randrange(2), 0, value, 1, 1)
+            latency[bucket_index(value)] = latency.get(bucket_index(value), 0) + 1
+        recorder.record(0, 2, 10**11, 1, 0)  # one error far out in the tail
+        latency[bucket_index(10**11)] = latency.get(bucket_index(10**11), 0) + 1
+        expected.append((2001, 1, latency))
+        recorder.tick((second + 1) * 10**9)
+        assert recorder.second == [0] * BUCKET_COUNT
+    assert [(s.ops, s.errors, s.latency) for s in recorder.timeline] == expected
+    phase = recorder.finish(6 * 10**9)
+    assert sum(c.ops for c in phase.commands.values()) == 6 * 2001 and len(phase.timeline) == 6
+
+
 def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch):
     """The hot path copies ``bucket_index`` inline; every latency must land where the one home says."""
     from pytest_memaslap.engine.hot import connection as hot
@@ -120,7 +142,7 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch):
     latencies += [random.Random(9).randrange(1, 10**10) for _ in range(300)]
     now = 2**62
     monkeypatch.setattr(hot, "perf_counter_ns", lambda: now)
-    counters, histogram = [0] * 5, [0] * BUCKET_COUNT
+    counters, histogram, second = [0] * 5, [0] * BUCKET_COUNT, [0] * BUCKET_COUNT
 
     class Events:
         def connection_failed(self, connection, reason):  # type: ignore[no-untyped-def]
@@ -134,7 +156,7 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch):
 
     conn = hot.Connection(Events(), 0)
     conn.connection_made(Transport())  # type: ignore[arg-type]
-    conn.enter_phase(((ascii.PARSERS["set"], counters, histogram),))
+    conn.enter_phase(((ascii.PARSERS["set"], counters, histogram, second),))
     conn.stop()
     for latency in latencies:
         conn.pending.append((conn.slots[0], now - latency, 10, None))
@@ -142,5 +164,5 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch):
     expected = [0] * BUCKET_COUNT
     for latency in latencies:
         expected[bucket_index(latency)] += 1
-    assert histogram == expected
+    assert histogram == expected and second == expected
     assert counters[SENT] == 10 * len(latencies) and counters[RECEIVED] == 8 * len(latencies)

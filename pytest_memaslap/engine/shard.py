@@ -40,7 +40,6 @@ UDP_SWEEP_S = 0.05
 RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
 POLL_S = 0.1
-CLOSE_SLICE_NS = 50_000  # the longest the once-a-second close may keep the loop from replies at once
 
 
 class ShardRunner:
@@ -369,17 +368,13 @@ class ShardRunner:
         """Make ``name`` the phase new requests count in (replies count where they were sent)."""
         now = perf_counter_ns()
         self.recorder = PhaseRecorder(names, now)
-        slots: list[Slot] = [
-            (self.codec.PARSERS[command], self.recorder.counters[i], self.recorder.seconds[i])
-            for i, command in enumerate(names)
-        ]
+        slots: list[Slot] = [(self.codec.PARSERS[command], *self.recorder.slot(i)) for i, command in enumerate(names)]
         if "get" in names:  # verified gets and multi-gets: their own parsers, counted as gets
-            get = names.index("get")
-            counters, seconds = self.recorder.counters[get], self.recorder.seconds[get]
+            get = self.recorder.slot(names.index("get"))
             slots += [
-                (verified_get_parser(self.codec), counters, seconds),
-                (self.codec.parse_multi_get, counters, seconds),
-                (expired_get_parser(self.codec), counters, seconds),
+                (verified_get_parser(self.codec), *get),
+                (self.codec.parse_multi_get, *get),
+                (expired_get_parser(self.codec), *get),
             ]
         self.slots = tuple(slots)
         self.stopping = False
@@ -404,13 +399,8 @@ class ShardRunner:
         self._tick_handle = asyncio.get_running_loop().call_later(delay, self._on_tick)
 
     def _on_tick(self) -> None:
-        """A second ended: close it in slices of at most CLOSE_SLICE_NS, letting replies in between."""
-        recorder = self.recorder
-        if recorder.due(perf_counter_ns()):
-            recorder.start_close()
-        if recorder.closing and not recorder.close_step(perf_counter_ns() + CLOSE_SLICE_NS):
-            self._tick_handle = asyncio.get_running_loop().call_later(0, self._on_tick)  # type: ignore[assignment]
-            return
+        """A second ended: close it (one short step, see ``recorder``) and hand it to live progress."""
+        self.recorder.tick(perf_counter_ns())
         self._publish_seconds()
         self._schedule_tick()
 

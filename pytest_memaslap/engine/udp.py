@@ -91,8 +91,10 @@ class UdpEndpoint(Driven, asyncio.DatagramProtocol):
             self._send(len(lost), now)
 
     def _record(self, slot: Slot, latency_ns: int, outcome: int, sent: int, received: int) -> None:
-        _, counters, latencies = slot
-        latencies[bucket_index(latency_ns)] += 1
+        _, counters, latencies, second = slot
+        index = bucket_index(latency_ns)
+        latencies[index] += 1
+        second[index] += 1
         if outcome:
             counters[outcome] += 1
         counters[SENT] += sent

@@ -49,7 +49,7 @@ class Period:
     def of(cls, label: str, done: int, total: float | None, seconds: list[Second], shards: int = 1) -> Period:
         latency = Histogram()
         for s in seconds:
-            for index, count in zip(s.indices, s.counts, strict=True):
+            for index, count in s.latency.items():
                 latency.counts[index] += count
         ops = sum(s.ops for s in seconds)
         return cls(label, done, total, len(seconds), ops, sum(s.errors for s in seconds), latency, shards)

@@ -48,33 +48,38 @@ class CommandStats:
 class Second:
     """One second of a phase's timeline: ops and errors completed, and their latencies.
 
-    The latency histogram is kept sparse in two flat arrays (bucket index,
-    count): a long run keeps one per second, so it must stay small (a few
-    bytes per occupied bucket, not a dict entry each).
+    The latency histogram is kept as the run of buckets its latencies occupy:
+    bucket ``offset + i`` holds ``counts[i]`` (4 bytes a bucket, zeros inside
+    the run included). A long run keeps one per second, so it must stay
+    small, and the recorder closes a second by copying one slice of its
+    histogram, which is what keeps the close short.
     """
 
     ops: int = 0
     errors: int = 0
-    indices: array.array[int] = field(default_factory=lambda: array.array("H"))
-    counts: array.array[int] = field(default_factory=lambda: array.array("L"))
+    offset: int = 0
+    counts: array.array[int] = field(default_factory=lambda: array.array("I"))
 
     @classmethod
     def of(cls, ops: int, errors: int, latency: dict[int, int]) -> Second:
-        order = sorted(latency)
-        return cls(ops, errors, array.array("H", order), array.array("L", (latency[i] for i in order)))
+        if not latency:
+            return cls(ops, errors)
+        low, high = min(latency), max(latency) + 1
+        return cls(ops, errors, low, array.array("I", (latency.get(i, 0) for i in range(low, high))))
 
     @property
     def latency(self) -> dict[int, int]:
-        return dict(zip(self.indices, self.counts, strict=True))
+        """The occupied buckets: {bucket index: count}."""
+        return {self.offset + i: count for i, count in enumerate(self.counts) if count}
 
     def merge(self, other: Second) -> None:
         self.ops += other.ops
         self.errors += other.errors
         latency = self.latency
-        for index, count in zip(other.indices, other.counts, strict=True):
+        for index, count in other.latency.items():
             latency[index] = latency.get(index, 0) + count
         merged = Second.of(0, 0, latency)
-        self.indices, self.counts = merged.indices, merged.counts
+        self.offset, self.counts = merged.offset, merged.counts
 
 
 @dataclass

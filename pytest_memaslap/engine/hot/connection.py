@@ -25,7 +25,8 @@ REFILL = 256  # requests drawn per batch from a connection's source
 SEND_SLACK_NS = 2_000_000  # open loop: a send this close to its schedule is the event loop's timer step, not lag
 
 Parser = Callable[[Any, int, Any], tuple[int, int]]
-Slot = tuple[Parser, list[int], list[int]]  # (reply parser, phase counters, phase latencies) of one command
+# (reply parser, phase counters, phase latencies) of one command, and the phase's histogram of this second
+Slot = tuple[Parser, list[int], list[int], list[int]]
 
 
 class RequestSource(Protocol):
@@ -114,7 +115,7 @@ class Connection(Driven, asyncio.Protocol):
         done = 0
         while pending:
             slot, sent_ns, size, expect = pending[0]
-            parse, counters, latencies = slot
+            parse, counters, latencies, second = slot
             end, outcome = parse(data, pos, expect)
             if end < 0:
                 break
@@ -130,6 +131,7 @@ class Connection(Driven, asyncio.Protocol):
             else:
                 index = latency if latency > 0 else 0
             latencies[index] += 1
+            second[index] += 1
             if outcome:  # hits are derived from the histogram's count
                 counters[outcome] += 1
             counters[SENT] += size
@@ -273,8 +275,10 @@ class Connection(Driven, asyncio.Protocol):
         """Count every request the server will never answer as an error of its command."""
         now = perf_counter_ns()
         while self.pending:
-            (_, counters, latencies), sent_ns, size, _ = self.pending.popleft()
-            latencies[bucket_index(now - sent_ns)] += 1
+            (_, counters, latencies, second), sent_ns, size, _ = self.pending.popleft()
+            index = bucket_index(now - sent_ns)
+            latencies[index] += 1
+            second[index] += 1
             counters[ERROR] += 1
             counters[SENT] += size
 
