@@ -168,6 +168,14 @@ def test_engine_runs_from_inside_a_running_event_loop(memcached_server):
     assert asyncio.run(main()).measured.ops == 100
 
 
+def _stop_both(server, box: dict) -> None:
+    """Stop the original server and the one started in its place (if it was)."""
+    if "restarted" in box:
+        box["restarted"].kill()
+        box["restarted"].wait()
+    server.stop()
+
+
 def _restart_on_same_port(server, after_s: float, down_s: float, box: dict) -> None:
     """Kill the server, then start a new memcached on the same port (the restart)."""
     import subprocess
@@ -206,10 +214,7 @@ def test_with_reconnect_a_restarted_server_costs_a_gap_not_the_run(no_new_memcac
         unanswered = sum(int(re.search(r"\((\d+) requests? unanswered\)", why).group(1)) for why in losses)
         assert 0 < sum(c.errors for c in measured.values()) == unanswered
     finally:
-        if "restarted" in box:
-            box["restarted"].kill()
-            box["restarted"].wait()
-        server.stop()
+        _stop_both(server, box)
 
 
 def _reset_then_restart(server, after_s: float, resetting_s: float, box: dict) -> None:
@@ -258,10 +263,7 @@ def test_a_reconnect_reset_before_its_first_reply_is_the_same_outage(no_new_memc
         assert result.reconnect_gap_s / 2 > 0.35
         assert result.measured.timeline[-1].ops > 0
     finally:
-        if "restarted" in box:
-            box["restarted"].kill()
-            box["restarted"].wait()
-        server.stop()
+        _stop_both(server, box)
 
 
 def test_without_reconnect_a_restart_fails_the_run_clearly(no_new_memcached):
@@ -275,10 +277,7 @@ def test_without_reconnect_a_restart_fails_the_run_clearly(no_new_memcached):
             run_shard(workload, _target(server), "eng12:")
         restart.join()
     finally:
-        if "restarted" in box:
-            box["restarted"].kill()
-            box["restarted"].wait()
-        server.stop()
+        _stop_both(server, box)
 
 
 def test_every_command_is_counted_as_memcached_counts_it(no_new_memcached):
