@@ -233,10 +233,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     state = _session(item.config)
     try:
         result = yield
-    except KeyboardInterrupt:
-        _hand_in(item, state)  # Ctrl-C ends the session before the test's report exists
-        raise
-    except BaseException:
+    except BaseException:  # (a failing test, or Ctrl-C, which ends the session before any report exists)
         _hand_in(item, state)
         raise
     outcomes = _hand_in(item, state)
@@ -262,11 +259,11 @@ def _hand_in(item: pytest.Item, state: SlapSession) -> list[CallOutcome]:
 
 def _threshold_failure(outcome: CallOutcome, calls: int) -> str:
     """The failed test's message: which call, on what, and the thresholds table."""
+    from pytest_memaslap.output.terminal import thresholds_table
+
     which = f" (slap() call #{outcome.call})" if calls > 1 else ""
     if len(outcome.shards) > 1:
         which += f" on the aggregate of {len(outcome.shards)} shards"
-    from pytest_memaslap.output.terminal import thresholds_table
-
     rows = outcome.threshold_rows()
     failed = sum(1 for row in rows if row[3] != "pass")
     return f"slap thresholds failed{which}: {failed} of {len(rows)}\n{thresholds_table(rows)}"
