@@ -94,6 +94,26 @@ def test_tests_on_one_side_only_are_reported_not_crashed_on(pytester):
         (None, ["--slap-compare=nothing"], "*baseline 'nothing': no file 'nothing' and no saved run*"),
         ("not json", ["--slap-compare=bad.json"], "*baseline 'bad.json': not JSON*"),
         ('{"x": 1}', ["--slap-compare=bad.json"], "*not a pytest-memaslap result (no 'tests' object)*"),
+        (
+            '{"tests": {"t::a": {"ops_per_sec": 5, "latency_us": "fast"}}}',
+            ["--slap-compare=bad.json"],
+            "*test 't::a': latency_us must be an object of numbers, not str*",
+        ),
+        (
+            '{"tests": {"t::a": {"ops_per_sec": "5k", "latency_us": {}}}}',
+            ["--slap-compare=bad.json"],
+            "*test 't::a': ops_per_sec must be a number, not '5k'*",
+        ),
+        (
+            '{"tests": {"t::a": {"ops_per_sec": 5, "latency_us": {}, "commands": {"get": {"latency_us": []}}}}}',
+            ["--slap-compare=bad.json"],
+            "*test 't::a': commands.get.latency_us must be an object of numbers, not list*",
+        ),
+        (
+            '{"tests": {"t::a": {"ops_per_sec": 5, "latency_us": {}, "rounds": {"median": {"ops_per_sec": "x"}}}}}',
+            ["--slap-compare=bad.json"],
+            "*test 't::a': rounds.median.ops_per_sec must be a number, not 'x'*",
+        ),
         (None, ["--slap-compare-fail=ops_per_sec:-5%"], "*--slap-compare-fail needs --slap-compare*"),
         (None, ["--slap-save=../escape"], "*--slap-save='../escape': a name is letters, digits*"),
     ],
@@ -121,3 +141,8 @@ def test_offline_compare_command(pytester):
     assert "REGRESSION" in bad.stdout and "-20.0 %" in bad.stdout
     missing = subprocess.run([*command, "nope", str(new)], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no saved run" in missing.stderr
+    wrong = pytester.path / "wrong.json"  # valid JSON, wrong types: bad input (2), not a regression (1)
+    wrong.write_text(json.dumps({"tests": {"t::a": {"ops_per_sec": 1.0, "latency_us": {"p99": "slow"}}}}))
+    typed = subprocess.run([*command, str(old), str(wrong)], capture_output=True, text=True, timeout=60)
+    assert typed.returncode == 2 and "latency_us.p99 must be a number, not 'slow'" in typed.stderr
+    assert "Traceback" not in typed.stderr

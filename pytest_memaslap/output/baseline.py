@@ -99,9 +99,49 @@ def load(path: Path) -> dict[str, Any]:
     if not isinstance(tests, dict):
         raise BaselineError(f"baseline {str(path)!r}: not a pytest-memaslap result (no 'tests' object)")
     for key, test in tests.items():
-        if not isinstance(test, dict) or "ops_per_sec" not in test or "latency_us" not in test:
-            raise BaselineError(f"baseline {str(path)!r}: test {key!r} lacks 'ops_per_sec' or 'latency_us'")
+        problem = _test_problem(test)
+        if problem:
+            raise BaselineError(f"baseline {str(path)!r}: test {key!r}: {problem}")
     return dict(document)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers_problem(where: str, value: Any, nullable: bool = False) -> str | None:
+    """Why ``value`` is not an object of numbers (None: it is)."""
+    if not isinstance(value, dict):
+        return f"{where} must be an object of numbers, not {type(value).__name__}"
+    for name, number in value.items():
+        if not (_is_number(number) or (nullable and number is None)):
+            return f"{where}.{name} must be a number, not {number!r}"
+    return None
+
+
+def _test_problem(test: Any) -> str | None:
+    """What in one test entry a comparison could not read (None: nothing), named by its JSON path."""
+    if not isinstance(test, dict):
+        return f"must be an object, not {type(test).__name__}"
+    if "ops_per_sec" not in test or "latency_us" not in test:
+        return "lacks 'ops_per_sec' or 'latency_us'"
+    if not _is_number(test["ops_per_sec"]):
+        return f"ops_per_sec must be a number, not {test['ops_per_sec']!r}"
+    checks = [("latency_us", test["latency_us"], True)]
+    commands = test.get("commands", {})
+    if not isinstance(commands, dict):
+        return f"commands must be an object, not {type(commands).__name__}"
+    for name, command in commands.items():
+        if not isinstance(command, dict):
+            return f"commands.{name} must be an object, not {type(command).__name__}"
+        checks.append((f"commands.{name}.latency_us", command.get("latency_us", {}), True))
+    rounds = test.get("rounds")
+    if rounds is not None:
+        if not isinstance(rounds, dict):
+            return f"rounds must be an object, not {type(rounds).__name__}"
+        checks += [("rounds.median", rounds.get("median", {}), False)]
+        checks += [("rounds.spread_pct", rounds.get("spread_pct", {}), True)]
+    return next((p for where, value, nullable in checks if (p := _numbers_problem(where, value, nullable))), None)
 
 
 # -- comparison ----------------------------------------------------------------
