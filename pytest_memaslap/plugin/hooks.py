@@ -315,7 +315,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not state.mode.reports:
         return
     state.finish()
-    failed = state.mode.missing_shards() or (state.comparison is not None and state.comparison.regressions)
+    failed = (
+        state.mode.missing_shards()
+        or state.output_errors
+        or (state.comparison is not None and state.comparison.regressions)
+    )
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -323,7 +327,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = _session(config)
     mode = state.mode
-    if not mode.reports or not (mode.outcomes or mode.missing_shards() or state.comparison):
+    if not mode.reports or not (mode.outcomes or mode.missing_shards() or state.comparison or state.output_errors):
         return
     from pytest_memaslap.output.terminal import comparison_table, terminal_table
 
@@ -343,7 +347,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         notes += [LOOP_NOTE] if LOOP_NOTE else []
     for note in notes:
         terminalreporter.write_line(f"note: {note}")
-    if state.settings.json_path:
+    for error in state.output_errors:
+        terminalreporter.write_line(error, red=True)
+    if state.settings.json_path and not any(e.startswith("--slap-json") for e in state.output_errors):
         terminalreporter.write_line(f"slap results written to {state.settings.json_path}")
     if state.saved_to:
         terminalreporter.write_line(f"slap results saved to {state.saved_to}")

@@ -211,10 +211,14 @@ def _baseline_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     if not (raw["slap_save"] or raw["slap_compare"] or raw["slap_compare_fail"]):
         return {"save": raw["slap_save"], "storage": storage, "baseline": None, "allowances": ()}
     from pytest_memaslap.output.baseline import BaselineError, check_name, load, parse_allowances, resolve
+    from pytest_memaslap.output.files import directory_problem
 
     try:
         if raw["slap_save"]:
             check_name(raw["slap_save"])
+            problem = directory_problem(storage, "the results folder")
+            if problem:
+                raise BaselineError(f"--slap-storage={storage}: {problem} (--slap-save writes there)")
         allowances = parse_allowances(raw["slap_compare_fail"] or "")
         if allowances and not raw["slap_compare"]:
             raise BaselineError("--slap-compare-fail needs --slap-compare=NAME|PATH to compare against")
@@ -263,8 +267,19 @@ def _sasl_credentials(raw: Mapping[str, Any]) -> SaslCredentials | None:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _output_file(option: str, path: str | None) -> str | None:
+    """An output file's path, tried now: one that cannot be written fails before any load runs."""
+    if path:
+        from pytest_memaslap.output.files import file_problem
+
+        problem = file_problem(path)
+        if problem:
+            raise pytest.UsageError(f"{option}={path}: {problem}")
+    return path
+
+
 def _html_path(path: str | None) -> str | None:
-    """--slap-html needs plotly; say so before any load runs, not after."""
+    """--slap-html needs plotly and a writable file; say so before any load runs, not after."""
     if path:
         from pytest_memaslap.output.html import ReportExtraMissing, check_available
 
@@ -272,7 +287,7 @@ def _html_path(path: str | None) -> str | None:
             check_available()
         except ReportExtraMissing as exc:
             raise pytest.UsageError(str(exc)) from None
-    return path
+    return _output_file("--slap-html", path)
 
 
 def shards_option(config: pytest.Config) -> int | None:
@@ -340,7 +355,7 @@ class Settings:
             external=raw["memcached"],
             server=server,
             workload_overrides=overrides,
-            json_path=raw["slap_json"],
+            json_path=_output_file("--slap-json", raw["slap_json"]),
             enforce_thresholds=not raw["slap_no_thresholds"],
             allow_flush=bool(raw["slap_allow_flush"]),
             sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_memaslap import __version__
 from pytest_memaslap.memcached.server import MemcachedServer, ServerConfig, ServerError, ServerPool
@@ -12,6 +13,8 @@ from pytest_memaslap.model.thresholds import Threshold
 from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.plugin.modes import Mode
 from pytest_memaslap.plugin.options import Settings
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # (loaded when a slap test ran: a suite without one pays for none of it)
     from pytest_memaslap.output.baseline import Comparison
@@ -38,6 +41,7 @@ class SlapSession:
     pool: ServerPool = field(init=False)
     comparison: Comparison | None = None
     saved_to: str | None = None
+    output_errors: list[str] = field(default_factory=list)  # outputs that failed at the end (the run still reports)
 
     def __post_init__(self) -> None:
         external = self.mode.server_address or self.settings.external
@@ -107,10 +111,29 @@ class SlapSession:
 
         document = self.document()
         if settings.json_path:
-            write_json(settings.json_path, document)
+            self._write("--slap-json", settings.json_path, write_json, settings.json_path, document)
         if settings.save:
-            self.saved_to = str(save(document, settings.storage, settings.save))
+            saved = self._write("--slap-save", settings.storage, save, document, settings.storage, settings.save)
+            self.saved_to = None if saved is None else str(saved)
         if settings.baseline is not None:
             self.comparison = compare(settings.baseline, document, settings.allowances)
         if settings.html_path:
-            write_html(settings.html_path, self.outcomes, settings.percentiles, document, self.comparison)
+            outcomes, percentiles = self.outcomes, settings.percentiles
+            self._write(
+                "--slap-html",
+                settings.html_path,
+                write_html,
+                settings.html_path,
+                outcomes,
+                percentiles,
+                document,
+                self.comparison,
+            )
+
+    def _write(self, option: str, path: str, write: Callable[..., T], *args: Any) -> T | None:
+        """Write one output; if it fails (a disk filled during the run), say so and go on with the others."""
+        try:
+            return write(*args)
+        except OSError as exc:
+            self.output_errors.append(f"{option}: {path} could not be written: {exc.strerror or exc}")
+            return None
