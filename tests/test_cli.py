@@ -76,3 +76,12 @@ def test_a_dead_server_fails_clearly():
     assert twice.returncode == 2 and "a server is listed twice" in twice.stderr
     dead = _run("-s", "127.0.0.1:1", "-x", "10", "-c", "1")
     assert dead.returncode == 1 and "cannot connect to memcached at 127.0.0.1:1" in dead.stderr
+
+
+def test_values_above_the_servers_item_size_limit_are_refused_before_the_run(memcached_server):
+    """Sent anyway, 2 MB values to a 1 MiB server never end and grow the load process by gigabytes."""
+    done = _run("-s", memcached_server.address, "-X", "2000000", "-t", "2s", "-c", "2")
+    assert done.returncode == 2
+    assert "exceed the server's item_size_max of 1048576 bytes" in done.stderr
+    assert "use a smaller -X, or start memcached with a larger -I" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -27,7 +27,7 @@ from pytest_memaslap.memcached.sasl import (
     credentials_from,
     workload_problem,
 )
-from pytest_memaslap.memcached.server import ServerError, parse_addresses
+from pytest_memaslap.memcached.server import ServerError, item_size_limit, parse_addresses
 from pytest_memaslap.model.keyspace import new_token
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.shard_plan import ShardPlan
@@ -155,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sasl = sasl_from(args, workload)
         targets = [Target(host, port, sasl=sasl) for host, port in servers]
         every = int(_duration(args.stat_freq, "-S/--stat_freq")) if args.stat_freq else 0
+        check_item_size(workload, targets)
     except UsageError as exc:
         parser.exit(2, f"memaslap-py: error: {exc}\n")
     print(header(args.servers, threads, workload, args))
@@ -171,6 +172,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print(final_report(raw, workload, args.verbose))
     return 0
+
+
+def check_item_size(workload: Workload, targets: list[Target]) -> None:
+    """Refuse values the servers would reject as too large, before any load (as the plugin does)."""
+    limits = [item_size_limit(t.host, t.port, 5.0, t.tls, t.sasl) for t in targets]
+    known = [limit for limit in limits if limit is not None]  # (a proxy does not say: the run goes unchecked)
+    problem = workload.oversized_items(min(known) if known else None)
+    if problem:
+        raise UsageError(
+            f"value size (-X/--fixed_size or -F): {problem}; use a smaller -X, or start memcached with a larger -I"
+        )
 
 
 # -- running -------------------------------------------------------------------

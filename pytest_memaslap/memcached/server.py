@@ -174,8 +174,11 @@ class MemcachedServer:
         """``stats`` (or ``stats settings`` etc.) with numbers parsed."""
         return self._query(*args)
 
-    def item_size_max(self) -> int:
-        return int(self.stats("settings").get("item_size_max", 1024 * 1024))
+    def item_size_max(self) -> int | None:
+        """The smallest ``item_size_max`` of the servers; None when none of them says (a proxy)."""
+        limits = [item_size_limit(host, port, 5.0, self.tls, self.sasl) for host, port in self.servers]
+        known = [limit for limit in limits if limit is not None]
+        return min(known) if known else None
 
     def flush(self) -> None:
         """``flush_all``: only on a server the plugin started, or with --slap-allow-flush."""
@@ -232,6 +235,33 @@ def _die_with_parent() -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def item_size_limit(
+    host: str, port: int, timeout: float = 5.0, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
+) -> int | None:
+    """The largest item a server stores (``stats settings``' ``item_size_max``); None when it does not say.
+
+    A proxy may not know the command: twemproxy closes the connection, others
+    answer ERROR. The load then runs unchecked, and values too large for the
+    servers behind it count as errors of their command.
+    """
+    from pymemcache.exceptions import MemcacheError
+
+    from pytest_memaslap.memcached.control import control_client
+
+    client = control_client(host, port, timeout, tls, sasl)
+    try:
+        settings = client.stats("settings")
+    except (MemcacheError, OSError, SaslError):
+        return None
+    finally:
+        client.close()
+    value: Any = settings.get(b"item_size_max", settings.get("item_size_max"))  # type: ignore[call-overload]
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def free_port() -> int:

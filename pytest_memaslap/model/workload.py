@@ -16,6 +16,8 @@ from pytest_memaslap.model import units
 from pytest_memaslap.model.units import UnitError
 
 COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr", "gets", "cas")
+STORAGE_COMMANDS = {"set", "add", "replace", "cas"}  # what stores a whole value (append/prepend add a few bytes)
+ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded up
 COUNTER_COMMANDS = ("incr", "decr")  # these work on numeric counter keys of their own
 PROTOCOLS = ("ascii", "meta", "binary")
 ARRIVALS = ("poisson", "uniform")
@@ -245,6 +247,23 @@ class Workload:
 
     def max_value_size(self) -> int:
         return max(high for _, high, _ in self.value_size)
+
+    def oversized_items(self, item_size_max: int | None) -> str | None:
+        """Why the values would not fit a server storing items up to ``item_size_max`` bytes (None: they fit).
+
+        None too when the limit is unknown (a proxy does not say) or nothing is written.
+        """
+        writes = STORAGE_COMMANDS & set(self.command_names()) or self.preload
+        if item_size_max is None or not writes:
+            return None
+        largest_key = max(high for _, high, _ in self.key_size)
+        fits = item_size_max - largest_key - ITEM_OVERHEAD
+        if self.max_value_size() <= fits:
+            return None
+        return (
+            f"values up to {self.max_value_size()} bytes (keys up to {largest_key}) exceed the server's "
+            f"item_size_max of {item_size_max} bytes (stats settings): values of at most {fits} bytes fit"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, in the shapes a user writes into a mark."""

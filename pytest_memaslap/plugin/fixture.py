@@ -16,9 +16,6 @@ from pytest_memaslap.stats.result import SlapResult
 from pytest_memaslap.stats.results import Second
 from pytest_memaslap.stats.rounds import with_rounds
 
-STORAGE_COMMANDS = {"set", "add", "replace", "cas"}  # (append/prepend add a few bytes only)
-ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded up
-
 
 @dataclass
 class SlapRun:
@@ -131,14 +128,7 @@ def check_shards(workload: Workload, shard: ShardPlan, servers: int = 1) -> None
 
 
 def check_item_size(workload: Workload, server: MemcachedServer) -> None:
-    """Refuse values the server would reject as too large, before any load runs."""
-    if not STORAGE_COMMANDS & set(workload.command_names()) and not workload.preload:
-        return
-    limit = server.item_size_max()
-    largest_key = max(high for _, high, _ in workload.key_size)
-    if workload.max_value_size() + largest_key + ITEM_OVERHEAD > limit:
-        raise WorkloadError(
-            f"value_size: values up to {workload.max_value_size()} bytes (keys up to {largest_key}) exceed "
-            f"the server's item_size_max of {limit} bytes (stats settings); use value_size of at most "
-            f"{limit - largest_key - ITEM_OVERHEAD}, or start memcached with a larger -I"
-        )
+    """Refuse values the server would reject as too large, before any load runs (when it says its limit)."""
+    problem = workload.oversized_items(server.item_size_max())
+    if problem:
+        raise WorkloadError(f"value_size: {problem}; lower value_size, or start memcached with a larger -I")
