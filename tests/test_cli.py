@@ -85,3 +85,11 @@ def test_values_above_the_servers_item_size_limit_are_refused_before_the_run(mem
     assert "exceed the server's item_size_max of 1048576 bytes" in done.stderr
     assert "use a smaller -X, or start memcached with a larger -I" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_name_that_does_not_resolve_is_one_message():
+    done = _run("-s", "nohost.invalid:1", "-t", "1s", "-T", "2", "-c", "4")
+    assert done.returncode == 1
+    assert "cannot connect to memcached at nohost.invalid:1" in done.stderr
+    assert "never retrieved" not in done.stderr and "Traceback" not in done.stderr
+    assert "Total Statistics" not in done.stdout  # nothing ran: no empty report

@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raw = run(workload, targets, threads, report)
     except SlapRunError as exc:
         print(f"memaslap-py: run failed: {exc}", file=sys.stderr)
-        if exc.partial is not None:
+        if exc.partial is not None and exc.partial.requests_sent:  # (what was done until then)
             print(final_report(exc.partial, workload, args.verbose))
         return 1
     except KeyboardInterrupt:

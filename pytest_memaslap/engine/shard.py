@@ -39,6 +39,7 @@ UDP_LOSS_TIMEOUT_S = 1.0  # a UDP request unanswered this long is lost (an error
 UDP_SWEEP_S = 0.05
 RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
+CANCEL_TIMEOUT_S = 1.0  # how long cancelled connection attempts may take to end
 POLL_S = 0.1
 
 
@@ -213,23 +214,38 @@ class ShardRunner:
         peers = len(range(index % servers, len(self.connections), servers))
         return range(keys.start + index // servers, keys.stop, peers)
 
+    async def _open(self, index: int) -> Connection:
+        return await connect(self._target_of(index), lambda: Connection(self, index))
+
     async def _connect(self, count: int) -> None:
+        """Open every connection at once, within ``timeout``; on any failure none is left open and one error says why.
 
-        async def one(index: int) -> Connection:
-            return await connect(self._target_of(index), lambda: Connection(self, index))
-
-        try:
-            self.connections = list(
-                await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), self.workload.timeout)
-            )
-        except asyncio.TimeoutError:
+        Every attempt's outcome is collected (so asyncio reports no exception
+        as "never retrieved"), and the connections that did open are closed.
+        """
+        tasks = [asyncio.ensure_future(self._open(i)) for i in range(count)]
+        done, pending = await asyncio.wait(tasks, timeout=self.workload.timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=CANCEL_TIMEOUT_S)
+        opened = [t.result() for t in tasks if t.done() and not t.cancelled() and t.exception() is None]
+        errors = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
+        if not errors and not pending:
+            self.connections = opened
+            return
+        for connection in opened:
+            connection.close()
+        error = errors[0] if errors else None
+        if error is None:
             raise SlapRunError(
                 f"cannot connect to memcached at {self.target}: no connection within {self.workload.timeout:g} s"
-            ) from None
-        except SaslError as exc:
-            raise SlapRunError(str(exc)) from None
-        except OSError as exc:
-            raise SlapRunError(f"cannot connect to memcached at {self.target}: {exc.strerror or exc}") from None
+            )
+        if isinstance(error, SaslError):
+            raise SlapRunError(str(error))
+        if isinstance(error, OSError):
+            raise SlapRunError(f"cannot connect to memcached at {self.target}: {error.strerror or error}")
+        raise error
 
     async def _preload(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
         """Set every key of the slice once (in parallel over the connections) so gets hit."""
