@@ -215,7 +215,7 @@ def test_with_reconnect_a_restarted_server_costs_a_gap_not_the_run(no_new_memcac
         result = run_shard(workload, _target(server), "eng11:")
         restart.join()
         assert result.reconnects == 4, losses  # every connection came back, once: at its first reply
-        assert 0.4 < result.reconnect_gap_s / 4 < 3.0
+        assert 0.5 < result.reconnect_gap_s < 3.0  # the outage's wall time (0.5 s down), not a sum over connections
         timeline = [second.ops for second in result.measured.timeline]
         assert timeline[-1] > 0, f"no load after the restart: {timeline}"
         measured = result.measured.commands
@@ -269,7 +269,7 @@ def test_a_reconnect_reset_before_its_first_reply_is_the_same_outage(no_new_memc
         restart.join()
         assert box.get("resets", 0) >= 2  # the reconnects met the resetting listener
         assert result.reconnects == 2  # each connection came back once, when memcached answered
-        assert result.reconnect_gap_s / 2 > 0.35
+        assert 0.4 < result.reconnect_gap_s < 3.0
         assert result.measured.timeline[-1].ops > 0
     finally:
         _stop_both(server, box)

@@ -77,6 +77,7 @@ class ShardRunner:
         self.barrier: ServerBarrier | None = None
         self.partial: ShardResult | None = None  # set when the run is cancelled
         self._outages: dict[int, asyncio.Future[None]] = {}  # connection index -> its reconnect task
+        self._down_since_ns = 0  # when the first of the connections now down went down
         self.pacer: Pacer | None = None  # open loop (rate=)
         self.counters: list[bytes] | None = None  # incr/decr's numeric keys, when the mix has them
         self.verify_log = VerifyLog()
@@ -99,9 +100,17 @@ class ShardRunner:
         connection.await_reconnect()
         if connection.index in self._outages:
             return  # lost again before its first reply: the reconnect under way goes on
+        if not self._outages:  # the first connection down: the load's outage begins
+            self._down_since_ns = perf_counter_ns()
         task = asyncio.ensure_future(self._reconnect(connection, reason))
         self._outages[connection.index] = task
-        task.add_done_callback(lambda _: self._outages.pop(connection.index, None))
+        task.add_done_callback(lambda _: self._outage_over(connection.index))
+
+    def _outage_over(self, index: int) -> None:
+        """A connection is back (or given up): when it was the last one down, the outage's time is counted."""
+        self._outages.pop(index, None)
+        if not self._outages:
+            self.result.reconnect_gap_s += (perf_counter_ns() - self._down_since_ns) / 1e9
 
     async def _reconnect(self, connection: Connection, reason: str) -> None:
         """Reopen with backoff until the server answers; gone for longer than ``timeout``, the run fails after all.
@@ -134,7 +143,6 @@ class ShardRunner:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
         self.result.reconnects += 1
-        self.result.reconnect_gap_s += (perf_counter_ns() - lost_ns) / 1e9
 
     # -- phases ---------------------------------------------------------------
     async def run(self) -> ShardResult:

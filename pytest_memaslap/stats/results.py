@@ -117,7 +117,7 @@ class ShardResult:
     shards: int = 1
     started_at: float = 0.0  # wall clock (time.time()) of the measured phase's start; the earliest when merged
     reconnects: int = 0  # connections reopened after the server dropped them (reconnect=True)
-    reconnect_gap_s: float = 0.0  # time those connections spent reconnecting, summed
+    reconnect_gap_s: float = 0.0  # wall time while one or more connections were down; merged: the longest shard's
     send_lag_max_s: float = 0.0  # open loop: how far behind its schedule the sender ever fell
     verify: dict[str, Any] = field(default_factory=lambda: {"checked": 0, "mismatches": 0, "keys": []})
 
@@ -140,7 +140,7 @@ class ShardResult:
             self.phases.setdefault(name, PhaseStats()).merge(phase)
         self.shards += other.shards
         self.reconnects += other.reconnects
-        self.reconnect_gap_s += other.reconnect_gap_s
+        self.reconnect_gap_s = max(self.reconnect_gap_s, other.reconnect_gap_s)  # (shards are down side by side)
         self.send_lag_max_s = max(self.send_lag_max_s, other.send_lag_max_s)
         self.verify = _merge_checks(self.verify, other.verify)
         if window is not None:
