@@ -52,6 +52,11 @@ def test_verdicts(expr, passed):
         ("hit_ratio > 2ms", "is a ratio"),
         ("ops_per_sec > 5ms", "takes a plain number or a suffix k, M or G"),
         (42, "expected a string"),
+        ("hit_ratio >= 150%", "hit_ratio is a ratio from 0 to 1"),
+        ("get.error_ratio < 1.5", "error_ratio is a ratio from 0 to 1"),
+        ("errors == 0.5", "errors is a count: a whole number"),
+        ("p99 < -1ms", "p99 is never negative"),
+        ("ops_per_sec > -5", "ops_per_sec is never negative"),
     ],
 )
 def test_malformed_expressions_say_what_is_allowed(expr, message):

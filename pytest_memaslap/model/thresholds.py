@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pytest_memaslap.model.metrics import RATIO_METRICS, MetricError, format_metric, is_latency, parse_metric
+from pytest_memaslap.model.metrics import (
+    COUNT_METRICS,
+    RATIO_METRICS,
+    MetricError,
+    format_metric,
+    is_latency,
+    parse_metric,
+)
 from pytest_memaslap.model.units import COUNT_UNITS, UnitError, count_factor, duration_factor
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -67,6 +74,9 @@ class Threshold:
             value = float(number) * _unit_factor(expr, parsed.metric, unit)
         except (MetricError, UnitError) as exc:
             raise ThresholdError(f"threshold {expr!r}: {exc}") from None
+        impossible = _impossible(parsed.metric, value)
+        if impossible:
+            raise ThresholdError(f"threshold {expr!r}: {impossible}")
         return cls(expr.strip(), parsed.command, parsed.metric, op, value)
 
     @property
@@ -100,6 +110,17 @@ class Verdict:
         t = self.threshold
         measured = "not measured" if self.measured != self.measured else t.format_value(self.measured)
         return (t.expr, f"{t.op} {t.format_value(t.required)}", measured, "pass" if self.passed else "FAIL")
+
+
+def _impossible(metric: str, value: float) -> str | None:
+    """Why no run can have ``value`` for ``metric`` (None: it can): a rule that could never be met is a typo."""
+    if value < 0:
+        return f"{metric} is never negative"
+    if metric in RATIO_METRICS and value > 1:
+        return f"{metric} is a ratio from 0 to 1 (0% to 100%)"
+    if metric in COUNT_METRICS and value != int(value):
+        return f"{metric} is a count: a whole number"
+    return None
 
 
 def _unit_factor(expr: str, metric: str, unit: str) -> float:
