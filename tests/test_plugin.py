@@ -495,3 +495,26 @@ def test_help_lists_every_option_and_its_ini_key(pytester):
         assert option.flag in text, option.flag
         assert option.ini in text, option.ini
     assert "'ops_per_sec:-5%,get.p99:+10%'" in text  # a literal % in a help text, printed as written
+
+
+def test_a_bad_call_is_one_message_at_the_tests_line_without_plugin_internals(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(ops=100, keys=1000, key_size=(1, 250))
+        def test_keys(slap):
+            slap()
+
+        @pytest.mark.slap(ops=100, keys=100)
+        def test_override(slap):
+            slap(window=0)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert output.count("E       pytest_memaslap.model.workload.WorkloadError: key_size: keys of 1 bytes") == 1
+    assert output.count("E       pytest_memaslap.model.workload.WorkloadError: window=0: must be at least 1") == 1
+    assert "During handling" not in output and "no running event loop" not in output
+    assert "pytest_memaslap/" not in output  # no plugin-internal source lines

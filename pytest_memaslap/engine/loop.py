@@ -37,7 +37,10 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """
     try:
         asyncio.get_running_loop()
+        running = True
     except RuntimeError:
+        running = False
+    if not running:  # (outside the except block: an error of the run is not chained to "no running event loop")
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             return runner.run(main())
     box: dict[str, Any] = {}

@@ -232,6 +232,8 @@ class ShardRunner:
         as "never retrieved"), and the connections that did open are closed.
         """
         tasks = [asyncio.ensure_future(self._open(i)) for i in range(count)]
+        if not tasks:
+            return  # (a shard with no connection of its own)
         done, pending = await asyncio.wait(tasks, timeout=self.workload.timeout)
         for task in pending:
             task.cancel()

@@ -9,8 +9,9 @@ from typing import Any
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import workload_problem
 from pytest_memaslap.memcached.server import MemcachedServer
+from pytest_memaslap.model.keyspace import min_key_size
 from pytest_memaslap.model.shard_plan import ShardPlan
-from pytest_memaslap.model.thresholds import Threshold, parse_all
+from pytest_memaslap.model.thresholds import Threshold, ThresholdError, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
 from pytest_memaslap.stats.result import SlapResult
 from pytest_memaslap.stats.results import Second
@@ -61,20 +62,13 @@ class Slap:
 
     def __call__(self, **overrides: Any) -> SlapResult:
         __tracebackhide__ = True
-        workload = Workload.from_args(overrides, base=self.workload) if overrides else self.workload
-        parse_all(tuple(t.expr for t in self.thresholds), workload.measured_commands())
-        check_item_size(workload, self.server)
-        if workload.transport == "udp" and self.server.udp is False:
-            raise WorkloadError(
-                "transport='udp': this memcached does not listen on UDP (the plugin starts it with -U 0); "
-                "use @pytest.mark.memcached(udp=True) or --memcached-udp"
-            )
-        if self.server.sasl is not None and (problem := workload_problem(workload.protocol, workload.transport)):
-            raise WorkloadError(problem)
-        check_shards(workload, self.shard, len(self.server.servers))
+        prefix = self._prefix_for_call(len(self.runs) + 1)
+        try:
+            workload = self._checked(overrides, prefix)
+        except (WorkloadError, ThresholdError) as exc:  # one message, at the test's own line
+            raise type(exc)(str(exc)) from None
         from pytest_memaslap.engine import SlapInterrupted, SlapRunError, run_shard  # (the engine loads on first use)
 
-        prefix = self._prefix_for_call(len(self.runs) + 1)
         target = [Target(host, port, self.server.tls, self.server.sasl) for host, port in self.server.servers]
         done: list[SlapResult] = []
         for number in range(1, self.rounds + 1):
@@ -97,6 +91,22 @@ class Slap:
             done.append(SlapResult(workload, raw, self.server.version))
         self._record(done)
         return self.runs[-1].result
+
+    def _checked(self, overrides: dict[str, Any], prefix: str) -> Workload:
+        """This call's workload, with every check that needs the server or the call: before any load runs."""
+        workload = Workload.from_args(overrides, base=self.workload) if overrides else self.workload
+        parse_all(tuple(t.expr for t in self.thresholds), workload.measured_commands())
+        check_key_size(workload, round_prefix(prefix, self.rounds, self.rounds))
+        check_item_size(workload, self.server)
+        if workload.transport == "udp" and self.server.udp is False:
+            raise WorkloadError(
+                "transport='udp': this memcached does not listen on UDP (the plugin starts it with -U 0); "
+                "use @pytest.mark.memcached(udp=True) or --memcached-udp"
+            )
+        if self.server.sasl is not None and (problem := workload_problem(workload.protocol, workload.transport)):
+            raise WorkloadError(problem)
+        check_shards(workload, self.shard, len(self.server.servers))
+        return workload
 
     def _record(self, rounds: list[SlapResult], interrupted: bool = False, error: str | None = None) -> None:
         """Keep the call's rounds as one run; its result is the median round, carrying all of them."""
@@ -124,6 +134,17 @@ def check_shards(workload: Workload, shard: ShardPlan, servers: int = 1) -> None
     if shard.count > 1 and workload.keys < shard.count:
         raise WorkloadError(
             f"keys={workload.keys}: a keyspace too small for {shard.count} shards; use at least {shard.count} keys"
+        )
+
+
+def check_key_size(workload: Workload, prefix: str) -> None:
+    """Every key must stay distinct under the call's prefix: the smallest key size must hold the prefix and index."""
+    needed = min_key_size(prefix, workload.keys)
+    smallest = min(low for low, _, _ in workload.key_size)
+    if smallest < needed:
+        raise WorkloadError(
+            f"key_size: keys of {smallest} bytes are too short for {workload.keys} keys under the prefix "
+            f"{prefix!r}; use key_size of at least {needed} (or fewer keys)"
         )
 
 
