@@ -145,8 +145,21 @@ def test_a_stalled_server_fails_the_run_within_the_timeout(no_new_memcached):
     try:
         workload = Workload.from_args({"duration": "30s", "connections": 2, "keys": 100, "timeout": "0.5s"})
         threading.Timer(0.3, os.kill, (server.process.pid, signal.SIGSTOP)).start()
-        with pytest.raises(SlapRunError, match=r"no reply from memcached at .* for 0.5 s \(\d+ requests? in flight\)"):
+        with pytest.raises(
+            SlapRunError, match=r"no reply from memcached at .* for 0.5 s \((\d+) requests? in flight\)"
+        ) as info:
             run_shard(workload, _target(server), "eng7:")
+        # the requests in flight are abandoned as timed out: errors, never latency samples
+        in_flight = int(re.search(r"\((\d+) requests? in flight", str(info.value)).group(1))
+        measured = info.value.partial.measured
+        abandoned = sum(c.abandoned.get("timeout", 0) for c in measured.commands.values())
+        assert abandoned == in_flight == sum(c.errors for c in measured.commands.values())
+        for stats in measured.commands.values():
+            assert stats.latency.total == stats.ops  # the histogram holds answered requests only
+            assert stats.latency.max() < 400e6  # none waited out the 0.5 s timeout
+        assert (
+            info.value.partial.requests_sent == info.value.partial.phases["preload"].requests + measured.ops + abandoned
+        )
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
         server.stop()
@@ -222,6 +235,7 @@ def test_with_reconnect_a_restarted_server_costs_a_gap_not_the_run(no_new_memcac
         # requests in flight when a connection dropped are errors; nothing else is
         unanswered = sum(int(re.search(r"\((\d+) requests? unanswered\)", why).group(1)) for why in losses)
         assert 0 < sum(c.errors for c in measured.values()) == unanswered
+        assert sum(c.abandoned.get("connection_lost", 0) for c in measured.values()) == unanswered
     finally:
         _stop_both(server, box)
 

@@ -29,7 +29,8 @@ def _busy_result(seconds: int, per_second: int, seed: int = 1) -> ShardResult:
             latency[index] = latency.get(index, 0) + 1
         phase.timeline.append(Second.of(per_second, rng.randrange(3), latency))
     for name, share in (("get", 0.9), ("set", 0.1)):
-        stats = CommandStats(ops=int(seconds * per_second * share), hits=7, misses=2, errors=1, bytes_sent=10**6)
+        stats = CommandStats(ops=int(seconds * per_second * share), hits=7, misses=2, errors=4, bytes_sent=10**6)
+        stats.abandoned = {"connection_lost": 2, "timeout": 1}
         stats.latency = Histogram()
         for second in phase.timeline:
             for index, count in second.latency.items():
@@ -55,6 +56,7 @@ def _same(a: ShardResult, b: ShardResult) -> None:
         assert phase.commands.keys() == other.commands.keys()
         for cmd, stats in phase.commands.items():
             assert stats.latency.counts == other.commands[cmd].latency.counts
+            assert stats.abandoned == other.commands[cmd].abandoned
             assert (stats.ops, stats.hits, stats.misses, stats.errors, stats.bytes_sent, stats.bytes_received) == (
                 other.commands[cmd].ops,
                 other.commands[cmd].hits,

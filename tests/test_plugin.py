@@ -460,10 +460,16 @@ def test_a_failed_run_still_reports_what_it_did(pytester, no_new_memcached):
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--slap-json=r.json")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*SlapRunError*server closed the connection*", "*test_server_dies*run failed*"])
+    result.stdout.fnmatch_lines(
+        ["*SlapRunError*server closed the connection*", "*test_server_dies*unanswered)*run failed*"]
+    )
     (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
     assert "server closed the connection" in test["error"]
     assert test["ops"] > 0
+    # requests in flight when the server died: errors, by cause, and not counted as answered
+    abandoned = sum(test["abandoned"].values())
+    assert set(test["abandoned"]) <= {"connection_lost", "run_ended"} and 0 < abandoned == test["errors"]
+    assert test["requests_sent"] == test["ops"] + sum(test["unmeasured_ops"].values()) + abandoned
 
 
 def test_live_progress_lines_during_a_run_and_quiet_with_q(pytester):

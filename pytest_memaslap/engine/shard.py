@@ -19,7 +19,7 @@ from pytest_memaslap.engine.barrier import ServerBarrier
 from pytest_memaslap.engine.connect import connect
 from pytest_memaslap.engine.errors import SlapRunError
 from pytest_memaslap.engine.hot.connection import Connection, Driven, Slot
-from pytest_memaslap.engine.hot.recorder import RECEIVED, PhaseRecorder
+from pytest_memaslap.engine.hot.recorder import RECEIVED, TIMED_OUT, PhaseRecorder
 from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource, get_lines
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.pacer import Pacer
@@ -490,6 +490,8 @@ class ShardRunner:
                     seen, seen_ns = self._reply_bytes(), now
                 in_flight = sum(c.in_flight() for c in self.connections)
                 if in_flight and now - seen_ns > stall_ns:
+                    for connection in self.connections:  # they waited the whole timeout: timed out, not cut off
+                        connection.fail_pending(TIMED_OUT)
                     raise SlapRunError(
                         f"no reply from memcached at {self.target} for {self.workload.timeout:g} s "
                         f"({in_flight} request{'s' if in_flight != 1 else ''} in flight)"

@@ -18,7 +18,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from pytest_memaslap.engine.hot.connection import REFILL, ConnectionEvents, Driven, RequestSource, Slot
-from pytest_memaslap.engine.hot.recorder import RECEIVED, SENT
+from pytest_memaslap.engine.hot.recorder import CUT_OFF, RECEIVED, SENT, TIMED_OUT
 from pytest_memaslap.protocol.outcomes import ERROR
 from pytest_memaslap.stats.histogram import bucket_index
 
@@ -84,8 +84,8 @@ class UdpEndpoint(Driven, asyncio.DatagramProtocol):
         """Count requests whose replies did not come within the loss timeout as errors; refill the window."""
         lost = [rid for rid, entry in self.pending.items() if now - entry[1] > self.loss_timeout_ns]
         for rid in lost:
-            slot, sent_ns, size = self.pending.pop(rid)[:3]
-            self._record(slot, now - sent_ns, ERROR, size, 0)
+            slot, _, size = self.pending.pop(rid)[:3]
+            _abandon(slot, size, TIMED_OUT)
         if lost:
             self.lost += len(lost)
             self._send(len(lost), now)
@@ -128,16 +128,21 @@ class UdpEndpoint(Driven, asyncio.DatagramProtocol):
         if self.idle is not None and not self.idle.done():
             self.idle.set_result(None)
 
-    def fail_pending(self) -> None:
-        """The run ends: what is still unanswered counts as errors."""
-        now = perf_counter_ns()
-        for slot, sent_ns, size, *_ in self.pending.values():
-            slot[2][bucket_index(now - sent_ns)] += 1
-            slot[1][ERROR] += 1
-            slot[1][SENT] += size
+    def fail_pending(self, cause: int = CUT_OFF) -> None:
+        """The run ends: what is still unanswered counts as abandoned (and as errors), not as latencies."""
+        for slot, _, size, *_ in self.pending.values():
+            _abandon(slot, size, cause)
         self.pending.clear()
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
+
+
+def _abandon(slot: Slot, size: int, cause: int) -> None:
+    """A request given up on: an error of its command, by cause; no latency sample."""
+    counters = slot[1]
+    counters[ERROR] += 1
+    counters[cause] += 1
+    counters[SENT] += size

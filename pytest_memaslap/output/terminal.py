@@ -41,6 +41,11 @@ def _throughput(outcome: CallOutcome) -> str:
     return text
 
 
+def _errors(errors: int, abandoned: int) -> str:
+    """Errors, and how many of them were requests never answered."""
+    return f"{errors:,} ({abandoned:,} unanswered)" if abandoned else f"{errors:,}"
+
+
 def terminal_table(outcomes: list[CallOutcome], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> str:
     """One row per slap() call, units in the headers."""
     headers = summary_headers(percentiles)
@@ -71,7 +76,7 @@ def summary_rows(
                 _latency(outcome, "get", "max"),
                 _latency(outcome, "set", percentile_key(percentiles[-1])),
                 f"{result.median('hit_ratio'):.4f}" if "get" in result.commands else "-",
-                f"{result.errors:,}",
+                _errors(result.errors, sum(result.abandoned.values())),
                 f"{result.median('mb_per_sec'):.1f}",
                 outcome.verdict_text(),
             )

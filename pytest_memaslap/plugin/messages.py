@@ -112,7 +112,10 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
             _pack(stream, second.latency)
         phases[name] = {
             "elapsed_s": phase.elapsed_s,
-            "commands": {cmd: [getattr(stats, c) for c in COUNTERS] for cmd, stats in phase.commands.items()},
+            "commands": {
+                cmd: [*(getattr(stats, c) for c in COUNTERS), dict(stats.abandoned)]
+                for cmd, stats in phase.commands.items()
+            },
             "seconds": [[second.ops, second.errors] for second in phase.timeline],
         }
     return {
@@ -134,7 +137,9 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
     for name, raw in data["phases"].items():
         commands = {
             cmd: CommandStats(
-                **dict(zip(COUNTERS, counters, strict=True)), latency=Histogram.from_sparse(next(histograms))
+                **dict(zip(COUNTERS, counters[:-1], strict=True)),
+                latency=Histogram.from_sparse(next(histograms)),
+                abandoned={str(cause): int(count) for cause, count in counters[-1].items()},
             )
             for cmd, counters in raw["commands"].items()
         }

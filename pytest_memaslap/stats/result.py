@@ -32,6 +32,7 @@ class CommandResult:
     latency_us: dict[str, float]
     spectrum_us: list[tuple[float, float]]  # (percentile, µs), p10 to max: the latency-percentile curve
     histogram: Histogram = field(repr=False, compare=False, default_factory=Histogram)
+    abandoned: dict[str, int] = field(default_factory=dict)  # unanswered requests by cause (also in ``errors``)
 
     @classmethod
     def from_stats(cls, name: str, stats: CommandStats, duration: float) -> CommandResult:
@@ -47,6 +48,7 @@ class CommandResult:
             stats.latency.summary_us(),
             stats.latency.spectrum_us(),
             stats.latency,
+            dict(stats.abandoned),
         )
 
     def percentile(self, q: float) -> float:
@@ -70,7 +72,9 @@ class CommandResult:
 
     @property
     def error_ratio(self) -> float:
-        return self.errors / self.ops if self.ops else 0.0
+        """errors / requests sent (answered or abandoned)."""
+        requests = self.ops + sum(self.abandoned.values())
+        return self.errors / requests if requests else 0.0
 
     @property
     def mb_per_sec(self) -> float:
@@ -90,6 +94,7 @@ class CommandResult:
             "hits": self.hits,
             "misses": self.misses,
             "errors": self.errors,
+            "abandoned": dict(self.abandoned),
             "hit_ratio": round(self.hit_ratio, 6),
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
@@ -133,7 +138,7 @@ class SlapResult:
     # -- the documented attributes -------------------------------------------
     @property
     def ops(self) -> int:
-        """Requests sent and answered (or failed) in the measured phase."""
+        """Requests sent and answered in the measured phase (an error reply is an answer; ``abandoned`` are not)."""
         return self.total.ops
 
     @property
@@ -147,7 +152,13 @@ class SlapResult:
 
     @property
     def errors(self) -> int:
+        """Error replies and requests never answered (those also in ``abandoned``)."""
         return self.total.errors
+
+    @property
+    def abandoned(self) -> dict[str, int]:
+        """Requests never answered in the measured phase, by cause: ``connection_lost``, ``timeout``, ``run_ended``."""
+        return self.total.abandoned
 
     @property
     def error_ratio(self) -> float:
@@ -170,7 +181,7 @@ class SlapResult:
     @property
     def unmeasured_ops(self) -> dict[str, int]:
         """Requests sent outside the measured phase, by phase."""
-        return {name: phase.ops for name, phase in self.raw.phases.items() if name != "measured"}
+        return {name: phase.requests for name, phase in self.raw.phases.items() if name != "measured"}
 
     @property
     def requests_sent(self) -> int:
@@ -229,6 +240,7 @@ class SlapResult:
             "ops": self.ops,
             "ops_per_sec": round(self.ops_per_sec, 1),
             "errors": self.errors,
+            "abandoned": dict(self.abandoned),
             "hit_ratio": round(self.hit_ratio, 6),
             "mb_per_sec": round(self.mb_per_sec, 3),
             "unmeasured_ops": self.unmeasured_ops,

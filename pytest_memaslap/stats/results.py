@@ -22,8 +22,10 @@ class CommandStats:
     """Counters and latency histogram of one command (get, set, ...) in one phase.
 
     For a get, hits/misses are found/not found; for a set, stored/not stored;
-    for a delete, deleted/not found. ``errors`` are error replies and requests
-    the server never answered.
+    for a delete, deleted/not found. ``ops`` are answered requests (the
+    latency histogram holds exactly those). ``errors`` are error replies and
+    requests the server never answered; the latter are also in ``abandoned``,
+    by cause (``connection_lost``, ``timeout``, ``run_ended``).
     """
 
     ops: int = 0
@@ -33,6 +35,12 @@ class CommandStats:
     bytes_sent: int = 0
     bytes_received: int = 0
     latency: Histogram = field(default_factory=Histogram)
+    abandoned: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        """Every request sent: answered or abandoned."""
+        return self.ops + sum(self.abandoned.values())
 
     def merge(self, other: CommandStats) -> None:
         self.ops += other.ops
@@ -42,6 +50,8 @@ class CommandStats:
         self.bytes_sent += other.bytes_sent
         self.bytes_received += other.bytes_received
         self.latency.merge(other.latency)
+        for cause, count in other.abandoned.items():
+            self.abandoned[cause] = self.abandoned.get(cause, 0) + count
 
 
 @dataclass
@@ -92,7 +102,13 @@ class PhaseStats:
 
     @property
     def ops(self) -> int:
+        """Answered requests."""
         return sum(c.ops for c in self.commands.values())
+
+    @property
+    def requests(self) -> int:
+        """Every request sent in the phase: answered or abandoned."""
+        return sum(c.requests for c in self.commands.values())
 
     def merge(self, other: PhaseStats) -> None:
         """Add another shard's phase; elapsed is the longest (shards run side by side)."""
@@ -127,8 +143,8 @@ class ShardResult:
 
     @property
     def requests_sent(self) -> int:
-        """Every request sent in every phase: what the server's counters must have seen."""
-        return sum(p.ops for p in self.phases.values())
+        """Every request sent in every phase (answered or abandoned): what the server's counters may have seen."""
+        return sum(p.requests for p in self.phases.values())
 
     def merge(self, other: ShardResult) -> None:
         window = None

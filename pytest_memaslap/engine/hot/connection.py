@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from time import perf_counter_ns
 from typing import Any, Protocol
 
-from pytest_memaslap.engine.hot.recorder import RECEIVED, SENT
+from pytest_memaslap.engine.hot.recorder import CUT_OFF, LOST, RECEIVED, SENT
 from pytest_memaslap.protocol.outcomes import ERROR
-from pytest_memaslap.stats.histogram import LAST_BUCKET, bucket_index
+from pytest_memaslap.stats.histogram import LAST_BUCKET
 
 REFILL = 256  # requests drawn per batch from a connection's source
 SEND_SLACK_NS = 2_000_000  # open loop: a send this close to its schedule is the event loop's timer step, not lag
@@ -98,7 +98,7 @@ class Connection(Driven, asyncio.Protocol):
         why = f": {exc}" if exc else ""
         if self.pending or (self.idle is not None and not self.idle.done()):
             lost = len(self.pending)
-            self.fail_pending()
+            self.fail_pending(LOST)
             reason = f"server closed the connection{why} ({lost} request{'s' if lost != 1 else ''} unanswered)"
         else:  # between phases: the next phase must not start on a dead connection and count nothing
             reason = f"server closed the idle connection{why}"
@@ -271,15 +271,16 @@ class Connection(Driven, asyncio.Protocol):
         self.transport.write(b"".join(out))  # type: ignore[union-attr]
         return len(out)
 
-    def fail_pending(self) -> None:
-        """Count every request the server will never answer as an error of its command."""
-        now = perf_counter_ns()
+    def fail_pending(self, cause: int = CUT_OFF) -> None:
+        """Count every request the server will never answer as abandoned (``cause``) and an error of its command.
+
+        Not as a latency: how long the run waited before it gave up is not the
+        server's answer time.
+        """
         while self.pending:
-            (_, counters, latencies, second), sent_ns, size, _ = self.pending.popleft()
-            index = bucket_index(now - sent_ns)
-            latencies[index] += 1
-            second[index] += 1
+            (_, counters, _, _), _, size, _ = self.pending.popleft()
             counters[ERROR] += 1
+            counters[cause] += 1
             counters[SENT] += size
 
     def resume(self) -> asyncio.Future[bool] | None:

@@ -1,7 +1,8 @@
 """Hot path: counts one phase's completions per command, and closes each second in one short step.
 
 Per command there is one ``counters`` list indexed by outcome code (hits
-unused, misses, errors) and then bytes sent and received, and one dense
+unused, misses, errors), then bytes sent and received, then requests
+abandoned by cause (counted as errors too, never as latencies), and one dense
 latency histogram of the whole phase (``latencies``). Every command of the
 phase also counts into one dense histogram of the current second
 (``second``). Connections increment all three inline, through the slots the
@@ -33,7 +34,11 @@ from pytest_memaslap.stats.results import CommandStats, PhaseStats, Second
 
 SENT = 3  # counters[SENT], after the outcome codes HIT, MISS, ERROR
 RECEIVED = 4
-COUNTERS = 5
+LOST = 5  # abandoned: the connection was lost with the request in flight
+TIMED_OUT = 6  # abandoned: no reply in time (a UDP datagram lost, a server that stalled)
+CUT_OFF = 7  # abandoned: the run ended (failed elsewhere, or was interrupted) with the request in flight
+COUNTERS = 8
+ABANDONED = {LOST: "connection_lost", TIMED_OUT: "timeout", CUT_OFF: "run_ended"}  # the JSON's names
 MARGIN = 128  # one octave of buckets: where a second's latencies are looked for around the last second's
 SECOND_NS = 1_000_000_000
 _ZEROS = [0] * BUCKET_COUNT
@@ -117,10 +122,15 @@ class PhaseRecorder:
             self.close_second()
         commands: dict[str, CommandStats] = {}
         for cmd, name in enumerate(self.names):
-            _, misses, errors, sent, received = self.counters[cmd]
+            counters = self.counters[cmd]
+            _, misses, errors, sent, received = counters[:LOST]
+            abandoned = {cause: counters[index] for index, cause in ABANDONED.items() if counters[index]}
             latency = Histogram(self.latencies[cmd])  # (the recorder is done with it)
-            ops = latency.total
-            if not ops:
+            ops = latency.total  # answered requests only: the histogram holds no abandoned one
+            if not ops and not abandoned:
                 continue
-            commands[name] = CommandStats(ops, ops - misses - errors, misses, errors, sent, received, latency)
+            replies_in_error = errors - sum(abandoned.values())
+            commands[name] = CommandStats(
+                ops, ops - misses - replies_in_error, misses, errors, sent, received, latency, abandoned
+            )
         return PhaseStats(commands, self.timeline, max(0.0, (end_ns - self.start_ns) / 1e9))
