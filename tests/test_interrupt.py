@@ -77,3 +77,33 @@ def test_a_killed_pytest_takes_its_server_with_it(pytester, no_new_memcached):
         time.sleep(0.05)
     assert not memcached_pids(no_new_memcached), f"orphaned memcached: {servers}"
     assert all(not os.path.exists(f"/proc/{pid}/cmdline") or pid not in memcached_pids() for pid in servers)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_while_a_large_keyspace_is_built_ends_the_run_at_once(pytester, no_new_memcached, signum):
+    """Building 4M keys takes seconds; the signal must not wait for it, and asyncio must not complain."""
+    pytester.path.joinpath("test_big.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.slap(duration='60s', connections=4, keys='4M', preload=False)\n"
+        "def test_big(slap):\n    slap()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_big.py"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_server(no_new_memcached)
+        time.sleep(1.5)  # the keyspace is being built
+        process.send_signal(signum)
+        signalled = time.monotonic()
+        out, _ = process.communicate(timeout=30)
+        ended_after = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
+    assert ended_after < 3.0, f"the run ended {ended_after:.1f} s after the signal"
+    assert b"never retrieved" not in out and b"CancelledError" not in out, out.decode()

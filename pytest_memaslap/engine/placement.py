@@ -28,12 +28,14 @@ def place(keys: Sequence[bytes], servers: Sequence[tuple[str, int]]) -> list[int
     return [index[hasher.get_node(key.decode("ascii"))] for key in keys]
 
 
-def group_by_server(keys: Sequence[bytes], servers: Sequence[tuple[str, int]]) -> tuple[list[bytes], list[range]]:
-    """The keys reordered so each server's keys are contiguous, and each server's range in that order."""
-    where = place(keys, servers)
+def group_by_place(keys: Sequence[bytes], where: Sequence[int], servers: int) -> tuple[list[bytes], list[range]]:
+    """The keys reordered so each server's keys are contiguous, and each server's range in that order.
+
+    ``where`` is each key's server index (``place``), made beforehand: in parts, for a large keyspace.
+    """
     ordered: list[bytes] = []
     ranges = []
-    for server in range(len(servers)):
+    for server in range(servers):
         start = len(ordered)
         ordered.extend(key for key, s in zip(keys, where, strict=True) if s == server)
         ranges.append(range(start, len(ordered)))

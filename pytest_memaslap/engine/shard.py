@@ -23,11 +23,11 @@ from pytest_memaslap.engine.hot.recorder import RECEIVED, TIMED_OUT, PhaseRecord
 from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource, get_lines
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.pacer import Pacer
-from pytest_memaslap.engine.placement import group_by_server
+from pytest_memaslap.engine.placement import group_by_place, place
 from pytest_memaslap.engine.udp import UdpEndpoint
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import SaslError
-from pytest_memaslap.model.keyspace import ValueSource, build_keys, counter_keys, key_slice
+from pytest_memaslap.model.keyspace import ValueSource, counter_keys, key_sizes, key_slice, make_keys
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import COUNTER_COMMANDS, Workload
 from pytest_memaslap.protocol.codecs import CODECS
@@ -39,6 +39,8 @@ UDP_LOSS_TIMEOUT_S = 1.0  # a UDP request unanswered this long is lost (an error
 UDP_SWEEP_S = 0.05
 RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
+KEYS_PER_PART = 50_000  # keys built between two turns of the loop (about 0.1 s)
+KEYS_PLACED_PER_PART = 5_000  # keys placed on one of several servers between two turns (about 0.1 s)
 CANCEL_TIMEOUT_S = 1.0  # how long cancelled connection attempts may take to end
 POLL_S = 0.1
 
@@ -150,8 +152,7 @@ class ShardRunner:
         self._failure = loop.create_future()
         workload, plan = self.workload, self.plan
         indices = plan.keys(workload)
-        keys = build_keys(self.prefix, indices, workload.key_size, plan.rng(workload, "keys"))
-        keys, self.server_ranges = group_by_server(keys, [(t.host, t.port) for t in self.targets])
+        keys = await self._keyspace(indices, plan.rng(workload, "keys"))
         self._check_servers(plan.connections(workload))
         if any(name in COUNTER_COMMANDS for name in workload.command_names()):
             self.counters = counter_keys(keys)
@@ -221,6 +222,27 @@ class ShardRunner:
         keys = self.server_ranges[index % servers]
         peers = len(range(index % servers, len(self.connections), servers))
         return range(keys.start + index // servers, keys.stop, peers)
+
+    async def _keyspace(self, indices: range, rng: random.Random) -> list[bytes]:
+        """The shard's keys, grouped by server, built in parts with the loop let in between.
+
+        A keyspace of millions takes seconds to build (and more to place on
+        several servers); between parts, Ctrl-C and SIGTERM stop it at once.
+        """
+        sizes = key_sizes(self.prefix, indices, self.workload.key_size, rng)
+        keys: list[bytes] = []
+        for start in range(0, len(indices), KEYS_PER_PART):
+            keys += make_keys(self.prefix, indices[start : start + KEYS_PER_PART], sizes[start : start + KEYS_PER_PART])
+            await asyncio.sleep(0)
+        servers = [(t.host, t.port) for t in self.targets]
+        where = [0] * len(keys)
+        if len(servers) > 1:
+            where = []
+            for start in range(0, len(keys), KEYS_PLACED_PER_PART):
+                where += place(keys[start : start + KEYS_PLACED_PER_PART], servers)
+                await asyncio.sleep(0)
+        keys, self.server_ranges = group_by_place(keys, where, len(servers))
+        return keys
 
     async def _open(self, index: int) -> Connection:
         return await connect(self._target_of(index), lambda: Connection(self, index))

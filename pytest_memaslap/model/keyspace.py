@@ -65,6 +65,11 @@ def min_key_size(prefix: str, keys: int) -> int:
 
 def build_keys(prefix: str, indices: range, key_size: SizeSpec, rng: random.Random) -> list[bytes]:
     """The keys of ``indices``: prefix, base-36 index, then ``-`` and filler up to the drawn size."""
+    return make_keys(prefix, indices, key_sizes(prefix, indices, key_size, rng))
+
+
+def key_sizes(prefix: str, indices: range, key_size: SizeSpec, rng: random.Random) -> list[int]:
+    """The drawn size of each key of ``indices`` (checked: every key must stay distinct under ``prefix``)."""
     needed = min_key_size(prefix, indices.stop)
     smallest = min(low for low, _, _ in key_size)
     if smallest < needed:
@@ -72,7 +77,11 @@ def build_keys(prefix: str, indices: range, key_size: SizeSpec, rng: random.Rand
             f"key_size: keys of {smallest} bytes are too short for {indices.stop} keys under the prefix "
             f"{prefix!r}; use key_size of at least {needed} (or fewer keys)"
         )
-    sizes = sample_table(key_size, rng, len(indices)) if len(indices) else []
+    return sample_table(key_size, rng, len(indices)) if len(indices) else []
+
+
+def make_keys(prefix: str, indices: range, sizes: Sequence[int]) -> list[bytes]:
+    """The keys of ``indices`` with the given sizes (a slice of ``key_sizes``: a large keyspace is built in parts)."""
     keys = []
     for index, size in zip(indices, sizes, strict=True):
         stem = prefix + base36(index)
