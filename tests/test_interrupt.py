@@ -107,3 +107,47 @@ def test_an_interrupt_while_a_large_keyspace_is_built_ends_the_run_at_once(pytes
     assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
     assert ended_after < 3.0, f"the run ended {ended_after:.1f} s after the signal"
     assert b"never retrieved" not in out and b"CancelledError" not in out, out.decode()
+
+
+def test_an_interrupted_run_still_deletes_its_keys_with_cleanup(pytester, no_new_memcached):
+    """--slap-cleanup on a shared server: an interrupt must not leave the run's keys behind."""
+    from test_plugin import _keys
+
+    from pytest_memaslap.memcached.server import ServerConfig, start_server
+
+    server = start_server(ServerConfig(threads=1, memory_mb=64))
+    try:
+        client = server.client()
+        client.set("precious", b"keep me")
+        client.close()
+        pytester.path.joinpath("test_long_run.py").write_text(LONG_TEST.replace("keys=1000", "keys=5000"))
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "test_long_run.py",
+                f"--memcached={server.address}",
+                "--slap-cleanup",
+            ],
+            cwd=pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while len(_keys(server)) < 100 and time.monotonic() < deadline:  # the load is writing its keys
+                time.sleep(0.1)
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+            out, _ = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
+        assert _keys(server) == {b"precious"}, out.decode()[-2000:]
+    finally:
+        server.stop()

@@ -11,6 +11,7 @@ import asyncio
 import gc
 import random
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter_ns
 from typing import Any
@@ -39,6 +40,7 @@ UDP_LOSS_TIMEOUT_S = 1.0  # a UDP request unanswered this long is lost (an error
 UDP_SWEEP_S = 0.05
 RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
+CLEANUP_AFTER_INTERRUPT_S = 5.0  # how long an interrupted run may spend deleting its keys (--slap-cleanup)
 KEYS_PER_PART = 50_000  # keys built between two turns of the loop (about 0.1 s)
 KEYS_PLACED_PER_PART = 5_000  # keys placed on one of several servers between two turns (about 0.1 s)
 CANCEL_TIMEOUT_S = 1.0  # how long cancelled connection attempts may take to end
@@ -182,6 +184,8 @@ class ShardRunner:
             for endpoint in self.udp:
                 endpoint.fail_pending()
             self.partial = self._finish_phases()
+            if self.cleanup:
+                await self._cleanup_after_interrupt(keys)
             raise
         finally:
             for task in list(self._outages.values()):
@@ -301,6 +305,32 @@ class ShardRunner:
             idle.append(connection.begin(source, source.count, PRELOAD_DEPTH))
         await self._wait(asyncio.gather(*idle))
         self._end_phase("cleanup", perf_counter_ns())
+
+    async def _cleanup_after_interrupt(self, keys: list[bytes]) -> None:
+        """Interrupted: delete the run's keys anyway, on fresh connections, within a bound; warn if it is hit.
+
+        The old connections may still carry replies to abandoned requests, so
+        they are closed first. The partial result is already taken: these
+        deletes are not in it.
+        """
+        count = len(self.connections)
+        for connection in self.connections:
+            connection.close()
+        self.connections = []
+        self._failure = asyncio.get_running_loop().create_future()
+        self.stopping = False
+        try:
+            await asyncio.wait_for(self._connect_and_clean(count, keys), CLEANUP_AFTER_INTERRUPT_S)
+        except (asyncio.TimeoutError, SlapRunError, OSError) as exc:
+            why = f"not done within {CLEANUP_AFTER_INTERRUPT_S:g} s" if isinstance(exc, asyncio.TimeoutError) else exc
+            warnings.warn(
+                f"cleanup after the interrupt: {why}; keys under the prefix {self.prefix!r} may be left on the server",
+                stacklevel=1,
+            )
+
+    async def _connect_and_clean(self, count: int, keys: list[bytes]) -> None:
+        await self._connect(count)
+        await self._cleanup(keys)
 
     async def _load(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
         """The mixed load: an optional warm-up, then the measured phase, then the drain."""
