@@ -105,3 +105,21 @@ def test_a_preloaded_mix_with_multi_gets_through_twemproxy_adds_up_on_the_server
     assert moved["delete_hits"] + moved["delete_misses"] == commands["delete"]["ops"]
     assert moved["delete_hits"] == commands["delete"]["hits"]
     assert all(server.stats()["curr_items"] > 0 for server in twemproxy.servers)  # both shared the keys
+
+
+@pytest.mark.parametrize("protocol", ["meta", "binary"])
+def test_a_protocol_the_proxy_does_not_speak_is_named_in_the_failure(pytester, twemproxy, protocol):
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.slap(ops=500, connections=2, keys=100, protocol={protocol!r})
+        def test_it(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--memcached={twemproxy.address}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [f"*server closed the connection*does the server (or a proxy in front of it) speak protocol={protocol!r}?*"]
+    )

@@ -102,3 +102,45 @@ def test_too_few_connections_for_the_servers_is_explained(pytester, two_servers)
     result = pytester.runpytest("-p", "no:cacheprovider", f"--memcached={spec}")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*connections=1: fewer than 2 servers x 1 shard(s); use at least 2 connections*"])
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"HELLO there", "answered b'HELLO there...' to `version`: is it a memcached server?"),
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", "answered b'HTTP/1.1 400 Bad Request\\r\\n\\r\\n' to `version`"),
+    ],
+)
+def test_a_server_that_answers_garbage_is_named_as_such_not_as_silent(answer, message):
+    """A tiny scripted socket (no memcached stand-in): it answers anything with ``answer``, keeps the line open."""
+    import threading
+
+    from pytest_memaslap.memcached.server import SASL_HINT, ServerError, connect_external
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        listener.settimeout(10)
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(100)
+            conn.sendall(answer)
+            conn.settimeout(5)
+            try:
+                conn.recv(100)  # (hold the connection open until the client gives up)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ServerError) as info:
+            connect_external(f"127.0.0.1:{port}", False, timeout=1.0)
+    finally:
+        listener.close()
+        thread.join(10)
+    assert message in str(info.value) and SASL_HINT not in str(info.value)

@@ -94,7 +94,19 @@ class ShardRunner:
     # -- called by connections ------------------------------------------------
     def connection_failed(self, connection: Connection, reason: str) -> None:
         if self._failure is not None and not self._failure.done():
-            self._failure.set_result(f"connection {connection.index} to {self._target_of(connection.index)}: {reason}")
+            target = self._target_of(connection.index)
+            self._failure.set_result(f"connection {connection.index} to {target}: {reason}{self._protocol_hint()}")
+
+    def _protocol_hint(self) -> str:
+        """A run in meta or binary that never got a reply: the server (or a proxy) may not speak that protocol."""
+        protocol = self.workload.protocol
+        received = sum(c[RECEIVED] for _, recorder, _ in self._phases for c in recorder.counters)
+        if protocol == "ascii" or received:
+            return ""
+        return (
+            f"; no reply came back at all: does the server (or a proxy in front of it) speak protocol={protocol!r}? "
+            "twemproxy speaks ascii only"
+        )
 
     def connection_lost(self, connection: Connection, reason: str) -> None:
         """A connection dropped: reopen it (``reconnect=True``, memaslap's -R) or fail the run."""

@@ -37,6 +37,7 @@ INSTALL_HINT = (
     "install memcached (Debian/Ubuntu: `sudo apt-get install memcached`; macOS: `brew install memcached`), "
     "pass --memcached-bin=PATH, or point at a running server with --memcached=HOST:PORT"
 )
+VERSION_REPLY_MAX = 4096  # a longer answer to `version` without a line end is not memcached
 SASL_HINT = "a server started with -S answers nothing but authenticated binary requests: pass --memcached-sasl-user"
 
 
@@ -288,12 +289,17 @@ def _version(
         sock = tls.wrap_socket(plain, server_hostname=host) if tls is not None else plain
         sock.sendall(b"version\r\n")
         reply = b""
-        while not reply.endswith(b"\r\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("connection closed before the version reply")
-            reply += chunk
-    if not reply.startswith(b"VERSION "):
+        try:
+            while not reply.endswith(b"\r\n") and len(reply) < VERSION_REPLY_MAX:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ConnectionError("connection closed before the version reply")
+                reply += chunk
+        except TimeoutError:
+            if not reply:
+                raise  # (silent: maybe a SASL server, which answers only logged-in binary requests)
+            reply += b"..."  # (something answered, but not a line: shown below as it is)
+    if not reply.startswith(b"VERSION ") or not reply.endswith(b"\r\n"):
         raise ServerError(f"{host}:{port} answered {reply[:80]!r} to `version`: is it a memcached server?")
     return reply[8:].strip().decode(errors="replace")
 
