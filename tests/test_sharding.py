@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pytest
 from conftest import run_subprocess
@@ -97,11 +98,41 @@ def test_a_killed_shard_fails_the_test_and_the_run(pytester, no_new_memcached):
             slap()
         """
     )
-    result = run_subprocess(pytester, "--slap-shards=2", "--slap-sync-timeout=2", "--slap-json=r.json")
+    started = time.monotonic()
+    result = run_subprocess(pytester, "--slap-shards=2", "--slap-sync-timeout=60", "--slap-json=r.json")
+    # the controller knows at once that gw1 died: shard 0 stops waiting, long before the 60 s bound
+    assert time.monotonic() - started < 30
     assert result.ret != pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*only 1 of 2 shards reached the preload barrier within 2 s; missing: shard 1*"])
+    result.stdout.fnmatch_lines(["*the shards' preload barrier was called off: xdist worker gw1 went down*"])
     result.stdout.fnmatch_lines(["*worker 'gw1' crashed*"])
     assert not _json(pytester)["tests"]  # no aggregate passes with a shard missing
+
+
+def test_a_shard_that_never_arrives_fails_the_others_at_the_sync_timeout(pytester, no_new_memcached):
+    """A shard that is slow rather than dead (no crash to report): the bound still ends the wait."""
+    pytester.makeconftest(
+        """
+        import time
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def late_on_second_worker(request):
+            if getattr(request.config, "workerinput", {}).get("workerid") == "gw1":
+                time.sleep(4)
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(ops=1000, connections=2, keys=200)
+        def test_one(slap):
+            slap()
+        """
+    )
+    result = run_subprocess(pytester, "--slap-shards=2", "--slap-sync-timeout=1")
+    assert result.ret != pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*only 1 of 2 shards reached the preload barrier within 1 s; missing: shard 1*"])
 
 
 def test_shards_over_execnet_popen_gateways(pytester):

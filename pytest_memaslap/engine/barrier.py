@@ -24,6 +24,7 @@ from pytest_memaslap.protocol import binary
 from pytest_memaslap.stats.results import CommandStats, PhaseStats
 
 POLL_S = 0.001
+CALL_OFF_POLL_S = 0.1  # how often a waiting shard looks for the run being called off (a dead shard)
 _STORE_EXTRAS = struct.pack(">II", 0, 600)  # flags, expiry: a barrier key outlives any run's wait
 _NO_CREATE = 0xFFFFFFFF  # incr's expiry field: a missing key is NOT_FOUND, never created
 
@@ -31,12 +32,15 @@ _NO_CREATE = 0xFFFFFFFF  # incr's expiry field: a missing key is NOT_FOUND, neve
 class ServerBarrier:
     """A reusable, named barrier for ``count`` shards on one memcached."""
 
-    def __init__(self, server: Any, prefix: str, index: int, count: int, timeout: float) -> None:
+    def __init__(
+        self, server: Any, prefix: str, index: int, count: int, timeout: float, call_off_key: str | None = None
+    ) -> None:
         self.server = server  # a Target: where the barrier lives, and how to connect (TLS or not)
         self.prefix = prefix
         self.index = index
         self.count = count
         self.timeout = timeout
+        self.call_off_key = call_off_key.encode() if call_off_key else None
         self.stats = PhaseStats({"set": CommandStats(), "get": CommandStats(), "incr": CommandStats()})
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -51,7 +55,13 @@ class ServerBarrier:
             await self._store(b"add", key, b"0")
             await self._store(b"set", self._marker(key, self.index), b"1")
             arrived = await self._incr(key, 1)
+            next_look = perf_counter_ns()
             while arrived < self.count:
+                if self.call_off_key is not None and perf_counter_ns() >= next_look:
+                    why = await self._get(self.call_off_key)
+                    if why is not None:
+                        raise SlapRunError(f"the shards' {name} barrier was called off: {why.decode(errors='replace')}")
+                    next_look = perf_counter_ns() + int(CALL_OFF_POLL_S * 1e9)
                 if perf_counter_ns() > deadline:
                     missing = await self._missing(key)
                     raise SlapRunError(
@@ -105,6 +115,34 @@ class ServerBarrier:
         stats.bytes_received += received
         stats.latency.record(perf_counter_ns() - started, len(markers))
         return [i for i, marker in enumerate(markers) if marker not in found]
+
+    async def _get(self, key: bytes) -> bytes | None:
+        """One key's value, or None when it is absent (counted as a get of the sync phase)."""
+        assert self._reader is not None and self._writer is not None
+        started = perf_counter_ns()
+        value: bytes | None = None
+        if self.binary:
+            request = binary.get_request(key)
+            self._writer.write(request)
+            _, status, _, body, received = await self._binary_reply()
+            value = body if status == binary.OK else None
+        else:
+            request = b"get " + key + b"\r\n"
+            self._writer.write(request)
+            line = await asyncio.wait_for(self._reader.readuntil(b"\r\n"), self.timeout)
+            received = len(line)
+            if line != b"END\r\n":
+                data = await asyncio.wait_for(self._reader.readuntil(b"\r\nEND\r\n"), self.timeout)
+                received += len(data)
+                value = data[: -len(b"\r\nEND\r\n")]
+        stats = self.stats.commands["get"]
+        stats.ops += 1
+        stats.hits += value is not None
+        stats.misses += value is None
+        stats.bytes_sent += len(request)
+        stats.bytes_received += received
+        stats.latency.record(perf_counter_ns() - started)
+        return value
 
     async def _connect(self) -> None:
         if self._writer is None:

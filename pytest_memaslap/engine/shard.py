@@ -172,7 +172,9 @@ class ShardRunner:
             self.counters = counter_keys(keys)
         values = ValueSource(workload.value_size, random.Random(f"{workload.seed}:values"))
         if plan.count > 1:
-            self.barrier = ServerBarrier(self.target, self.prefix, plan.index, plan.count, plan.sync_timeout)
+            self.barrier = ServerBarrier(
+                self.target, self.prefix, plan.index, plan.count, plan.sync_timeout, plan.call_off_key
+            )
         try:
             await self._connect(plan.connections(workload))
             if workload.preload:

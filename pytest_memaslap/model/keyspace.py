@@ -187,6 +187,11 @@ def new_token() -> str:
     return base36(secrets.randbelow(36**4)).rjust(4, "0")
 
 
+def call_off_key(token: str) -> str:
+    """The key that tells a run's waiting shards to stop (its value says why): one for the whole run."""
+    return f"s{token}:call-off"
+
+
 def key_prefix(token: str, item_index: int, call: int) -> str:
     """The prefix of every key of one slap() call; equal on all shards of that call."""
     return f"s{token}{base36(item_index)}_{base36(call)}:"

@@ -21,6 +21,7 @@ class ShardPlan:
     index: int = 0
     count: int = 1
     sync_timeout: float = 60.0
+    call_off_key: str | None = None  # set on the server when a shard is known dead: the others stop waiting
 
     def keys(self, workload: Workload) -> range:
         return key_slice(workload.keys, self.index, self.count)

@@ -94,6 +94,20 @@ def pytest_configure_node(node: Any) -> None:
         controller.watch_progress(node.config, server, str(node.gateway.id))
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: a worker crashed; shards of a sharded run waiting for it at a barrier stop now."""
+    state = _session(node.config)
+    controller = state.mode
+    if not error or not isinstance(controller, Controller) or node.config.getoption("dist", "no") != "each":
+        return
+    try:
+        server = state.pool.get(state.settings.server)
+    except ServerError:
+        return
+    controller.call_off(server, f"xdist worker {node.gateway.id} went down ({str(error).strip()[:200]})")
+
+
 def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
     """Merge the item's marks (closest wins) with the options; raises on any bad value."""
     slap_kwargs: dict[str, Any] = {}

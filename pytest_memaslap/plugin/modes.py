@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_memaslap.model.keyspace import new_token
+from pytest_memaslap.model.keyspace import call_off_key, new_token
 from pytest_memaslap.model.shard_plan import ShardPlan
 
 if TYPE_CHECKING:  # (loaded on first use: a suite without slap tests pays for none of it)
@@ -36,6 +36,7 @@ SERVER_KEY = "slap_memcached"
 SERVER_ERROR_KEY = "slap_memcached_error"
 TOKEN_KEY = "slap_token"
 SHARDED_KEY = "slap_sharded"  # workers see dist="no"; the controller tells them it is "each"
+CALL_OFF_TTL_S = 600  # the call-off key outlives any wait of the run, then leaves the server
 REPORT_ATTRIBUTE = "slap"  # the test report's attribute that carries a worker's shard reports
 
 Emit = Callable[["Period"], None]
@@ -62,7 +63,8 @@ class Mode:
         return self._aggregator.add(report)
 
     def shard_plan(self, sync_timeout: float) -> ShardPlan:
-        return ShardPlan(self.shard_index, self.shard_count, sync_timeout)
+        call_off = call_off_key(self.token) if self.shard_count > 1 else None
+        return ShardPlan(self.shard_index, self.shard_count, sync_timeout, call_off)
 
     def refuse_server(self, config: ServerConfig, default: ServerConfig, external: bool) -> str | None:
         """Why a test cannot have the server ``config`` in this process (None: it can)."""
@@ -158,6 +160,16 @@ class Controller(Mode):
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+    def call_off(self, server: MemcachedServer, why: str) -> None:
+        """A worker went down: tell the shards waiting at a barrier to stop now, not at --slap-sync-timeout."""
+        client = server.control()
+        try:
+            client.set(call_off_key(self.token), why.encode()[:1000], expire=CALL_OFF_TTL_S)
+        except Exception:  # noqa: BLE001 - best effort: without it, the shards still stop at their timeout
+            pass
+        finally:
+            client.close()
 
     def summary_notes(self, config: pytest.Config) -> list[str]:
         if config.getoption("dist", "no") != "each" and len(self.outcomes) > 1:
