@@ -210,3 +210,43 @@ def test_live_progress_under_xdist_is_merged_over_the_shards_by_the_controller(p
     assert any("(last 1 s, 2 of 2 shards)" in line for line in lines), lines
     quiet = run_subprocess(pytester, "--slap-shards=2", "--slap-stat-freq=1", "-q")
     assert not [line for line in quiet.stdout.lines if line.startswith("slap test_live_progress")]
+
+
+def test_ctrl_c_under_shards_reports_the_merged_partial_result_marked_interrupted(pytester, no_new_memcached):
+    """A terminal's Ctrl-C reaches the controller and every worker: each shard's partial result still arrives."""
+    import os
+    import signal
+    import subprocess
+
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(duration="60s", connections=4, keys=1000)
+        def test_long(slap):
+            slap()
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--slap-shards=2", "--slap-json=r.json"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, as a terminal's job is
+    )
+    try:
+        time.sleep(6)  # workers up, the load running
+        os.killpg(process.pid, signal.SIGINT)
+        signalled = time.monotonic()
+        out, _ = process.communicate(timeout=40)
+        ended_after = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    text = out.decode()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert ended_after < 20, text
+    assert "interrupted" in text.split("slap summary")[-1], text
+    (test,) = _json(pytester)["tests"].values()
+    assert test["interrupted"] is True and test["shards"] == 2 and test["ops"] > 0

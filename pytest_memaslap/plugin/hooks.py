@@ -247,7 +247,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     state = _session(item.config)
     try:
         result = yield
-    except BaseException:  # (a failing test, or Ctrl-C, which ends the session before any report exists)
+    except KeyboardInterrupt:  # (Ctrl-C ends the session before any report exists)
+        _hand_in(item, state, interrupted=True)
+        raise
+    except BaseException:
         _hand_in(item, state)
         raise
     outcomes = _hand_in(item, state)
@@ -261,14 +264,14 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return result
 
 
-def _hand_in(item: pytest.Item, state: SlapSession) -> list[CallOutcome]:
+def _hand_in(item: pytest.Item, state: SlapSession, interrupted: bool = False) -> list[CallOutcome]:
     """The test's calls as this process's shard reports, kept for its test report; the outcomes judged here."""
     runner = item.stash.get(SLAP, None)
     if runner is None or not runner.runs or SHARD_REPORTS in item.stash:
         return []
     reports = state.shard_reports(item.nodeid, runner.runs, runner.thresholds)
     item.stash[SHARD_REPORTS] = reports
-    return state.mode.hand_in(reports)
+    return state.mode.hand_in(reports, interrupted)
 
 
 def _threshold_failure(outcome: CallOutcome, calls: int) -> str:
@@ -323,8 +326,11 @@ class ReportCollector:
                 report.longrepr = _threshold_failure(outcome, len(fresh))
 
 
+@pytest.hookimpl(tryfirst=True)  # (before xdist stops its workers: an interrupted run waits for their shards)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = _session(session.config)
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        state.mode.collect_interrupted()
     state.mode.close()
     if not state.mode.reports:
         return

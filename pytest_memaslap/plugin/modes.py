@@ -17,6 +17,7 @@ Hooks call these methods and never ask which kind of process they run in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ TOKEN_KEY = "slap_token"
 SHARDED_KEY = "slap_sharded"  # workers see dist="no"; the controller tells them it is "each"
 CALL_OFF_TTL_S = 600  # the call-off key outlives any wait of the run, then leaves the server
 REPORT_ATTRIBUTE = "slap"  # the test report's attribute that carries a worker's shard reports
+INTERRUPTED_KEY = "slap_interrupted"  # a worker's output: the shard reports of calls Ctrl-C cut short
+INTERRUPTED_WAIT_S = 5.0  # how long an interrupted controller waits for its workers' last reports
 
 Emit = Callable[["Period"], None]
 
@@ -75,7 +78,7 @@ class Mode:
         write_line = terminal_writer(config)
         return None if write_line is None else lambda period: write_line(period.line())
 
-    def hand_in(self, reports: list[ShardReport]) -> list[CallOutcome]:
+    def hand_in(self, reports: list[ShardReport], interrupted: bool = False) -> list[CallOutcome]:
         """A test's calls have ended here: judge them now (the calls this process can judge)."""
         return [outcome for report in reports if (outcome := self._add(report)) is not None]
 
@@ -98,6 +101,9 @@ class Mode:
     def summary_notes(self, config: pytest.Config) -> list[str]:
         return []
 
+    def collect_interrupted(self) -> None:
+        """The session was interrupted: take in what other processes measured until then (a controller)."""
+
     def close(self) -> None:
         """At the session's end: stop what the mode runs in the background."""
 
@@ -112,9 +118,11 @@ class Controller(Mode):
     def __init__(self, token: str) -> None:
         super().__init__(token)
         self.progress: ProgressPoller | None = None  # reads the workers' progress from the server
+        self.workers: list[Any] = []  # xdist's nodes, to read their output when the run is interrupted
 
     def configure_worker(self, node: Any, server: MemcachedServer | None, error: str | None) -> None:
         """Tell a starting worker the run token, whether it is a shard, and the server (or why there is none)."""
+        self.workers.append(node)
         node.workerinput[TOKEN_KEY] = self.token
         node.workerinput[SHARDED_KEY] = node.config.getoption("dist", "no") == "each"
         if server is None:
@@ -157,6 +165,23 @@ class Controller(Mode):
                 outcomes.append(outcome)
         return outcomes
 
+    def collect_interrupted(self) -> None:
+        """Ctrl-C: each worker sends what its interrupted calls measured as it ends; wait (bounded) and judge them."""
+        from pytest_memaslap.plugin.messages import ShardReport, WireError
+
+        deadline = time.monotonic() + INTERRUPTED_WAIT_S
+        waiting = list(self.workers)
+        while waiting and time.monotonic() < deadline:
+            waiting = [node for node in waiting if getattr(node, "workeroutput", None) is None]
+            if waiting:
+                time.sleep(0.05)
+        for node in self.workers:
+            for wire in (getattr(node, "workeroutput", None) or {}).get(INTERRUPTED_KEY, ()):
+                try:
+                    self._add(ShardReport.from_wire(wire))
+                except WireError:
+                    continue  # (a worker on another release: its part is missing, and the summary says so)
+
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
@@ -185,8 +210,9 @@ class Worker(Mode):
 
     reports = False
 
-    def __init__(self, workerinput: dict[str, Any]) -> None:
+    def __init__(self, workerinput: dict[str, Any], output: dict[str, Any]) -> None:
         super().__init__(str(workerinput.get(TOKEN_KEY) or new_token()))
+        self.output = output  # xdist's workeroutput: sent to the controller when the worker ends
         if workerinput.get(SHARDED_KEY):
             self.shard_index = int(str(workerinput["workerid"]).lstrip("gw") or 0)
             self.shard_count = int(workerinput["workercount"])
@@ -211,7 +237,9 @@ class Worker(Mode):
         key = progress_key(self.token, self.worker_id)
         return ProgressPublisher(server.host, server.port, key, server.tls, server.sasl)
 
-    def hand_in(self, reports: list[ShardReport]) -> list[CallOutcome]:
+    def hand_in(self, reports: list[ShardReport], interrupted: bool = False) -> list[CallOutcome]:
+        if interrupted:  # no test report will carry them: they go with the worker's last words
+            self.output.setdefault(INTERRUPTED_KEY, []).extend(report.to_wire() for report in reports)
         return []  # a shard cannot judge alone: the controller judges the merged result
 
     def attach(self, report: pytest.TestReport, reports: list[ShardReport]) -> None:
@@ -222,7 +250,7 @@ def mode_for(config: pytest.Config) -> Mode:
     """This process's mode, decided once: xdist worker, xdist controller, or a single process."""
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is not None:
-        return Worker(workerinput)
+        return Worker(workerinput, getattr(config, "workeroutput", {}))
     if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no":
         return Controller(new_token())
     return SingleProcess(new_token())
