@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -61,6 +62,8 @@ def test_an_immutable_output_file_is_refused_before_any_load(pytester, tmp_path)
 
 def test_a_write_that_fails_at_the_end_keeps_the_summary_and_the_other_outputs(pytester):
     """A disk that fills during the run (here /dev/full): the summary and the other files still come out."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("this machine has no /dev/full to stand for a full disk")
     pytester.makepyfile(ONE_TEST)
     result = pytester.runpytest("-p", "no:cacheprovider", "--slap-json=/dev/full", "--slap-save=kept")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
