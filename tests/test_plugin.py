@@ -524,3 +524,11 @@ def test_a_bad_call_is_one_message_at_the_tests_line_without_plugin_internals(py
     assert output.count("E       pytest_memaslap.model.workload.WorkloadError: window=0: must be at least 1") == 1
     assert "During handling" not in output and "no running event loop" not in output
     assert "pytest_memaslap/" not in output  # no plugin-internal source lines
+
+
+def test_the_report_header_names_engine_loop_and_server(pytester, memcached_server):
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    started = pytester.runpytest("-p", "no:cacheprovider")
+    started.stdout.fnmatch_lines(["memaslap: engine python, event loop uvloop; memcached started by the plugin*"])
+    given = pytester.runpytest("-p", "no:cacheprovider", f"--memcached={memcached_server.address}")
+    given.stdout.fnmatch_lines([f"memaslap: engine python, event loop uvloop; memcached at {memcached_server.address}"])

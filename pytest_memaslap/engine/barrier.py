@@ -73,7 +73,7 @@ class ServerBarrier:
                 arrived = await self._incr(key, 0)
         except SaslError as exc:
             raise SlapRunError(f"shard barrier: {exc}") from None
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
             raise SlapRunError(f"shard barrier on {self.server} failed: {exc!r}") from None
 
     @staticmethod

@@ -151,7 +151,7 @@ class ShardRunner:
             except SaslError as exc:
                 self.connection_failed(connection, f"{reason}; reconnecting: {exc}")
                 return
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 pass
             if perf_counter_ns() > deadline:
                 self.connection_failed(connection, f"{reason}; reconnecting failed for {self.workload.timeout:g} s")
@@ -335,7 +335,7 @@ class ShardRunner:
         self.stopping = False
         try:
             await asyncio.wait_for(self._connect_and_clean(count, keys), CLEANUP_AFTER_INTERRUPT_S)
-        except (asyncio.TimeoutError, SlapRunError, OSError) as exc:
+        except (TimeoutError, SlapRunError, OSError) as exc:
             why = f"not done within {CLEANUP_AFTER_INTERRUPT_S:g} s" if isinstance(exc, asyncio.TimeoutError) else exc
             warnings.warn(
                 f"cleanup after the interrupt: {why}; keys under the prefix {self.prefix!r} may be left on the server",

@@ -8,6 +8,7 @@ each call once, ``output`` formats what is reported.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = state
     if state.mode.reports:
         config.pluginmanager.register(ReportCollector(state), "memaslap-report-collector")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Which engine and event loop the load runs on, and against which memcached (found without loading them)."""
+    state = config.stash.get(SESSION, None)
+    if state is None:
+        return None
+    loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio (uvloop is not installed)"
+    external = state.mode.server_address or state.settings.external
+    server = f"memcached at {external}" if external else "memcached started by the plugin on first use"
+    return f"memaslap: engine python, event loop {loop}; {server}"
 
 
 def _session(config: pytest.Config) -> SlapSession:
