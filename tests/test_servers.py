@@ -144,3 +144,14 @@ def test_a_server_that_answers_garbage_is_named_as_such_not_as_silent(answer, me
         listener.close()
         thread.join(10)
     assert message in str(info.value) and SASL_HINT not in str(info.value)
+
+
+def test_a_stopped_server_leaves_no_log_behind(no_new_memcached):
+    import os
+
+    server = start_server(ServerConfig(threads=1, memory_mb=16))
+    log = server.log_path
+    assert log is not None and os.path.exists(log)
+    server.stop()
+    assert not os.path.exists(log)
+    server.stop()  # (twice is harmless)

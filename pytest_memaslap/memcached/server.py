@@ -195,17 +195,32 @@ class MemcachedServer:
             client.close()
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after a bound; always reaped. A no-op for external servers."""
+        """SIGTERM, then SIGKILL after a bound; always reaped, its log removed. A no-op for external servers."""
+        self.end_process()
+        self.remove_log()
+
+    def end_process(self) -> None:
+        """SIGTERM, then SIGKILL after a bound; always reaped."""
         process = self.process
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT_S)
         _running.discard(process)
+
+    def remove_log(self) -> None:
+        """The server's output file goes with it: nothing is left in the temporary folder."""
+        if self.log_path:
+            try:
+                os.unlink(self.log_path)
+            except FileNotFoundError:
+                pass
+            self.log_path = None
 
     def output(self) -> str:
         """What the server printed (its log), for error messages."""
@@ -343,10 +358,9 @@ def start_server(
                 return server
             except OSError:
                 time.sleep(0.02)
-        server.stop()
-        _running.discard(process)
+        server.end_process()
         last_output = server.output()
-        os.unlink(log.name)
+        server.remove_log()
         if process.returncode is not None and "Address already in use" in last_output:
             continue  # another process took the port between our probe and memcached's bind
         status = (
@@ -433,9 +447,4 @@ class ServerPool:
     def close(self) -> None:
         for server in self._servers.values():
             server.stop()
-            if server.log_path:
-                try:
-                    os.unlink(server.log_path)
-                except OSError:
-                    pass
         self._servers.clear()
