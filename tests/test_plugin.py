@@ -344,9 +344,13 @@ def test_under_xdist_results_reach_the_summary_and_json(pytester, no_new_memcach
     ]
 
 
-def test_markers_are_listed(pytester):
+def test_markers_are_listed_with_every_workload_argument(pytester):
+    from pytest_memaslap.model.workload import Workload
+
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["*@pytest.mark.slap(**workload)*", "*slap_thresholds*", "*memcached(threads=*"])
+    (slap_help,) = [line for line in result.stdout.lines if "@pytest.mark.slap(**workload)" in line]
+    assert all(name in slap_help for name in Workload.argument_names())
 
 
 def test_cleanup_deletes_the_runs_keys_on_an_external_server(pytester, no_new_memcached):

@@ -39,9 +39,9 @@ SLAP: pytest.StashKey[Slap] = pytest.StashKey()
 SHARD_REPORTS: pytest.StashKey[list[ShardReport]] = pytest.StashKey()  # this process's reports of its slap() calls
 
 MARKERS = (
-    "slap(**workload): the load this test runs with the slap fixture: duration, ops, warmup, connections, "
-    "window, commands, keys, key_size, value_size, key_pattern, seed, preload, protocol, timeout, reconnect, "
-    "rate, arrivals, config (a memaslap -F file)",
+    # (the argument list is the workload's own, so the help cannot drift from what the mark takes)
+    f"slap(**workload): the load this test runs with the slap fixture: {', '.join(Workload.argument_names())}, "
+    "config (a memaslap -F file)",
     "slap_thresholds(*exprs): pass/fail rules on the result, e.g. 'ops_per_sec >= 50k', 'get.p99 < 2ms'",
     "memcached(threads=, memory=, args=, binary=, udp=): settings of the memcached the plugin starts for these tests",
 )
