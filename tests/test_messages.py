@@ -182,7 +182,8 @@ def test_one_verdict_per_call_in_one_process(pytester, monkeypatch):
     (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
     assert [v["passed"] for v in test["thresholds"]] == [False, True]
     assert test["thresholds"][0]["measured"] == pytest.approx(test["ops_per_sec"], abs=0.05)
-    assert 'name="slap.ops_per_sec"' in (pytester.path / "j.xml").read_text()
+    junit = (pytester.path / "j.xml").read_text()
+    assert 'name="slap.ops_per_sec"' in junit and '<property name="slap.thresholds" value="failed: ops_per_sec' in junit
 
 
 def test_a_single_process_never_serialises_a_report(pytester, monkeypatch):

@@ -223,6 +223,8 @@ def test_json_document_and_junit_properties(pytester):
     assert test["thresholds"] == [{"expr": "errors == 0", "measured": 0.0, "passed": True}]
     junit = (pytester.path / "j.xml").read_text()
     assert 'name="slap.ops_per_sec"' in junit and 'name="slap.p99_us"' in junit
+    assert 'name="slap.get.p99_us"' in junit and 'name="slap.set.ops"' in junit
+    assert '<property name="slap.thresholds" value="passed"' in junit
 
 
 def test_memcached_mark_gets_its_own_server_and_same_config_shares_one(pytester):

@@ -20,6 +20,7 @@ from pytest_memaslap.stats.rounds import summarize, with_rounds
 
 JUNIT_SCALARS = ("ops", "ops_per_sec", "errors", "hit_ratio", "duration_s")
 JUNIT_LATENCIES = ("p50", "p99", "p999", "max")
+JUNIT_COMMAND_SCALARS = ("ops", "ops_per_sec", "errors", "hit_ratio")
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,21 @@ class CallOutcome:
         return data
 
     def junit_properties(self) -> list[tuple[str, Any]]:
-        """``slap.ops_per_sec``, ``slap.p99_us``, ... (``slap#2.`` for a second call), for JUnit XML."""
+        """For JUnit XML (``slap#2.`` for a second call): the totals, each command's, and the verdict.
+
+        ``slap.ops_per_sec``, ``slap.p99_us`` (all commands), ``slap.get.p99_us``,
+        ``slap.thresholds`` (``passed``, ``failed: EXPR; EXPR``, or ``none``).
+        """
         prefix = "slap" if self.call == 1 else f"slap#{self.call}"
         data = self.result.to_dict()
         properties = [(f"{prefix}.{name}", data[name]) for name in JUNIT_SCALARS]
         properties += [(f"{prefix}.{name}_us", data["latency_us"][name]) for name in JUNIT_LATENCIES]
+        for command, numbers in data["commands"].items():
+            properties += [(f"{prefix}.{command}.{name}", numbers[name]) for name in JUNIT_COMMAND_SCALARS]
+            properties += [(f"{prefix}.{command}.{name}_us", numbers["latency_us"][name]) for name in JUNIT_LATENCIES]
+        failed = [v.threshold.expr for v in self.verdicts if not v.passed]
+        verdict = "none" if not self.verdicts else f"failed: {'; '.join(failed)}" if failed else "passed"
+        properties.append((f"{prefix}.thresholds", verdict))
         return properties
 
 
