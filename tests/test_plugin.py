@@ -538,3 +538,38 @@ def test_the_report_header_names_engine_loop_and_server(pytester, memcached_serv
     started.stdout.fnmatch_lines(["memaslap: engine python, event loop uvloop; memcached started by the plugin*"])
     given = pytester.runpytest("-p", "no:cacheprovider", f"--memcached={memcached_server.address}")
     given.stdout.fnmatch_lines([f"memaslap: engine python, event loop uvloop; memcached at {memcached_server.address}"])
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")])
+def test_other_plugins_hear_of_each_judged_result_and_can_change_the_json(pytester, xdist):
+    pytester.makeconftest(
+        """
+        def pytest_memaslap_result(outcome, config):
+            with open("results.txt", "a") as f:
+                f.write(f"{outcome.key} {outcome.result.ops} {outcome.passed}\\n")
+
+        def pytest_memaslap_update_json(document, config):
+            document["build"] = "1234"
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(ops=500, connections=2, keys=100)
+        @pytest.mark.slap_thresholds("errors == 0")
+        def test_a(slap):
+            slap()
+
+        @pytest.mark.slap(ops=500, connections=2, keys=100)
+        @pytest.mark.slap_thresholds("ops_per_sec >= 1G")
+        def test_b(slap):
+            slap()
+        """
+    )
+    result = run_subprocess(pytester, *xdist, "--slap-json=r.json")
+    result.assert_outcomes(passed=1, failed=1)
+    lines = sorted((pytester.path / "results.txt").read_text().splitlines())
+    name = "test_other_plugins_hear_of_each_judged_result_and_can_change_the_json.py"
+    assert lines == [f"{name}::test_a 500 True", f"{name}::test_b 500 False"]  # once each, judged
+    assert json.loads((pytester.path / "r.json").read_text())["build"] == "1234"

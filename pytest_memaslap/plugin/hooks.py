@@ -51,6 +51,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Hooks other plugins implement: results as they are judged, the JSON document before it is written."""
+    from pytest_memaslap.plugin import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """``--slap-shards=N`` is ``-n N --dist each``: every worker runs every slap test as one shard."""
@@ -69,7 +76,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    state = SlapSession(Settings.from_config(config), mode_for(config))
+    state = SlapSession(Settings.from_config(config), mode_for(config), config)
     config.stash[SESSION] = state
     if state.mode.reports:
         config.pluginmanager.register(ReportCollector(state), "memaslap-report-collector")
@@ -331,6 +338,7 @@ class ReportCollector:
         mode.receive(report)
         fresh = mode.outcomes[self.seen :]
         self.seen = len(mode.outcomes)
+        self.state.announce()
         for outcome in fresh:
             self.properties.setdefault(outcome.nodeid, []).extend(outcome.junit_properties())
             if outcome.fails_test and report.passed:  # (one process: the test has failed already)
@@ -346,6 +354,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.mode.close()
     if not state.mode.reports:
         return
+    state.announce()  # (calls that no test report carried: interrupted ones)
     state.finish()
     failed = (
         state.mode.missing_shards()

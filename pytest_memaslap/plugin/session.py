@@ -38,10 +38,12 @@ class SlapSession:
 
     settings: Settings
     mode: Mode
+    config: Any = None  # pytest's config: its hooks (``hookspecs``) hear of every result and the JSON document
     pool: ServerPool = field(init=False)
     comparison: Comparison | None = None
     saved_to: str | None = None
     output_errors: list[str] = field(default_factory=list)  # outputs that failed at the end (the run still reports)
+    _announced: int = field(default=0, init=False)  # outcomes the result hook has heard of
 
     def __post_init__(self) -> None:
         external = self.mode.server_address or self.settings.external
@@ -84,6 +86,15 @@ class SlapSession:
     def outcomes(self) -> list[CallOutcome]:
         return self.mode.outcomes
 
+    def announce(self) -> None:
+        """Tell the result hook of every call judged since the last time (``pytest_memaslap_result``)."""
+        outcomes = self.outcomes
+        while self._announced < len(outcomes):
+            outcome = outcomes[self._announced]
+            self._announced += 1
+            if self.config is not None:
+                self.config.hook.pytest_memaslap_result(outcome=outcome, config=self.config)
+
     def document(self) -> dict[str, Any]:
         """The run's results as the JSON document (--slap-json, --slap-save)."""
         from pytest_memaslap.output.document import json_document
@@ -98,6 +109,8 @@ class SlapSession:
         missing = self.mode.missing_shards()
         if missing:
             document["missing_shards"] = {key: shards for key, shards, _ in missing}
+        if self.config is not None:
+            self.config.hook.pytest_memaslap_update_json(document=document, config=self.config)
         return document
 
     def finish(self) -> None:
