@@ -390,3 +390,16 @@ def test_the_same_seed_sends_byte_identical_requests(own_server):
         runs.append((after["bytes_read"] - before["bytes_read"], sent))
     assert runs[0] == runs[1]
     assert sum(ops for ops, _ in runs[0][1].values()) == 3000
+
+
+def test_a_blocked_loop_shows_in_the_load_processs_own_lag(memcached_server):
+    """A loop blocked 30 ms every second (here by a slow progress callback) shows as loop lag."""
+    from pytest_memaslap.stats.result import SlapResult
+
+    workload = Workload.from_args({"duration": "2.5s", "connections": 2, "keys": 100})
+    raw = run_shard(workload, _target(memcached_server), "eng14:", on_second=lambda done, second: time.sleep(0.03))
+    assert 150 <= raw.loop_lag.total <= 300  # one probe every 10 ms (fewer on a busy machine)
+    assert raw.loop_lag.max() >= 25e6
+    assert 0 < raw.cpu_pct <= 110
+    engine = SlapResult(workload, raw, "").engine()
+    assert engine["loop_lag_us"]["max"] >= 25_000

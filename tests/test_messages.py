@@ -39,6 +39,9 @@ def _busy_result(seconds: int, per_second: int, seed: int = 1) -> ShardResult:
     phase.elapsed_s = float(seconds)
     result.started_at = 1_700_000_000.25
     result.reconnects, result.reconnect_gap_s, result.send_lag_max_s = 2, 0.75, 0.002
+    result.cpu_pct = 87.5
+    for _ in range(seconds * 100):
+        result.loop_lag.record(int(rng.lognormvariate(10, 1)))
     return result
 
 
@@ -68,12 +71,14 @@ def _same(a: ShardResult, b: ShardResult) -> None:
         assert [(s.ops, s.errors, s.latency) for s in phase.timeline] == [
             (s.ops, s.errors, s.latency) for s in other.timeline
         ]
-    assert (a.shards, a.started_at, a.reconnects, a.reconnect_gap_s, a.send_lag_max_s, a.verify) == (
+    assert a.loop_lag.counts == b.loop_lag.counts
+    assert (a.shards, a.started_at, a.reconnects, a.reconnect_gap_s, a.send_lag_max_s, a.cpu_pct, a.verify) == (
         b.shards,
         b.started_at,
         b.reconnects,
         b.reconnect_gap_s,
         b.send_lag_max_s,
+        b.cpu_pct,
         b.verify,
     )
 

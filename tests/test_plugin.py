@@ -211,8 +211,10 @@ def test_json_document_and_junit_properties(pytester):
         "commands",
         "timeline",
         "thresholds",
+        "engine",
     ):
         assert key in test
+    assert 0 < test["engine"]["cpu_pct"] and test["engine"]["loop_lag_us"]["max"] > 0
     assert test["shards"] == 1 and test["ops"] == 3000
     assert test["unmeasured_ops"]["preload"] == 500
     assert test["ops"] + sum(test["unmeasured_ops"].values()) == test["requests_sent"]

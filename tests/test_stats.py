@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -166,3 +167,30 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch):
         expected[bucket_index(latency)] += 1
     assert histogram == expected and second == expected
     assert counters[SENT] == 10 * len(latencies) and counters[RECEIVED] == 8 * len(latencies)
+
+
+@pytest.mark.parametrize(
+    ("cpu_pct", "late_ns", "achieved", "reason"),
+    [
+        (40.0, 50_000, 2000, None),
+        (95.0, 50_000, 2000, "its CPU at 95 %"),
+        (40.0, 2_000_000, 2000, "its event loop late by 2.0 ms at p99"),
+        (40.0, 50_000, 1900, "1,900 of the 2,000 requests/s asked for"),
+    ],
+)
+def test_the_load_generator_says_when_it_may_be_the_bottleneck(cpu_pct, late_ns, achieved, reason):
+    from pytest_memaslap.model.workload import Workload
+    from pytest_memaslap.stats.result import SlapResult
+    from pytest_memaslap.stats.results import CommandStats
+
+    raw = ShardResult()
+    stats = CommandStats(ops=achieved)
+    stats.latency.record(100_000, achieved)
+    raw.measured.commands["get"] = stats
+    raw.measured.elapsed_s = 1.0
+    raw.cpu_pct = cpu_pct
+    for i in range(100):
+        raw.loop_lag.record(late_ns if i >= 95 else 20_000)  # the slowest 5 %
+    result = SlapResult(Workload.from_args({"rate": "2k", "commands": {"get": 1.0}}), raw, "")
+    assert result.limited_by_load_generator() == reason
+    assert result.engine()["limited_by_load_generator"] == reason

@@ -25,6 +25,7 @@ from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, Preload
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.pacer import Pacer
 from pytest_memaslap.engine.placement import group_by_place, place
+from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.engine.udp import UdpEndpoint
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import SaslError
@@ -380,6 +381,7 @@ class ShardRunner:
         if workload.transport == "udp":  # the keyspace was preloaded over TCP; the load goes over UDP
             drivers = self.udp = await self._open_udp(len(self.connections))
         gc.freeze()  # the keyspace and setup objects never need collecting again
+        monitor = LoadMonitor()  # is this process the bottleneck? (CPU share, loop lag)
         self._start_phase(first, names)
         self.result.started_at = time.time()
         try:
@@ -404,6 +406,7 @@ class ShardRunner:
                 self.result.started_at = time.time()
                 for driver, budget in zip(drivers, budgets, strict=True):
                     driver.set_budget(budget)
+            monitor.start()
             if workload.duration is not None:
                 end_ns = self.recorder.start_ns + int(workload.duration * 1e9)
                 await self._wait(asyncio.shield(all_idle), until_ns=end_ns)
@@ -413,6 +416,8 @@ class ShardRunner:
             await self._wait(all_idle)
             self._end_phase("measured", perf_counter_ns())
         finally:
+            monitor.stop()
+            self.result.cpu_pct, self.result.loop_lag = monitor.cpu_pct, monitor.lag
             if self.pacer is not None:
                 self.pacer.stop()
                 self.result.send_lag_max_s = self.pacer.max_lag_ns / 1e9

@@ -382,6 +382,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             red=True,
         )
     notes = mode.summary_notes(config)
+    for outcome in mode.outcomes:
+        why = outcome.result.limited_by_load_generator()
+        if why:
+            notes.append(
+                f"{outcome.key}: results limited by the load generator ({why}): its own queueing is in the "
+                "latencies; add shards (--slap-shards) or load machines, or ask for less load"
+            )
     if mode.outcomes:  # (the engine ran, so importing it costs nothing here)
         from pytest_memaslap.engine import LOOP_NOTE
 

@@ -104,6 +104,7 @@ class ShardReport:
 def encode_result(result: ShardResult) -> dict[str, Any]:
     """A shard result's compact wire form: counters as lists, every histogram in one packed stream."""
     stream = bytearray()
+    _pack(stream, result.loop_lag.to_sparse())
     phases = {}
     for name, phase in result.phases.items():
         for stats in phase.commands.values():
@@ -124,6 +125,7 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
         "reconnects": result.reconnects,
         "reconnect_gap_s": result.reconnect_gap_s,
         "send_lag_max_s": result.send_lag_max_s,
+        "cpu_pct": result.cpu_pct,
         "verify": dict(result.verify),
         "phases": phases,
         "histograms": base64.b64encode(zlib.compress(bytes(stream), 6)).decode("ascii"),
@@ -133,6 +135,7 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
 def decode_result(data: dict[str, Any]) -> ShardResult:
     """The inverse of ``encode_result``: the same numbers, bucket for bucket."""
     histograms = _unpack(zlib.decompress(base64.b64decode(data["histograms"])))
+    loop_lag = Histogram.from_sparse(next(histograms))
     phases: dict[str, PhaseStats] = {}
     for name, raw in data["phases"].items():
         commands = {
@@ -154,6 +157,8 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         reconnects=data["reconnects"],
         reconnect_gap_s=data["reconnect_gap_s"],
         send_lag_max_s=data["send_lag_max_s"],
+        cpu_pct=data["cpu_pct"],
+        loop_lag=loop_lag,
         verify=dict(data["verify"]),
     )
 

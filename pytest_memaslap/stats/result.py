@@ -16,6 +16,10 @@ from pytest_memaslap.model.workload import COMMANDS, Workload
 from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.results import CommandStats, PhaseStats, ShardResult
 
+SATURATED_CPU_PCT = 90.0  # a load process this busy is likely the bottleneck
+SATURATED_LAG_US = 1000.0  # ... as is one whose loop leaves ready work waiting this long (p99)
+RATE_KEPT = 0.98  # an open loop that achieved less than this share of its target rate fell behind
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -192,6 +196,39 @@ class SlapResult:
         """Connections reopened after the server dropped them (``reconnect=True``)."""
         return self.raw.reconnects
 
+    def limited_by_load_generator(self) -> str | None:
+        """Why the load process, not the server, may have set these numbers (None: nothing says so).
+
+        Its CPU near a full core, its event loop late by a millisecond or more
+        at p99, or an open loop short of its target rate by more than 2 %.
+        """
+        raw, reasons = self.raw, []
+        if raw.cpu_pct >= SATURATED_CPU_PCT:
+            reasons.append(f"its CPU at {raw.cpu_pct:.0f} %")
+        lag_p99_us = raw.loop_lag.percentile(99.0) / 1000.0 if raw.loop_lag.total else 0.0
+        if lag_p99_us >= SATURATED_LAG_US:
+            reasons.append(f"its event loop late by {lag_p99_us / 1000.0:.1f} ms at p99")
+        target = self.workload.rate
+        if target and self.ops_per_sec < target * RATE_KEPT:
+            reasons.append(f"{self.ops_per_sec:,.0f} of the {target:,.0f} requests/s asked for")
+        return ", ".join(reasons) or None
+
+    def engine(self) -> dict[str, Any]:
+        """The JSON's ``engine`` block: how busy the load process was (is it the bottleneck?)."""
+        lag = self.raw.loop_lag
+        lag_us = {"p50": 0.0, "p99": 0.0, "max": 0.0}
+        if lag.total:
+            lag_us = {
+                "p50": round(lag.percentile(50.0) / 1000.0, 1),
+                "p99": round(lag.percentile(99.0) / 1000.0, 1),
+                "max": round(lag.max() / 1000.0, 1),
+            }
+        return {
+            "cpu_pct": round(self.raw.cpu_pct, 1),
+            "loop_lag_us": lag_us,
+            "limited_by_load_generator": self.limited_by_load_generator(),
+        }
+
     def rate(self) -> dict[str, Any] | None:
         """Open loop: the target rate beside the achieved one, and how far the sender fell behind."""
         if self.workload.rate is None:
@@ -247,6 +284,7 @@ class SlapResult:
             "requests_sent": self.requests_sent,
             "reconnects": {"count": self.reconnects, "gap_s": round(self.raw.reconnect_gap_s, 6)},
             "rate": self.rate(),
+            "engine": self.engine(),
             "verify": _checks(self.raw.verify, ("checked", "mismatches", "keys")) if self.workload.verify else None,
             "expire": _expiry(self.raw.verify) if self.workload.expire else None,
             "latency_us": self.total.latency_with(percentiles),

@@ -1,0 +1,57 @@
+"""How busy the load process itself is while it measures: its CPU share and its event loop's lag.
+
+A load generator that is the bottleneck reports its own queueing as the
+server's latency. So the measured phase is watched from inside: every 10 ms
+a timer fires and schedules a callback for "as soon as possible". How late
+the timer fired (beyond the loop's 1 ms timer step) plus how long that
+callback then waited is how long a reply arriving when the timer was due
+would have waited for the loop: the loop's lag. The process's CPU time over
+the phase's wall time is its CPU share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from time import perf_counter_ns
+
+from pytest_memaslap.stats.histogram import Histogram
+
+PROBE_INTERVAL_S = 0.01
+TIMER_STEP_NS = 1_000_000  # uvloop's timers step in milliseconds: lateness within a step is not lag
+
+
+class LoadMonitor:
+    """Samples the loop's lag and the process's CPU over one phase (``start`` ... ``stop``)."""
+
+    def __init__(self) -> None:
+        self.lag = Histogram()  # ns a ready callback waited for the loop, one sample per probe
+        self.cpu_pct = 0.0  # process CPU time / wall time of the phase, in % (100 = one core busy)
+        self._timer: asyncio.TimerHandle | None = None
+        self._cpu_start = 0.0
+        self._wall_start_ns = 0
+        self._due_ns = 0  # when the next probe's timer should fire
+
+    def start(self) -> None:
+        self._cpu_start = time.process_time()
+        self._wall_start_ns = perf_counter_ns()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._due_ns = perf_counter_ns() + int(PROBE_INTERVAL_S * 1e9)
+        self._timer = asyncio.get_running_loop().call_later(PROBE_INTERVAL_S, self._probe)
+
+    def _probe(self) -> None:
+        now = perf_counter_ns()
+        asyncio.get_running_loop().call_soon(self._measure, now, max(0, now - self._due_ns - TIMER_STEP_NS))
+        self._schedule()
+
+    def _measure(self, fired_ns: int, timer_late_ns: int) -> None:
+        self.lag.record(timer_late_ns + perf_counter_ns() - fired_ns)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            wall_s = (perf_counter_ns() - self._wall_start_ns) / 1e9
+            self.cpu_pct = (time.process_time() - self._cpu_start) / wall_s * 100 if wall_s > 0 else 0.0
