@@ -45,6 +45,17 @@ _ZEROS = [0] * BUCKET_COUNT
 _ALL = range(BUCKET_COUNT)
 
 
+def _trimmed(offset: int, counts: array.array[int]) -> tuple[int, array.array[int]]:
+    """The run of ``counts`` from its first to its last occupied bucket, found by stripping zero bytes (C-level)."""
+    raw = counts.tobytes()
+    body = raw.strip(b"\0")
+    if not body:
+        return offset, array.array("I")
+    first = (len(raw) - len(raw.lstrip(b"\0"))) // counts.itemsize
+    last = (len(raw.rstrip(b"\0")) - 1) // counts.itemsize
+    return offset + first, counts[first : last + 1]
+
+
 class PhaseRecorder:
     """Counters and latency histograms of one phase (preload, warm-up, measured...), and its timeline."""
 
@@ -104,8 +115,9 @@ class PhaseRecorder:
             self._window = (low, high)
         counts = array.array("I", second[low:high])
         second[low:high] = _ZEROS[: high - low]
+        offset, counts = _trimmed(low, counts)  # (a long run keeps one a second: no zeros at the ends)
         errors = sum(c[ERROR] for c in self.counters)
-        self.timeline.append(Second(sum(counts), errors - self._errors_closed, low, counts))
+        self.timeline.append(Second(sum(counts), errors - self._errors_closed, offset, counts))
         self._errors_closed = errors
         self.next_tick += SECOND_NS
         self.close_ns_max = max(self.close_ns_max, perf_counter_ns() - started)
