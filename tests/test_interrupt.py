@@ -81,10 +81,10 @@ def test_a_killed_pytest_takes_its_server_with_it(pytester, no_new_memcached):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_while_a_large_keyspace_is_built_ends_the_run_at_once(pytester, no_new_memcached, signum):
-    """Building 4M keys takes seconds; the signal must not wait for it, and asyncio must not complain."""
+    """Building 3M keys takes seconds; the signal must not wait for it, and asyncio must not complain."""
     pytester.path.joinpath("test_big.py").write_text(
         "import pytest\n\n"
-        "@pytest.mark.slap(duration='60s', connections=4, keys='4M', preload=False)\n"
+        "@pytest.mark.slap(duration='60s', connections=4, keys='3M', preload=False)\n"
         "def test_big(slap):\n    slap()\n"
     )
     process = subprocess.Popen(

