@@ -199,11 +199,13 @@ class SlapResult:
     def limited_by_load_generator(self) -> str | None:
         """Why the load process, not the server, may have set these numbers (None: nothing says so).
 
-        Its CPU near a full core, its event loop late by a millisecond or more
-        at p99, or an open loop short of its target rate by more than 2 %.
+        Its CPU near a full core (closed loop only: an open loop's pacer keeps
+        the CPU busy on purpose, to send within a millisecond of schedule), its
+        event loop late by a millisecond or more at p99, or an open loop short
+        of its target rate by more than 2 %.
         """
         raw, reasons = self.raw, []
-        if raw.cpu_pct >= SATURATED_CPU_PCT:
+        if raw.cpu_pct >= SATURATED_CPU_PCT and self.workload.rate is None:
             reasons.append(f"its CPU at {raw.cpu_pct:.0f} %")
         lag_p99_us = raw.loop_lag.percentile(99.0) / 1000.0 if raw.loop_lag.total else 0.0
         if lag_p99_us >= SATURATED_LAG_US:
