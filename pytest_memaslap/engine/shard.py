@@ -24,12 +24,12 @@ from pytest_memaslap.engine.hot.recorder import RECEIVED, TIMED_OUT, PhaseRecord
 from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource, get_lines
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.pacer import Pacer
-from pytest_memaslap.engine.placement import group_by_place, place
+from pytest_memaslap.engine.placement import build_keyspace
 from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.engine.udp import UdpEndpoint
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import SaslError
-from pytest_memaslap.model.keyspace import ValueSource, counter_keys, key_sizes, key_slice, make_keys
+from pytest_memaslap.model.keyspace import ValueSource, counter_keys, key_slice
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import COUNTER_COMMANDS, Workload
 from pytest_memaslap.protocol.codecs import CODECS
@@ -42,8 +42,6 @@ UDP_SWEEP_S = 0.05
 RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
 CLEANUP_AFTER_INTERRUPT_S = 5.0  # how long an interrupted run may spend deleting its keys (--slap-cleanup)
-KEYS_PER_PART = 50_000  # keys built between two turns of the loop (about 0.1 s)
-KEYS_PLACED_PER_PART = 5_000  # keys placed on one of several servers between two turns (about 0.1 s)
 CANCEL_TIMEOUT_S = 1.0  # how long cancelled connection attempts may take to end
 POLL_S = 0.1
 
@@ -243,24 +241,9 @@ class ShardRunner:
         return range(keys.start + index // servers, keys.stop, peers)
 
     async def _keyspace(self, indices: range, rng: random.Random) -> list[bytes]:
-        """The shard's keys, grouped by server, built in parts with the loop let in between.
-
-        A keyspace of millions takes seconds to build (and more to place on
-        several servers); between parts, Ctrl-C and SIGTERM stop it at once.
-        """
-        sizes = key_sizes(self.prefix, indices, self.workload.key_size, rng)
-        keys: list[bytes] = []
-        for start in range(0, len(indices), KEYS_PER_PART):
-            keys += make_keys(self.prefix, indices[start : start + KEYS_PER_PART], sizes[start : start + KEYS_PER_PART])
-            await asyncio.sleep(0)
-        servers = [(t.host, t.port) for t in self.targets]
-        where = [0] * len(keys)
-        if len(servers) > 1:
-            where = []
-            for start in range(0, len(keys), KEYS_PLACED_PER_PART):
-                where += place(keys[start : start + KEYS_PLACED_PER_PART], servers)
-                await asyncio.sleep(0)
-        keys, self.server_ranges = group_by_place(keys, where, len(servers))
+        keys, self.server_ranges = await build_keyspace(
+            self.prefix, indices, self.workload.key_size, rng, [(t.host, t.port) for t in self.targets]
+        )
         return keys
 
     async def _open(self, index: int) -> Connection:
