@@ -134,8 +134,7 @@ class ShardRunner:
         dying server can still accept a connection and then reset it, and that
         is the same outage, not a second one.
         """
-        lost_ns = perf_counter_ns()
-        deadline = lost_ns + int(self.workload.timeout * 1e9)
+        deadline = perf_counter_ns() + int(self.workload.timeout * 1e9)
         delay = RECONNECT_FIRST_DELAY_S
         target = self._target_of(connection.index)
         while True:
