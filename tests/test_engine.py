@@ -368,7 +368,9 @@ def test_connections_the_server_drops_while_idle_reconnect_or_fail_the_run(no_ne
     first = outcomes[0]
     if reconnect:
         assert isinstance(first, ShardResult), first
-        assert first.reconnects == 2  # both of shard 0's connections were dropped and reopened
+        # Both of shard 0's connections were dropped and reopened; a reopened one may idle past the timeout again
+        # before shard 1 comes, so each counts at least one reconnect, and at most one a second of waiting.
+        assert 2 <= first.reconnects <= 2 * 6, first.reconnects
         assert sum(c.ops for c in first.measured.commands.values()) == 200
         assert all(c.errors == 0 for c in first.measured.commands.values())
     else:
