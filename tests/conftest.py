@@ -65,3 +65,23 @@ def own_server(no_new_memcached):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["compiled", "python"])
+def hot_path(request, monkeypatch):
+    """Runs a test on each hot path, chosen as a user chooses: the compiled core, then its pure-Python twin.
+
+    The compiled one must be there in CI (``.ci/setup`` builds it); elsewhere its absence skips.
+    """
+    from pytest_memaslap import hotpath
+    from pytest_memaslap.engine.hot.connection import CompiledConnection
+
+    if request.param == "python":
+        monkeypatch.setenv(hotpath.NO_EXTENSIONS, "1")
+        return request.param
+    monkeypatch.delenv(hotpath.NO_EXTENSIONS, raising=False)
+    if CompiledConnection is None:
+        if os.environ.get("CI"):
+            pytest.fail("the compiled hot path is not built; .ci/setup builds it with a C compiler")
+        pytest.skip("the compiled hot path is not built here")
+    return request.param

@@ -19,20 +19,22 @@ from pytest_memaslap.engine.shard import ShardRunner
 from pytest_memaslap.memcached.server import ServerConfig, start_server
 from pytest_memaslap.stats.results import ShardResult
 
+pytestmark = pytest.mark.usefixtures("hot_path")  # every test here runs on the compiled core and its twin
+
 
 def _target(server) -> Target:
     return Target(server.host, server.port)
 
 
-def test_op_count_is_exact_and_pipelined(memcached_server):
+def test_op_count_is_exact_and_pipelined(memcached_server, hot_path):
     workload = Workload.from_args({"ops": 10_007, "duration": None, "connections": 5, "window": 16, "keys": 300})
-    result = run_shard(workload, _target(memcached_server), "eng1:")
+    result = run_shard(workload, _target(memcached_server), f"eng1{hot_path}:")
     assert result.measured.ops == 10_007
     assert result.phases["preload"].ops == 300
     assert result.measured.commands["get"].misses == 0
 
 
-def test_sequential_pattern_walks_the_keyspace(memcached_server):
+def test_sequential_pattern_walks_the_keyspace(memcached_server, hot_path):
     workload = Workload.from_args(
         {
             "ops": 1000,
@@ -43,8 +45,8 @@ def test_sequential_pattern_walks_the_keyspace(memcached_server):
             "commands": {"set": 1.0},
         }
     )
-    run_shard(workload, _target(memcached_server), "eng2:")
-    keys = _prefixed_keys(memcached_server, b"eng2:")
+    run_shard(workload, _target(memcached_server), f"eng2{hot_path}:")
+    keys = _prefixed_keys(memcached_server, f"eng2{hot_path}:".encode())
     assert len(keys) == 1000  # a full sequential pass writes every key once
 
 
@@ -87,11 +89,11 @@ def _run_shards(workload, server, prefix, count, sync_timeout=10.0, delays=()):
     return results, errors
 
 
-def test_shards_own_disjoint_key_slices_and_start_together(memcached_server):
+def test_shards_own_disjoint_key_slices_and_start_together(memcached_server, hot_path):
     workload = Workload.from_args({"duration": "0.3s", "connections": 2, "keys": 1000, "commands": {"set": 1.0}})
-    results, errors = _run_shards(workload, memcached_server, "eng3:", 2, delays=(0, 0.5))
+    results, errors = _run_shards(workload, memcached_server, f"eng3{hot_path}:", 2, delays=(0, 0.5))
     assert not errors
-    keys = _prefixed_keys(memcached_server, b"eng3:")
+    keys = _prefixed_keys(memcached_server, f"eng3{hot_path}:".encode())
     barrier_keys = {k for k in keys if b":sync-" in k}
     assert len(barrier_keys) == 6  # two barriers, each a counter and a marker per shard
     assert len(keys - barrier_keys) == 1000  # both halves of the keyspace, preloaded by their owners
@@ -100,27 +102,29 @@ def test_shards_own_disjoint_key_slices_and_start_together(memcached_server):
     assert abs(results[0].started_at - results[1].started_at) < 0.2
 
 
-def test_a_shard_that_never_arrives_fails_the_others_after_the_bound(memcached_server):
+def test_a_shard_that_never_arrives_fails_the_others_after_the_bound(memcached_server, hot_path):
     workload = Workload.from_args({"duration": "0.3s", "connections": 2, "keys": 100})
-    results, errors = _run_shards(workload, memcached_server, "eng10:", 3, sync_timeout=0.5, delays=(0, 0, 1.5))
+    results, errors = _run_shards(
+        workload, memcached_server, f"eng10{hot_path}:", 3, sync_timeout=0.5, delays=(0, 0, 1.5)
+    )
     assert {0, 1} <= set(errors)
     assert "only 2 of 3 shards reached the preload barrier within 0.5 s; missing: shard 2" in str(errors[0])
 
 
-def test_same_seed_sends_the_same_requests(memcached_server):
+def test_same_seed_sends_the_same_requests(memcached_server, hot_path):
     workload = Workload.from_args(
         {"ops": 2000, "connections": 3, "keys": 5000, "preload": False, "commands": {"get": 0.5, "set": 0.5}}
     )
-    a = run_shard(workload, _target(memcached_server), "eng4a:")
-    b = run_shard(workload, _target(memcached_server), "eng4b:")
+    a = run_shard(workload, _target(memcached_server), f"eng4a{hot_path}:")
+    b = run_shard(workload, _target(memcached_server), f"eng4b{hot_path}:")
     for name in ("get", "set"):
         assert a.measured.commands[name].ops == b.measured.commands[name].ops
         assert a.measured.commands[name].bytes_sent == b.measured.commands[name].bytes_sent
 
 
-def test_warmup_is_kept_apart_from_the_measured_phase(memcached_server):
+def test_warmup_is_kept_apart_from_the_measured_phase(memcached_server, hot_path):
     workload = Workload.from_args({"duration": "0.3s", "warmup": "0.2s", "connections": 2, "keys": 100})
-    result = run_shard(workload, _target(memcached_server), "eng5:")
+    result = run_shard(workload, _target(memcached_server), f"eng5{hot_path}:")
     assert result.phases["warmup"].ops > 0
     assert 0.3 <= result.measured.elapsed_s < 1.0
     assert 0.2 <= result.phases["warmup"].elapsed_s < 1.0
@@ -179,13 +183,13 @@ def test_a_name_that_does_not_resolve_is_one_error_and_no_asyncio_noise(caplog):
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
 
 
-def test_engine_runs_from_inside_a_running_event_loop(memcached_server):
+def test_engine_runs_from_inside_a_running_event_loop(memcached_server, hot_path):
     import asyncio
 
     workload = Workload.from_args({"ops": 100, "connections": 1, "keys": 10})
 
     async def main():
-        return run_shard(workload, _target(memcached_server), "eng9:")
+        return run_shard(workload, _target(memcached_server), f"eng9{hot_path}:")
 
     assert asyncio.run(main()).measured.ops == 100
 
@@ -394,12 +398,14 @@ def test_the_same_seed_sends_byte_identical_requests(own_server):
     assert sum(ops for ops, _ in runs[0][1].values()) == 3000
 
 
-def test_a_blocked_loop_shows_in_the_load_processs_own_lag(memcached_server):
+def test_a_blocked_loop_shows_in_the_load_processs_own_lag(memcached_server, hot_path):
     """A loop blocked 30 ms every second (here by a slow progress callback) shows as loop lag."""
     from pytest_memaslap.stats.result import SlapResult
 
     workload = Workload.from_args({"duration": "2.5s", "connections": 2, "keys": 100})
-    raw = run_shard(workload, _target(memcached_server), "eng14:", on_second=lambda done, second: time.sleep(0.03))
+    raw = run_shard(
+        workload, _target(memcached_server), f"eng14{hot_path}:", on_second=lambda done, second: time.sleep(0.03)
+    )
     assert 150 <= raw.loop_lag.total <= 300  # one probe every 10 ms (fewer on a busy machine)
     assert raw.loop_lag.max() >= 25e6
     assert 0 < raw.cpu_pct <= 110

@@ -14,6 +14,8 @@ from pytest_memaslap.memcached.server import ServerConfig, start_server
 from pytest_memaslap.model.workload import WorkloadError
 from pytest_memaslap.stats.result import SlapResult
 
+pytestmark = pytest.mark.usefixtures("hot_path")  # every test here runs on the compiled core and its twin
+
 PAUSE_S = 0.2
 
 
@@ -46,9 +48,9 @@ def test_a_200ms_server_pause_moves_p999_by_about_200ms(no_new_memcached, arriva
     assert paused.max < 5 * PAUSE_S * 1e6
 
 
-def test_an_op_budget_is_sent_exactly_on_schedule(memcached_server):
+def test_an_op_budget_is_sent_exactly_on_schedule(memcached_server, hot_path):
     workload = Workload.from_args({"ops": 600, "duration": None, "rate": "3k", "connections": 3, "keys": 100})
-    raw = run_shard(workload, Target(memcached_server.host, memcached_server.port), "ol3:")
+    raw = run_shard(workload, Target(memcached_server.host, memcached_server.port), f"ol3{hot_path}:")
     result = SlapResult(workload, raw)
     assert result.ops == 600 and result.errors == 0
     assert result.rate()["target"] == 3000.0 and result.rate()["arrivals"] == "poisson"

@@ -197,7 +197,7 @@ def test_json_document_and_junit_properties(pytester):
     result.assert_outcomes(passed=1)
     doc = json.loads((pytester.path / "r.json").read_text())
     assert doc["plugin_version"] and doc["memcached_version"]
-    assert doc["event_loop"] == "uvloop"
+    assert doc["engine"] == {"implementation": "compiled", "event_loop": "uvloop"}
     test = doc["tests"]["test_json_document_and_junit_properties.py::test_it"]
     for key in (
         "workload",
@@ -537,9 +537,10 @@ def test_a_bad_call_is_one_message_at_the_tests_line_without_plugin_internals(py
 def test_the_report_header_names_engine_loop_and_server(pytester, memcached_server):
     pytester.makepyfile("def test_plain():\n    pass\n")
     started = pytester.runpytest("-p", "no:cacheprovider")
-    started.stdout.fnmatch_lines(["memaslap: engine python, event loop uvloop; memcached started by the plugin*"])
-    given = pytester.runpytest("-p", "no:cacheprovider", f"--memcached={memcached_server.address}")
-    given.stdout.fnmatch_lines([f"memaslap: engine python, event loop uvloop; memcached at {memcached_server.address}"])
+    started.stdout.fnmatch_lines(["memaslap: hot path compiled, event loop uvloop; memcached started by the plugin*"])
+    given_address = memcached_server.address
+    given = pytester.runpytest("-p", "no:cacheprovider", f"--memcached={given_address}")
+    given.stdout.fnmatch_lines([f"memaslap: hot path compiled, event loop uvloop; memcached at {given_address}"])
 
 
 @pytest.mark.parametrize("xdist", [(), ("-n", "2")])

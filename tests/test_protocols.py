@@ -6,6 +6,8 @@ import pytest
 
 from pytest_memaslap import Target, Workload, run_shard
 
+pytestmark = pytest.mark.usefixtures("hot_path")  # every test here runs on the compiled core and its twin
+
 ALL_COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr")
 
 

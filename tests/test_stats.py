@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -133,16 +134,23 @@ def test_a_second_closes_into_the_timeline_exactly_and_is_zeroed():
     assert sum(c.ops for c in phase.commands.values()) == 6 * 2001 and len(phase.timeline) == 6
 
 
-def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch):
-    """The hot path copies ``bucket_index`` inline; every latency must land where the one home says."""
-    from pytest_memaslap.engine.hot import connection as hot
+def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch, hot_path):
+    """Both hot paths copy ``bucket_index`` inline; every latency must land where the one home says."""
+    from pytest_memaslap.engine.hot import connection, core
     from pytest_memaslap.engine.hot.recorder import RECEIVED, SENT
     from pytest_memaslap.protocol import ascii
 
     latencies = [0, 1, 7, 255, 256, 257, 511, 512, 1000, 12_345, 999_999, 2**20 + 3, 10**9, 2**47, 2**60]
     latencies += [random.Random(9).randrange(1, 10**10) for _ in range(300)]
+    if hot_path == "compiled":  # (its clock is C's: the maths is checked on its own, and the clock is the same)
+        from pytest_memaslap.engine.hot import _core
+
+        assert [_core.bucket_of(v) for v in latencies] == [bucket_index(v) for v in latencies]
+        before = time.perf_counter_ns()
+        assert before <= _core.clock_ns() <= time.perf_counter_ns()
+        return
     now = 2**62
-    monkeypatch.setattr(hot, "perf_counter_ns", lambda: now)
+    monkeypatch.setattr(core, "perf_counter_ns", lambda: now)
     counters, histogram, second = [0] * 5, [0] * BUCKET_COUNT, [0] * BUCKET_COUNT
 
     class Events:
@@ -155,12 +163,12 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch):
         def write(self, data: bytes) -> None:
             raise AssertionError("a stopped connection sends nothing")
 
-    conn = hot.Connection(Events(), 0)
+    conn = connection.connection_class()(Events(), 0)
     conn.connection_made(Transport())  # type: ignore[arg-type]
     conn.enter_phase(((ascii.PARSERS["set"], counters, histogram, second),))
     conn.stop()
     for latency in latencies:
-        conn.pending.append((conn.slots[0], now - latency, 10, None))
+        conn.track(conn.slots[0], now - latency, 10)
     conn.data_received(b"STORED\r\n" * len(latencies))
     expected = [0] * BUCKET_COUNT
     for latency in latencies:

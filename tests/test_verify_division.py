@@ -10,6 +10,8 @@ from pytest_memaslap.model.keyspace import build_keys
 from pytest_memaslap.model.workload import WorkloadError
 from pytest_memaslap.protocol import ascii
 
+pytestmark = pytest.mark.usefixtures("hot_path")  # every test here runs on the compiled core and its twin
+
 
 def test_multi_gets_ask_for_division_keys_each(no_new_memcached):
     server = start_server(ServerConfig(threads=2, memory_mb=64))
@@ -60,9 +62,9 @@ def test_verify_finds_values_that_differ_from_what_was_written(no_new_memcached)
     assert set(raw.verify["keys"]) <= {k.decode() for k in keys[:3]}
 
 
-def test_verify_checks_only_its_proportion_and_passes_on_a_healthy_server(memcached_server):
+def test_verify_checks_only_its_proportion_and_passes_on_a_healthy_server(memcached_server, hot_path):
     workload = Workload.from_args({"ops": 4000, "duration": None, "connections": 2, "keys": 300, "verify": 0.25})
-    raw = run_shard(workload, Target(memcached_server.host, memcached_server.port), "ver2:")
+    raw = run_shard(workload, Target(memcached_server.host, memcached_server.port), f"ver2{hot_path}:")
     gets = raw.measured.commands["get"].ops
     assert raw.verify["mismatches"] == 0 and raw.measured.commands["get"].errors == 0
     assert 0.15 * gets < raw.verify["checked"] < 0.35 * gets
@@ -83,7 +85,7 @@ def test_bad_division_and_verify_are_explained(args, message):
 
 
 @pytest.mark.parametrize("protocol", ["ascii", "meta"])
-def test_expired_keys_are_checked_to_miss(memcached_server, protocol):
+def test_expired_keys_are_checked_to_miss(memcached_server, protocol, hot_path):
     workload = Workload.from_args(
         {
             "duration": "4s",
@@ -96,7 +98,7 @@ def test_expired_keys_are_checked_to_miss(memcached_server, protocol):
             "protocol": protocol,
         }
     )
-    raw = run_shard(workload, Target(memcached_server.host, memcached_server.port), f"exp{protocol}:")
+    raw = run_shard(workload, Target(memcached_server.host, memcached_server.port), f"exp{protocol}{hot_path}:")
     get = raw.measured.commands["get"]
     assert raw.verify["expired_checked"] > 50  # gets of keys whose 1 s TTL ran out, with 1.5 s to spare
     assert raw.verify["expired_returned"] == 0 and get.errors == 0
@@ -134,13 +136,15 @@ def test_bad_expire_settings_are_explained(args, message):
 
 
 @pytest.mark.parametrize(("overwrite", "low", "high"), [(1.0, 0, 0), (0.0, 1000, 1000), (0.5, 350, 650)])
-def test_overwrite_sends_the_other_sets_to_new_keys_and_cleanup_deletes_them(own_server, overwrite, low, high):
+def test_overwrite_sends_the_other_sets_to_new_keys_and_cleanup_deletes_them(
+    own_server, overwrite, low, high, hot_path
+):
     workload = Workload.from_args(
         {"ops": 1000, "duration": None, "connections": 2, "keys": 100, "commands": {"set": 1.0}, "overwrite": overwrite}
     )
     target = Target(own_server.host, own_server.port)
-    run_shard(workload, target, f"ow{overwrite}:")
+    run_shard(workload, target, f"ow{overwrite}{hot_path}:")
     fresh = own_server.stats()["curr_items"] - 100  # the preloaded keyspace, then the new keys
     assert low <= fresh <= high
-    run_shard(workload, target, f"owc{overwrite}:", cleanup=True)
+    run_shard(workload, target, f"owc{overwrite}{hot_path}:", cleanup=True)
     assert own_server.stats()["curr_items"] == 100 + fresh  # the second run left nothing behind

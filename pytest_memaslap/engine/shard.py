@@ -19,10 +19,11 @@ from typing import Any
 from pytest_memaslap.engine.barrier import ServerBarrier
 from pytest_memaslap.engine.connect import connect
 from pytest_memaslap.engine.errors import SlapRunError
-from pytest_memaslap.engine.hot.connection import Connection, Driven, Slot
+from pytest_memaslap.engine.hot.connection import Connection, Driven, Slot, connection_class
 from pytest_memaslap.engine.hot.recorder import RECEIVED, TIMED_OUT, PhaseRecorder
 from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource, get_lines
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
+from pytest_memaslap.engine.loop import LOOP_NAME
 from pytest_memaslap.engine.pacer import Pacer
 from pytest_memaslap.engine.placement import build_keyspace
 from pytest_memaslap.engine.selfcheck import LoadMonitor
@@ -74,7 +75,8 @@ class ShardRunner:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._published = 0  # seconds of the current phase handed to on_second
         self.connections: list[Connection] = []
-        self.result = ShardResult()
+        self.connection_type = connection_class()  # the compiled core, or its pure-Python twin
+        self.result = ShardResult(implementation=self.connection_type.implementation, event_loop=LOOP_NAME)
         self._failure: asyncio.Future[str] | None = None
         self._phases: list[list[Any]] = []  # [name, recorder, end_ns or None]
         self.barrier: ServerBarrier | None = None
@@ -246,7 +248,7 @@ class ShardRunner:
         return keys
 
     async def _open(self, index: int) -> Connection:
-        return await connect(self._target_of(index), lambda: Connection(self, index))
+        return await connect(self._target_of(index), lambda: self.connection_type(self, index))
 
     async def _connect(self, count: int) -> None:
         """Open every connection at once, within ``timeout``; on any failure none is left open and one error says why.
@@ -254,9 +256,10 @@ class ShardRunner:
         Every attempt's outcome is collected (so asyncio reports no exception
         as "never retrieved"), and the connections that did open are closed.
         """
-        tasks = [asyncio.ensure_future(self._open(i)) for i in range(count)]
-        if not tasks:
+        if not count:
             return  # (a shard with no connection of its own)
+        await self._resolve()
+        tasks = [asyncio.ensure_future(self._open(i)) for i in range(count)]
         done, pending = await asyncio.wait(tasks, timeout=self.workload.timeout)
         for task in pending:
             task.cancel()
@@ -279,6 +282,16 @@ class ShardRunner:
         if isinstance(error, OSError):
             raise SlapRunError(f"cannot connect to memcached at {self.target}: {error.strerror or error}")
         raise error
+
+    async def _resolve(self) -> None:
+        """Look each server's name up once: a name that does not resolve is one error, not one per connection."""
+        loop = asyncio.get_running_loop()
+        for target in self.targets:
+            try:
+                await asyncio.wait_for(loop.getaddrinfo(target.host, target.port), self.workload.timeout)
+            except (OSError, TimeoutError) as exc:
+                why = getattr(exc, "strerror", None) or f"the name did not resolve within {self.workload.timeout:g} s"
+                raise SlapRunError(f"cannot connect to memcached at {target}: {why}") from None
 
     async def _preload(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
         """Set every key of the slice once (in parallel over the connections) so gets hit."""

@@ -66,10 +66,12 @@ def write_html(
         tablefmt="html",
         disable_numparse=True,
     )
+    engine = document["engine"] or {"implementation": "-", "event_loop": "-"}
     meta = (
         f"pytest-memaslap {html.escape(str(document['plugin_version']))} · memcached "
-        f"{html.escape(str(document['memcached_version']) or 'unknown')} · event loop "
-        f"{html.escape(str(document['event_loop']))} · written {time.strftime('%Y-%m-%d %H:%M:%S %z')}"
+        f"{html.escape(str(document['memcached_version']) or 'unknown')} · hot path "
+        f"{html.escape(engine['implementation'])} · event loop {html.escape(engine['event_loop'])} · "
+        f"written {time.strftime('%Y-%m-%d %H:%M:%S %z')}"
     )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>slap report</title>

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_memaslap import hotpath
 from pytest_memaslap.memcached.server import MemcachedServer, ServerError, ServerPool
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.thresholds import ThresholdError, parse_all
@@ -90,7 +91,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio (uvloop is not installed)"
     external = state.mode.server_address or state.settings.external
     server = f"memcached at {external}" if external else "memcached started by the plugin on first use"
-    return f"memaslap: engine python, event loop {loop}; {server}"
+    return f"memaslap: hot path {hotpath.describe()}, event loop {loop}; {server}"
 
 
 def _session(config: pytest.Config) -> SlapSession:

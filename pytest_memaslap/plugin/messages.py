@@ -26,7 +26,7 @@ from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
 from pytest_memaslap.stats.results import CommandStats, PhaseStats, Second, ShardResult
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 COUNTERS = ("ops", "hits", "misses", "errors", "bytes_sent", "bytes_received")
 
 
@@ -126,6 +126,8 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
         "reconnect_gap_s": result.reconnect_gap_s,
         "send_lag_max_s": result.send_lag_max_s,
         "cpu_pct": result.cpu_pct,
+        "implementation": result.implementation,
+        "event_loop": result.event_loop,
         "verify": dict(result.verify),
         "phases": phases,
         "histograms": base64.b64encode(zlib.compress(bytes(stream), 6)).decode("ascii"),
@@ -160,6 +162,8 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         cpu_pct=data["cpu_pct"],
         loop_lag=loop_lag,
         verify=dict(data["verify"]),
+        implementation=data["implementation"],
+        event_loop=data["event_loop"],
     )
 
 

@@ -100,12 +100,7 @@ class SlapSession:
         from pytest_memaslap.output.document import json_document
 
         version = next((o.memcached_version for o in self.outcomes if o.memcached_version), "")
-        loop = None
-        if self.outcomes:  # (the plugin imports the engine only once a load runs)
-            from pytest_memaslap.engine import LOOP_NAME
-
-            loop = LOOP_NAME
-        document = json_document(self.outcomes, self.settings.percentiles, __version__, version, loop)
+        document = json_document(self.outcomes, self.settings.percentiles, __version__, version)
         missing = self.mode.missing_shards()
         if missing:
             document["missing_shards"] = {key: shards for key, shards, _ in missing}

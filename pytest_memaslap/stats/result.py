@@ -226,6 +226,8 @@ class SlapResult:
                 "max": round(lag.max() / 1000.0, 1),
             }
         return {
+            "implementation": self.raw.implementation,  # the hot path: "compiled" or its twin, "python"
+            "event_loop": self.raw.event_loop,
             "cpu_pct": round(self.raw.cpu_pct, 1),
             "loop_lag_us": lag_us,
             "limited_by_load_generator": self.limited_by_load_generator(),

@@ -138,6 +138,8 @@ class ShardResult:
     cpu_pct: float = 0.0  # the load process's CPU share in the measured phase (100 = a core); merged: the busiest
     loop_lag: Histogram = field(default_factory=Histogram)  # how long a ready callback waited for the loop (ns)
     verify: dict[str, Any] = field(default_factory=lambda: {"checked": 0, "mismatches": 0, "keys": []})
+    implementation: str = ""  # the hot path that ran: "compiled" or "python" (merged: each one that ran, joined)
+    event_loop: str = ""  # "uvloop" or "asyncio"
 
     @property
     def measured(self) -> PhaseStats:
@@ -163,11 +165,18 @@ class ShardResult:
         self.cpu_pct = max(self.cpu_pct, other.cpu_pct)
         self.loop_lag.merge(other.loop_lag)
         self.verify = _merge_checks(self.verify, other.verify)
+        self.implementation = _joined(self.implementation, other.implementation)
+        self.event_loop = _joined(self.event_loop, other.event_loop)
         if window is not None:
             self.started_at = window[0]
             self.measured.elapsed_s = window[1] - window[0]
         elif other.started_at and not self.started_at:
             self.started_at = other.started_at
+
+
+def _joined(a: str, b: str) -> str:
+    """Shards that ran on different hot paths (or loops) say so: ``compiled+python``."""
+    return "+".join(sorted({*a.split("+"), *b.split("+")} - {""}))
 
 
 def _merge_checks(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

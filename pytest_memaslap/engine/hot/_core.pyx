@@ -1,0 +1,434 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Hot path, compiled: a load connection's per-request work, in C (the twin of ``core.py``).
+
+The same class as ``core.ConnectionCore``, line for line in behaviour, with
+C-level state where the twin has Python objects:
+
+- the requests in flight are a ring of C structs (slot, expected reply, send
+  time, size), not a deque of tuples;
+- the clock is ``clock_gettime(CLOCK_MONOTONIC)`` (what ``time.perf_counter_ns``
+  reads on Linux), without a Python call;
+- the two replies of the common mix, a get that hits the value we stored and
+  ``STORED``, are recognised by comparing bytes in place; every other reply
+  goes to the codec's Python parser, as in the twin, so the slow paths stay in
+  one place;
+- the next request comes from a list and an index, not an iterator.
+
+The counters and histograms stay the recorder's Python lists: the recorder,
+the twin and the statistics share them.
+"""
+
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp
+
+from time import perf_counter_ns
+
+from pytest_memaslap.engine.hot.recorder import CUT_OFF as _CUT_OFF
+from pytest_memaslap.engine.hot.recorder import RECEIVED as _RECEIVED
+from pytest_memaslap.engine.hot.recorder import SENT as _SENT
+from pytest_memaslap.protocol import ascii as _ascii
+from pytest_memaslap.protocol.outcomes import ERROR as _ERROR
+from pytest_memaslap.protocol.outcomes import HIT as _HIT
+from pytest_memaslap.protocol.outcomes import MISS as _MISS
+from pytest_memaslap.stats.histogram import LAST_BUCKET as _LAST_BUCKET
+
+cdef extern from *:
+    """
+    #include <time.h>
+    #if defined(__linux__)
+    #define HOT_HAVE_CLOCK 1
+    static inline long long hot_clock_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec;
+    }
+    #else
+    #define HOT_HAVE_CLOCK 0
+    static inline long long hot_clock_ns(void) { return 0; }
+    #endif
+    static inline int hot_bit_length(unsigned long long value) {
+        return value ? 64 - __builtin_clzll(value) : 0;
+    }
+    """
+    int HOT_HAVE_CLOCK
+    long long hot_clock_ns() nogil
+    int hot_bit_length(unsigned long long value) nogil
+
+# the twin's REFILL and SEND_SLACK_NS (core.py): the request streams must stay byte-identical
+cdef enum:
+    REFILL = 256
+    SEND_SLACK_NS = 2000000
+
+cdef Py_ssize_t SENT = _SENT
+cdef Py_ssize_t RECEIVED = _RECEIVED
+cdef Py_ssize_t ERROR = _ERROR
+cdef Py_ssize_t HIT = _HIT
+cdef Py_ssize_t MISS = _MISS
+cdef long long LAST_BUCKET = _LAST_BUCKET
+cdef object PARSE_GET = _ascii.parse_get
+cdef object PARSE_SET = _ascii.parse_set
+cdef object CUT_OFF = _CUT_OFF
+
+
+cdef inline long long now_ns():
+    if HOT_HAVE_CLOCK:
+        return hot_clock_ns()
+    return perf_counter_ns()
+
+
+cdef inline Py_ssize_t bucket(long long latency):
+    """stats.histogram.bucket_index, in C."""
+    cdef int bits
+    cdef long long index
+    if latency <= 0:
+        return 0
+    bits = hot_bit_length(<unsigned long long>latency)
+    if bits <= 8:
+        return <Py_ssize_t>latency
+    bits -= 8
+    index = (<long long>bits << 7) + (latency >> bits)
+    return <Py_ssize_t>(index if index < LAST_BUCKET else LAST_BUCKET)
+
+
+def bucket_of(long long latency):
+    """The histogram bucket the compiled core counts a latency in (tests pin it to ``bucket_index``)."""
+    return bucket(latency)
+
+
+def clock_ns():
+    """The compiled core's clock (tests pin it to ``time.perf_counter_ns``)."""
+    return now_ns()
+
+
+cdef inline void bump(list counts, Py_ssize_t index, Py_ssize_t amount):
+    counts[index] = <object>PyList_GET_ITEM(counts, index) + amount
+
+
+cdef struct InFlight:
+    PyObject *slot      # the slot the request was sent with (owned reference)
+    PyObject *expect    # what its parser is told in advance (owned reference)
+    long long sent_ns
+    Py_ssize_t size
+
+
+cdef class ConnectionCore:
+    """The per-request state and work of one load connection (compiled)."""
+
+    cdef public object events
+    cdef public int index
+    cdef object _transport
+    cdef object _write
+    cdef public bytearray buffer
+    cdef public object source
+    cdef list _batch
+    cdef Py_ssize_t _batch_pos
+    cdef public tuple slots
+    cdef public bint stopping
+    cdef public long long budget
+    cdef public object idle
+    cdef public Py_ssize_t depth
+    cdef public bint closed
+    cdef public bint reconnecting
+    cdef public object restored
+    cdef public bint paced
+    cdef public list followups
+    cdef InFlight *_ring
+    cdef Py_ssize_t _capacity
+    cdef Py_ssize_t _head
+    cdef Py_ssize_t _count
+
+    def __cinit__(self, *args, **kwargs):
+        self._capacity = 64
+        self._ring = <InFlight *>malloc(self._capacity * sizeof(InFlight))
+        if self._ring == NULL:
+            raise MemoryError()
+        self._head = 0
+        self._count = 0
+
+    def __init__(self, events, int index):
+        self.events = events
+        self.index = index
+        self._transport = None
+        self._write = None
+        self.buffer = bytearray()
+        self.source = None
+        self._batch = []
+        self._batch_pos = 0
+        self.slots = ()
+        self.stopping = False
+        self.budget = -1
+        self.idle = None
+        self.depth = 1
+        self.closed = False
+        self.reconnecting = False
+        self.restored = None
+        self.paced = False
+        self.followups = []
+
+    def __dealloc__(self):
+        if self._ring != NULL:
+            while self._count:
+                self._drop_first()
+            free(self._ring)
+            self._ring = NULL
+
+    @property
+    def transport(self):
+        return self._transport
+
+    @transport.setter
+    def transport(self, value):
+        self._transport = value
+        self._write = value.write if value is not None else None
+
+    # -- the ring of requests in flight ------------------------------------------
+    cdef int _push(self, object slot, object expect, long long sent_ns, Py_ssize_t size) except -1:
+        cdef InFlight *grown
+        cdef Py_ssize_t i
+        cdef InFlight *entry
+        if self._count == self._capacity:
+            grown = <InFlight *>malloc(2 * self._capacity * sizeof(InFlight))
+            if grown == NULL:
+                raise MemoryError()
+            for i in range(self._count):
+                grown[i] = self._ring[(self._head + i) % self._capacity]
+            free(self._ring)
+            self._ring = grown
+            self._head = 0
+            self._capacity *= 2
+        entry = &self._ring[(self._head + self._count) % self._capacity]
+        Py_INCREF(slot)
+        Py_INCREF(expect)
+        entry.slot = <PyObject *>slot
+        entry.expect = <PyObject *>expect
+        entry.sent_ns = sent_ns
+        entry.size = size
+        self._count += 1
+        return 0
+
+    cdef inline void _drop_first(self):
+        cdef InFlight *entry = &self._ring[self._head]
+        Py_DECREF(<object>entry.slot)
+        Py_DECREF(<object>entry.expect)
+        self._head = (self._head + 1) % self._capacity
+        self._count -= 1
+
+    def track(self, slot, long long sent_ns, Py_ssize_t size, expect=None):
+        """Count a request as in flight, its reply to be counted in ``slot`` (the send paths do this inline)."""
+        self._push(slot, expect, sent_ns, size)
+
+    def in_flight(self):
+        return self._count
+
+    # -- the request stream --------------------------------------------------------
+    def set_source(self, source):
+        """Draw requests from ``source`` from now on (what is left of the last batch is dropped)."""
+        self.source = source
+        self._batch = []
+        self._batch_pos = 0
+
+    cdef inline tuple _next(self, Py_ssize_t refill):
+        cdef tuple item
+        if self._batch_pos >= PyList_GET_SIZE(self._batch):
+            self._batch = self.source.batch(refill)
+            self._batch_pos = 0
+            if not self._batch:
+                raise StopIteration
+        item = <tuple>PyList_GET_ITEM(self._batch, self._batch_pos)
+        self._batch_pos += 1
+        return item
+
+    cdef inline bytes _queue_next(self, Py_ssize_t refill, long long sent_ns):
+        """Take the next request, put it in flight, return its bytes."""
+        cdef tuple item = self._next(refill)
+        cdef bytes request = <bytes>PyTuple_GET_ITEM(item, 1)
+        cdef Py_ssize_t cmd = <object>PyTuple_GET_ITEM(item, 0)
+        self._push(self.slots[cmd], <object>PyTuple_GET_ITEM(item, 2), sent_ns, PyBytes_GET_SIZE(request))
+        return request
+
+    # -- replies ---------------------------------------------------------------------
+    def data_received(self, data):
+        cdef object view
+        cdef const char *buf
+        cdef Py_ssize_t length
+        cdef Py_ssize_t pos = 0
+        cdef Py_ssize_t done = 0
+        cdef Py_ssize_t end
+        cdef Py_ssize_t outcome
+        cdef Py_ssize_t index
+        cdef Py_ssize_t header_length
+        cdef long long now = now_ns()
+        cdef InFlight *entry
+        cdef tuple slot
+        cdef object expect
+        cdef object parse
+        cdef object header
+        cdef list counters
+        cdef bytes request
+        if type(data) is not bytes:
+            data = bytes(data)
+        if PyByteArray_GET_SIZE(self.buffer):
+            self.buffer += data
+            view = self.buffer
+            buf = PyByteArray_AS_STRING(self.buffer)
+            length = PyByteArray_GET_SIZE(self.buffer)
+        else:
+            view = data
+            buf = PyBytes_AS_STRING(data)
+            length = PyBytes_GET_SIZE(data)
+        while self._count:
+            entry = &self._ring[self._head]
+            slot = <tuple>entry.slot
+            expect = <object>entry.expect
+            parse = <object>PyTuple_GET_ITEM(slot, 0)
+            end = -1
+            if parse is PARSE_GET:
+                if length - pos >= 5 and memcmp(buf + pos, b"END\r\n", 5) == 0:
+                    end, outcome = pos + 5, MISS
+                elif expect is not None:
+                    header = <object>PyTuple_GET_ITEM(expect, 0)
+                    header_length = PyBytes_GET_SIZE(header)
+                    if length - pos >= header_length and memcmp(buf + pos, PyBytes_AS_STRING(header), header_length) == 0:
+                        end = pos + <Py_ssize_t>(<object>PyTuple_GET_ITEM(expect, 1))
+                        if end > length:
+                            break  # the rest of the value is still on its way
+                        if memcmp(buf + end - 5, b"END\r\n", 5) == 0:
+                            outcome = HIT
+                        else:
+                            end = -1
+            elif parse is PARSE_SET:
+                if length - pos >= 8 and memcmp(buf + pos, b"STORED\r\n", 8) == 0:
+                    end, outcome = pos + 8, HIT
+            if end < 0:
+                end, outcome = parse(view, pos, expect)
+                if end < 0:
+                    break
+            index = bucket(now - entry.sent_ns)
+            bump(<list>PyTuple_GET_ITEM(slot, 2), index, 1)
+            bump(<list>PyTuple_GET_ITEM(slot, 3), index, 1)
+            counters = <list>PyTuple_GET_ITEM(slot, 1)
+            if outcome:  # hits are derived from the histogram's count
+                bump(counters, outcome, 1)
+            bump(counters, SENT, entry.size)
+            bump(counters, RECEIVED, end - pos)
+            self._drop_first()
+            pos = end
+            done += 1
+        if self.restored is not None and done:
+            self._restored()
+        if view is self.buffer:
+            del self.buffer[:pos]
+        elif pos < length:
+            self.buffer += data[pos:]  # keep the incomplete rest for the next read
+        if PyByteArray_GET_SIZE(self.buffer) and not self._count:
+            self.events.connection_failed(self, f"unexpected data from the server: {bytes(self.buffer[:80])!r}")
+            self.buffer.clear()
+            return
+        if self.followups:
+            done -= self._send_followups(now)  # (in place of new requests: the window stays as it was)
+        if self.paced:
+            if not self._count and (self.stopping or self.budget == 0):
+                self.give_up()
+        elif done == 1 and self.budget < 0 and not self.stopping:
+            # the closed loop's common case, inlined: one reply, one new request
+            request = self._queue_next(REFILL, now)
+            self._write(request)
+        elif done:
+            self.send(done, now)
+
+    # -- sending -----------------------------------------------------------------------
+    def send_scheduled(self, list due, long long now):
+        """Open loop: one request per scheduled time in ``due``; returns how many were sent.
+
+        Latency counts from the scheduled time (see the twin, ``core.py``).
+        """
+        cdef long long budget = self.budget
+        cdef Py_ssize_t count, i
+        cdef long long scheduled
+        cdef list out
+        if self.stopping or budget == 0 or self.closed:
+            return 0
+        count = len(due)
+        if budget > 0:
+            if count > budget:
+                count = budget
+            self.budget = budget - count
+        out = []
+        for i in range(count):
+            scheduled = due[i]
+            out.append(self._queue_next(max(REFILL, count), scheduled if now - scheduled > SEND_SLACK_NS else now))
+        self._write(b"".join(out))
+        return count
+
+    def send(self, Py_ssize_t count, long long now):
+        """Send up to ``count`` requests (within the budget), or tell the runner this connection is idle."""
+        cdef long long budget = self.budget
+        cdef Py_ssize_t i
+        cdef list out
+        if self.stopping or budget == 0 or self.closed:
+            if self.closed and self.reconnecting and not self.stopping:
+                return  # resume() sends once the connection is back
+            if not self._count and self.idle is not None and not self.idle.done():
+                self.idle.set_result(None)
+            return
+        if budget > 0:
+            if count > budget:
+                count = budget
+            self.budget = budget - count
+        if count == 1:
+            self._write(self._queue_next(REFILL, now))
+            return
+        out = []
+        for i in range(count):
+            out.append(self._queue_next(max(REFILL, count), now))
+        self._write(b"".join(out))
+
+    cdef Py_ssize_t _send_followups(self, long long now) except -1:
+        """Send what replies asked for (a ``cas`` after its ``gets``); each takes one request of the budget."""
+        cdef list followups = self.followups
+        cdef list out
+        cdef bytes request
+        if self.stopping or self.closed or self.budget == 0:
+            del followups[:]
+            return 0
+        if self.budget > 0:
+            del followups[self.budget:]
+            self.budget -= len(followups)
+        out = []
+        for slot, request in followups:
+            self._push(self.slots[slot], None, now, PyBytes_GET_SIZE(request))
+            out.append(request)
+        del followups[:]
+        self._write(b"".join(out))
+        return len(out)
+
+    def fail_pending(self, cause=CUT_OFF):
+        """Count every request the server will never answer as abandoned (``cause``) and an error of its command."""
+        cdef InFlight *entry
+        cdef list counters
+        while self._count:
+            entry = &self._ring[self._head]
+            counters = <list>PyTuple_GET_ITEM(<tuple>entry.slot, 1)
+            bump(counters, ERROR, 1)
+            bump(counters, <Py_ssize_t>cause, 1)
+            bump(counters, SENT, entry.size)
+            self._drop_first()
+
+    def _restored(self):
+        """The first reply since a reconnect: the server is back."""
+        restored = self.restored
+        self.restored = None
+        if restored is not None and not restored.done():  # (done: the runner stopped waiting)
+            restored.set_result(True)
+
+    def give_up(self):
+        """No reconnect will come (the run is ending): this connection is idle."""
+        self.reconnecting = False
+        if self.idle is not None and not self.idle.done():
+            self.idle.set_result(None)

@@ -1,0 +1,226 @@
+"""Hot path, pure Python: a load connection's per-request work (the twin of the compiled ``_core``).
+
+Each connection keeps up to ``depth`` requests in flight. Replies arrive in
+request order, so a FIFO of (slot, send time, request size, expected reply) is
+all the state a reply needs; the slot holds the command's parser and the
+counters and latency histogram of the phase the request was sent in, where its
+reply is counted. Every reply triggers the next request at once (closed loop);
+all replies parsed from one read are answered by one write. In an open loop
+(``rate=``) replies trigger nothing: a pacer sends on a schedule
+(``send_scheduled``).
+
+``_core.pyx`` is the same class compiled, with C-level state; both must
+behave identically (the tests run the engine on each, and a differential test
+feeds both the same bytes). The connection's lifecycle (open, lost,
+reconnect, close) is shared Python code in ``connection``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from time import perf_counter_ns
+from typing import Any
+
+from pytest_memaslap.engine.hot.recorder import CUT_OFF, RECEIVED, SENT
+from pytest_memaslap.protocol.outcomes import ERROR
+from pytest_memaslap.stats.histogram import LAST_BUCKET
+
+REFILL = 256  # requests drawn per batch from a connection's source
+SEND_SLACK_NS = 2_000_000  # open loop: a send this close to its schedule is the event loop's timer step, not lag
+
+
+class ConnectionCore:
+    """The per-request state and work of one load connection (pure Python)."""
+
+    def __init__(self, events: Any, index: int) -> None:
+        self.events = events
+        self.index = index
+        self.transport: Any = None
+        self.buffer = bytearray()
+        self.pending: deque[tuple[Any, int, int, Any]] = deque()
+        self.source: Any = None
+        self.queue: Iterator[tuple[int, bytes, Any]] = iter(())
+        self.slots: tuple[Any, ...] = ()
+        self.stopping = False
+        self.budget = -1
+        self.idle: Any = None
+        self.depth = 1
+        self.closed = False
+        self.reconnecting = False  # closed, and the shard is reopening it (reconnect=True)
+        self.restored: Any = None  # reopened: True at its first reply, False if lost first
+        self.paced = False  # open loop: replies do not trigger sends
+        self.followups: list[tuple[int, bytes]] = []  # cas requests that gets replies asked for, sent next
+
+    def set_source(self, source: Any) -> None:
+        """Draw requests from ``source`` from now on (what is left of the last batch is dropped)."""
+        self.source = source
+        self.queue = iter(())
+
+    def track(self, slot: Any, sent_ns: int, size: int, expect: Any = None) -> None:
+        """Count a request as in flight, its reply to be counted in ``slot`` (the send paths do this inline)."""
+        self.pending.append((slot, sent_ns, size, expect))
+
+    def in_flight(self) -> int:
+        return len(self.pending)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        if buffer:
+            buffer += data
+            data = buffer  # type: ignore[assignment]
+        pending = self.pending
+        now = perf_counter_ns()
+        pos = 0
+        done = 0
+        while pending:
+            slot, sent_ns, size, expect = pending[0]
+            parse, counters, latencies, second = slot
+            end, outcome = parse(data, pos, expect)
+            if end < 0:
+                break
+            pending.popleft()
+            # stats.bucket_index, inlined: this runs once per reply
+            latency = now - sent_ns
+            bits = latency.bit_length()
+            if bits > 8:
+                bits -= 8
+                index = (bits << 7) + (latency >> bits)
+                if index > LAST_BUCKET:
+                    index = LAST_BUCKET
+            else:
+                index = latency if latency > 0 else 0
+            latencies[index] += 1
+            second[index] += 1
+            if outcome:  # hits are derived from the histogram's count
+                counters[outcome] += 1
+            counters[SENT] += size
+            counters[RECEIVED] += end - pos
+            pos = end
+            done += 1
+        if self.restored is not None and done:
+            self._restored()
+        if data is buffer:
+            del buffer[:pos]
+        elif pos < len(data):
+            buffer += memoryview(data)[pos:]  # keep the incomplete rest for the next read
+        if buffer and not pending:
+            self.events.connection_failed(self, f"unexpected data from the server: {bytes(buffer[:80])!r}")
+            buffer.clear()
+            return
+        if self.followups:
+            done -= self._send_followups(now)  # (in place of new requests: the window stays as it was)
+        if self.paced:
+            if not pending and (self.stopping or self.budget == 0):
+                self.give_up()
+        elif done == 1 and self.budget < 0 and not self.stopping:
+            # the closed loop's common case, inlined: one reply, one new request
+            item = next(self.queue, None)
+            if item is None:
+                self.queue = iter(self.source.batch(REFILL))
+                item = next(self.queue)
+            cmd, request, expect = item
+            pending.append((self.slots[cmd], now, len(request), expect))
+            self.transport.write(request)
+        elif done:
+            self.send(done, now)
+
+    def send_scheduled(self, due: list[int], now: int) -> int:
+        """Open loop: one request per scheduled time in ``due``; returns how many were sent.
+
+        Latency counts from the scheduled time, so a sender held up (by a busy
+        loop or a reconnect) shows in the tail instead of being hidden; within
+        SEND_SLACK_NS of its schedule a send counts from when it happened.
+        """
+        budget = self.budget
+        if self.stopping or budget == 0 or self.closed:
+            return 0
+        count = len(due)
+        if budget > 0:
+            count = min(count, budget)
+            self.budget = budget - count
+        queue = self.queue
+        pending = self.pending
+        slots = self.slots
+        out = []
+        for scheduled in due[:count]:
+            item = next(queue, None)
+            if item is None:
+                queue = self.queue = iter(self.source.batch(max(REFILL, count)))
+                item = next(queue)
+            cmd, request, expect = item
+            sent = scheduled if now - scheduled > SEND_SLACK_NS else now
+            pending.append((slots[cmd], sent, len(request), expect))
+            out.append(request)
+        self.transport.write(b"".join(out))
+        return count
+
+    def send(self, count: int, now: int) -> None:
+        """Send up to ``count`` requests (within the budget), or tell the runner this connection is idle."""
+        budget = self.budget
+        if self.stopping or budget == 0 or self.closed:
+            if self.closed and self.reconnecting and not self.stopping:
+                return  # resume() sends once the connection is back
+            if not self.pending and self.idle is not None and not self.idle.done():
+                self.idle.set_result(None)
+            return
+        if budget > 0:
+            if count > budget:
+                count = budget
+            self.budget = budget - count
+        queue = self.queue
+        pending = self.pending
+        slots = self.slots
+        out = []
+        for _ in range(count):
+            item = next(queue, None)
+            if item is None:
+                queue = self.queue = iter(self.source.batch(max(REFILL, count)))
+                item = next(queue)
+            cmd, request, expect = item
+            pending.append((slots[cmd], now, len(request), expect))
+            out.append(request)
+        self.transport.write(out[0] if count == 1 else b"".join(out))
+
+    def _send_followups(self, now: int) -> int:
+        """Send what replies asked for (a ``cas`` after its ``gets``); each takes one request of the budget."""
+        followups = self.followups
+        if self.stopping or self.closed or self.budget == 0:
+            followups.clear()
+            return 0
+        if self.budget > 0:
+            del followups[self.budget :]
+            self.budget -= len(followups)
+        slots = self.slots
+        out = []
+        for slot, request in followups:
+            self.pending.append((slots[slot], now, len(request), None))
+            out.append(request)
+        followups.clear()
+        self.transport.write(b"".join(out))
+        return len(out)
+
+    def fail_pending(self, cause: int = CUT_OFF) -> None:
+        """Count every request the server will never answer as abandoned (``cause``) and an error of its command.
+
+        Not as a latency: how long the run waited before it gave up is not the
+        server's answer time.
+        """
+        while self.pending:
+            (_, counters, _, _), _, size, _ = self.pending.popleft()
+            counters[ERROR] += 1
+            counters[cause] += 1
+            counters[SENT] += size
+
+    def _restored(self) -> None:
+        """The first reply since a reconnect: the server is back."""
+        restored = self.restored
+        self.restored = None
+        if restored is not None and not restored.done():  # (done: the runner stopped waiting)
+            restored.set_result(True)
+
+    def give_up(self) -> None:
+        """No reconnect will come (the run is ending): this connection is idle."""
+        self.reconnecting = False
+        if self.idle is not None and not self.idle.done():
+            self.idle.set_result(None)
