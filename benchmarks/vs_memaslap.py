@@ -14,8 +14,9 @@ preload=True), against memcached -t 1, alternating, several rounds:
    ``pytest --slap-shards=2`` runs them) against ``memcaslap -T 2``, unpinned;
 3. ours with window 16 (pipelined), one shard.
 
-Prints ops/s, CPU µs per op (user + system, over every request sent) and the
-ratio.
+Ours runs twice in every round, on the compiled hot path and on its
+pure-Python twin (``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints ops/s, user CPU
+µs per op (over every request sent) and the ratios to memcaslap.
 
     python benchmarks/vs_memaslap.py [--duration 10] [--rounds 3]
 """
@@ -66,7 +67,8 @@ def run_child(host: str, port: int, duration: float, window: int, index: int, co
                 "seconds": measured.elapsed_s,
                 "started_at": result.started_at,
                 "requests": result.requests_sent,
-                "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+                "user_s": after.ru_utime - before.ru_utime,
+                "implementation": result.implementation,
                 "errors": sum(c.errors for c in measured.commands.values()),
             }
         )
@@ -80,7 +82,7 @@ def _pin(cpus: set[int] | None) -> Callable[[], None] | None:
 
 
 def _wait_with_rusage(process: subprocess.Popen[str], timeout: float) -> tuple[str, float]:
-    """Wait for a child (bounded) and return its stdout and CPU seconds (user + system)."""
+    """Wait for a child (bounded) and return its stdout and user CPU seconds."""
     deadline = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -94,11 +96,17 @@ def _wait_with_rusage(process: subprocess.Popen[str], timeout: float) -> tuple[s
     out = process.stdout.read() if process.stdout else ""
     if process.returncode != 0:
         raise SystemExit(f"{process.args!r} failed ({process.returncode}):\n{out}")
-    return out, usage.ru_utime + usage.ru_stime
+    return out, usage.ru_utime
 
 
-def ours(host: str, port: int, duration: float, window: int, shards: int, cpus: set[int] | None) -> dict[str, float]:
-    """Run ``shards`` shard processes side by side; ops/s over the union of their measured windows."""
+def ours(
+    host: str, port: int, duration: float, window: int, shards: int, cpus: set[int] | None, implementation: str
+) -> dict[str, float]:
+    """Run ``shards`` shard processes side by side on one hot path; ops/s over the union of their measured windows."""
+    env = dict(os.environ)
+    env.pop("PYTEST_MEMASLAP_NO_EXTENSIONS", None)
+    if implementation == "python":
+        env["PYTEST_MEMASLAP_NO_EXTENSIONS"] = "1"
     prefix = f"bench{os.getpid()}{time.monotonic_ns() % 100000}:"
     processes = [
         subprocess.Popen(
@@ -118,17 +126,20 @@ def ours(host: str, port: int, duration: float, window: int, shards: int, cpus: 
             stderr=subprocess.STDOUT,
             text=True,
             preexec_fn=_pin(cpus),
+            env=env,
         )
         for i in range(shards)
     ]
     parts = [json.loads(_wait_with_rusage(p, duration + 120)[0].strip().splitlines()[-1]) for p in processes]
     if any(p["errors"] for p in parts):
         raise SystemExit(f"our engine saw errors: {parts}")
+    if any(p["implementation"] != implementation for p in parts):
+        raise SystemExit(f"asked for the {implementation} hot path, ran {[p['implementation'] for p in parts]}")
     start = min(p["started_at"] for p in parts)
     end = max(p["started_at"] + p["seconds"] for p in parts)
     return {
         "ops_per_sec": sum(p["ops"] for p in parts) / (end - start),
-        "cpu_us_per_op": sum(p["cpu_s"] for p in parts) / sum(p["requests"] for p in parts) * 1e6,
+        "cpu_us_per_op": sum(p["user_s"] for p in parts) / sum(p["requests"] for p in parts) * 1e6,
     }
 
 
@@ -147,34 +158,43 @@ def memaslap(
     return {"ops_per_sec": float(match.group(3)), "cpu_us_per_op": cpu / int(match.group(2)) * 1e6}
 
 
-def compare(
-    title: str, rounds: int, theirs: Callable[[], dict[str, float]], mine: Callable[[], dict[str, float]]
-) -> None:
+Run = Callable[[], dict[str, float]]
+
+
+def compare(title: str, rounds: int, theirs: Run, compiled: Run, python: Run) -> None:
+    """Alternate memcaslap, our compiled hot path and our twin, ``rounds`` times; print each round and the median."""
     from tabulate import tabulate
 
     rows: list[tuple[Any, ...]] = []
     for round_no in range(1, rounds + 1):
-        t, m = theirs(), mine()
-        rows.append((round_no, t, m, m["ops_per_sec"] / t["ops_per_sec"]))
-        print(f"  {title}, round {round_no}: memcaslap {t['ops_per_sec']:,.0f} ops/s, ours {m['ops_per_sec']:,.0f}")
-
-    def line(label: Any, t: dict[str, float], m: dict[str, float], ratio: float) -> tuple[str, ...]:
-        return (
-            str(label),
-            f"{t['ops_per_sec']:,.0f}",
-            f"{t['cpu_us_per_op']:.2f}",
-            f"{m['ops_per_sec']:,.0f}",
-            f"{m['cpu_us_per_op']:.2f}",
-            f"{ratio:.2f}x",
+        t, c, p = theirs(), compiled(), python()
+        rows.append((round_no, t, c, p))
+        print(
+            f"  {title}, round {round_no}: memcaslap {t['ops_per_sec']:,.0f} ops/s, "
+            f"ours compiled {c['ops_per_sec']:,.0f}, ours python {p['ops_per_sec']:,.0f}"
         )
 
+    def line(label: Any, t: dict[str, float], c: dict[str, float], p: dict[str, float]) -> tuple[str, ...]:
+        cells = [str(label), f"{t['ops_per_sec']:,.0f}", f"{t['cpu_us_per_op']:.2f}"]
+        for m in (c, p):
+            cells += [
+                f"{m['ops_per_sec']:,.0f}",
+                f"{m['cpu_us_per_op']:.2f}",
+                f"{m['ops_per_sec'] / t['ops_per_sec']:.2f}x",
+            ]
+        return tuple(cells)
+
     table = [line(*row) for row in rows]
-    median = {k: statistics.median(r[1][k] for r in rows) for k in ("ops_per_sec", "cpu_us_per_op")}
-    median_ours = {k: statistics.median(r[2][k] for r in rows) for k in ("ops_per_sec", "cpu_us_per_op")}
-    table.append(line("median", median, median_ours, statistics.median(r[3] for r in rows)))
+    medians = [
+        {k: statistics.median(r[column][k] for r in rows) for k in ("ops_per_sec", "cpu_us_per_op")}
+        for column in (1, 2, 3)
+    ]
+    table.append(line("median", *medians))
     print(f"\n{title}")
-    headers = ("round", "memcaslap ops/s", "memcaslap CPU µs/op", "ours ops/s", "ours CPU µs/op", "ours/memcaslap")
-    print(tabulate(table, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * 5))
+    headers = ["round", "memcaslap ops/s", "user µs/op"]
+    for name in ("compiled", "python"):
+        headers += [f"{name} ops/s", "user µs/op", "/memcaslap"]
+    print(tabulate(table, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * 8))
     print()
 
 
@@ -208,19 +228,22 @@ def main() -> None:
             "one load process (ours: 1 shard; memcaslap -T 1), load pinned to its own CPU",
             args.rounds,
             lambda: memaslap(args.memcaslap, host, port, duration, 1, load_cpu),
-            lambda: ours(host, port, duration, 1, 1, load_cpu),
+            lambda: ours(host, port, duration, 1, 1, load_cpu, "compiled"),
+            lambda: ours(host, port, duration, 1, 1, load_cpu, "python"),
         )
         compare(
             "two load processes (ours: 2 shards; memcaslap -T 2), load not pinned",
             args.rounds,
             lambda: memaslap(args.memcaslap, host, port, duration, 2, None),
-            lambda: ours(host, port, duration, 1, 2, None),
+            lambda: ours(host, port, duration, 1, 2, None, "compiled"),
+            lambda: ours(host, port, duration, 1, 2, None, "python"),
         )
-        window16 = ours(host, port, duration, 16, 1, load_cpu)
-        print(
-            f"ours, window 16 (pipelined), 1 shard: {window16['ops_per_sec']:,.0f} ops/s, "
-            f"{window16['cpu_us_per_op']:.2f} CPU µs/op"
-        )
+        for implementation in ("compiled", "python"):
+            window16 = ours(host, port, duration, 16, 1, load_cpu, implementation)
+            print(
+                f"ours {implementation}, window 16 (pipelined), 1 shard: {window16['ops_per_sec']:,.0f} ops/s, "
+                f"{window16['cpu_us_per_op']:.2f} user µs/op"
+            )
     finally:
         server.stop()
 

@@ -381,21 +381,32 @@ def test_connections_the_server_drops_while_idle_reconnect_or_fail_the_run(no_ne
         assert isinstance(first, SlapRunError) and "server closed the idle connection" in str(first), first
 
 
-def test_the_same_seed_sends_byte_identical_requests(own_server):
-    """One connection, a fixed op count and seed: two runs send the same bytes (the server's bytes_read moves alike)."""
+def test_the_same_seed_sends_byte_identical_requests(own_server, hot_path, monkeypatch):
+    """One connection, a fixed op count and seed: a run on this hot path and one on the pure-Python twin
+    send the same bytes (the server's bytes_read moves alike) and count the same replies, byte for byte."""
+    from pytest_memaslap import hotpath
+
     workload = Workload.from_args(
         {"duration": None, "ops": 3000, "connections": 1, "keys": 500, "seed": 7, "preload": True}
         | {"commands": {"get": 0.6, "set": 0.3, "delete": 0.1}, "key_size": (16, 64), "value_size": (10, 900)}
     )
     runs = []
-    for _ in range(2):
+    for twin in (False, True):
+        if twin:
+            monkeypatch.setenv(hotpath.NO_EXTENSIONS, "1")
+        own_server.flush()  # (both runs start from an empty cache: the deletes of the first do not change the second)
         before = own_server.stats()
         result = run_shard(workload, _target(own_server), "seed7:")
         after = own_server.stats()
-        sent = {name: (c.ops, c.bytes_sent) for name, c in result.measured.commands.items()}
-        runs.append((after["bytes_read"] - before["bytes_read"], sent))
-    assert runs[0] == runs[1]
-    assert sum(ops for ops, _ in runs[0][1].values()) == 3000
+        sent = {
+            name: (c.ops, c.hits, c.misses, c.bytes_sent, c.bytes_received)
+            for name, c in result.measured.commands.items()
+        }
+        moved = {name: after[name] - before[name] for name in ("bytes_read", "cmd_get", "cmd_set")}
+        runs.append((result.implementation, moved, sent))
+    assert [implementation for implementation, _, _ in runs] == [hot_path, "python"]
+    assert runs[0][1:] == runs[1][1:]
+    assert sum(ops for ops, *_ in runs[0][2].values()) == 3000
 
 
 def test_a_blocked_loop_shows_in_the_load_processs_own_lag(memcached_server, hot_path):

@@ -18,7 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_memaslap.engine import SlapInterrupted, SlapRunError, run_shard
+from pytest_memaslap import hotpath
+from pytest_memaslap.engine import LOOP_NAME, SlapInterrupted, SlapRunError, run_shard
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import (
     SASL_PASSWORD_ENV,
@@ -308,6 +309,7 @@ def header(servers: str, threads: int, workload: Workload, args: argparse.Namesp
         f"concurrency: {workload.connections}",
         f"run time: {args.time}" if workload.duration else f"execute number: {workload.ops}",
         f"windows size: {args.win_size}",
+        f"engine: hot path {hotpath.describe()}, event loop {LOOP_NAME}",
     ]
     lines += [f"{name} proportion: {name}_prop={proportions[name]:.2f}" for name in proportions]
     if workload.rate:

@@ -1,0 +1,163 @@
+"""The compiled hot path and its pure-Python twin: the same results from the same bytes, and which one runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_memaslap import hotpath
+from pytest_memaslap.engine.hot.connection import CompiledConnection, PythonConnection
+from pytest_memaslap.protocol import ascii
+from pytest_memaslap.stats.histogram import BUCKET_COUNT
+
+needs_compiled = pytest.mark.skipif(
+    CompiledConnection is None and not os.environ.get("CI"), reason="the compiled hot path is not built here"
+)
+KEY = b"key:0001"
+VALUE = b"v" * 40
+HEADER, TOTAL = ascii.expected_hit(KEY, b"40", 40)
+HIT = HEADER + VALUE + b"\r\nEND\r\n"
+# replies the codec must take apart: the expected hit, other hits, misses, storage answers, errors, junk
+REPLIES = [
+    HIT,
+    b"END\r\n",
+    b"VALUE key:0001 0 3\r\nabc\r\nEND\r\n",
+    b"VALUE key:0001 0 40\r\n" + b"w" * 40 + b"\r\nEND\r\n",
+    b"VALUE other 5 2\r\nhi\r\nEND\r\n",
+    HEADER + VALUE + b"\r\nENX\r\n",
+    b"STORED\r\n",
+    b"NOT_STORED\r\n",
+    b"EXISTS\r\n",
+    b"DELETED\r\n",
+    b"NOT_FOUND\r\n",
+    b"SERVER_ERROR out of memory\r\n",
+    b"ERROR\r\n",
+    b"VALUE key 0 x\r\n",
+    b"garbage",
+    b"\r\n",
+]
+COMMANDS = ["get", "set", "delete", "get-expected"]
+
+
+class Recorded:
+    """What a connection told its runner."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def connection_failed(self, connection: object, reason: str) -> None:
+        self.failures.append(reason)
+
+    def connection_lost(self, connection: object, reason: str) -> None:
+        self.failures.append(reason)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _feed(cls: type, commands: list[str], chunks: list[bytes]) -> tuple[object, ...]:
+    """Send ``commands`` (stopped: replies trigger nothing), feed ``chunks``; what was counted and said."""
+    events = Recorded()
+    connection = cls(events, 0)
+    connection.connection_made(Sink())
+    slots = {
+        name: (ascii.PARSERS[name.split("-")[0]], [0] * 8, [0] * BUCKET_COUNT, [0] * BUCKET_COUNT)
+        for name in ("get", "set", "delete", "get-expected")
+    }
+    connection.enter_phase(tuple(slots.values()))
+    connection.stop()
+    for name in commands:
+        connection.track(slots[name], 0, 11, (HEADER, TOTAL) if name == "get-expected" else None)
+    for chunk in chunks:
+        connection.data_received(chunk)
+    counted = {name: (slot[1], sum(slot[2])) for name, slot in slots.items()}
+    connection.fail_pending()
+    abandoned = {name: slot[1] for name, slot in slots.items()}
+    return counted, abandoned, events.failures, bytes(connection.buffer)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(
+    commands=st.lists(st.sampled_from(COMMANDS), min_size=1, max_size=12),
+    replies=st.lists(st.sampled_from(REPLIES) | st.binary(max_size=30), max_size=14),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=6),
+)
+def test_both_cores_count_any_bytes_alike(commands, replies, cuts):
+    """Any stream of replies, whole, split anywhere or malformed: the same counts, failures and leftover bytes."""
+    stream = b"".join(replies)
+    points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    chunks = [stream[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+    assert _feed(CompiledConnection, commands, chunks) == _feed(PythonConnection, commands, chunks)
+
+
+@needs_compiled
+def test_both_cores_send_the_same_requests_for_the_same_source():
+    """A closed loop of depth 3 from one request list: the same bytes written, in the same writes."""
+
+    class Source:
+        def __init__(self) -> None:
+            self.drawn = 0
+
+        def batch(self, count: int) -> list[tuple[int, bytes, object]]:
+            out = [(0, ascii.get_request(f"k{self.drawn + i}".encode()), None) for i in range(count)]
+            self.drawn += count
+            return out
+
+    written = []
+    for cls in (CompiledConnection, PythonConnection):
+        sink = Sink()
+        connection = cls(Recorded(), 0)
+        connection.connection_made(sink)
+        connection.enter_phase(((ascii.parse_get, [0] * 8, [0] * BUCKET_COUNT, [0] * BUCKET_COUNT),))
+        connection.set_source(Source())
+        connection.budget = 600
+        connection.depth = 3
+        connection.send(3, 0)
+        for _ in range(200):
+            connection.data_received(b"END\r\n" * 2)
+            connection.data_received(b"END\r\n")
+        written.append(sink.written)
+    assert written[0] == written[1] and len(b"".join(written[0]).split(b"\r\n")) == 601
+
+
+def test_the_choice_is_the_users_and_is_shown(monkeypatch):
+    """``PYTEST_MEMASLAP_NO_EXTENSIONS=1`` picks the twin; without it the compiled core runs where it is built."""
+    from pytest_memaslap.engine.hot.connection import connection_class
+
+    monkeypatch.setenv(hotpath.NO_EXTENSIONS, "1")
+    assert connection_class() is PythonConnection
+    assert hotpath.describe() == "python (PYTEST_MEMASLAP_NO_EXTENSIONS is set)"
+    monkeypatch.delenv(hotpath.NO_EXTENSIONS)
+    if CompiledConnection is None:
+        assert connection_class() is PythonConnection and hotpath.describe().startswith("python (")
+        if os.environ.get("CI"):
+            pytest.fail("the compiled hot path is not built; .ci/setup builds it with a C compiler")
+    else:
+        assert connection_class() is CompiledConnection and hotpath.describe() == "compiled"
+
+
+def test_memaslap_py_says_which_hot_path_runs(memcached_server):
+    env = {**os.environ, hotpath.NO_EXTENSIONS: "1"}
+    address = f"{memcached_server.host}:{memcached_server.port}"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest_memaslap.cli", "-s", address, "-x", "200", "-c", "2", "-w", "100"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert "hot path python (PYTEST_MEMASLAP_NO_EXTENSIONS is set)" in out.stdout + out.stderr, out.stdout + out.stderr
