@@ -11,6 +11,11 @@ Four parts, and the only ways the rest of the engine touches them:
   and ``close()`` push the runner's state in. The connection never reads the
   runner; it reports only events (``ConnectionEvents.connection_failed`` /
   ``connection_lost``). The pacer of an open loop calls ``send_scheduled``.
+  Its per-request work is a ``ConnectionCore``: compiled (``_core.pyx``,
+  Cython) or the pure-Python twin (``core.py``), the same behaviour; the
+  runner asks ``connection.connection_class()`` which one to use
+  (``pytest_memaslap.hotpath``: the compiled one unless it is not built or
+  ``PYTEST_MEMASLAP_NO_EXTENSIONS`` is set).
 - A *slot* ``(parser, counters, latencies, second)``, one per command id of
   the phase: the codec's reply parser, dispatched by the integer command id,
   and the recorder's lists the reply is counted into.
