@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from pytest_memaslap.engine.capacity import CapacityRunner
 from pytest_memaslap.engine.errors import SlapInterrupted, SlapRunError
 from pytest_memaslap.engine.loop import LOOP_NAME, LOOP_NOTE
 from pytest_memaslap.engine.loop import run as run_loop
 from pytest_memaslap.engine.shard import ShardRunner
 from pytest_memaslap.memcached.endpoint import Target
+from pytest_memaslap.model.capacity import CapacitySearch
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.stats.results import Second, ShardResult
@@ -23,6 +25,7 @@ def run_shard(
     plan: ShardPlan | None = None,
     cleanup: bool = False,
     on_second: Callable[[int, Second], None] | None = None,
+    capacity: CapacitySearch | None = None,
 ) -> ShardResult:
     """Run one shard of ``workload`` against ``target`` with keys under ``prefix``; blocks until done.
 
@@ -30,10 +33,16 @@ def run_shard(
 
     ``cleanup`` deletes the shard's keys after the measured phase;
     ``on_second`` sees each second of the measured phase as it closes (live
-    progress). On Ctrl-C the load stops and :class:`SlapInterrupted` carries
-    what was measured.
+    progress). ``capacity`` runs a capacity search instead of one load (one
+    shard). On Ctrl-C the load stops and :class:`SlapInterrupted` carries what
+    was measured.
     """
-    runner = ShardRunner(workload, target, prefix, plan or ShardPlan(), cleanup, on_second)
+    if capacity is not None:
+        if plan is not None and plan.count > 1:
+            raise SlapRunError("slap_capacity: a capacity search runs on one shard; run it without --slap-shards")
+        runner: ShardRunner = CapacityRunner(workload, target, prefix, ShardPlan(), cleanup, on_second, search=capacity)
+    else:
+        runner = ShardRunner(workload, target, prefix, plan or ShardPlan(), cleanup, on_second)
     try:
         return run_loop(runner.run)
     except KeyboardInterrupt:

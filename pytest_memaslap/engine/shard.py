@@ -347,30 +347,7 @@ class ShardRunner:
         workload, plan = self.workload, self.plan
         names = workload.measured_commands()
         budgets = _split(plan.ops(workload), len(self.connections))
-        lines = get_lines(keys, key_base, values, self.codec) if "get" in names else None
-        per_server = [self._server_slice(r, keys, lines) for r in self.server_ranges]
-        sources = self.sources = []
-        servers = len(self.targets)
-        for i in range(len(self.connections)):
-            start, server_keys, server_lines, server_counters = per_server[i % servers]
-            rng = plan.rng(workload, f"conn{i}")
-            writer = (i // servers, len(range(i % servers, len(self.connections), servers)))
-            sources.append(
-                OpSource(
-                    workload,
-                    server_keys,
-                    key_base + start,
-                    values,
-                    rng,
-                    server_lines,
-                    server_counters,
-                    self.verify_log,
-                    self.expiry,
-                    writer,
-                    f"{self.prefix[:-1]}.n{plan.index}.{i}:",  # this connection's new keys (overwrite < 1)
-                    self.connections[i].followups,
-                )
-            )
+        sources = self._build_sources(keys, key_base, values)
         first = "warmup" if workload.warmup > 0 else "measured"
         drivers: list[Any] = self.connections
         if workload.transport == "udp":  # the keyspace was preloaded over TCP; the load goes over UDP
@@ -419,6 +396,36 @@ class ShardRunner:
             if self._sweep_handle is not None:
                 self._sweep_handle.cancel()
             gc.unfreeze()
+
+    def _build_sources(self, keys: list[bytes], key_base: int, values: ValueSource) -> list[OpSource]:
+        """One request source per connection, each drawing from its own RNG over its server's keys."""
+        workload, plan = self.workload, self.plan
+        names = workload.measured_commands()
+        lines = get_lines(keys, key_base, values, self.codec) if "get" in names else None
+        per_server = [self._server_slice(r, keys, lines) for r in self.server_ranges]
+        sources = self.sources = []
+        servers = len(self.targets)
+        for i in range(len(self.connections)):
+            start, server_keys, server_lines, server_counters = per_server[i % servers]
+            rng = plan.rng(workload, f"conn{i}")
+            writer = (i // servers, len(range(i % servers, len(self.connections), servers)))
+            sources.append(
+                OpSource(
+                    workload,
+                    server_keys,
+                    key_base + start,
+                    values,
+                    rng,
+                    server_lines,
+                    server_counters,
+                    self.verify_log,
+                    self.expiry,
+                    writer,
+                    f"{self.prefix[:-1]}.n{plan.index}.{i}:",  # this connection's new keys (overwrite < 1)
+                    self.connections[i].followups,
+                )
+            )
+        return sources
 
     async def _open_udp(self, count: int) -> list[UdpEndpoint]:
         """One UDP socket per connection, each to its connection's server; losses are swept every 50 ms."""

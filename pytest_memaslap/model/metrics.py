@@ -17,10 +17,10 @@ LATENCY_METRICS = ("p50", "p90", "p99", "p999", "max", "mean", "stdev")  # the k
 COUNT_METRICS = ("ops", "errors", "hits", "misses")
 RATE_METRICS = ("ops_per_sec", "mb_per_sec")
 RATIO_METRICS = ("hit_ratio", "error_ratio")
-TOTAL_ONLY = ("duration",)
+TOTAL_ONLY = ("duration", "capacity")  # capacity: ops/s, the result of a slap_capacity search
 COMMAND_METRICS = COUNT_METRICS + RATE_METRICS + RATIO_METRICS + LATENCY_METRICS
 TOTAL_METRICS = ("ops", "errors") + RATE_METRICS + RATIO_METRICS + LATENCY_METRICS + TOTAL_ONLY
-HIGHER_IS_BETTER = ("ops_per_sec", "hit_ratio", "mb_per_sec", "ops")
+HIGHER_IS_BETTER = ("ops_per_sec", "hit_ratio", "mb_per_sec", "ops", "capacity")
 DEFAULT_PERCENTILES = (50.0, 99.0)  # the summary's latency columns unless --slap-percentiles says otherwise
 
 _PERCENTILE = re.compile(r"^p([0-9]+(?:\.[0-9]+)?)$")
@@ -123,7 +123,7 @@ def format_metric(metric: str, value: float) -> str:
         return f"{value:.3g} s"
     if metric in RATIO_METRICS:
         return f"{value:.4g}"
-    if metric == "ops_per_sec":
+    if metric in ("ops_per_sec", "capacity"):
         return f"{value:,.0f} ops/s"
     if metric == "mb_per_sec":
         return f"{value:.3g} MB/s"

@@ -35,6 +35,8 @@ def _throughput(outcome: CallOutcome) -> str:
     text = f"{result.median('ops_per_sec'):,.0f}"
     if result.workload.rate:
         text += f" of {result.workload.rate:,.0f}"
+    if result.raw.capacity:
+        text += " at capacity"
     if result.rounds:
         spread = spread_pct([r.ops_per_sec for r in result.rounds])
         text += f" ({len(result.rounds)} rounds, spread {'n/a' if spread == float('inf') else f'{spread:.1f}%'})"
@@ -82,6 +84,36 @@ def summary_rows(
             )
         )
     return rows
+
+
+def capacity_tables(outcomes: list[CallOutcome]) -> list[str]:
+    """Each capacity search: its answer, then its steps in the order they ran (rate, achieved, latencies, verdict)."""
+    tables = []
+    for outcome in outcomes:
+        search = outcome.result.raw.capacity
+        if not search:
+            continue
+        rows = [
+            (
+                str(number),
+                f"{step['rate']:,.0f}",
+                f"{step['achieved']:,.0f}",
+                f"{step['p50_us']:,.1f}",
+                f"{step['p99_us']:,.1f}",
+                f"{step['p999_us']:,.1f}",
+                f"{step['errors']:,}",
+                "pass" if step["passed"] else ("missed the rate" if step["slo_passed"] else "broke the SLO"),
+            )
+            for number, step in enumerate(search["steps"], start=1)
+        ]
+        title = (
+            f"{outcome.key}: capacity {search['ops_per_sec']:,.0f} ops/s under {' and '.join(search['slo'])} "
+            f"({len(rows)} steps, stopped by {str(search['stopped_by']).replace('_', ' ')})"
+        )
+        headers = ("step", "rate/s", "achieved/s", "p50 µs", "p99 µs", "p99.9 µs", "errors", "verdict")
+        table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, colalign=("right",) * 7)
+        tables.append(f"{title}\n{table}")
+    return tables
 
 
 def thresholds_table(rows: list[tuple[str, str, str, str]]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import workload_problem
 from pytest_memaslap.memcached.server import MemcachedServer
+from pytest_memaslap.model.capacity import CapacitySearch
 from pytest_memaslap.model.keyspace import min_key_size
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.thresholds import Threshold, ThresholdError, parse_all
@@ -49,6 +50,7 @@ class Slap:
         cleanup: bool = False,
         progress_for: Callable[[Workload, str], Callable[[int, Second], None] | None] | None = None,
         rounds: int = 1,
+        capacity: CapacitySearch | None = None,
     ) -> None:
         self.workload = workload
         self.thresholds = thresholds
@@ -58,6 +60,7 @@ class Slap:
         self._prefix_for_call = prefix_for_call
         self._progress_for = progress_for
         self.rounds = rounds
+        self.capacity = capacity  # a slap_capacity search instead of one load
         self.runs: list[SlapRun] = []
 
     def __call__(self, **overrides: Any) -> SlapResult:
@@ -76,7 +79,13 @@ class Slap:
             try:
                 progress = self._progress_for(workload, label) if self._progress_for else None
                 raw = run_shard(
-                    workload, target, round_prefix(prefix, number, self.rounds), self.shard, self.cleanup, progress
+                    workload,
+                    target,
+                    round_prefix(prefix, number, self.rounds),
+                    self.shard,
+                    self.cleanup,
+                    progress,
+                    self.capacity,
                 )
             except SlapRunError as exc:
                 if exc.partial is not None:  # the summary shows what was done before the failure
@@ -106,6 +115,10 @@ class Slap:
         if self.server.sasl is not None and (problem := workload_problem(workload.protocol, workload.transport)):
             raise WorkloadError(problem)
         check_shards(workload, self.shard, len(self.server.servers))
+        if self.capacity is not None and self.shard.count > 1:
+            raise WorkloadError("slap_capacity: a capacity search runs on one shard; run it without --slap-shards")
+        if self.capacity is not None and workload.rate is not None:
+            raise WorkloadError("slap_capacity: the search sets the rate of each step; call slap() without rate=")
         return workload
 
     def _record(self, rounds: list[SlapResult], interrupted: bool = False, error: str | None = None) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from pytest_memaslap import hotpath
 from pytest_memaslap.memcached.server import MemcachedServer, ServerError, ServerPool
+from pytest_memaslap.model.capacity import CapacitySearch
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.thresholds import ThresholdError, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
@@ -44,6 +45,8 @@ MARKERS = (
     f"slap(**workload): the load this test runs with the slap fixture: {', '.join(Workload.argument_names())}, "
     "config (a memaslap -F file)",
     "slap_thresholds(*exprs): pass/fail rules on the result, e.g. 'ops_per_sec >= 50k', 'get.p99 < 2ms'",
+    "slap_capacity(slo=, start=, limit=, step=, precision=, max_steps=, time_limit=): instead of one load, find "
+    "the highest open-loop rate that keeps the SLO (e.g. slo='get.p99 < 1ms'); gate it with 'capacity >= 40k'",
     "memcached(threads=, memory=, args=, binary=, udp=): settings of the memcached the plugin starts for these tests",
 )
 
@@ -149,12 +152,29 @@ def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
             raise ThresholdError(f"slap_thresholds mark: takes expressions only; got {mark.kwargs!r}")
         exprs += mark.args
     thresholds = parse_all(exprs, workload.measured_commands())
+    capacity = _capacity_search(item, workload, session.settings.capacity_step)
+    if capacity is None and any(t.metric == "capacity" for t in thresholds):
+        raise ThresholdError("threshold on capacity: it is measured by a capacity search; add a slap_capacity mark")
     server = session.settings.server
     for mark in reversed(list(item.iter_markers("memcached"))):
         if mark.args:
             raise WorkloadError(f"memcached mark: takes keyword arguments only; got {mark.args!r}")
         server = server_config_from_mark(server, mark.kwargs)
-    return SlapPlan(workload, thresholds, server)
+    return SlapPlan(workload, thresholds, server, capacity)
+
+
+def _capacity_search(item: pytest.Item, workload: Workload, step_s: float | None) -> CapacitySearch | None:
+    """The item's slap_capacity mark (the closest), validated; None without one."""
+    mark = item.get_closest_marker("slap_capacity")
+    if mark is None:
+        return None
+    if mark.args:
+        raise WorkloadError(f"slap_capacity mark: takes keyword arguments only; got positional {mark.args!r}")
+    if workload.rate is not None:
+        raise WorkloadError("slap_capacity: the search sets the rate of each step; remove rate= from the slap mark")
+    if workload.transport == "udp":
+        raise WorkloadError("slap_capacity: searches run open loop over TCP; remove transport='udp'")
+    return CapacitySearch.from_args(mark.kwargs, workload.measured_commands(), step_s)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -234,6 +254,7 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
         state.settings.cleanup,
         _progress_printer(request.config, item.nodeid, memcached_server),
         state.settings.rounds,
+        plan.capacity,
     )
     item.stash[SLAP] = runner
     return runner
@@ -371,11 +392,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     mode = state.mode
     if not mode.reports or not (mode.outcomes or mode.missing_shards() or state.comparison or state.output_errors):
         return
-    from pytest_memaslap.output.terminal import comparison_table, terminal_table
+    from pytest_memaslap.output.terminal import capacity_tables, comparison_table, terminal_table
 
     terminalreporter.write_sep("=", "slap summary")
     if mode.outcomes:
         terminalreporter.write_line(terminal_table(mode.outcomes, state.settings.percentiles))
+    for table in capacity_tables(mode.outcomes):
+        terminalreporter.write_line("")
+        terminalreporter.write_line(table)
     for key, missing, count in mode.missing_shards():
         shards = ", ".join(map(str, missing))
         terminalreporter.write_line(

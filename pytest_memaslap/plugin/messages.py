@@ -128,6 +128,7 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
         "cpu_pct": result.cpu_pct,
         "implementation": result.implementation,
         "event_loop": result.event_loop,
+        "capacity": result.capacity,
         "verify": dict(result.verify),
         "phases": phases,
         "histograms": base64.b64encode(zlib.compress(bytes(stream), 6)).decode("ascii"),
@@ -164,6 +165,7 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         verify=dict(data["verify"]),
         implementation=data["implementation"],
         event_loop=data["event_loop"],
+        capacity=data["capacity"],
     )
 
 

@@ -87,6 +87,11 @@ OPTIONS = (
         "a memaslap -F configuration file: its key, value and cmd distributions for every slap test",
         "PATH",
     ),
+    Option(
+        "--slap-capacity-step",
+        "seconds per step of every slap_capacity search, overriding marks (--slap-duration does not apply to them)",
+        "SECONDS",
+    ),
     Option("--slap-json", "write the results of all slap tests as JSON to PATH", "PATH"),
     Option(
         "--slap-stat-freq",
@@ -318,6 +323,7 @@ class Settings:
     allowances: tuple[Allowance, ...] = ()
     tls: ssl.SSLContext | None = None  # --memcached-tls: the client context every connection uses
     sasl: SaslCredentials | None = None  # --memcached-sasl-user: every connection logs in (binary protocol only)
+    capacity_step: float | None = None  # --slap-capacity-step: seconds per step of capacity searches
 
     def tls_context(self) -> ssl.SSLContext | None:
         return self.tls
@@ -363,6 +369,9 @@ class Settings:
             tls=_tls_context(raw),
             sasl=_sasl_credentials(raw),
             rounds=_int("slap_rounds", raw["slap_rounds"] or 1),
+            capacity_step=_seconds("slap_capacity_step", raw["slap_capacity_step"])
+            if raw["slap_capacity_step"]
+            else None,
             html_path=_html_path(raw["slap_html"]),
             stat_freq=_stat_freq(raw["slap_stat_freq"]),
             percentiles=_percentiles(raw["slap_percentiles"]),

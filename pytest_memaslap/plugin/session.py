@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_memaslap import __version__
 from pytest_memaslap.memcached.server import MemcachedServer, ServerConfig, ServerError, ServerPool
+from pytest_memaslap.model.capacity import CapacitySearch
 from pytest_memaslap.model.keyspace import key_prefix
 from pytest_memaslap.model.thresholds import Threshold
 from pytest_memaslap.model.workload import Workload
@@ -30,6 +31,7 @@ class SlapPlan:
     workload: Workload
     thresholds: tuple[Threshold, ...]
     server: ServerConfig
+    capacity: CapacitySearch | None = None  # a slap_capacity mark: the load is a capacity search
 
 
 @dataclass

@@ -196,16 +196,28 @@ class SlapResult:
         """Connections reopened after the server dropped them (``reconnect=True``)."""
         return self.raw.reconnects
 
+    @property
+    def capacity(self) -> float:
+        """A ``slap_capacity`` search's answer: the highest rate (ops/s) that kept the SLO; NaN without a search."""
+        return float(self.raw.capacity["ops_per_sec"]) if self.raw.capacity else float("nan")
+
+    @property
+    def capacity_steps(self) -> list[dict[str, Any]]:
+        """Every step of a capacity search: rate, achieved, passed, p50/p99/p99.9 (µs), errors."""
+        return list(self.raw.capacity["steps"]) if self.raw.capacity else []
+
     def limited_by_load_generator(self) -> str | None:
         """Why the load process, not the server, may have set these numbers (None: nothing says so).
 
         Its CPU near a full core (closed loop only: an open loop's pacer keeps
-        the CPU busy on purpose, to send within a millisecond of schedule), its
+        the CPU busy on purpose, to send within a millisecond of schedule, and so does a
+        capacity search's), its
         event loop late by a millisecond or more at p99, or an open loop short
         of its target rate by more than 2 %.
         """
         raw, reasons = self.raw, []
-        if raw.cpu_pct >= SATURATED_CPU_PCT and self.workload.rate is None:
+        open_loop = self.workload.rate is not None or raw.capacity is not None
+        if raw.cpu_pct >= SATURATED_CPU_PCT and not open_loop:
             reasons.append(f"its CPU at {raw.cpu_pct:.0f} %")
         lag_p99_us = raw.loop_lag.percentile(99.0) / 1000.0 if raw.loop_lag.total else 0.0
         if lag_p99_us >= SATURATED_LAG_US:
@@ -289,6 +301,7 @@ class SlapResult:
             "reconnects": {"count": self.reconnects, "gap_s": round(self.raw.reconnect_gap_s, 6)},
             "rate": self.rate(),
             "engine": self.engine(),
+            "capacity": self.raw.capacity,
             "verify": _checks(self.raw.verify, ("checked", "mismatches", "keys")) if self.workload.verify else None,
             "expire": _expiry(self.raw.verify) if self.workload.expire else None,
             "latency_us": self.total.latency_with(percentiles),

@@ -140,6 +140,7 @@ class ShardResult:
     verify: dict[str, Any] = field(default_factory=lambda: {"checked": 0, "mismatches": 0, "keys": []})
     implementation: str = ""  # the hot path that ran: "compiled" or "python" (merged: each one that ran, joined)
     event_loop: str = ""  # "uvloop" or "asyncio"
+    capacity: dict[str, Any] | None = None  # a slap_capacity search: its SLO, capacity, why it stopped, its steps
 
     @property
     def measured(self) -> PhaseStats:
@@ -167,6 +168,7 @@ class ShardResult:
         self.verify = _merge_checks(self.verify, other.verify)
         self.implementation = _joined(self.implementation, other.implementation)
         self.event_loop = _joined(self.event_loop, other.event_loop)
+        self.capacity = self.capacity or other.capacity  # (a search runs on one shard)
         if window is not None:
             self.started_at = window[0]
             self.measured.elapsed_s = window[1] - window[0]

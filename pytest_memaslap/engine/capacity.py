@@ -1,0 +1,133 @@
+"""A capacity search on one shard: open-loop steps at the rates ``model.capacity.CapacityPlanner`` picks.
+
+The keyspace is preloaded once (by the runner's ``run``); then each step
+sends at its rate for ``step`` seconds, stops, drains what is in flight and
+is judged on its own: its SLO on its own latencies, and whether it reached
+its rate. The result's measured phase is the capacity step (the highest rate
+that passed), so every other statistic describes the load the server can
+take; the other steps are kept in a ``search`` phase (their requests count as
+sent) and, step by step, in ``ShardResult.capacity``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from dataclasses import replace
+from time import perf_counter_ns
+from typing import Any
+
+from pytest_memaslap.engine.pacer import Pacer
+from pytest_memaslap.engine.selfcheck import LoadMonitor
+from pytest_memaslap.engine.shard import ShardRunner
+from pytest_memaslap.model.capacity import CapacityPlanner, CapacitySearch, step_passed
+from pytest_memaslap.model.keyspace import ValueSource
+from pytest_memaslap.stats.result import SlapResult
+from pytest_memaslap.stats.results import PhaseStats, ShardResult
+
+
+class CapacityRunner(ShardRunner):
+    """A shard runner whose load phase is a capacity search instead of one fixed load."""
+
+    def __init__(self, *args: Any, search: CapacitySearch, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.search = search
+        self.steps: list[tuple[float, PhaseStats, dict[str, Any]]] = []  # (rate, stats, the JSON's step)
+
+    async def _load(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
+        search = self.search
+        sources = self._build_sources(keys, key_base, values)
+        planner = CapacityPlanner(search)
+        gc.freeze()
+        monitor = LoadMonitor()
+        monitor.start()
+        began = perf_counter_ns()
+        self.result.started_at = time.time()
+        try:
+            while (rate := planner.next_rate((perf_counter_ns() - began) / 1e9)) is not None:
+                stats, sent = await self._step(rate, sources, len(self.steps))
+                step = self._judge(rate, stats, sent)
+                planner.record(rate, step["passed"])
+                self.steps.append((rate, stats, step))
+        finally:
+            monitor.stop()
+            self.result.cpu_pct, self.result.loop_lag = monitor.cpu_pct, monitor.lag
+            self._keep_steps(planner)
+            gc.unfreeze()
+
+    async def _step(self, rate: float, sources: list[Any], number: int) -> tuple[PhaseStats, int]:
+        """One step: ``rate`` requests/s for ``step`` seconds, then a drain; its own phase stats, and requests sent."""
+        workload, plan = self.workload, self.plan
+        recorder = self._start_phase("measured", workload.measured_commands())
+        idle = [c.begin(s, -1, workload.window, True) for c, s in zip(self.connections, sources, strict=True)]
+        share = len(self.connections) / workload.connections  # (one shard: all of them)
+        rngs = [plan.rng(workload, f"arrivals{i}.step{number}") for i in range(len(self.connections))]
+        pacer = self.pacer = Pacer(self.connections, rate * share, workload.arrivals, rngs)
+        pacer.start()
+        all_idle = asyncio.gather(*idle)
+        try:
+            await self._wait(asyncio.shield(all_idle), until_ns=recorder.start_ns + int(self.search.step_s * 1e9))
+            self._stop(self.connections)
+            pacer.stop()
+            await self._wait(all_idle)
+        finally:
+            pacer.stop()
+            self.result.send_lag_max_s = max(self.result.send_lag_max_s, pacer.max_lag_ns / 1e9)
+        end_ns = perf_counter_ns()
+        self._phases.pop()  # (the step is finished here, not with the run's phases)
+        stats = recorder.finish(end_ns)  # (its time includes the drain: a server behind its rate shows as slower)
+        return stats, pacer.sent
+
+    def _judge(self, rate: float, stats: PhaseStats, sent: int) -> dict[str, Any]:
+        """A step's line: its rate, what it achieved, its latencies, and whether it kept the SLO at that rate.
+
+        Whether the server took the rate: see ``model.capacity.step_passed``.
+        A sender that fell behind its schedule shows in the SLO, as latencies
+        count from each request's scheduled time.
+        """
+        raw = ShardResult()
+        raw.phases["measured"] = stats
+        result = SlapResult(replace(self.workload, rate=rate, duration=self.search.step_s), raw)
+        verdicts = [rule.evaluate(result) for rule in self.search.slo]
+        kept = all(v.passed for v in verdicts)
+        latency = result.total.latency_us
+        return {
+            "rate": round(rate, 1),
+            "achieved": round(result.ops_per_sec, 1),
+            "passed": step_passed(sent, self.search.step_s, result.ops, stats.elapsed_s, kept),
+            "slo_passed": kept,
+            "p50_us": latency["p50"],
+            "p99_us": latency["p99"],
+            "p999_us": latency["p999"],
+            "errors": result.errors,
+        }
+
+    def _keep_steps(self, planner: CapacityPlanner) -> None:
+        """The capacity step becomes the measured phase; the others go into ``search``; every step into JSON."""
+        capacity = planner.capacity
+        best = next((stats for rate, stats, _ in self.steps if rate == capacity and capacity), None)
+        if best is None and self.steps:
+            best = self.steps[-1][1]  # (nothing passed: the last, lowest step is what the server did)
+        rest = PhaseStats()
+        for _, stats, _ in self.steps:
+            if stats is not best:
+                rest.merge(stats)
+        if best is not None:
+            self.result.phases["measured"] = best
+        self.result.phases["search"] = rest
+        self.result.capacity = {
+            "slo": [rule.expr for rule in self.search.slo],
+            "ops_per_sec": round(capacity, 1),
+            "stopped_by": planner.stopped_by,
+            "steps": [step for _, _, step in self.steps],
+        }
+
+    def _finish_phases(self) -> ShardResult:
+        """As the runner's, but the measured phase is the capacity step already kept (not a phase of its own)."""
+        kept: dict[str, PhaseStats] = {
+            name: self.result.phases[name] for name in ("measured", "search") if name in self.result.phases
+        }
+        result = super()._finish_phases()
+        result.phases.update(kept)
+        return result
