@@ -1,0 +1,244 @@
+"""Capacity searches: the planner's decisions, the mark's validation, and searches against real servers.
+
+The truth test puts memcached behind a link limited by a ``tbf`` qdisc, so the
+right answer is known from the link, not from the engine: a closed loop with
+many connections measures what the link carries, and a search with a loose
+latency SLO must land close below it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pytest
+from conftest import run_subprocess
+
+from pytest_memaslap.model.capacity import CapacityError, CapacityPlanner, CapacitySearch, step_passed
+
+COMMANDS = ("get", "set")
+
+
+def _search(**args: object) -> CapacitySearch:
+    return CapacitySearch.from_args({"slo": "p99 < 1ms", **args}, COMMANDS)
+
+
+def _run_planner(search: CapacitySearch, server_capacity: float, step_s: float = 1.0) -> CapacityPlanner:
+    """Drive the planner against a server that keeps the SLO up to ``server_capacity``."""
+    planner = CapacityPlanner(search)
+    elapsed = 0.0
+    while (rate := planner.next_rate(elapsed)) is not None:
+        planner.record(rate, rate <= server_capacity)
+        elapsed += step_s
+    return planner
+
+
+@pytest.mark.parametrize("server_capacity", [1_500.0, 37_000.0, 123_456.0, 999_999.0])
+def test_the_search_brackets_the_capacity_within_its_precision(server_capacity):
+    planner = _run_planner(_search(start="1k", precision=0.05, max_steps=60), server_capacity)
+    assert planner.stopped_by == "precision"
+    assert server_capacity * 0.95 <= planner.capacity <= server_capacity
+    assert planner.bad is not None and planner.bad > server_capacity
+
+
+def test_the_search_stops_at_its_limit_and_says_so():
+    planner = _run_planner(_search(start="1k", limit="50k"), server_capacity=1e9)
+    assert planner.stopped_by == "limit" and planner.capacity == 50_000
+    assert planner.steps == 7  # 1k 2k 4k 8k 16k 32k, then the limit itself
+
+
+def test_the_search_stops_at_max_steps_and_at_its_time_limit():
+    by_steps = _run_planner(_search(start="1k", max_steps=3), server_capacity=1e9)
+    assert by_steps.stopped_by == "max_steps" and by_steps.steps == 3 and by_steps.capacity == 4_000
+    by_time = _run_planner(_search(start="1k", step="2s", time_limit="7s"), server_capacity=1e9, step_s=2.0)
+    assert by_time.stopped_by == "time_limit" and by_time.steps == 3
+
+
+def test_a_server_that_fails_the_first_step_is_searched_downwards_to_zero():
+    planner = _run_planner(_search(start="1k", max_steps=60), server_capacity=0.0)
+    assert planner.stopped_by == "nothing_passed" and planner.capacity == 0.0
+    found = _run_planner(_search(start="10k", max_steps=60), server_capacity=3_000.0)
+    assert found.stopped_by == "precision" and 2_850 <= found.capacity <= 3_000
+
+
+def test_a_step_that_answers_late_did_not_take_its_rate():
+    """All 1000 requests answered, but the drain took a tenth of the step: the server fell behind."""
+    assert step_passed(sent=1000, step_s=1.0, answered=1000, elapsed_s=1.001, slo_passed=True)
+    assert not step_passed(sent=1000, step_s=1.0, answered=1000, elapsed_s=1.1, slo_passed=True)
+    assert not step_passed(sent=1000, step_s=1.0, answered=1000, elapsed_s=1.0, slo_passed=False)
+    assert not step_passed(sent=0, step_s=1.0, answered=0, elapsed_s=1.0, slo_passed=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({}, "give slo="),
+        ({"slo": "p99 < 1ms", "speed": 3}, "unknown argument 'speed'; allowed: slo, start"),
+        ({"slo": "capacity > 5k"}, "the search sets the rate"),
+        ({"slo": "p99 < 1"}, "needs a time unit"),
+        ({"slo": "touch.p99 < 1ms"}, "sends no 'touch' requests"),
+        ({"slo": 5}, "expected an expression or a list"),
+        ({"slo": "p99 < 1ms", "start": "fast"}, "start='fast'"),
+        ({"slo": "p99 < 1ms", "start": "10k", "limit": "5k"}, "limit='5k' is below start='10k'"),
+        ({"slo": "p99 < 1ms", "precision": 2}, "precision=2: a share from 0.001 to 0.5"),
+        ({"slo": "p99 < 1ms", "max_steps": 1}, "max_steps=1: a whole number from 2 to 200"),
+        ({"slo": "p99 < 1ms", "step": "2s", "time_limit": "1s"}, "shorter than one step"),
+    ],
+)
+def test_bad_arguments_are_one_clear_error(args, message):
+    with pytest.raises(CapacityError, match="slap_capacity") as caught:
+        CapacitySearch.from_args(args, COMMANDS)
+    assert message in str(caught.value)
+
+
+def test_a_capacity_threshold_without_a_search_fails_collection(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap_thresholds("capacity >= 10k")
+        def test_fixed(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*threshold on capacity: it is measured by a capacity search; add a slap_capacity*"])
+    assert result.ret != 0
+
+
+def test_a_search_with_a_rate_fails_collection(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(rate="1k")
+        @pytest.mark.slap_capacity(slo="p99 < 1ms")
+        def test_search(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*slap_capacity: the search sets the rate of each step; remove rate=*"])
+
+
+CAPACITY_TEST = """
+import pytest
+
+@pytest.mark.slap(connections=8, keys=500, value_size=256)
+@pytest.mark.slap_capacity(slo=["p99 < 20ms", "errors == 0"], start="2k", step="0.3s", limit="1M", time_limit="20s")
+@pytest.mark.slap_thresholds("capacity >= 2k")
+def test_search(slap):
+    result = slap()
+    assert result.capacity == result.raw.capacity["ops_per_sec"]
+    assert len(result.capacity_steps) >= 4
+"""
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_a_search_on_loopback_completes_and_is_reported(pytester, xdist):
+    """In-process and in an xdist worker: at least 4 steps, the capacity in the summary, the JSON and thresholds."""
+    pytester.makepyfile(CAPACITY_TEST)
+    args = ["--slap-json=out.json"] + (["-n", "1"] if xdist else [])
+    result = run_subprocess(pytester, *args) if xdist else pytester.runpytest("-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*test_search: capacity * ops/s under p99 < 20ms and errors == 0 (* steps, stopped by *"]
+    )
+    test = json.loads((pytester.path / "out.json").read_text())["tests"][
+        "test_a_search_on_loopback_completes_and_is_reported.py::test_search"
+    ]
+    capacity = test["capacity"]
+    assert capacity["slo"] == ["p99 < 20ms", "errors == 0"] and capacity["ops_per_sec"] >= 2_000
+    steps = capacity["steps"]
+    assert len(steps) >= 4 and any(not s["passed"] for s in steps) or capacity["stopped_by"] in ("limit", "time_limit")
+    assert set(steps[0]) == {"rate", "achieved", "passed", "slo_passed", "p50_us", "p99_us", "p999_us", "errors"}
+    assert max(s["rate"] for s in steps if s["passed"]) == capacity["ops_per_sec"]
+    assert test["thresholds"][0]["expr"] == "capacity >= 2k" and test["thresholds"][0]["passed"]
+
+
+needs_namespaces = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("tc") is None,
+    reason="needs Linux, root and iproute2 (ip, tc) to make a rate-limited link",
+)
+
+LINK_LOAD = """
+import json, sys
+from pytest_memaslap import Target, Workload, run_shard
+from pytest_memaslap.model.capacity import CapacitySearch
+
+host, port = sys.argv[1], int(sys.argv[2])
+target = Target(host, port)
+base = {"keys": 200, "value_size": 1024, "commands": {"get": 1.0}, "timeout": "10s"}
+closed = run_shard(Workload.from_args({**base, "duration": "2s", "connections": 16, "window": 4}), target, "link:")
+out = {"closed": closed.measured.ops / closed.measured.elapsed_s}
+# loose: even arrivals, a tail SLO only a full queue breaks; tight: bursty (Poisson) arrivals, a tail of a few replies
+for name, slo, arrivals in (("loose", "get.p99 < 300ms", "uniform"), ("tight", "get.p99 < 2ms", "poisson")):
+    workload = Workload.from_args({**base, "connections": 8, "arrivals": arrivals})
+    search = CapacitySearch.from_args(
+        {"slo": slo, "start": "400", "step": "1s", "precision": 0.05, "time_limit": "30s"}, ("get",)
+    )
+    raw = run_shard(workload, target, f"link{name}:", capacity=search)
+    out[name] = raw.capacity
+print(json.dumps(out))
+"""
+
+
+@needs_namespaces
+def test_a_search_finds_the_capacity_of_a_rate_limited_link(no_new_memcached, tmp_path):
+    """memcached's replies cross a 16 Mbit/s link (tbf): 1 KiB gets saturate it near 1.7k/s.
+
+    The closed loop measures what the link carries; a search with a loose tail
+    SLO lands within 80-102 % of it, a tight one lower.
+    """
+    from pytest_memaslap.memcached.server import ServerConfig, start_server
+
+    tag = uuid.uuid4().hex[:6]
+    ns, here, there = f"slapcap{tag}", f"slc{tag}a", f"slc{tag}b"
+    made = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True, timeout=10)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create network namespaces here: {made.stderr.strip()}")
+    server = None
+    try:
+        for command in (
+            ["link", "add", here, "type", "veth", "peer", "name", there],
+            ["link", "set", there, "netns", ns],
+            ["addr", "add", "10.233.7.1/30", "dev", here],
+            ["link", "set", here, "up"],
+            ["-n", ns, "addr", "add", "10.233.7.2/30", "dev", there],
+            ["-n", ns, "link", "set", there, "up"],
+            ["-n", ns, "link", "set", "lo", "up"],
+        ):
+            subprocess.run(["ip", *command], check=True, capture_output=True, timeout=10)
+        # the server's side sends the replies: limit its egress (what a 16 Mbit/s link does, queue included)
+        subprocess.run(
+            ["tc", "qdisc", "add", "dev", here, "root", "tbf", "rate", "16mbit", "burst", "16kb", "latency", "200ms"],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
+        server = start_server(ServerConfig(threads=2, memory_mb=64, extra_args=("-l", "10.233.7.1")))
+        script = tmp_path / "link_load.py"
+        script.write_text(textwrap.dedent(LINK_LOAD))
+        done = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, str(script), "10.233.7.1", str(server.port)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        if server is not None:
+            server.stop()
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+    closed, loose, tight = out["closed"], out["loose"], out["tight"]
+    print(f"closed {closed:.0f}/s, loose {loose['ops_per_sec']:.0f}/s, tight {tight['ops_per_sec']:.0f}/s")
+    assert 1_200 <= closed <= 2_000, out  # (16 Mbit/s of ~1.1 KB replies)
+    assert 0.80 * closed <= loose["ops_per_sec"] <= 1.02 * closed, out
+    assert tight["ops_per_sec"] < loose["ops_per_sec"], out
+    assert loose["stopped_by"] == "precision", out
