@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -113,3 +114,25 @@ def test_html_report_without_plotly_is_refused_up_front(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--slap-html needs the plotting library plotly: pip install 'pytest-memaslap[report]'" in result.stderr.str()
     assert not (pytester.path / "out.html").exists()
+
+
+def test_a_capacity_search_draws_its_latency_by_throughput_curve(pytester):
+    browser = _chromium()
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(connections=4, keys=200)
+        @pytest.mark.slap_capacity(slo="p99 < 20ms", start="2k", step="0.2s", max_steps=5)
+        def test_search(slap):
+            slap()
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider", "--slap-html=slap.html").assert_outcomes(passed=1)
+    dumped = _browse(browser, pytester.path / "slap.html", "--dump-dom")
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    body = dumped.stdout.split('id="capacity-1"', 1)[1][:200_000]
+
+    assert 'class="main-svg"' in body, "the capacity chart did not render"
+    text = html.unescape(re.sub(r"<[^>]+>", " ", body))
+    assert "Latency by throughput" in text and "SLO: p99 < 20ms" in text, text[:3000]

@@ -48,8 +48,13 @@ class CapacityRunner(ShardRunner):
             while (rate := planner.next_rate((perf_counter_ns() - began) / 1e9)) is not None:
                 stats, sent = await self._step(rate, sources, len(self.steps))
                 step = self._judge(rate, stats, sent)
-                planner.record(rate, step["passed"])
                 self.steps.append((rate, stats, step))
+                if not step["passed"] and planner.may_retry((perf_counter_ns() - began) / 1e9):
+                    # one stall of this machine must not end the climb: a failed rate is tried once more
+                    stats, sent = await self._step(rate, sources, len(self.steps))
+                    step = {**self._judge(rate, stats, sent), "retry": True}
+                    self.steps.append((rate, stats, step))
+                planner.record(rate, step["passed"])
         finally:
             monitor.stop()
             self.result.cpu_pct, self.result.loop_lag = monitor.cpu_pct, monitor.lag
@@ -106,7 +111,7 @@ class CapacityRunner(ShardRunner):
     def _keep_steps(self, planner: CapacityPlanner) -> None:
         """The capacity step becomes the measured phase; the others go into ``search``; every step into JSON."""
         capacity = planner.capacity
-        best = next((stats for rate, stats, _ in self.steps if rate == capacity and capacity), None)
+        best = next((stats for rate, stats, step in self.steps if rate == capacity and step["passed"]), None)
         if best is None and self.steps:
             best = self.steps[-1][1]  # (nothing passed: the last, lowest step is what the server did)
         rest = PhaseStats()

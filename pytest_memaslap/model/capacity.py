@@ -4,8 +4,10 @@ It runs open-loop steps (latencies from each request's scheduled time, so a
 server that falls behind shows it), one rate per step: the rate doubles from
 ``start`` until a step breaks the SLO or cannot reach its rate (achieved below
 98 %), or ``limit`` is reached; then it bisects between the highest good and
-the lowest bad rate until they are within ``precision`` of each other. The
-capacity is the highest rate that passed. Bounded three ways: ``limit``,
+the lowest bad rate until they are within ``precision`` of each other. A
+failed step is run once more before its rate counts as bad, so one stall of
+the machine does not end the climb. The capacity is the highest rate that
+passed. Bounded three ways: ``limit``,
 ``max_steps`` and ``time_limit``; the result says which one ended it.
 """
 
@@ -181,7 +183,13 @@ class CapacityPlanner:
             return None
         return (good + bad) / 2
 
+    def may_retry(self, elapsed_s: float) -> bool:
+        """Whether a failed step may run once more (each try counts against ``max_steps`` and ``time_limit``)."""
+        self.steps += 1
+        return self.steps < self.search.max_steps and elapsed_s + self.search.step_s <= self.search.time_limit_s
+
     def record(self, rate: float, passed: bool) -> None:
+        """The verdict on ``rate`` (after its retry, if it had one)."""
         self.steps += 1
         if passed:
             self.good = rate if self.good is None else max(self.good, rate)

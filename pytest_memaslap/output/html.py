@@ -10,12 +10,13 @@ and comparison tables; the page starts with the terminal's summary table.
 from __future__ import annotations
 
 import html
+import math
 import time
 from typing import Any
 
 from tabulate import tabulate
 
-from pytest_memaslap.model.metrics import format_metric
+from pytest_memaslap.model.metrics import format_metric, is_latency
 from pytest_memaslap.output.baseline import Comparison
 from pytest_memaslap.output.files import write_text
 from pytest_memaslap.output.terminal import summary_headers, summary_rows
@@ -104,6 +105,8 @@ def _test_section(
     parts.append('<div class="charts">')
     parts.append(_chart(_throughput_figure(result), f"throughput-{number}"))
     parts.append(_chart(_percentile_figure(result), f"percentiles-{number}"))
+    if result.get("capacity"):
+        parts.append(_chart(_capacity_figure(result["capacity"]), f"capacity-{number}"))
     parts.append("</div>")
     if outcome.verdicts:
         parts.append("<h3>Thresholds</h3>")
@@ -185,6 +188,57 @@ def _throughput_figure(result: dict[str, Any]) -> Any:
         margin={"t": 50, "r": 60},
     )
     return figure
+
+
+def _capacity_figure(capacity: dict[str, Any]) -> Any:
+    """A capacity search's latency-vs-throughput curve: p50, p99, p99.9 by achieved rate, the SLO and the knee."""
+    from plotly import graph_objects as go
+
+    from pytest_memaslap.model.thresholds import Threshold
+
+    steps = sorted(capacity["steps"], key=lambda step: step["achieved"])
+    figure = go.Figure()
+    for key, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
+        figure.add_trace(
+            go.Scatter(
+                x=[step["achieved"] for step in steps],
+                y=[step[key] for step in steps],
+                name=name,
+                mode="lines+markers",
+                marker={"symbol": ["circle" if step["passed"] else "x" for step in steps], "size": 9},
+                text=[f"rate {step['rate']:,.0f}/s: {'pass' if step['passed'] else 'fail'}" for step in steps],
+                hovertemplate="%{text}<br>achieved %{x:,.0f}/s: %{y:.1f} µs<extra>" + name + "</extra>",
+            )
+        )
+    values = [step[key] for step in steps for key in ("p50_us", "p99_us", "p999_us") if step[key] > 0]
+    for expr in capacity["slo"]:
+        rule = Threshold.parse(expr)
+        if is_latency(rule.metric) and steps:  # (a trace, not a shape: shapes on a log axis take log units)
+            span = [0.0, max(step["achieved"] for step in steps)]
+            figure.add_trace(
+                go.Scatter(x=span, y=[rule.required] * 2, name=f"SLO: {expr}", mode="lines", line={"dash": "dash"})
+            )
+            values.append(rule.required)
+    if capacity["ops_per_sec"]:
+        figure.add_vline(
+            x=capacity["ops_per_sec"], line_dash="dot", annotation_text=f"capacity {capacity['ops_per_sec']:,.0f}/s"
+        )
+    figure.update_layout(
+        title="Latency by throughput (capacity search; x: failed step)",
+        xaxis={"title": {"text": "achieved ops/s"}},
+        # (a log axis's range is in decades; it spans the SLO lines too, which autorange would leave out)
+        yaxis={"type": "log", "title": {"text": "latency (µs)"}, "range": _decades(values)},
+        legend={"orientation": "h", "y": -0.25},
+        margin={"t": 50},
+    )
+    return figure
+
+
+def _decades(values: list[float]) -> list[float] | None:
+    """A log axis's range (in powers of ten) with a little room around ``values``."""
+    if not values:
+        return None
+    return [math.log10(min(values)) - 0.2, math.log10(max(values)) + 0.2]
 
 
 def _percentile_figure(result: dict[str, Any]) -> Any:

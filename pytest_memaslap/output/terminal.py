@@ -102,7 +102,8 @@ def capacity_tables(outcomes: list[CallOutcome]) -> list[str]:
                 f"{step['p99_us']:,.1f}",
                 f"{step['p999_us']:,.1f}",
                 f"{step['errors']:,}",
-                "pass" if step["passed"] else ("missed the rate" if step["slo_passed"] else "broke the SLO"),
+                ("pass" if step["passed"] else ("missed the rate" if step["slo_passed"] else "broke the SLO"))
+                + (" (retry)" if step.get("retry") else ""),
             )
             for number, step in enumerate(search["steps"], start=1)
         ]
