@@ -242,3 +242,26 @@ def test_a_search_finds_the_capacity_of_a_rate_limited_link(no_new_memcached, tm
     assert 0.80 * closed <= loose["ops_per_sec"] <= 1.02 * closed, out
     assert tight["ops_per_sec"] < loose["ops_per_sec"], out
     assert loose["stopped_by"] == "precision", out
+
+
+def test_a_saved_capacity_is_compared_and_can_gate_a_merge(pytester):
+    """The baseline's capacity beside this run's; --slap-compare-fail fails the session when it drops too far."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(connections=4, keys=200)
+        @pytest.mark.slap_capacity(slo="p99 < 50ms", start="1k", step="0.2s", max_steps=3)
+        def test_search(slap):
+            slap()
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider", "--slap-save=base").assert_outcomes(passed=1)
+    saved = next((pytester.path / ".slap").glob("*base*.json"))
+    document = json.loads(saved.read_text())
+    test = next(iter(document["tests"].values()))
+    test["capacity"]["ops_per_sec"] *= 10  # a baseline ten times as good: this run must regress against it
+    saved.write_text(json.dumps(document))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--slap-compare=base", "--slap-compare-fail=capacity:-20%")
+    result.stdout.fnmatch_lines(["*test_search*capacity*-90.0 %*REGRESSION*"])
+    assert result.ret != 0

@@ -22,7 +22,7 @@ from pytest_memaslap.model.metrics import HIGHER_IS_BETTER, is_latency, percenti
 from pytest_memaslap.model.workload import COMMANDS
 from pytest_memaslap.output.files import write_json
 
-DEFAULT_METRICS = ("ops_per_sec", "p99", "get.p99", "set.p99", "errors")
+DEFAULT_METRICS = ("ops_per_sec", "p99", "get.p99", "set.p99", "errors", "capacity")  # (capacity: searches only)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ALLOWANCE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*:\s*([-+]?[0-9]*\.?[0-9]+)\s*%\s*$")
 
@@ -152,6 +152,10 @@ def metric_value(test: dict[str, Any], metric: str) -> float | None:
     rounds = test.get("rounds")
     if isinstance(rounds, dict) and metric in rounds.get("median", {}):
         return float(rounds["median"][metric])
+    if metric == "capacity":
+        search = test.get("capacity")
+        value = search.get("ops_per_sec") if isinstance(search, dict) else None
+        return float(value) if isinstance(value, (int, float)) else None
     command, _, name = metric.rpartition(".")
     source = test
     if command:
