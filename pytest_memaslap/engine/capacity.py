@@ -23,6 +23,7 @@ from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.engine.shard import ShardRunner
 from pytest_memaslap.model.capacity import CapacityPlanner, CapacitySearch, step_passed
 from pytest_memaslap.model.keyspace import ValueSource
+from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.result import SlapResult
 from pytest_memaslap.stats.results import PhaseStats, ShardResult
 
@@ -34,6 +35,7 @@ class CapacityRunner(ShardRunner):
         super().__init__(*args, **kwargs)
         self.search = search
         self.steps: list[tuple[float, PhaseStats, dict[str, Any]]] = []  # (rate, stats, the JSON's step)
+        self.step_send_lag = Histogram()  # the last step's send lag
 
     async def _load(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
         search = self.search
@@ -79,6 +81,8 @@ class CapacityRunner(ShardRunner):
         finally:
             pacer.stop()
             self.result.send_lag_max_s = max(self.result.send_lag_max_s, pacer.max_lag_ns / 1e9)
+            self.result.send_lag.merge(pacer.send_lag)
+            self.step_send_lag = pacer.send_lag
         end_ns = perf_counter_ns()
         self._phases.pop()  # (the step is finished here, not with the run's phases)
         stats = recorder.finish(end_ns)  # (its time includes the drain: a server behind its rate shows as slower)
@@ -106,6 +110,7 @@ class CapacityRunner(ShardRunner):
             "p99_us": latency["p99"],
             "p999_us": latency["p999"],
             "errors": result.errors,
+            "send_lag_p99_us": round(self.step_send_lag.percentile(99.0) / 1000.0, 1),  # (is the knee ours?)
         }
 
     def _keep_steps(self, planner: CapacityPlanner) -> None:

@@ -5,7 +5,9 @@ also stalls the load and the stall hides from the latencies (coordinated
 omission). Here each connection has its own arrival schedule, Poisson
 (exponential gaps) or uniform (even gaps, connections staggered), and a timer
 sends every request whose time has come. Latency counts from the scheduled
-time (see ``Connection.send_scheduled``).
+time (see ``Connection.send_scheduled``), always: how late the sender was is
+in the latency, and also on its own, per request, in ``send_lag`` (actual
+minus scheduled send time).
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from collections.abc import Sequence
 from time import perf_counter_ns
 
 from pytest_memaslap.engine.hot.connection import Connection
+from pytest_memaslap.stats.histogram import Histogram
 
-TICK_S = 0.001  # the timer step; uvloop's timers have millisecond resolution
+RECONNECT_POLL_S = 0.005  # how often a reconnecting connection is looked at again
+# uvloop's timers step in milliseconds: a sleep of 0.6 ms may last 2. The pacer sleeps until this close to
+# the next send, then spins (a zero-delay callback each loop iteration, I/O still served) for the last stretch.
+SPIN_NS = 1_500_000
 
 
 class Pacer:
@@ -33,6 +39,7 @@ class Pacer:
         self.rngs = list(rngs)
         self.next_ns: list[float] = []
         self.max_lag_ns = 0
+        self.send_lag = Histogram()  # per request sent: how long after its scheduled time it went out (ns)
         self.sent = 0
         self._handle: asyncio.TimerHandle | None = None
         self._stopped = False
@@ -60,7 +67,7 @@ class Pacer:
             scheduled = self.next_ns[i]
             if connection.closed:
                 # reconnecting: what falls due meanwhile goes out on resume, counted from its schedule
-                soonest = min(soonest, now + TICK_S * 1e9)
+                soonest = min(soonest, now + RECONNECT_POLL_S * 1e9)
                 continue
             due: list[int] = []
             while scheduled <= now:
@@ -72,9 +79,17 @@ class Pacer:
                 lag = now - due[0]
                 if lag > self.max_lag_ns:
                     self.max_lag_ns = lag
-                self.sent += connection.send_scheduled(due, now)
-        delay = max(0.0, min(TICK_S, (soonest - perf_counter_ns()) / 1e9))
-        self._handle = asyncio.get_running_loop().call_later(delay, self._tick)
+                sent = connection.send_scheduled(due, now)
+                record = self.send_lag.record
+                for scheduled in due[:sent]:
+                    record(now - scheduled)
+                self.sent += sent
+        remaining = soonest - perf_counter_ns()
+        loop = asyncio.get_running_loop()
+        if remaining <= SPIN_NS:
+            self._handle = loop.call_later(0, self._tick)  # the final approach: every loop iteration
+        else:
+            self._handle = loop.call_later((remaining - SPIN_NS) / 1e9, self._tick)
 
     def stop(self) -> None:
         """No more sends; connections with nothing in flight are idle now, the others when drained."""

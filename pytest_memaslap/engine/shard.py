@@ -393,6 +393,7 @@ class ShardRunner:
             if self.pacer is not None:
                 self.pacer.stop()
                 self.result.send_lag_max_s = self.pacer.max_lag_ns / 1e9
+                self.result.send_lag = self.pacer.send_lag
             if self._sweep_handle is not None:
                 self._sweep_handle.cancel()
             gc.unfreeze()

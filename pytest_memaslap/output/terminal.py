@@ -34,7 +34,7 @@ def _throughput(outcome: CallOutcome) -> str:
     result = outcome.result
     text = f"{result.median('ops_per_sec'):,.0f}"
     if result.workload.rate:
-        text += f" of {result.workload.rate:,.0f}"
+        text += f" of {result.workload.rate:,.0f} (send lag p99 {result.send_lag_us()['p99']:,.0f} µs)"
     if result.raw.capacity:
         text += " at capacity"
     if result.rounds:

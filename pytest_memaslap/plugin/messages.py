@@ -105,6 +105,7 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
     """A shard result's compact wire form: counters as lists, every histogram in one packed stream."""
     stream = bytearray()
     _pack(stream, result.loop_lag.to_sparse())
+    _pack(stream, result.send_lag.to_sparse())
     phases = {}
     for name, phase in result.phases.items():
         for stats in phase.commands.values():
@@ -139,6 +140,7 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
     """The inverse of ``encode_result``: the same numbers, bucket for bucket."""
     histograms = _unpack(zlib.decompress(base64.b64decode(data["histograms"])))
     loop_lag = Histogram.from_sparse(next(histograms))
+    send_lag = Histogram.from_sparse(next(histograms))
     phases: dict[str, PhaseStats] = {}
     for name, raw in data["phases"].items():
         commands = {
@@ -162,6 +164,7 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         send_lag_max_s=data["send_lag_max_s"],
         cpu_pct=data["cpu_pct"],
         loop_lag=loop_lag,
+        send_lag=send_lag,
         verify=dict(data["verify"]),
         implementation=data["implementation"],
         event_loop=data["event_loop"],

@@ -222,6 +222,9 @@ class SlapResult:
         lag_p99_us = raw.loop_lag.percentile(99.0) / 1000.0 if raw.loop_lag.total else 0.0
         if lag_p99_us >= SATURATED_LAG_US:
             reasons.append(f"its event loop late by {lag_p99_us / 1000.0:.1f} ms at p99")
+        send_lag_p99_us = raw.send_lag.percentile(99.0) / 1000.0 if raw.send_lag.total else 0.0
+        if send_lag_p99_us >= SATURATED_LAG_US:
+            reasons.append(f"its sends late by {send_lag_p99_us / 1000.0:.1f} ms at p99")
         target = self.workload.rate
         if target and self.ops_per_sec < target * RATE_KEPT:
             reasons.append(f"{self.ops_per_sec:,.0f} of the {target:,.0f} requests/s asked for")
@@ -254,7 +257,16 @@ class SlapResult:
             "achieved": round(self.ops_per_sec, 1),
             "arrivals": self.workload.arrivals,
             "send_lag_max_ms": round(self.raw.send_lag_max_s * 1000, 3),
+            "send_lag_us": self.send_lag_us(),
         }
+
+    def send_lag_us(self) -> dict[str, float]:
+        """Open loop: how late the sends left, against their schedule (p50, p99, p99.9, max; µs)."""
+        lag = self.raw.send_lag
+        if not lag.total:
+            return {"p50": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}
+        quantiles = {"p50": lag.percentile(50.0), "p99": lag.percentile(99.0), "p999": lag.percentile(99.9)}
+        return {**{k: round(v / 1000.0, 1) for k, v in quantiles.items()}, "max": round(lag.max() / 1000.0, 1)}
 
     @property
     def timeline(self) -> list[TimelinePoint]:

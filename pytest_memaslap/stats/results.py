@@ -135,6 +135,7 @@ class ShardResult:
     reconnects: int = 0  # connections reopened after the server dropped them (reconnect=True)
     reconnect_gap_s: float = 0.0  # wall time while one or more connections were down; merged: the longest shard's
     send_lag_max_s: float = 0.0  # open loop: how far behind its schedule the sender ever fell
+    send_lag: Histogram = field(default_factory=Histogram)  # open loop: each send's lag behind its schedule (ns)
     cpu_pct: float = 0.0  # the load process's CPU share in the measured phase (100 = a core); merged: the busiest
     loop_lag: Histogram = field(default_factory=Histogram)  # how long a ready callback waited for the loop (ns)
     verify: dict[str, Any] = field(default_factory=lambda: {"checked": 0, "mismatches": 0, "keys": []})
@@ -163,6 +164,7 @@ class ShardResult:
         self.reconnects += other.reconnects
         self.reconnect_gap_s = max(self.reconnect_gap_s, other.reconnect_gap_s)  # (shards are down side by side)
         self.send_lag_max_s = max(self.send_lag_max_s, other.send_lag_max_s)
+        self.send_lag.merge(other.send_lag)
         self.cpu_pct = max(self.cpu_pct, other.cpu_pct)
         self.loop_lag.merge(other.loop_lag)
         self.verify = _merge_checks(self.verify, other.verify)

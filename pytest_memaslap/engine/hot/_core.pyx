@@ -60,10 +60,9 @@ cdef extern from *:
     long long hot_clock_ns() nogil
     int hot_bit_length(unsigned long long value) nogil
 
-# the twin's REFILL and SEND_SLACK_NS (core.py): the request streams must stay byte-identical
+# the twin's REFILL (core.py): the request streams must stay byte-identical
 cdef enum:
     REFILL = 256
-    SEND_SLACK_NS = 2000000
 
 cdef Py_ssize_t SENT = _SENT
 cdef Py_ssize_t RECEIVED = _RECEIVED
@@ -362,7 +361,7 @@ cdef class ConnectionCore:
         out = []
         for i in range(count):
             scheduled = due[i]
-            out.append(self._queue_next(max(REFILL, count), scheduled if now - scheduled > SEND_SLACK_NS else now))
+            out.append(self._queue_next(max(REFILL, count), scheduled))
         self._write(b"".join(out))
         return count
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_memaslap import hotpath
 from pytest_memaslap.engine.hot import core
-from pytest_memaslap.engine.hot.core import REFILL, SEND_SLACK_NS
+from pytest_memaslap.engine.hot.core import REFILL
 from pytest_memaslap.engine.hot.recorder import LOST
 
-__all__ = ["REFILL", "SEND_SLACK_NS", "Connection", "ConnectionEvents", "Driven", "RequestSource", "Slot"]
+__all__ = ["REFILL", "Connection", "ConnectionEvents", "Driven", "RequestSource", "Slot"]
 
 Parser = Callable[[Any, int, Any], tuple[int, int]]
 # (reply parser, phase counters, phase latencies) of one command, and the phase's histogram of this second

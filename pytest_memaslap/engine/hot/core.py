@@ -27,7 +27,6 @@ from pytest_memaslap.protocol.outcomes import ERROR
 from pytest_memaslap.stats.histogram import LAST_BUCKET
 
 REFILL = 256  # requests drawn per batch from a connection's source
-SEND_SLACK_NS = 2_000_000  # open loop: a send this close to its schedule is the event loop's timer step, not lag
 
 
 class ConnectionCore:
@@ -128,9 +127,9 @@ class ConnectionCore:
     def send_scheduled(self, due: list[int], now: int) -> int:
         """Open loop: one request per scheduled time in ``due``; returns how many were sent.
 
-        Latency counts from the scheduled time, so a sender held up (by a busy
-        loop or a reconnect) shows in the tail instead of being hidden; within
-        SEND_SLACK_NS of its schedule a send counts from when it happened.
+        Latency counts from the scheduled time, always: a sender held up (by a
+        busy loop, a timer's step or a reconnect) shows in the latencies instead
+        of being hidden; the pacer keeps how late each send was (send lag).
         """
         budget = self.budget
         if self.stopping or budget == 0 or self.closed:
@@ -149,8 +148,7 @@ class ConnectionCore:
                 queue = self.queue = iter(self.source.batch(max(REFILL, count)))
                 item = next(queue)
             cmd, request, expect = item
-            sent = scheduled if now - scheduled > SEND_SLACK_NS else now
-            pending.append((slots[cmd], sent, len(request), expect))
+            pending.append((slots[cmd], scheduled, len(request), expect))
             out.append(request)
         self.transport.write(b"".join(out))
         return count
