@@ -74,3 +74,21 @@ def test_failing_row_shows_measured_and_required():
     expr, required, measured, status = verdict.row()
     assert (required, status) == ("< 900 µs", "FAIL")
     assert measured.endswith("ms")
+
+
+def test_the_load_generators_lateness_is_a_metric_thresholds_can_name():
+    """``loop_lag.p99 < 1ms`` and ``send_lag.p99.9 < 500us`` read the engine's own histograms (µs)."""
+    raw = ShardResult()
+    for lag_ns in (10_000,) * 98 + (3_000_000,) * 2:
+        raw.loop_lag.record(lag_ns)
+        raw.send_lag.record(lag_ns // 10)
+    result = SlapResult(Workload.from_args({"rate": "1k"}), raw)
+    loop = Threshold.parse("loop_lag.p99 < 1ms").evaluate(result)
+    assert not loop.passed and 2_900 < loop.measured < 3_100
+    assert Threshold.parse("loop_lag.p50 < 1ms").evaluate(result).passed
+    assert Threshold.parse("send_lag.max <= 310us").evaluate(result).passed
+    with pytest.raises(ThresholdError, match="unknown metric 'p99x' of 'loop_lag'"):
+        Threshold.parse("loop_lag.p99x < 1ms")
+    with pytest.raises(ThresholdError, match="needs a time unit"):
+        Threshold.parse("send_lag.p99 < 1")
+    assert parse_all(("loop_lag.p99 < 1ms",), ("get",))  # (not a command the mix must send)

@@ -21,6 +21,9 @@ TOTAL_ONLY = ("duration", "capacity")  # capacity: ops/s, the result of a slap_c
 COMMAND_METRICS = COUNT_METRICS + RATE_METRICS + RATIO_METRICS + LATENCY_METRICS
 TOTAL_METRICS = ("ops", "errors") + RATE_METRICS + RATIO_METRICS + LATENCY_METRICS + TOTAL_ONLY
 HIGHER_IS_BETTER = ("ops_per_sec", "hit_ratio", "mb_per_sec", "ops", "capacity")
+# the load generator's own lateness (µs): its event loop's (ready callbacks kept waiting) and an open loop's sends
+ENGINE_GROUPS = ("loop_lag", "send_lag")
+ENGINE_METRICS = ("p50", "p99", "p999", "max")
 DEFAULT_PERCENTILES = (50.0, 99.0)  # the summary's latency columns unless --slap-percentiles says otherwise
 
 _PERCENTILE = re.compile(r"^p([0-9]+(?:\.[0-9]+)?)$")
@@ -59,7 +62,8 @@ def percentile_label(q: float) -> str:
 def allowed() -> str:
     return (
         f"total metrics: {', '.join(TOTAL_METRICS)}; per command ({', '.join(COMMANDS)}): "
-        f"COMMAND.{{{', '.join(COMMAND_METRICS)}}}; any percentile pNN[.N] (p75, p99.9, p99.99)"
+        f"COMMAND.{{{', '.join(COMMAND_METRICS)}}}; any percentile pNN[.N] (p75, p99.9, p99.99); "
+        f"the load generator's lateness: {{{', '.join(ENGINE_GROUPS)}}}.{{{', '.join(ENGINE_METRICS)}}}"
     )
 
 
@@ -86,6 +90,10 @@ class Metric:
 def parse_metric(name: str) -> Metric:
     """``ops_per_sec``, ``p99.9``, ``get.p99``, ``set.hit_ratio``; raises MetricError naming what is allowed."""
     head, dot, rest = name.partition(".")
+    if dot and head in ENGINE_GROUPS:
+        if rest in ENGINE_METRICS or percentile_of(rest) is not None:
+            return Metric(head, rest)
+        raise MetricError(f"unknown metric {rest!r} of {head!r}; allowed: {', '.join(ENGINE_METRICS)}, any pNN[.N]")
     if dot and head in COMMANDS:
         if rest in COMMAND_METRICS or percentile_of(rest) is not None:
             return Metric(head, rest)

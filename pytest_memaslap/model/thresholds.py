@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pytest_memaslap.model.metrics import (
     COUNT_METRICS,
+    ENGINE_GROUPS,
     RATIO_METRICS,
     MetricError,
     format_metric,
@@ -144,7 +145,7 @@ def parse_all(exprs: tuple[Any, ...], commands: tuple[str, ...] | None = None) -
     parsed = tuple(Threshold.parse(e) for e in exprs)
     if commands is not None:
         for t in parsed:
-            if t.command is not None and t.command not in commands:
+            if t.command is not None and t.command not in commands and t.command not in ENGINE_GROUPS:
                 raise ThresholdError(
                     f"threshold {t.expr!r}: the workload sends no {t.command!r} requests "
                     f"(commands: {', '.join(commands)})"

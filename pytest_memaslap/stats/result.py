@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_memaslap.model.metrics import LATENCY_METRICS, parse_metric, percentile_key
+from pytest_memaslap.model.metrics import ENGINE_GROUPS, LATENCY_METRICS, parse_metric, percentile_key
 from pytest_memaslap.model.workload import COMMANDS, Workload
 from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.results import CommandStats, PhaseStats, ShardResult
@@ -342,6 +342,12 @@ def _expiry(data: dict[str, Any]) -> dict[str, Any]:
 def read_metric(result: SlapResult, name: str) -> float:
     """``ops_per_sec``, ``p99``, ``get.p99.9`` of one result in base units; NaN when the command was not sent."""
     metric = parse_metric(name)
+    if metric.command in ENGINE_GROUPS:  # the load generator's own lateness, in µs
+        lag = result.raw.loop_lag if metric.command == "loop_lag" else result.raw.send_lag
+        if not lag.total:
+            return 0.0
+        q = metric.percentile
+        return (lag.max() if q is None else lag.percentile(q)) / 1000.0
     source: Any = result
     if metric.command:
         source = result.commands.get(metric.command)
