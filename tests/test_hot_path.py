@@ -161,3 +161,40 @@ def test_memaslap_py_says_which_hot_path_runs(memcached_server):
         env=env,
     )
     assert "hot path python (PYTEST_MEMASLAP_NO_EXTENSIONS is set)" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "args",
+    [
+        {},
+        {"key_pattern": "sequential"},
+        {"key_pattern": "zipf:0.99", "commands": {"get": 0.5, "set": 0.3, "delete": 0.1, "incr": 0.1}},
+        {"key_pattern": "gaussian:0.1", "commands": {"get": 0.6, "cas": 0.2, "append": 0.2}},
+        {"division": 4},
+        {"verify": 0.3},
+    ],
+)
+def test_the_compiled_draw_is_the_sources_own_batch(args):
+    """The compiled loop over an ``OpSource`` draws the same requests, in the same order, as its Python twin."""
+    import random
+
+    from pytest_memaslap.engine.hot import _core
+    from pytest_memaslap.engine.hot.requests import OpSource, get_lines
+    from pytest_memaslap.model.keyspace import ValueSource, build_keys, counter_keys
+    from pytest_memaslap.model.workload import Workload
+
+    workload = Workload.from_args({"keys": 3000, "key_size": (8, 40), "value_size": (10, 300), **args})
+    keys = build_keys("d:", range(3000), workload.key_size, random.Random(1))
+    values = ValueSource(workload.value_size, random.Random("values"))
+    lines = get_lines(keys, 0, values)
+    counters = counter_keys(keys)
+
+    def source() -> OpSource:
+        return OpSource(workload, keys, 0, values, random.Random(7), lines, counters)
+
+    python, compiled = source(), source()
+    for count in (1, 256, 1000, 37):
+        expected, drawn = python.batch(count), _core.draw(compiled, count)
+        assert [(c, bytes(r)) for c, r, _ in expected] == [(c, bytes(r)) for c, r, _ in drawn]
+    assert python.cursor == compiled.cursor

@@ -30,6 +30,8 @@ from libc.string cimport memcmp
 from time import perf_counter_ns
 
 from pytest_memaslap.engine.hot.recorder import CUT_OFF as _CUT_OFF
+from pytest_memaslap.engine.hot.requests import COMMAND_TABLE_SIZE as _COMMAND_TABLE_SIZE
+from pytest_memaslap.engine.hot.requests import OpSource
 from pytest_memaslap.engine.hot.recorder import RECEIVED as _RECEIVED
 from pytest_memaslap.engine.hot.recorder import SENT as _SENT
 from pytest_memaslap.protocol import ascii as _ascii
@@ -73,6 +75,56 @@ cdef long long LAST_BUCKET = _LAST_BUCKET
 cdef object PARSE_GET = _ascii.parse_get
 cdef object PARSE_SET = _ascii.parse_set
 cdef object CUT_OFF = _CUT_OFF
+cdef double COMMAND_TABLE_SIZE = _COMMAND_TABLE_SIZE
+
+
+def draw(source, Py_ssize_t count):
+    """``OpSource.batch``, compiled: the same draws from the same RNG, so the same requests, in C's loop.
+
+    Only the loop is compiled: the RNG, key choosers and request builders are
+    the source's own Python callables, and its rare kinds (special gets, cas)
+    its own methods.
+    """
+    cdef object random_draw = source.random
+    cdef Py_ssize_t key_count = source.key_count
+    cdef list table = source.commands
+    cdef tuple builders = source.builders
+    cdef Py_ssize_t get_id = source.get_id
+    cdef object lines = source.get_lines
+    cdef Py_ssize_t special_get = source.special_get
+    cdef Py_ssize_t cas_id = source.cas_id
+    cdef bint sequential = source.sequential
+    cdef object chooser = source.chooser
+    cdef Py_ssize_t cursor = source.cursor
+    cdef list out = []
+    cdef Py_ssize_t i, index, cmd
+    cdef double position
+    cdef tuple line
+    if lines is None or special_get >= 0:
+        get_id = -1  # no prebuilt lines, or gets of a special kind: build them one by one
+    for i in range(count):
+        if chooser is not None:
+            index = chooser()
+            cmd = <object>PyList_GET_ITEM(table, <Py_ssize_t>(<double>random_draw() * COMMAND_TABLE_SIZE))
+        elif sequential:
+            index = cursor
+            cursor = cursor + 1 if cursor + 1 < key_count else 0
+            cmd = <object>PyList_GET_ITEM(table, <Py_ssize_t>(<double>random_draw() * COMMAND_TABLE_SIZE))
+        else:
+            position = <double>random_draw() * key_count
+            index = <Py_ssize_t>position
+            cmd = <object>PyList_GET_ITEM(table, <Py_ssize_t>((position - index) * COMMAND_TABLE_SIZE))
+        if cmd == get_id:
+            line = <tuple>lines[index]
+            out.append((cmd, <object>PyTuple_GET_ITEM(line, 0), <object>PyTuple_GET_ITEM(line, 1)))
+        elif cmd == special_get:
+            out.append(source._special_get(cmd, index))
+        elif cmd == cas_id:
+            out.append(source._cas(cmd, index))
+        else:
+            out.append((cmd, builders[cmd](index), None))
+    source.cursor = cursor
+    return out
 
 
 cdef inline long long now_ns():
@@ -127,6 +179,7 @@ cdef class ConnectionCore:
     cdef public object source
     cdef list _batch
     cdef Py_ssize_t _batch_pos
+    cdef bint _drawn  # the source is an OpSource: its batches come from ``draw``, the compiled loop
     cdef public tuple slots
     cdef public bint stopping
     cdef public long long budget
@@ -159,6 +212,7 @@ cdef class ConnectionCore:
         self.source = None
         self._batch = []
         self._batch_pos = 0
+        self._drawn = False
         self.slots = ()
         self.stopping = False
         self.budget = -1
@@ -229,13 +283,14 @@ cdef class ConnectionCore:
     def set_source(self, source):
         """Draw requests from ``source`` from now on (what is left of the last batch is dropped)."""
         self.source = source
+        self._drawn = type(source) is OpSource
         self._batch = []
         self._batch_pos = 0
 
     cdef inline tuple _next(self, Py_ssize_t refill):
         cdef tuple item
         if self._batch_pos >= PyList_GET_SIZE(self._batch):
-            self._batch = self.source.batch(refill)
+            self._batch = draw(self.source, refill) if self._drawn else self.source.batch(refill)
             self._batch_pos = 0
             if not self._batch:
                 raise StopIteration
