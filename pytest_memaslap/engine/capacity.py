@@ -23,6 +23,7 @@ from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.engine.shard import ShardRunner
 from pytest_memaslap.model.capacity import CapacityPlanner, CapacitySearch, step_passed
 from pytest_memaslap.model.keyspace import ValueSource
+from pytest_memaslap.model.rate_profile import RateProfile
 from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.result import SlapResult
 from pytest_memaslap.stats.results import PhaseStats, ShardResult
@@ -70,7 +71,7 @@ class CapacityRunner(ShardRunner):
         idle = [c.begin(s, -1, workload.window, True) for c, s in zip(self.connections, sources, strict=True)]
         share = len(self.connections) / workload.connections  # (one shard: all of them)
         rngs = [plan.rng(workload, f"arrivals{i}.step{number}") for i in range(len(self.connections))]
-        pacer = self.pacer = Pacer(self.connections, rate * share, workload.arrivals, rngs)
+        pacer = self.pacer = Pacer(self.connections, RateProfile.constant(rate), share, workload.arrivals, rngs)
         pacer.start()
         all_idle = asyncio.gather(*idle)
         try:

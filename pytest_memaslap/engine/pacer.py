@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from time import perf_counter_ns
 
 from pytest_memaslap.engine.hot.connection import Connection
+from pytest_memaslap.model.rate_profile import RateProfile
 from pytest_memaslap.stats.histogram import Histogram
 
 RECONNECT_POLL_S = 0.005  # how often a reconnecting connection is looked at again
@@ -30,14 +31,23 @@ class Pacer:
     """Drives paced connections on their schedules until ``stop``; records how far it fell behind."""
 
     def __init__(
-        self, connections: Sequence[Connection], rate: float, arrivals: str, rngs: Sequence[random.Random]
+        self,
+        connections: Sequence[Connection],
+        profile: RateProfile,
+        share: float,
+        arrivals: str,
+        rngs: Sequence[random.Random],
     ) -> None:
+        """``share``: this shard's part of the profile's rate (its part of all the run's connections)."""
         self.connections = list(connections)
-        per_connection = rate / len(self.connections)
-        self.gap_ns = 1e9 / per_connection
+        self.profile = profile
+        # connection i's n-th request is due when the whole run has had (n + offset) * count_scale requests due
+        self.count_scale = len(self.connections) / share
         self.poisson = arrivals == "poisson"
         self.rngs = list(rngs)
+        self.counts: list[float] = []  # per connection: its next request's place in its own count space
         self.next_ns: list[float] = []
+        self.start_ns = 0
         self.max_lag_ns = 0
         self.send_lag = Histogram()  # per request sent: how long after its scheduled time it went out (ns)
         self.sent = 0
@@ -45,18 +55,24 @@ class Pacer:
         self._stopped = False
 
     def start(self) -> None:
-        now = perf_counter_ns()
+        self.start_ns = perf_counter_ns()
         count = len(self.connections)
         if self.poisson:
-            self.next_ns = [now + self._gap(i) for i in range(count)]
+            self.counts = [self._gap(i) for i in range(count)]
         else:  # staggered, so the connections' sends interleave evenly instead of bunching
-            self.next_ns = [now + self.gap_ns * (i + 1) / count for i in range(count)]
+            self.counts = [(i + 1) / count for i in range(count)]
+        self.next_ns = [self._due(c) for c in self.counts]
         self._tick()
 
     def _gap(self, connection: int) -> float:
+        """The next arrival's distance in count space (1 request per unit): exponential, or exactly 1."""
         if self.poisson:
-            return self.rngs[connection].expovariate(1.0) * self.gap_ns
-        return self.gap_ns
+            return self.rngs[connection].expovariate(1.0)
+        return 1.0
+
+    def _due(self, count: float) -> float:
+        """When a connection's request at ``count`` is due (ns; inf: never, the stages are over)."""
+        return self.start_ns + self.profile.time_of(count * self.count_scale) * 1e9
 
     def _tick(self) -> None:
         if self._stopped:
@@ -72,7 +88,8 @@ class Pacer:
             due: list[int] = []
             while scheduled <= now:
                 due.append(int(scheduled))
-                scheduled += self._gap(i)
+                self.counts[i] += self._gap(i)
+                scheduled = self._due(self.counts[i])
             self.next_ns[i] = scheduled
             soonest = min(soonest, scheduled)
             if due:
@@ -84,6 +101,9 @@ class Pacer:
                 for scheduled in due[:sent]:
                     record(now - scheduled)
                 self.sent += sent
+        if soonest == float("inf"):  # the stages are over: nothing more is due
+            self._handle = None
+            return
         remaining = soonest - perf_counter_ns()
         loop = asyncio.get_running_loop()
         if remaining <= SPIN_NS:

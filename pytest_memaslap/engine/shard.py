@@ -358,15 +358,18 @@ class ShardRunner:
         self.result.started_at = time.time()
         try:
             idle = []
-            paced = workload.rate is not None
+            paced = workload.open_loop
             for driver, source, budget in zip(drivers, sources, budgets, strict=True):
                 budget = -1 if first == "warmup" else budget
                 idle.append(driver.begin(source, budget, workload.window, paced))
             all_idle = asyncio.gather(*idle)
             if paced:
+                profile = workload.rate_profile()
+                assert profile is not None
                 self.pacer = Pacer(
                     self.connections,
-                    self._shard_rate(),
+                    profile,
+                    len(self.connections) / workload.connections,  # this shard's share of the rate
                     workload.arrivals,
                     [plan.rng(workload, f"arrivals{i}") for i in range(len(self.connections))],
                 )
@@ -456,12 +459,6 @@ class ShardRunner:
         a, b = keys_range.start, keys_range.stop
         counters = self.counters[a:b] if self.counters is not None else None
         return a, keys[a:b], lines[a:b] if lines is not None else None, counters
-
-    def _shard_rate(self) -> float:
-        """This shard's share of the workload's rate: in proportion to its share of the connections."""
-        workload = self.workload
-        assert workload.rate is not None
-        return workload.rate * len(self.connections) / workload.connections
 
     # -- bookkeeping ------------------------------------------------------------
     def _start_phase(self, name: str, names: tuple[str, ...]) -> PhaseRecorder:

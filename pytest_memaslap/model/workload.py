@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, TypeVar
 
 from pytest_memaslap.model import units
+from pytest_memaslap.model.rate_profile import RateProfile
 from pytest_memaslap.model.units import UnitError
 
 COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr", "gets", "cas")
@@ -162,6 +163,8 @@ class Workload:
     timeout: float = 5.0
     reconnect: bool = False
     rate: float | None = None  # requests per second over all shards: open loop; None: closed loop
+    # open loop whose rate ramps: (duration s, rate at its end) per stage, from ``rate`` (or 0); sets the duration
+    stages: tuple[tuple[float, float], ...] | None = None
     arrivals: str = "poisson"  # how an open loop spaces its requests: poisson or uniform
     division: int = 1  # keys per get (memaslap -d): more than 1 is a multi-get
     verify: float = 0.0  # proportion of gets whose value is checked byte for byte (memaslap -v)
@@ -188,8 +191,21 @@ class Workload:
         for name, raw in args.items():
             values[name] = _PARSERS[name](raw)
         workload = replace(base or cls(), **values)
+        if workload.stages:
+            workload = replace(workload, **_staged_duration(workload, values))
         workload.check()
         return workload
+
+    @property
+    def open_loop(self) -> bool:
+        """Requests leave on a schedule (``rate`` or ``stages``), not when replies come back."""
+        return self.rate is not None or self.stages is not None
+
+    def rate_profile(self) -> RateProfile | None:
+        """The open loop's rate over time (over all shards); None for a closed loop."""
+        if self.stages:
+            return RateProfile(self.rate or 0.0, self.stages)
+        return RateProfile.constant(self.rate) if self.rate is not None else None
 
     def check(self) -> None:
         """Cross-field rules that no single argument can check alone."""
@@ -216,8 +232,10 @@ class Workload:
                 f"expire: works with get, set, delete, incr and decr; {', '.join(ttl_changing)} would change "
                 "which keys expire when"
             )
+        if self.stages and self.ops is not None:
+            raise WorkloadError("stages: a staged run lasts as long as its stages; drop ops=")
         if self.transport == "udp":
-            if self.command_names() != ("get",) or self.protocol != "ascii" or self.rate is not None:
+            if self.command_names() != ("get",) or self.protocol != "ascii" or self.open_loop:
                 raise WorkloadError(
                     "transport='udp': UDP carries gets only (commands={'get': 1.0}), over the ascii protocol, in "
                     "a closed loop (no rate); sets stay on TCP because a value may not fit one datagram"
@@ -341,6 +359,52 @@ def _whole_seconds(name: str):  # type: ignore[no-untyped-def]
     return parse
 
 
+MAX_STAGES = 100
+
+
+def parse_stages(value: Any) -> tuple[tuple[float, float], ...] | None:
+    """``[("10s", "1k"), ("20s", "50k"), ("5s", 0)]``: each stage's duration and the rate it ramps to."""
+    if value is None:
+        return None
+    allowed = f"stages={value!r}: expected a list of (duration, rate) pairs such as [('10s', '1k'), ('20s', '50k')]"
+    if not isinstance(value, (list, tuple)) or not value or len(value) > MAX_STAGES:
+        raise WorkloadError(f"{allowed}; 1 to {MAX_STAGES} stages")
+    stages = []
+    for number, stage in enumerate(value, start=1):
+        if not isinstance(stage, (list, tuple)) or len(stage) != 2:
+            raise WorkloadError(f"{allowed}; stage {number} is {stage!r}")
+        duration = parse_duration(stage[0], f"stages[{number}] duration")
+        if duration <= 0:
+            raise WorkloadError(f"stages: stage {number} lasts {stage[0]!r}; it must be longer than 0 s")
+        target = 0.0 if stage[1] in (0, "0", "0/s") else _stage_rate(stage[1], number)
+        stages.append((duration, target))
+    if not any(target for _, target in stages):
+        raise WorkloadError(f"stages={value!r}: every stage's rate is 0; nothing would be sent")
+    return tuple(stages)
+
+
+def _stage_rate(value: Any, number: int) -> float:
+    rate: float = _as_workload_error(units.parse_rate)(value, f"stages[{number}] rate")
+    if rate > 10_000_000:
+        raise WorkloadError(f"stages: stage {number}'s rate {value!r}: at most 10M requests per second")
+    return rate
+
+
+def _staged_duration(workload: Workload, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Stages set the duration; a duration given later (``--slap-duration``) rescales them to it."""
+    assert workload.stages is not None
+    total = sum(duration for duration, _ in workload.stages)
+    duration = values.get("duration")
+    if duration is None or "stages" in values and "duration" not in values:
+        return {"duration": total}
+    if "stages" in values and abs(duration - total) > 1e-9:
+        raise WorkloadError(
+            f"stages: they last {total:g} s in all, and duration={duration:g} s says otherwise; drop duration="
+        )
+    factor = duration / total
+    return {"stages": tuple((d * factor, target) for d, target in workload.stages)}
+
+
 def _timeout(value: Any) -> float:
     seconds = parse_duration(value, "timeout")
     if seconds <= 0:
@@ -365,6 +429,7 @@ _PARSERS = {
     "timeout": _timeout,
     "reconnect": _bool("reconnect"),
     "rate": parse_rate,
+    "stages": parse_stages,
     "arrivals": _choice("arrivals", ARRIVALS),
     "division": lambda v: _positive_count(v, "division"),
     "verify": _proportion("verify"),

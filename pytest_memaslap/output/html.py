@@ -174,6 +174,12 @@ def _throughput_figure(result: dict[str, Any]) -> Any:
             x=seconds, y=[p["p99_us"] / 1000.0 for p in timeline], name="p99 (ms)", yaxis="y2", mode="lines+markers"
         )
     )
+    if any(p.get("target") is not None for p in timeline):  # an open loop: what was asked for, beside the bars
+        figure.add_trace(
+            go.Scatter(
+                x=seconds, y=[p.get("target") for p in timeline], name="target", mode="lines", line={"dash": "dash"}
+            )
+        )
     if any(p["errors"] for p in timeline):
         figure.add_trace(go.Scatter(x=seconds, y=[p["errors"] for p in timeline], name="errors", mode="lines"))
     figure.update_layout(

@@ -33,8 +33,10 @@ def _throughput(outcome: CallOutcome) -> str:
     """ops/s; with rounds, the median and its spread (max - min in % of the median)."""
     result = outcome.result
     text = f"{result.median('ops_per_sec'):,.0f}"
-    if result.workload.rate:
-        text += f" of {result.workload.rate:,.0f} (send lag p99 {result.send_lag_us()['p99']:,.0f} µs)"
+    target = result.target_rate()
+    if target:
+        staged = ", staged" if result.workload.stages else ""
+        text += f" of {target:,.0f}{staged} (send lag p99 {result.send_lag_us()['p99']:,.0f} µs)"
     if result.raw.capacity:
         text += " at capacity"
     if result.rounds:
@@ -114,6 +116,32 @@ def capacity_tables(outcomes: list[CallOutcome]) -> list[str]:
         headers = ("step", "rate/s", "achieved/s", "p50 µs", "p99 µs", "p99.9 µs", "errors", "verdict")
         table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, colalign=("right",) * 7)
         tables.append(f"{title}\n{table}")
+    return tables
+
+
+def stage_tables(outcomes: list[CallOutcome]) -> list[str]:
+    """Each staged run (``stages=``): per stage, the rates asked for and achieved, latencies and errors."""
+    tables = []
+    for outcome in outcomes:
+        stages = outcome.result.stages()
+        if not stages:
+            continue
+        rows = [
+            (
+                str(stage["stage"]),
+                f"{stage['duration_s']:g}",
+                f"{stage['target_from']:,.0f} -> {stage['target_to']:,.0f}",
+                f"{stage['target']:,.0f}",
+                f"{stage['achieved']:,.0f}",
+                f"{stage['p50_us']:,.1f}",
+                f"{stage['p99_us']:,.1f}",
+                f"{stage['errors']:,}",
+            )
+            for stage in stages
+        ]
+        headers = ("stage", "s", "target ramp/s", "target/s", "achieved/s", "p50 µs", "p99 µs", "errors")
+        table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, colalign=("right",) * 8)
+        tables.append(f"{outcome.key}: stages\n{table}")
     return tables
 
 

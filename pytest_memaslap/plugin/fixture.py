@@ -117,8 +117,10 @@ class Slap:
         check_shards(workload, self.shard, len(self.server.servers))
         if self.capacity is not None and self.shard.count > 1:
             raise WorkloadError("slap_capacity: a capacity search runs on one shard; run it without --slap-shards")
-        if self.capacity is not None and workload.rate is not None:
-            raise WorkloadError("slap_capacity: the search sets the rate of each step; call slap() without rate=")
+        if self.capacity is not None and workload.open_loop:
+            raise WorkloadError(
+                "slap_capacity: the search sets the rate of each step; call slap() without rate= or stages="
+            )
         return workload
 
     def _record(self, rounds: list[SlapResult], interrupted: bool = False, error: str | None = None) -> None:

@@ -170,8 +170,10 @@ def _capacity_search(item: pytest.Item, workload: Workload, step_s: float | None
         return None
     if mark.args:
         raise WorkloadError(f"slap_capacity mark: takes keyword arguments only; got positional {mark.args!r}")
-    if workload.rate is not None:
-        raise WorkloadError("slap_capacity: the search sets the rate of each step; remove rate= from the slap mark")
+    if workload.open_loop:
+        raise WorkloadError(
+            "slap_capacity: the search sets the rate of each step; remove rate= and stages= from the slap mark"
+        )
     if workload.transport == "udp":
         raise WorkloadError("slap_capacity: searches run open loop over TCP; remove transport='udp'")
     return CapacitySearch.from_args(mark.kwargs, workload.measured_commands(), step_s)
@@ -392,12 +394,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     mode = state.mode
     if not mode.reports or not (mode.outcomes or mode.missing_shards() or state.comparison or state.output_errors):
         return
-    from pytest_memaslap.output.terminal import capacity_tables, comparison_table, terminal_table
+    from pytest_memaslap.output.terminal import capacity_tables, comparison_table, stage_tables, terminal_table
 
     terminalreporter.write_sep("=", "slap summary")
     if mode.outcomes:
         terminalreporter.write_line(terminal_table(mode.outcomes, state.settings.percentiles))
-    for table in capacity_tables(mode.outcomes):
+    for table in capacity_tables(mode.outcomes) + stage_tables(mode.outcomes):
         terminalreporter.write_line("")
         terminalreporter.write_line(table)
     for key, missing, count in mode.missing_shards():

@@ -115,6 +115,7 @@ class TimelinePoint:
     ops: int
     errors: int
     p99_us: float
+    target: float | None = None  # an open loop's requests/s asked for in this second
 
 
 @dataclass
@@ -216,7 +217,7 @@ class SlapResult:
         of its target rate by more than 2 %.
         """
         raw, reasons = self.raw, []
-        open_loop = self.workload.rate is not None or raw.capacity is not None
+        open_loop = self.workload.open_loop or raw.capacity is not None
         if raw.cpu_pct >= SATURATED_CPU_PCT and not open_loop:
             reasons.append(f"its CPU at {raw.cpu_pct:.0f} %")
         lag_p99_us = raw.loop_lag.percentile(99.0) / 1000.0 if raw.loop_lag.total else 0.0
@@ -225,7 +226,7 @@ class SlapResult:
         send_lag_p99_us = raw.send_lag.percentile(99.0) / 1000.0 if raw.send_lag.total else 0.0
         if send_lag_p99_us >= SATURATED_LAG_US:
             reasons.append(f"its sends late by {send_lag_p99_us / 1000.0:.1f} ms at p99")
-        target = self.workload.rate
+        target = self.target_rate()
         if target and self.ops_per_sec < target * RATE_KEPT:
             reasons.append(f"{self.ops_per_sec:,.0f} of the {target:,.0f} requests/s asked for")
         return ", ".join(reasons) or None
@@ -248,12 +249,22 @@ class SlapResult:
             "limited_by_load_generator": self.limited_by_load_generator(),
         }
 
+    def target_rate(self) -> float | None:
+        """An open loop's requests/s asked for over the run (stages: their mean); None for a closed loop."""
+        profile = self.workload.rate_profile()
+        if profile is None:
+            return None
+        if self.workload.stages:
+            return profile.mean_rate(0.0, profile.duration_s)
+        return self.workload.rate
+
     def rate(self) -> dict[str, Any] | None:
         """Open loop: the target rate beside the achieved one, and how far the sender fell behind."""
-        if self.workload.rate is None:
+        target = self.target_rate()
+        if target is None:
             return None
         return {
-            "target": self.workload.rate,
+            "target": round(target, 1),
             "achieved": round(self.ops_per_sec, 1),
             "arrivals": self.workload.arrivals,
             "send_lag_max_ms": round(self.raw.send_lag_max_s * 1000, 3),
@@ -270,11 +281,47 @@ class SlapResult:
 
     @property
     def timeline(self) -> list[TimelinePoint]:
+        profile = self.workload.rate_profile()
         points = []
         for i, second in enumerate(self.raw.measured.timeline):
             p99 = round(Histogram.from_sparse(second.latency).percentile(99.0) / 1000.0, 3)
-            points.append(TimelinePoint(i, second.ops, second.errors, p99))
+            target = round(profile.mean_rate(i, i + 1), 1) if profile is not None else None
+            points.append(TimelinePoint(i, second.ops, second.errors, p99, target))
         return points
+
+    def stages(self) -> list[dict[str, Any]] | None:
+        """A staged run, stage by stage: its target rates, what it achieved, its latencies (None: not staged).
+
+        Built from the per-second timeline: a second straddling two stages
+        counts in the one that holds its middle (give stages whole seconds).
+        """
+        profile = self.workload.rate_profile()
+        if profile is None or not self.workload.stages:
+            return None
+        timeline = self.raw.measured.timeline
+        out = []
+        for number, (start, end, from_rate, to_rate) in enumerate(profile.segments(), start=1):
+            seconds = [s for i, s in enumerate(timeline) if start <= i + 0.5 < end]
+            latency = Histogram()
+            for second in seconds:
+                latency.merge(Histogram.from_sparse(second.latency))
+            ops = sum(s.ops for s in seconds)
+            out.append(
+                {
+                    "stage": number,
+                    "duration_s": round(end - start, 6),
+                    "target_from": from_rate,
+                    "target_to": to_rate,
+                    "target": round(profile.mean_rate(start, end), 1),
+                    "ops": ops,
+                    "achieved": round(ops / (end - start), 1),
+                    "errors": sum(s.errors for s in seconds),
+                    "p50_us": round(latency.percentile(50.0) / 1000.0, 3) if latency.total else 0.0,
+                    "p99_us": round(latency.percentile(99.0) / 1000.0, 3) if latency.total else 0.0,
+                    "p999_us": round(latency.percentile(99.9) / 1000.0, 3) if latency.total else 0.0,
+                }
+            )
+        return out
 
     def median(self, metric: str) -> float:
         """``metric`` (``ops_per_sec``, ``p99``, ``get.p99``) as thresholds see it: the median over the rounds."""
@@ -319,8 +366,10 @@ class SlapResult:
             "latency_us": self.total.latency_with(percentiles),
             "spectrum_us": [list(point) for point in self.total.spectrum_us],
             "commands": {name: cmd.to_dict(percentiles) for name, cmd in self.commands.items()},
+            "stages": self.stages(),
             "timeline": [
-                {"second": p.second, "ops": p.ops, "errors": p.errors, "p99_us": p.p99_us} for p in self.timeline
+                {"second": p.second, "ops": p.ops, "errors": p.errors, "p99_us": p.p99_us, "target": p.target}
+                for p in self.timeline
             ],
         }
 
