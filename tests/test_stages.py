@@ -129,3 +129,46 @@ def test_poisson_stages_keep_their_mean_rate():
         count += rng.expovariate(1.0)
     first = sum(1 for t in times if t < 2.0)
     assert abs(first - 4000) < 4 * math.sqrt(4000) and abs(len(times) - first - 8000) < 4 * math.sqrt(8000)
+
+
+def test_connection_steps_are_parsed_and_set_the_duration():
+    stepped = Workload.from_args({"connections": (2, 3, 10), "step_duration": "2s"})
+    assert (stepped.connections, stepped.connection_steps, stepped.step_count(), stepped.duration) == (10, (2, 3), 4, 8)
+    assert [stepped.active_connections(step) for step in range(4)] == [2, 5, 8, 10]
+    assert Workload.from_args({"duration": 4}, base=stepped).step_duration == 1  # --slap-duration=4
+    assert Workload.from_args({"connections": 6}, base=stepped).connection_steps is None  # --slap-connections=6
+    assert Workload.from_args(stepped.to_dict()) == stepped  # (what crosses to an xdist worker)
+    for bad, message in (
+        ((2, 2), "a count, or (first, step, last)"),
+        ((8, 1, 4), "last (4) must be more than first (8)"),
+        ((1, 0, 4), "a count, or (first, step, last)"),
+    ):
+        with pytest.raises(WorkloadError, match="connections=") as caught:
+            Workload.from_args({"connections": bad})
+        assert message in str(caught.value)
+    with pytest.raises(WorkloadError, match="connection steps are a closed loop"):
+        Workload.from_args({"connections": (1, 1, 3), "rate": "1k"})
+
+
+STEPPED_TEST = """
+import pytest
+
+@pytest.mark.slap(connections=(2, 2, 6), step_duration="1s", keys=1000)
+def test_stepped(slap):
+    slap()
+"""
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_connection_steps_add_connections_as_the_run_goes(pytester, shards):
+    """Each step runs its share of connections on each shard; throughput per step in the JSON and the terminal."""
+    pytester.makepyfile(STEPPED_TEST)
+    args = ["--slap-json=out.json"] + ([f"--slap-shards={shards}"] if shards > 1 else [])
+    result = run_subprocess(pytester, *args) if shards > 1 else pytester.runpytest("-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=shards)
+    result.stdout.fnmatch_lines(["*test_stepped: connection steps*", "*step*connections*ops/s*"])
+    test = next(iter(json.loads((pytester.path / "out.json").read_text())["tests"].values()))
+    steps = test["connection_steps"]
+    assert [s["connections"] for s in steps] == [2, 4, 6]
+    assert all(s["ops"] > 0 and s["errors"] == 0 for s in steps)
+    assert test["duration_s"] == pytest.approx(3.0, abs=0.2)

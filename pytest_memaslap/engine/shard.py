@@ -90,6 +90,7 @@ class ShardRunner:
         self.sources: list[OpSource] = []  # the measured phase's request sources, one per connection
         self.udp: list[UdpEndpoint] = []  # transport="udp": the measured load's sockets
         self._sweep_handle: asyncio.TimerHandle | None = None
+        self._step_task: asyncio.Future[None] | None = None  # connection steps: begins connections as steps start
         self.codec = CODECS[workload.protocol]
 
     # -- called by connections ------------------------------------------------
@@ -359,9 +360,12 @@ class ShardRunner:
         try:
             idle = []
             paced = workload.open_loop
-            for driver, source, budget in zip(drivers, sources, budgets, strict=True):
+            active = self._active_connections(0)  # (all of them, unless connections step up)
+            for driver, source, budget in list(zip(drivers, sources, budgets, strict=True))[:active]:
                 budget = -1 if first == "warmup" else budget
                 idle.append(driver.begin(source, budget, workload.window, paced))
+            if active < len(drivers):
+                self._step_task = asyncio.ensure_future(self._step_up(drivers, sources, idle))
             all_idle = asyncio.gather(*idle)
             if paced:
                 profile = workload.rate_profile()
@@ -388,9 +392,14 @@ class ShardRunner:
                 self._stop(drivers)
                 if self.pacer is not None:
                     self.pacer.stop()
+            if self._step_task is not None:
+                self._step_task.cancel()
+                all_idle = asyncio.gather(*idle)  # (with the connections the steps began)
             await self._wait(all_idle)
             self._end_phase("measured", perf_counter_ns())
         finally:
+            if self._step_task is not None:
+                self._step_task.cancel()
             monitor.stop()
             self.result.cpu_pct, self.result.loop_lag = monitor.cpu_pct, monitor.lag
             if self.pacer is not None:
@@ -400,6 +409,23 @@ class ShardRunner:
             if self._sweep_handle is not None:
                 self._sweep_handle.cancel()
             gc.unfreeze()
+
+    def _active_connections(self, step: int) -> int:
+        """This shard's connections that run in connection step ``step`` (its share of the run's)."""
+        workload, plan = self.workload, self.plan
+        return len(key_slice(workload.active_connections(step), plan.index, plan.count))
+
+    async def _step_up(self, drivers: list[Any], sources: list[OpSource], idle: list[Any]) -> None:
+        """Connection steps: at each step's start, begin this shard's connections that join in it."""
+        workload = self.workload
+        running = self._active_connections(0)
+        for step in range(1, workload.step_count()):
+            due_ns = self.recorder.start_ns + int(step * workload.step_duration * 1e9)
+            await asyncio.sleep(max(0.0, (due_ns - perf_counter_ns()) / 1e9))
+            joining = self._active_connections(step)
+            for driver, source in list(zip(drivers, sources, strict=True))[running:joining]:
+                idle.append(driver.begin(source, -1, workload.window, False))
+            running = joining
 
     def _build_sources(self, keys: list[bytes], key_base: int, values: ValueSource) -> list[OpSource]:
         """One request source per connection, each drawing from its own RNG over its server's keys."""

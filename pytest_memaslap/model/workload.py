@@ -165,6 +165,9 @@ class Workload:
     rate: float | None = None  # requests per second over all shards: open loop; None: closed loop
     # open loop whose rate ramps: (duration s, rate at its end) per stage, from ``rate`` (or 0); sets the duration
     stages: tuple[tuple[float, float], ...] | None = None
+    # a closed loop that adds connections (memtier's client steps): (first, added per step); ``connections`` is the last
+    connection_steps: tuple[int, int] | None = None
+    step_duration: float = 10.0  # seconds per connection step; the steps set the duration
     arrivals: str = "poisson"  # how an open loop spaces its requests: poisson or uniform
     division: int = 1  # keys per get (memaslap -d): more than 1 is a multi-get
     verify: float = 0.0  # proportion of gets whose value is checked byte for byte (memaslap -v)
@@ -189,12 +192,33 @@ class Workload:
             )
         values: dict[str, Any] = {}
         for name, raw in args.items():
+            if name == "connections" and isinstance(raw, (list, tuple)):  # (first, step, last): connection steps
+                values["connections"], values["connection_steps"] = parse_connection_steps(raw)
+                continue
             values[name] = _PARSERS[name](raw)
+            if name == "connections" and "connection_steps" not in args:
+                values["connection_steps"] = None  # a plain count (e.g. --slap-connections) ends any steps
         workload = replace(base or cls(), **values)
         if workload.stages:
             workload = replace(workload, **_staged_duration(workload, values))
+        if workload.connection_steps:
+            workload = replace(workload, **_stepped_duration(workload, values))
         workload.check()
         return workload
+
+    def step_count(self) -> int:
+        """Connection steps: how many (1 without steps)."""
+        if not self.connection_steps:
+            return 1
+        first, step = self.connection_steps
+        return -(-(self.connections - first) // step) + 1
+
+    def active_connections(self, step: int) -> int:
+        """Connections running in connection step ``step`` (0-based), over all shards."""
+        if not self.connection_steps:
+            return self.connections
+        first, added = self.connection_steps
+        return min(first + step * added, self.connections)
 
     @property
     def open_loop(self) -> bool:
@@ -231,6 +255,11 @@ class Workload:
             raise WorkloadError(
                 f"expire: works with get, set, delete, incr and decr; {', '.join(ttl_changing)} would change "
                 "which keys expire when"
+            )
+        if self.connection_steps and (self.open_loop or self.ops is not None or self.warmup > 0):
+            raise WorkloadError(
+                "connections=(first, step, last): connection steps are a closed loop that runs for its steps; "
+                "drop rate=/stages=, ops= and warmup= (the first step warms up)"
             )
         if self.stages and self.ops is not None:
             raise WorkloadError("stages: a staged run lasts as long as its stages; drop ops=")
@@ -383,6 +412,37 @@ def parse_stages(value: Any) -> tuple[tuple[float, float], ...] | None:
     return tuple(stages)
 
 
+def parse_connection_steps(value: Any) -> tuple[int, tuple[int, int]]:
+    """``(2, 2, 16)``: start with 2 connections, add 2 each step, up to 16 -> (16, (2, 2))."""
+    allowed = f"connections={value!r}: a count, or (first, step, last) such as (4, 4, 32)"
+    if len(value) != 3 or not all(_is_int(v) and v > 0 for v in value):
+        raise WorkloadError(allowed)
+    first, step, last = (int(v) for v in value)
+    if last <= first:
+        raise WorkloadError(f"{allowed}: last ({last}) must be more than first ({first})")
+    return last, (first, step)
+
+
+def _connection_steps_field(value: Any) -> tuple[int, int] | None:
+    """The wire form of connection steps, ``[first, step]`` (users write ``connections=(first, step, last)``)."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_int(v) and v > 0 for v in value):
+        raise WorkloadError(
+            f"connection_steps={value!r}: expected [first, step]; write connections=(first, step, last)"
+        )
+    return int(value[0]), int(value[1])
+
+
+def _stepped_duration(workload: Workload, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Connection steps set the duration; a duration given later (``--slap-duration``) shortens each step."""
+    total = workload.step_count() * workload.step_duration
+    duration = values.get("duration")
+    if duration is None or "duration" not in values:
+        return {"duration": total}
+    return {"step_duration": duration / workload.step_count()}
+
+
 def _stage_rate(value: Any, number: int) -> float:
     rate: float = _as_workload_error(units.parse_rate)(value, f"stages[{number}] rate")
     if rate > 10_000_000:
@@ -403,6 +463,16 @@ def _staged_duration(workload: Workload, values: Mapping[str, Any]) -> dict[str,
         )
     factor = duration / total
     return {"stages": tuple((d * factor, target) for d, target in workload.stages)}
+
+
+def _positive_duration(name: str):  # type: ignore[no-untyped-def]
+    def parse(value: Any) -> float:
+        seconds = parse_duration(value, name)
+        if seconds <= 0:
+            raise WorkloadError(f"{name}={value!r}: must be longer than 0 s")
+        return seconds
+
+    return parse
 
 
 def _timeout(value: Any) -> float:
@@ -430,6 +500,8 @@ _PARSERS = {
     "reconnect": _bool("reconnect"),
     "rate": parse_rate,
     "stages": parse_stages,
+    "connection_steps": _connection_steps_field,
+    "step_duration": _positive_duration("step_duration"),
     "arrivals": _choice("arrivals", ARRIVALS),
     "division": lambda v: _positive_count(v, "division"),
     "verify": _proportion("verify"),

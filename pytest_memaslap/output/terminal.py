@@ -120,7 +120,7 @@ def capacity_tables(outcomes: list[CallOutcome]) -> list[str]:
 
 
 def stage_tables(outcomes: list[CallOutcome]) -> list[str]:
-    """Each staged run (``stages=``): per stage, the rates asked for and achieved, latencies and errors."""
+    """Each staged run (``stages=``) and each run with connection steps: per stage or step, what it did."""
     tables = []
     for outcome in outcomes:
         stages = outcome.result.stages()
@@ -142,6 +142,27 @@ def stage_tables(outcomes: list[CallOutcome]) -> list[str]:
         headers = ("stage", "s", "target ramp/s", "target/s", "achieved/s", "p50 µs", "p99 µs", "errors")
         table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, colalign=("right",) * 8)
         tables.append(f"{outcome.key}: stages\n{table}")
+    for outcome in outcomes:
+        steps = outcome.result.connection_steps()
+        if not steps:
+            continue
+        step_rows = [
+            (
+                str(step["step"]),
+                str(step["connections"]),
+                f"{step['ops_per_sec']:,.0f}",
+                f"{step['p50_us']:,.1f}",
+                f"{step['p99_us']:,.1f}",
+                f"{step['p999_us']:,.1f}",
+                f"{step['errors']:,}",
+            )
+            for step in steps
+        ]
+        step_headers = ("step", "connections", "ops/s", "p50 µs", "p99 µs", "p99.9 µs", "errors")
+        step_table = tabulate(
+            step_rows, headers=step_headers, tablefmt="simple", disable_numparse=True, colalign=("right",) * 7
+        )
+        tables.append(f"{outcome.key}: connection steps\n{step_table}")
     return tables
 
 

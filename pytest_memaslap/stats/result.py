@@ -298,14 +298,9 @@ class SlapResult:
         profile = self.workload.rate_profile()
         if profile is None or not self.workload.stages:
             return None
-        timeline = self.raw.measured.timeline
         out = []
         for number, (start, end, from_rate, to_rate) in enumerate(profile.segments(), start=1):
-            seconds = [s for i, s in enumerate(timeline) if start <= i + 0.5 < end]
-            latency = Histogram()
-            for second in seconds:
-                latency.merge(Histogram.from_sparse(second.latency))
-            ops = sum(s.ops for s in seconds)
+            window = self._window(start, end)
             out.append(
                 {
                     "stage": number,
@@ -313,15 +308,47 @@ class SlapResult:
                     "target_from": from_rate,
                     "target_to": to_rate,
                     "target": round(profile.mean_rate(start, end), 1),
-                    "ops": ops,
-                    "achieved": round(ops / (end - start), 1),
-                    "errors": sum(s.errors for s in seconds),
-                    "p50_us": round(latency.percentile(50.0) / 1000.0, 3) if latency.total else 0.0,
-                    "p99_us": round(latency.percentile(99.0) / 1000.0, 3) if latency.total else 0.0,
-                    "p999_us": round(latency.percentile(99.9) / 1000.0, 3) if latency.total else 0.0,
+                    "ops": window["ops"],
+                    "achieved": window["ops_per_sec"],
+                    **{k: v for k, v in window.items() if k not in ("ops", "ops_per_sec")},
                 }
             )
         return out
+
+    def connection_steps(self) -> list[dict[str, Any]] | None:
+        """Connection steps, step by step: connections running, throughput, latencies (None: no steps).
+
+        From the per-second timeline, as ``stages``: give steps whole seconds.
+        """
+        workload = self.workload
+        if not workload.connection_steps:
+            return None
+        out = []
+        for step in range(workload.step_count()):
+            start = step * workload.step_duration
+            window = self._window(start, start + workload.step_duration)
+            out.append({"step": step + 1, "connections": workload.active_connections(step), **window})
+        return out
+
+    def _window(self, start: float, end: float) -> dict[str, Any]:
+        """The seconds of the timeline whose middle falls in [start, end): ops, ops/s, errors, p50/p99/p99.9."""
+        seconds = [s for i, s in enumerate(self.raw.measured.timeline) if start <= i + 0.5 < end]
+        latency = Histogram()
+        for second in seconds:
+            latency.merge(Histogram.from_sparse(second.latency))
+        ops = sum(s.ops for s in seconds)
+
+        def us(q: float) -> float:
+            return round(latency.percentile(q) / 1000.0, 3) if latency.total else 0.0
+
+        return {
+            "ops": ops,
+            "ops_per_sec": round(ops / (end - start), 1),
+            "errors": sum(s.errors for s in seconds),
+            "p50_us": us(50.0),
+            "p99_us": us(99.0),
+            "p999_us": us(99.9),
+        }
 
     def median(self, metric: str) -> float:
         """``metric`` (``ops_per_sec``, ``p99``, ``get.p99``) as thresholds see it: the median over the rounds."""
@@ -367,6 +394,7 @@ class SlapResult:
             "spectrum_us": [list(point) for point in self.total.spectrum_us],
             "commands": {name: cmd.to_dict(percentiles) for name, cmd in self.commands.items()},
             "stages": self.stages(),
+            "connection_steps": self.connection_steps(),
             "timeline": [
                 {"second": p.second, "ops": p.ops, "errors": p.errors, "p99_us": p.p99_us, "target": p.target}
                 for p in self.timeline
