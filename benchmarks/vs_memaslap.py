@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
-"""Our engine and memcaslap side by side on one memcached, same workload shape.
+"""Our engine, memcaslap and (when on PATH) memtier_benchmark side by side on one memcached, same shape.
 
 Shape (memaslap's defaults): 32 connections in all, window 1 (closed loop),
 90 % get / 10 % set, 64-byte keys, 1024-byte values, a ~96k keyspace filled
 before gets (memaslap: -c 32 -w 3k fills 32 x 3k keys; ours: keys=96000,
 preload=True), against memcached -t 1, alternating, several rounds:
 
-1. one load process each: one shard of ours against ``memcaslap -T 1``. With
+1. one load process each: one shard of ours against ``memcaslap -T 1`` (and
+   ``memtier_benchmark -t 1 -c 32``). With
    two or more CPUs memcached is pinned to the first and the load to the
    second, so both tools get the same CPU budget and neither competes with the
    server for its core;
 2. two load processes each: two synchronized shards of ours (as
-   ``pytest --slap-shards=2`` runs them) against ``memcaslap -T 2``, unpinned;
+   ``pytest --slap-shards=2`` runs them) against ``memcaslap -T 2`` (and
+   ``memtier_benchmark -t 2 -c 16``), unpinned;
 3. ours with window 16 (pipelined), one shard.
 
 Ours runs twice in every round, on the compiled hot path and on its
 pure-Python twin (``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints ops/s, user CPU
-µs per op (over every request sent) and the ratios to memcaslap.
+µs per op (over every request sent) and the ratios of each of ours to each
+peer.
 
     python benchmarks/vs_memaslap.py [--duration 10] [--rounds 3]
 """
@@ -24,6 +27,7 @@ pure-Python twin (``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints ops/s, user CPU
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -34,7 +38,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 CONNECTIONS = 32
 KEYS = 96_000
@@ -159,42 +162,83 @@ def memaslap(
 
 
 Run = Callable[[], dict[str, float]]
+PEERS = ("memcaslap", "memtier")
 
 
-def compare(title: str, rounds: int, theirs: Run, compiled: Run, python: Run) -> None:
-    """Alternate memcaslap, our compiled hot path and our twin, ``rounds`` times; print each round and the median."""
+def memtier(
+    binary: str, host: str, port: int, duration: float, threads: int, cpus: set[int] | None
+) -> dict[str, float]:
+    """memtier_benchmark at the same shape: 32 connections over ``threads`` threads, 1:9 set:get, 1 KiB values.
+
+    Its keyspace is filled first by a run of sets over every key; its keys are
+    ``memtier-N`` behind a prefix that makes them about 64 bytes.
+    """
+    base = [binary, "-s", host, "-p", str(port), "-P", "memcache_text", "--hide-histogram", "-d", "1024"]
+    base += ["--key-maximum", str(KEYS), "--key-prefix", "k" * 50 + "memtier-"]
+    fill = base + ["-t", "1", "-c", "1", "--ratio=1:0", "--key-pattern=P:P", "--requests=allkeys"]
+    _wait_with_rusage(subprocess.Popen(fill, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), 600)
+    command = base + ["-t", str(threads), "-c", str(CONNECTIONS // threads), "--ratio=1:9", "--key-pattern=R:R"]
+    command += ["--test-time", str(int(duration)), "--pipeline=1"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_pin(cpus)
+    )
+    out, cpu = _wait_with_rusage(process, duration + 120)
+    return _memtier_totals(out, duration, cpu)
+
+
+def _memtier_totals(out: str, duration: float, cpu: float) -> dict[str, float]:
+    """ops/s (the Totals row's first number) and p99.9 in µs (its column, where this memtier prints one)."""
+    header = next((line.split() for line in out.splitlines() if line.startswith("Type")), [])
+    totals = next((line.split() for line in out.splitlines() if line.startswith("Totals")), None)
+    if not totals or len(totals) < 2:
+        raise SystemExit(f"could not read memtier_benchmark's report:\n{out}")
+    ops_per_sec = float(totals[1])
+    result = {"ops_per_sec": ops_per_sec, "cpu_us_per_op": cpu / max(ops_per_sec * duration, 1) * 1e6}
+    columns = " ".join(header).replace(" Latency", "").replace("Avg.", "Avg").split()
+    if "p99.9" in columns and len(totals) == len(columns):
+        result["p999_us"] = float(totals[columns.index("p99.9")]) * 1000.0  # (memtier prints ms)
+    return result
+
+
+def compare(title: str, rounds: int, runs: dict[str, Run]) -> None:
+    """Alternate the peers and our two hot paths, ``rounds`` times; print each round, the medians and our ratios."""
     from tabulate import tabulate
 
-    rows: list[tuple[Any, ...]] = []
+    names = list(runs)
+    peers = [n for n in names if n in PEERS]
+    ours = [n for n in names if n not in PEERS]
+    rows: list[dict[str, dict[str, float]]] = []
     for round_no in range(1, rounds + 1):
-        t, c, p = theirs(), compiled(), python()
-        rows.append((round_no, t, c, p))
-        print(
-            f"  {title}, round {round_no}: memcaslap {t['ops_per_sec']:,.0f} ops/s, "
-            f"ours compiled {c['ops_per_sec']:,.0f}, ours python {p['ops_per_sec']:,.0f}"
-        )
+        measured = {name: run() for name, run in runs.items()}
+        rows.append(measured)
+        line = ", ".join(f"{name} {m['ops_per_sec']:,.0f}" for name, m in measured.items())
+        print(f"  {title}, round {round_no}: {line} ops/s")
 
-    def line(label: Any, t: dict[str, float], c: dict[str, float], p: dict[str, float]) -> tuple[str, ...]:
-        cells = [str(label), f"{t['ops_per_sec']:,.0f}", f"{t['cpu_us_per_op']:.2f}"]
-        for m in (c, p):
-            cells += [
-                f"{m['ops_per_sec']:,.0f}",
-                f"{m['cpu_us_per_op']:.2f}",
-                f"{m['ops_per_sec'] / t['ops_per_sec']:.2f}x",
-            ]
-        return tuple(cells)
+    def cells(label: str, measured: dict[str, dict[str, float]]) -> list[str]:
+        out = [label]
+        for name in names:
+            out += [f"{measured[name]['ops_per_sec']:,.0f}", f"{measured[name]['cpu_us_per_op']:.2f}"]
+        for mine in ours:
+            for peer in peers:
+                out.append(f"{measured[mine]['ops_per_sec'] / measured[peer]['ops_per_sec']:.2f}x")
+        return out
 
-    table = [line(*row) for row in rows]
-    medians = [
-        {k: statistics.median(r[column][k] for r in rows) for k in ("ops_per_sec", "cpu_us_per_op")}
-        for column in (1, 2, 3)
-    ]
-    table.append(line("median", *medians))
+    table = [cells(str(number), row) for number, row in enumerate(rows, start=1)]
+    median = {
+        name: {k: statistics.median(row[name][k] for row in rows) for k in ("ops_per_sec", "cpu_us_per_op")}
+        for name in names
+    }
+    median_ratios = cells("median", median)
+    for i, (mine, peer) in enumerate((m, p) for m in ours for p in peers):  # the median of the ratios
+        ratios = [row[mine]["ops_per_sec"] / row[peer]["ops_per_sec"] for row in rows]
+        median_ratios[1 + 2 * len(names) + i] = f"{statistics.median(ratios):.2f}x"
+    table.append(median_ratios)
+    headers = ["round"]
+    for name in names:
+        headers += [f"{name} ops/s", "user µs/op"]
+    headers += [f"{mine}/{peer}" for mine in ours for peer in peers]
     print(f"\n{title}")
-    headers = ["round", "memcaslap ops/s", "user µs/op"]
-    for name in ("compiled", "python"):
-        headers += [f"{name} ops/s", "user µs/op", "/memcaslap"]
-    print(tabulate(table, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * 8))
+    print(tabulate(table, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * (len(headers) - 1)))
     print()
 
 
@@ -207,6 +251,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--memcaslap", default=shutil.which("memcaslap") or shutil.which("memaslap") or "memcaslap")
+    parser.add_argument("--memtier", default="memtier_benchmark", help="memtier_benchmark binary (run when found)")
     args = parser.parse_args()
     if not shutil.which(args.memcaslap):
         raise SystemExit("memcaslap not found: sudo apt-get install libmemcached-tools")
@@ -224,19 +269,27 @@ def main() -> None:
         pinning = f"memcached pinned to CPU {cpus[0]}"
     try:
         print(f"memcached {server.version} -t 1 on {server.address}; {pinning}; {args.rounds} rounds of {duration:g} s")
+        peers: dict[str, Callable[[int, set[int] | None], dict[str, float]]] = {
+            "memcaslap": lambda threads, cpu: memaslap(args.memcaslap, host, port, duration, threads, cpu)
+        }
+        if shutil.which(args.memtier):
+            peers["memtier"] = lambda threads, cpu: memtier(args.memtier, host, port, duration, threads, cpu)
+        else:
+            print(f"({args.memtier} is not on PATH: the README's Speed section says how to build it)")
+
+        def shapes(threads: int, shards: int, cpu: set[int] | None) -> dict[str, Run]:
+            runs: dict[str, Run] = {name: functools.partial(peer, threads, cpu) for name, peer in peers.items()}
+            for implementation in ("compiled", "python"):
+                runs[implementation] = functools.partial(ours, host, port, duration, 1, shards, cpu, implementation)
+            return runs
+
         compare(
-            "one load process (ours: 1 shard; memcaslap -T 1), load pinned to its own CPU",
+            "one load process (ours: 1 shard; peers: 1 thread), load pinned to its own CPU",
             args.rounds,
-            lambda: memaslap(args.memcaslap, host, port, duration, 1, load_cpu),
-            lambda: ours(host, port, duration, 1, 1, load_cpu, "compiled"),
-            lambda: ours(host, port, duration, 1, 1, load_cpu, "python"),
+            shapes(1, 1, load_cpu),
         )
         compare(
-            "two load processes (ours: 2 shards; memcaslap -T 2), load not pinned",
-            args.rounds,
-            lambda: memaslap(args.memcaslap, host, port, duration, 2, None),
-            lambda: ours(host, port, duration, 1, 2, None, "compiled"),
-            lambda: ours(host, port, duration, 1, 2, None, "python"),
+            "two load processes (ours: 2 shards; peers: 2 threads), load not pinned", args.rounds, shapes(2, 2, None)
         )
         for implementation in ("compiled", "python"):
             window16 = ours(host, port, duration, 16, 1, load_cpu, implementation)

@@ -266,3 +266,15 @@ def test_a_saved_capacity_is_compared_and_can_gate_a_merge(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider", "--slap-compare=base", "--slap-compare-fail=capacity:-20%")
     result.stdout.fnmatch_lines(["*test_search*capacity*-90.0 %*REGRESSION*"])
     assert result.ret != 0
+
+
+def test_a_retry_counts_as_a_step_and_only_when_there_is_room_for_it():
+    planner = CapacityPlanner(_search(start="1k", max_steps=3))
+    rate = planner.next_rate(0.0)
+    assert rate == 1000 and planner.may_retry(1.0)  # 1 try so far, room for the retry
+    planner.record(rate, True)
+    assert planner.steps == 2
+    rate = planner.next_rate(2.0)
+    assert rate == 2000 and not planner.may_retry(3.0)  # a retry would be the 4th step
+    planner.record(rate, False)
+    assert planner.steps == 3 and planner.next_rate(3.0) is None and planner.stopped_by == "max_steps"

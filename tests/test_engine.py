@@ -418,7 +418,8 @@ def test_a_blocked_loop_shows_in_the_load_processs_own_lag(memcached_server, hot
         workload, _target(memcached_server), f"eng14{hot_path}:", on_second=lambda done, second: time.sleep(0.03)
     )
     assert 150 <= raw.loop_lag.total <= 300  # one probe every 10 ms (fewer on a busy machine)
-    assert raw.loop_lag.max() >= 25e6
+    # the probe is due at most 10 ms after the block begins, so it waits at least ~20 of the 30 ms
+    assert raw.loop_lag.max() >= 15e6
     assert 0 < raw.cpu_pct <= 110
     engine = SlapResult(workload, raw, "").engine()
-    assert engine["loop_lag_us"]["max"] >= 25_000
+    assert engine["loop_lag_us"]["max"] >= 15_000

@@ -184,9 +184,15 @@ class CapacityPlanner:
         return (good + bad) / 2
 
     def may_retry(self, elapsed_s: float) -> bool:
-        """Whether a failed step may run once more (each try counts against ``max_steps`` and ``time_limit``)."""
+        """Whether a failed step may run once more: each try counts against ``max_steps`` and ``time_limit``.
+
+        When it may, the failed try is counted here (``record`` counts the retry).
+        """
+        search = self.search
+        if self.steps + 2 > search.max_steps or elapsed_s + search.step_s > search.time_limit_s:
+            return False
         self.steps += 1
-        return self.steps < self.search.max_steps and elapsed_s + self.search.step_s <= self.search.time_limit_s
+        return True
 
     def record(self, rate: float, passed: bool) -> None:
         """The verdict on ``rate`` (after its retry, if it had one)."""
