@@ -151,3 +151,37 @@ def test_an_interrupted_run_still_deletes_its_keys_with_cleanup(pytester, no_new
         assert _keys(server) == {b"precious"}, out.decode()[-2000:]
     finally:
         server.stop()
+
+
+def test_an_interrupted_capacity_search_reports_the_steps_it_ran(pytester, no_new_memcached):
+    """Ctrl-C mid-search: the steps done so far are in the summary and the JSON, and the run stops at once."""
+    pytester.path.joinpath("test_search.py").write_text(
+        """
+import pytest
+
+@pytest.mark.slap(connections=4, keys=1000)
+@pytest.mark.slap_capacity(slo="p99 < 50ms", start="500", step="0.5s", max_steps=100, time_limit="100s")
+def test_search(slap):
+    slap()
+"""
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_search.py", "--slap-json=r.json"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_server(no_new_memcached)
+        time.sleep(3.0)  # a few steps in
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
+    assert b"test_search: capacity" in out.split(b"slap summary")[-1], out.decode()
+    (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+    assert test["interrupted"] is True
+    assert len(test["capacity"]["steps"]) >= 2, test["capacity"]

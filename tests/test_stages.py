@@ -101,10 +101,12 @@ def test_staged(slap):
 def test_a_staged_run_follows_its_profile_second_by_second(pytester, shards):
     """Each second's achieved rate is its target (within 3 %, plus a few requests); with 2 shards, together."""
     pytester.makepyfile(STAGED_TEST)
-    args = ["--slap-json=out.json"] + ([f"--slap-shards={shards}"] if shards > 1 else [])
+    args = ["--slap-json=out.json", "--slap-html=out.html"] + ([f"--slap-shards={shards}"] if shards > 1 else [])
     result = run_subprocess(pytester, *args) if shards > 1 else pytester.runpytest("-p", "no:cacheprovider", *args)
     result.assert_outcomes(passed=shards)
     result.stdout.fnmatch_lines(["*test_staged: stages*", "*stage*target ramp/s*achieved/s*"])
+    page = (pytester.path / "out.html").read_text()
+    assert "<h3>Stages</h3>" in page and '"name":"target"' in page  # the stages table, the chart's target line
     test = next(iter(json.loads((pytester.path / "out.json").read_text())["tests"].values()))
     assert test["shards"] == shards
     timeline, drained = test["timeline"][:5], test["timeline"][5:]  # (replies of the last sends may end later)

@@ -108,6 +108,10 @@ def _test_section(
     if result.get("capacity"):
         parts.append(_chart(_capacity_figure(result["capacity"]), f"capacity-{number}"))
     parts.append("</div>")
+    for title, rows in (("Stages", result.get("stages")), ("Connection steps", result.get("connection_steps"))):
+        if rows:  # a staged run, or connection steps: what each stage or step did
+            parts.append(f"<h3>{title}</h3>")
+            parts.append(tabulate([list(row.values()) for row in rows], headers=list(rows[0]), tablefmt="html"))
     if outcome.verdicts:
         parts.append("<h3>Thresholds</h3>")
         parts.append(
