@@ -141,7 +141,11 @@ def test_search(slap):
 
 @pytest.mark.parametrize("xdist", [False, True])
 def test_a_search_on_loopback_completes_and_is_reported(pytester, xdist):
-    """In-process and in an xdist worker: at least 4 steps, the capacity in the summary, the JSON and thresholds."""
+    """In-process and in an xdist worker: at least 4 steps, the capacity in the summary, the JSON and thresholds.
+
+    (Against the closed-loop maximum it is checked on a link of known capacity, below: on loopback an open
+    loop with a loose SLO pipelines without bound, and may pass a closed loop's window-bound maximum.)
+    """
     pytester.makepyfile(CAPACITY_TEST)
     args = ["--slap-json=out.json"] + (["-n", "1"] if xdist else [])
     result = run_subprocess(pytester, *args) if xdist else pytester.runpytest("-p", "no:cacheprovider", *args)
@@ -149,9 +153,8 @@ def test_a_search_on_loopback_completes_and_is_reported(pytester, xdist):
     result.stdout.fnmatch_lines(
         ["*test_search: capacity * ops/s under p99 < 20ms and errors == 0 (* steps, stopped by *"]
     )
-    test = json.loads((pytester.path / "out.json").read_text())["tests"][
-        "test_a_search_on_loopback_completes_and_is_reported.py::test_search"
-    ]
+    tests = json.loads((pytester.path / "out.json").read_text())["tests"]
+    test = tests["test_a_search_on_loopback_completes_and_is_reported.py::test_search"]
     capacity = test["capacity"]
     assert capacity["slo"] == ["p99 < 20ms", "errors == 0"] and capacity["ops_per_sec"] >= 2_000
     steps = capacity["steps"]

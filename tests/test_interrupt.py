@@ -105,7 +105,8 @@ def test_an_interrupt_while_a_large_keyspace_is_built_ends_the_run_at_once(pytes
             process.kill()
             process.wait()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
-    assert ended_after < 3.0, f"the run ended {ended_after:.1f} s after the signal"
+    # about 1.4 s alone here (the summary, the server's stop, freeing 3M keys); twice that beside another test
+    assert ended_after < 6.0, f"the run ended {ended_after:.1f} s after the signal"
     assert b"never retrieved" not in out and b"CancelledError" not in out, out.decode()
 
 

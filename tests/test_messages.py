@@ -42,6 +42,10 @@ def _busy_result(seconds: int, per_second: int, seed: int = 1) -> ShardResult:
     result.cpu_pct = 87.5
     for _ in range(seconds * 100):
         result.loop_lag.record(int(rng.lognormvariate(10, 1)))
+        result.send_lag.record(int(rng.lognormvariate(9, 1)))
+    result.implementation, result.event_loop = "compiled", "uvloop"
+    result.timeline_close_max_ns, result.refill_max_ns = 91_000, 27_000
+    result.capacity = {"slo": ["p99 < 1ms"], "ops_per_sec": 2000.0, "stopped_by": "precision", "steps": []}
     return result
 
 
@@ -71,7 +75,7 @@ def _same(a: ShardResult, b: ShardResult) -> None:
         assert [(s.ops, s.errors, s.latency) for s in phase.timeline] == [
             (s.ops, s.errors, s.latency) for s in other.timeline
         ]
-    assert a.loop_lag.counts == b.loop_lag.counts
+    assert a.loop_lag.counts == b.loop_lag.counts and a.send_lag.counts == b.send_lag.counts
     assert (a.shards, a.started_at, a.reconnects, a.reconnect_gap_s, a.send_lag_max_s, a.cpu_pct, a.verify) == (
         b.shards,
         b.started_at,
@@ -80,6 +84,13 @@ def _same(a: ShardResult, b: ShardResult) -> None:
         b.send_lag_max_s,
         b.cpu_pct,
         b.verify,
+    )
+    assert (a.implementation, a.event_loop, a.timeline_close_max_ns, a.refill_max_ns, a.capacity) == (
+        b.implementation,
+        b.event_loop,
+        b.timeline_close_max_ns,
+        b.refill_max_ns,
+        b.capacity,
     )
 
 

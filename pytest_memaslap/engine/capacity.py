@@ -87,6 +87,7 @@ class CapacityRunner(ShardRunner):
         end_ns = perf_counter_ns()
         self._phases.pop()  # (the step is finished here, not with the run's phases)
         stats = recorder.finish(end_ns)  # (its time includes the drain: a server behind its rate shows as slower)
+        self._note_close(recorder)
         return stats, pacer.sent
 
     def _judge(self, rate: float, stats: PhaseStats, sent: int) -> dict[str, Any]:

@@ -552,11 +552,18 @@ class ShardRunner:
         now = perf_counter_ns()
         for name, recorder, end_ns in self._phases:
             self.result.phases[name] = recorder.finish(end_ns if end_ns is not None else now)
+            self._note_close(recorder)
+        for connection in self.connections:
+            self.result.refill_max_ns = max(self.result.refill_max_ns, connection.refill_max_ns)
         self._phases.clear()
         if self.barrier is not None:
             self.result.phases["sync"] = self.barrier.close()
         self.result.verify = self.verify_log.to_dict()
         return self.result
+
+    def _note_close(self, recorder: PhaseRecorder) -> None:
+        """Keep the longest close of a second of any phase: periodic work the loop did instead of replies."""
+        self.result.timeline_close_max_ns = max(self.result.timeline_close_max_ns, recorder.close_ns_max)
 
     async def _wait(self, awaitable: Awaitable[Any], until_ns: int | None = None) -> None:
         """Wait for ``awaitable`` (until ``until_ns`` at most); fail fast on a lost connection or a stalled server.

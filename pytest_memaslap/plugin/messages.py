@@ -129,6 +129,8 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
         "cpu_pct": result.cpu_pct,
         "implementation": result.implementation,
         "event_loop": result.event_loop,
+        "timeline_close_max_ns": result.timeline_close_max_ns,
+        "refill_max_ns": result.refill_max_ns,
         "capacity": result.capacity,
         "verify": dict(result.verify),
         "phases": phases,
@@ -168,6 +170,8 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         verify=dict(data["verify"]),
         implementation=data["implementation"],
         event_loop=data["event_loop"],
+        timeline_close_max_ns=data["timeline_close_max_ns"],
+        refill_max_ns=data["refill_max_ns"],
         capacity=data["capacity"],
     )
 

@@ -247,6 +247,11 @@ class SlapResult:
             "cpu_pct": round(self.raw.cpu_pct, 1),
             "loop_lag_us": lag_us,
             "limited_by_load_generator": self.limited_by_load_generator(),
+            # the engine's own periodic work: the longest it kept the loop from replies (µs)
+            "periodic_max_us": {
+                "timeline_close": round(self.raw.timeline_close_max_ns / 1000.0, 1),
+                "request_refill": round(self.raw.refill_max_ns / 1000.0, 1),
+            },
         }
 
     def target_rate(self) -> float | None:

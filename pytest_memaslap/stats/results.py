@@ -141,6 +141,9 @@ class ShardResult:
     verify: dict[str, Any] = field(default_factory=lambda: {"checked": 0, "mismatches": 0, "keys": []})
     implementation: str = ""  # the hot path that ran: "compiled" or "python" (merged: each one that ran, joined)
     event_loop: str = ""  # "uvloop" or "asyncio"
+    # the engine's own periodic work, each its longest block of the event loop (ns): merged, the longest
+    timeline_close_max_ns: int = 0  # closing a second of the timeline
+    refill_max_ns: int = 0  # drawing a connection's next batch of requests
     capacity: dict[str, Any] | None = None  # a slap_capacity search: its SLO, capacity, why it stopped, its steps
 
     @property
@@ -170,6 +173,8 @@ class ShardResult:
         self.verify = _merge_checks(self.verify, other.verify)
         self.implementation = _joined(self.implementation, other.implementation)
         self.event_loop = _joined(self.event_loop, other.event_loop)
+        self.timeline_close_max_ns = max(self.timeline_close_max_ns, other.timeline_close_max_ns)
+        self.refill_max_ns = max(self.refill_max_ns, other.refill_max_ns)
         self.capacity = self.capacity or other.capacity  # (a search runs on one shard)
         if window is not None:
             self.started_at = window[0]

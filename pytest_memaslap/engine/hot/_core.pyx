@@ -64,7 +64,7 @@ cdef extern from *:
 
 # the twin's REFILL (core.py): the request streams must stay byte-identical
 cdef enum:
-    REFILL = 256
+    REFILL = 64
 
 cdef Py_ssize_t SENT = _SENT
 cdef Py_ssize_t RECEIVED = _RECEIVED
@@ -190,6 +190,7 @@ cdef class ConnectionCore:
     cdef public object restored
     cdef public bint paced
     cdef public list followups
+    cdef public long long refill_max_ns  # the longest draw of a batch of requests
     cdef InFlight *_ring
     cdef Py_ssize_t _capacity
     cdef Py_ssize_t _head
@@ -223,6 +224,7 @@ cdef class ConnectionCore:
         self.restored = None
         self.paced = False
         self.followups = []
+        self.refill_max_ns = 0
 
     def __dealloc__(self):
         if self._ring != NULL:
@@ -289,8 +291,13 @@ cdef class ConnectionCore:
 
     cdef inline tuple _next(self, Py_ssize_t refill):
         cdef tuple item
+        cdef long long started, took
         if self._batch_pos >= PyList_GET_SIZE(self._batch):
+            started = now_ns()
             self._batch = draw(self.source, refill) if self._drawn else self.source.batch(refill)
+            took = now_ns() - started
+            if took > self.refill_max_ns:
+                self.refill_max_ns = took
             self._batch_pos = 0
             if not self._batch:
                 raise StopIteration

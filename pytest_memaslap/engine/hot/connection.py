@@ -76,6 +76,7 @@ class Lifecycle(Driven, asyncio.Protocol):
         restored: asyncio.Future[bool] | None
         paced: bool
         followups: list[tuple[int, bytes]]
+        refill_max_ns: int
         implementation: str  # "compiled" or "python"
 
         def __init__(self, events: ConnectionEvents, index: int) -> None: ...

@@ -26,7 +26,7 @@ from pytest_memaslap.engine.hot.recorder import CUT_OFF, RECEIVED, SENT
 from pytest_memaslap.protocol.outcomes import ERROR
 from pytest_memaslap.stats.histogram import LAST_BUCKET
 
-REFILL = 256  # requests drawn per batch from a connection's source
+REFILL = 64  # requests drawn per batch from a connection's source (a short block of the loop: tens of µs)
 
 
 class ConnectionCore:
@@ -50,11 +50,20 @@ class ConnectionCore:
         self.restored: Any = None  # reopened: True at its first reply, False if lost first
         self.paced = False  # open loop: replies do not trigger sends
         self.followups: list[tuple[int, bytes]] = []  # cas requests that gets replies asked for, sent next
+        self.refill_max_ns = 0  # the longest draw of a batch of requests: how long it kept the loop from replies
 
     def set_source(self, source: Any) -> None:
         """Draw requests from ``source`` from now on (what is left of the last batch is dropped)."""
         self.source = source
         self.queue = iter(())
+
+    def _refill(self, count: int) -> list[tuple[int, bytes, Any]]:
+        started = perf_counter_ns()
+        batch: list[tuple[int, bytes, Any]] = self.source.batch(count)
+        took = perf_counter_ns() - started
+        if took > self.refill_max_ns:
+            self.refill_max_ns = took
+        return batch
 
     def track(self, slot: Any, sent_ns: int, size: int, expect: Any = None) -> None:
         """Count a request as in flight, its reply to be counted in ``slot`` (the send paths do this inline)."""
@@ -116,7 +125,7 @@ class ConnectionCore:
             # the closed loop's common case, inlined: one reply, one new request
             item = next(self.queue, None)
             if item is None:
-                self.queue = iter(self.source.batch(REFILL))
+                self.queue = iter(self._refill(REFILL))
                 item = next(self.queue)
             cmd, request, expect = item
             pending.append((self.slots[cmd], now, len(request), expect))
@@ -145,7 +154,7 @@ class ConnectionCore:
         for scheduled in due[:count]:
             item = next(queue, None)
             if item is None:
-                queue = self.queue = iter(self.source.batch(max(REFILL, count)))
+                queue = self.queue = iter(self._refill(max(REFILL, count)))
                 item = next(queue)
             cmd, request, expect = item
             pending.append((slots[cmd], scheduled, len(request), expect))
@@ -173,7 +182,7 @@ class ConnectionCore:
         for _ in range(count):
             item = next(queue, None)
             if item is None:
-                queue = self.queue = iter(self.source.batch(max(REFILL, count)))
+                queue = self.queue = iter(self._refill(max(REFILL, count)))
                 item = next(queue)
             cmd, request, expect = item
             pending.append((slots[cmd], now, len(request), expect))
