@@ -281,3 +281,15 @@ def test_a_retry_counts_as_a_step_and_only_when_there_is_room_for_it():
     assert rate == 2000 and not planner.may_retry(3.0)  # a retry would be the 4th step
     planner.record(rate, False)
     assert planner.steps == 3 and planner.next_rate(3.0) is None and planner.stopped_by == "max_steps"
+
+
+def test_only_a_narrow_miss_is_tried_again():
+    from pytest_memaslap.model.capacity import narrow_miss
+    from pytest_memaslap.model.thresholds import Threshold, Verdict
+
+    rule = Threshold.parse("p99 < 1ms")
+    near, far = Verdict(rule, 1_500.0, False), Verdict(rule, 25_000.0, False)
+    assert narrow_miss([near], sent=1000, step_s=1.0, answered=1000, elapsed_s=1.0)
+    assert not narrow_miss([far], sent=1000, step_s=1.0, answered=1000, elapsed_s=1.0)
+    assert not narrow_miss([near], sent=1000, step_s=1.0, answered=1000, elapsed_s=1.5)  # far behind its rate
+    assert not narrow_miss([Verdict(Threshold.parse("errors == 0"), 3.0, False)], 1000, 1.0, 1000, 1.0)

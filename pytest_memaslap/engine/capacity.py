@@ -21,7 +21,7 @@ from typing import Any
 from pytest_memaslap.engine.pacer import Pacer
 from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.engine.shard import ShardRunner
-from pytest_memaslap.model.capacity import CapacityPlanner, CapacitySearch, step_passed
+from pytest_memaslap.model.capacity import CapacityPlanner, CapacitySearch, narrow_miss, step_passed
 from pytest_memaslap.model.keyspace import ValueSource
 from pytest_memaslap.model.rate_profile import RateProfile
 from pytest_memaslap.stats.histogram import Histogram
@@ -52,8 +52,8 @@ class CapacityRunner(ShardRunner):
                 stats, sent = await self._step(rate, sources, len(self.steps))
                 step = self._judge(rate, stats, sent)
                 self.steps.append((rate, stats, step))
-                if not step["passed"] and planner.may_retry((perf_counter_ns() - began) / 1e9):
-                    # one stall of this machine must not end the climb: a failed rate is tried once more
+                if step["marginal"] and planner.may_retry((perf_counter_ns() - began) / 1e9):
+                    # one stall of this machine must not end the climb: a narrow miss is tried once more
                     stats, sent = await self._step(rate, sources, len(self.steps))
                     step = {**self._judge(rate, stats, sent), "retry": True}
                     self.steps.append((rate, stats, step))
@@ -103,10 +103,12 @@ class CapacityRunner(ShardRunner):
         verdicts = [rule.evaluate(result) for rule in self.search.slo]
         kept = all(v.passed for v in verdicts)
         latency = result.total.latency_us
+        passed = step_passed(sent, self.search.step_s, result.ops, stats.elapsed_s, kept)
         return {
             "rate": round(rate, 1),
             "achieved": round(result.ops_per_sec, 1),
-            "passed": step_passed(sent, self.search.step_s, result.ops, stats.elapsed_s, kept),
+            "passed": passed,
+            "marginal": not passed and narrow_miss(verdicts, sent, self.search.step_s, result.ops, stats.elapsed_s),
             "slo_passed": kept,
             "p50_us": latency["p50"],
             "p99_us": latency["p99"],

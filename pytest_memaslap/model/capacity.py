@@ -5,8 +5,8 @@ server that falls behind shows it), one rate per step: the rate doubles from
 ``start`` until a step breaks the SLO or cannot reach its rate (achieved below
 98 %), or ``limit`` is reached; then it bisects between the highest good and
 the lowest bad rate until they are within ``precision`` of each other. A
-failed step is run once more before its rate counts as bad, so one stall of
-the machine does not end the climb. The capacity is the highest rate that
+step that failed narrowly is run once more before its rate counts as bad, so
+one stall of the machine does not end the climb. The capacity is the highest rate that
 passed. Bounded three ways: ``limit``,
 ``max_steps`` and ``time_limit``; the result says which one ended it.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_memaslap.model import units
-from pytest_memaslap.model.thresholds import Threshold, ThresholdError, parse_all
+from pytest_memaslap.model.thresholds import Threshold, ThresholdError, Verdict, parse_all
 from pytest_memaslap.model.workload import WorkloadError
 
 GROWTH = 2.0  # each step's rate over the last good one, until a step fails
@@ -221,3 +221,26 @@ def step_passed(sent: int, step_s: float, answered: int, elapsed_s: float, slo_p
     if not slo_passed or sent <= 0 or elapsed_s <= 0:
         return False
     return answered / elapsed_s >= RATE_KEPT * sent / step_s
+
+
+def narrow_miss(verdicts: list[Verdict], sent: int, step_s: float, answered: int, elapsed_s: float) -> bool:
+    """A failed step that missed by little: each SLO within a factor of 2 of its bound, the rate within 10 %.
+
+    Only such a step is tried again; one that missed by far (a tail ten times
+    the bound, a server far behind) is a clear answer.
+    """
+    for verdict in verdicts:
+        if verdict.passed:
+            continue
+        measured, required, op = verdict.measured, verdict.threshold.required, verdict.threshold.op
+        if measured != measured:  # (not measured)
+            return False
+        if op in ("<", "<=") and measured > 2 * required:
+            return False
+        if op in (">", ">=") and measured < required / 2:
+            return False
+        if op == "==":
+            return False
+    if sent <= 0 or elapsed_s <= 0:
+        return False
+    return answered / elapsed_s >= 0.9 * sent / step_s

@@ -208,18 +208,24 @@ def _capacity_figure(capacity: dict[str, Any]) -> Any:
 
     steps = sorted(capacity["steps"], key=lambda step: step["achieved"])
     figure = go.Figure()
+    colours = {"p50": "#636efa", "p99": "#ef553b", "p99.9": "#00cc96"}
     for key, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
-        figure.add_trace(
-            go.Scatter(
-                x=[step["achieved"] for step in steps],
-                y=[step[key] for step in steps],
-                name=name,
-                mode="lines+markers",
-                marker={"symbol": ["circle" if step["passed"] else "x" for step in steps], "size": 9},
-                text=[f"rate {step['rate']:,.0f}/s: {'pass' if step['passed'] else 'fail'}" for step in steps],
-                hovertemplate="%{text}<br>achieved %{x:,.0f}/s: %{y:.1f} µs<extra>" + name + "</extra>",
+        for passed in (True, False):  # the curve through the steps that passed; the failed ones as crosses
+            chosen = [step for step in steps if step["passed"] == passed]
+            figure.add_trace(
+                go.Scatter(
+                    x=[step["achieved"] for step in chosen],
+                    y=[step[key] for step in chosen],
+                    name=name if passed else f"{name}, failed step",
+                    legendgroup=name,
+                    showlegend=passed,
+                    mode="lines+markers" if passed else "markers",
+                    marker={"symbol": "circle" if passed else "x", "size": 9, "color": colours[name]},
+                    line={"color": colours[name]},
+                    text=[f"rate {step['rate']:,.0f}/s: {'pass' if passed else 'fail'}" for step in chosen],
+                    hovertemplate="%{text}<br>achieved %{x:,.0f}/s: %{y:.1f} µs<extra>" + name + "</extra>",
+                )
             )
-        )
     values = [step[key] for step in steps for key in ("p50_us", "p99_us", "p999_us") if step[key] > 0]
     for expr in capacity["slo"]:
         rule = Threshold.parse(expr)
@@ -234,7 +240,7 @@ def _capacity_figure(capacity: dict[str, Any]) -> Any:
             x=capacity["ops_per_sec"], line_dash="dot", annotation_text=f"capacity {capacity['ops_per_sec']:,.0f}/s"
         )
     figure.update_layout(
-        title="Latency by throughput (capacity search; x: failed step)",
+        title="Latency by throughput (capacity search; ×: a failed step)",
         xaxis={"title": {"text": "achieved ops/s"}},
         # (a log axis's range is in decades; it spans the SLO lines too, which autorange would leave out)
         yaxis={"type": "log", "title": {"text": "latency (µs)"}, "range": _decades(values)},
