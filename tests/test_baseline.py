@@ -146,3 +146,65 @@ def test_offline_compare_command(pytester):
     typed = subprocess.run([*command, str(old), str(wrong)], capture_output=True, text=True, timeout=60)
     assert typed.returncode == 2 and "latency_us.p99 must be a number, not 'slow'" in typed.stderr
     assert "Traceback" not in typed.stderr
+
+
+def test_machines_that_differ_are_named_and_their_regressions_fail_only_when_strict():
+    from pytest_memaslap.output.baseline import machine_differences
+
+    here = {"cpu": "Xeon", "cores": 2, "memcached_version": "1.6.18", "engine": "compiled/uvloop", "python": "3.11"}
+    there = {**here, "cores": 32, "engine": "python/uvloop", "python": "3.12"}
+    assert machine_differences(there, here) == ["cores: 32 -> 2", "engine: python/uvloop -> compiled/uvloop"]
+    assert machine_differences(None, here) == [] and machine_differences({"cores": ""}, here) == []
+    allowances = parse_allowances("ops_per_sec:-5%")
+    old, new = {**_doc(1000, 100), "machine": there}, {**_doc(500, 100), "machine": here}
+    relaxed, strict = compare(old, new, allowances), compare(old, new, allowances, strict=True)
+    assert relaxed.regressions and not relaxed.failing and strict.failing
+    assert compare(_doc(1000, 100), _doc(500, 100), allowances).failing  # (no machine info: judged as the same)
+
+
+MACHINE_HOOKS = """
+def pytest_memaslap_update_machine_info(machine_info, config):
+    machine_info["rack"] = "r42"
+
+
+def pytest_memaslap_compare_machine_info(baseline, current, config):
+    return [] if baseline.get("rack") == "r42" else None  # (same rack: the same machines, whatever else differs)
+"""
+
+
+def test_a_baseline_from_another_machine_warns_and_a_plugin_can_overrule_it(pytester):
+    """cores differ: the table says so and the regression does not fail; a conftest hook says it does not matter."""
+    pytester.makepyfile(TWO_TESTS)
+    pytester.runpytest("-p", "no:cacheprovider", "--slap-save=main").assert_outcomes(passed=2)
+    saved = pytester.path / ".slap" / "main.json"
+    document = json.loads(saved.read_text())
+    document["machine"]["cores"] = 64
+    for test in document["tests"].values():
+        test["ops_per_sec"] *= 100  # a baseline a hundred times faster: a regression for sure
+    saved.write_text(json.dumps(document))
+    args = ("-p", "no:cacheprovider", "--slap-compare=main", "--slap-compare-fail=ops_per_sec:-30%")
+    relaxed = pytester.runpytest(*args)
+    assert relaxed.ret == pytest.ExitCode.OK
+    relaxed.stdout.fnmatch_lines(
+        [
+            "*the machines differ (cores: 64 -> *): the changes may be the machines', not the code's; "
+            "regressions do not fail the run (--slap-compare-strict makes them)*",
+            "*REGRESSION (other machine)*",
+            "*not failing the run: measured on another machine*",
+        ]
+    )
+    assert pytester.runpytest(*args, "--slap-compare-strict").ret == pytest.ExitCode.TESTS_FAILED
+    # a conftest decides which differences matter, and adds to what is saved
+    pytester.makeconftest(MACHINE_HOOKS)
+    pytester.runpytest("-p", "no:cacheprovider", "--slap-save=racked").assert_outcomes(passed=2)
+    racked = json.loads((pytester.path / ".slap" / "racked.json").read_text())
+    assert racked["machine"]["rack"] == "r42"
+    racked["machine"]["cores"] = 64
+    for test in racked["tests"].values():
+        test["ops_per_sec"] *= 100
+    (pytester.path / ".slap" / "racked.json").write_text(json.dumps(racked))
+    overruled = pytester.runpytest(
+        "-p", "no:cacheprovider", "--slap-compare=racked", "--slap-compare-fail=ops_per_sec:-30%"
+    )
+    assert overruled.ret == pytest.ExitCode.TESTS_FAILED  # the hook said the machines are the same
+    assert "the machines differ" not in overruled.stdout.str()

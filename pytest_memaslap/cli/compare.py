@@ -10,7 +10,8 @@ from pytest_memaslap.output.terminal import comparison_table
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the comparison table; exit 1 on a regression past ``--fail``, 2 on bad input."""
+    """Print the comparison table; exit 1 on a regression past ``--fail`` (on the same machine, or ``--strict``),
+    2 on bad input."""
     parser = argparse.ArgumentParser(
         prog="slap-compare", description="Compare two pytest-memaslap runs saved with --slap-save or --slap-json."
     )
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("new", help="the run to judge: a NAME or a file path")
     parser.add_argument("--storage", default=".slap", help="folder of saved runs (default .slap)")
     parser.add_argument("--fail", default="", help="allowances, e.g. 'ops_per_sec:-5%%,get.p99:+10%%'")
+    parser.add_argument("--strict", action="store_true", help="fail on regressions even when the runs' machines differ")
     args = parser.parse_args(argv)
     try:
         allowances = parse_allowances(args.fail)
@@ -26,12 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     except BaselineError as exc:
         print(f"slap-compare: {exc}", file=sys.stderr)
         return 2
-    comparison = compare(old, new, allowances)
+    comparison = compare(old, new, allowances, strict=args.strict)
     print(comparison_table(comparison))
     if comparison.regressions:
         tests = sorted({row.test for row in comparison.regressions})
         print(f"\nregressions past the allowances in: {', '.join(tests)}")
-        return 1
+        return 1 if comparison.failing else 0
     return 0
 
 

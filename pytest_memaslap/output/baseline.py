@@ -34,8 +34,12 @@ class BaselineError(ValueError):
 # -- storage -------------------------------------------------------------------
 
 
-def machine_info(memcached_version: str) -> dict[str, Any]:
-    """What the numbers were measured on."""
+# what changes the numbers a comparison sees, apart from the code under test
+MACHINE_KEYS = ("cpu", "cores", "memcached_version", "engine")
+
+
+def machine_info(memcached_version: str, engine: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the numbers were measured on (``engine``: the hot path and event loop that ran the loads)."""
     cpu = platform.processor() or ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -54,6 +58,7 @@ def machine_info(memcached_version: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "memcached_version": memcached_version,
+        "engine": "/".join(engine.values()) if engine else "",
         "git_commit": commit,
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -67,13 +72,30 @@ def check_name(name: str) -> str:
     return name
 
 
-def save(document: dict[str, Any], storage: str, name: str) -> Path:
-    """Store ``document`` as ``STORAGE/NAME.json`` (machine info added); returns the path."""
+def document_machine(document: dict[str, Any]) -> dict[str, Any]:
+    """The machine info of a run's document: what ``save`` stores with it."""
+    return machine_info(str(document.get("memcached_version", "")), document.get("engine"))
+
+
+def save(document: dict[str, Any], storage: str, name: str, machine: dict[str, Any] | None = None) -> Path:
+    """Store ``document`` as ``STORAGE/NAME.json`` with its machine info; returns the path."""
     path = Path(storage) / f"{check_name(name)}.json"
     saved = dict(document)
-    saved["machine"] = machine_info(str(document.get("memcached_version", "")))
+    saved["machine"] = machine if machine is not None else document_machine(document)
     write_json(str(path), saved)
     return path
+
+
+def machine_differences(baseline: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """``cores: 32 -> 2``, ...: what differs between two runs' machines (nothing when the baseline has no info)."""
+    if not isinstance(baseline, dict):
+        return []
+    differences = []
+    for key in MACHINE_KEYS:
+        before, after = baseline.get(key), current.get(key)
+        if before not in (None, "") and after not in (None, "") and before != after:
+            differences.append(f"{key}: {before} -> {after}")
+    return differences
 
 
 def resolve(reference: str, storage: str) -> Path:
@@ -252,6 +274,13 @@ class Comparison:
     rows: tuple[Row, ...]
     only_in_baseline: tuple[str, ...]
     only_in_current: tuple[str, ...]
+    machines_differ: tuple[str, ...] = ()  # what differs between the two runs' machines (``machine_differences``)
+    strict: bool = False  # --slap-compare-strict: regressions fail the run even across different machines
+
+    @property
+    def failing(self) -> bool:
+        """Whether the regressions fail the run: always on the same machine; across machines only when strict."""
+        return bool(self.regressions) and (self.strict or not self.machines_differ)
 
     @property
     def regressions(self) -> tuple[Row, ...]:
@@ -267,8 +296,18 @@ class Comparison:
         return all(row.spreads == (None, None) for row in self.rows)
 
 
-def compare(baseline: dict[str, Any], current: dict[str, Any], allowances: tuple[Allowance, ...] = ()) -> Comparison:
-    """Test by test, metric by metric; a test on one side only is listed, not compared."""
+def compare(
+    baseline: dict[str, Any],
+    current: dict[str, Any],
+    allowances: tuple[Allowance, ...] = (),
+    machines_differ: list[str] | None = None,
+    strict: bool = False,
+) -> Comparison:
+    """Test by test, metric by metric; a test on one side only is listed, not compared.
+
+    ``machines_differ``: what differs between the runs' machines (default: read from their ``machine``
+    sections); regressions across different machines fail the run only when ``strict``.
+    """
     before, after = baseline["tests"], current["tests"]
     metrics = list(DEFAULT_METRICS) + [a.metric for a in allowances if a.metric not in DEFAULT_METRICS]
     by_metric = {a.metric: a for a in allowances}
@@ -285,4 +324,12 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], allowances: tuple
             if allowance is not None and change is not None and allowance.violated_by(change):
                 row = replace(row, regression=True)
             rows.append(row)
-    return Comparison(tuple(rows), tuple(sorted(set(before) - set(after))), tuple(sorted(set(after) - set(before))))
+    if machines_differ is None:
+        machines_differ = machine_differences(baseline.get("machine"), current.get("machine") or {})
+    return Comparison(
+        tuple(rows),
+        tuple(sorted(set(before) - set(after))),
+        tuple(sorted(set(after) - set(before))),
+        tuple(machines_differ),
+        strict,
+    )

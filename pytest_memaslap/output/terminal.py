@@ -174,9 +174,10 @@ def comparison_table(comparison: Comparison) -> str:
     """Baseline against current, metric by metric, with the change in percent."""
     rows = []
     with_spread = not comparison.single_round
+    unreliable = bool(comparison.machines_differ)
     for row in comparison.rows:
         change = row.change
-        verdict = "REGRESSION" if row.regression else ""
+        verdict = ("REGRESSION (other machine)" if unreliable else "REGRESSION") if row.regression else ""
         if row.noisy:
             verdict = f"{verdict} (noisy)".strip()
         cells = [
@@ -192,6 +193,17 @@ def comparison_table(comparison: Comparison) -> str:
     headers = ["test", "metric", "baseline", "current", "change"]
     headers += ["spread (base / now)"] if with_spread else []
     table = tabulate(rows, headers=[*headers, "verdict"], tablefmt="simple", disable_numparse=True)
+    above = []
+    if comparison.machines_differ:
+        above.append(
+            f"the machines differ ({'; '.join(comparison.machines_differ)}): the changes may be the machines', "
+            "not the code's"
+            + (
+                ""
+                if comparison.strict or not comparison.regressions
+                else "; regressions do not fail the run (--slap-compare-strict makes them)"
+            )
+        )
     notes = [f"only in the baseline: {t}" for t in comparison.only_in_baseline]
     notes += [f"new in this run (no baseline): {t}" for t in comparison.only_in_current]
     if comparison.noisy:
@@ -204,7 +216,7 @@ def comparison_table(comparison: Comparison) -> str:
             "each side is a single round, so the noise is unknown; --slap-rounds=N on both runs "
             "compares medians and flags verdicts the spread cannot support"
         )
-    return "\n".join([table, *notes])
+    return "\n".join([*above, table, *notes])
 
 
 def _spread(spread: float | None) -> str:

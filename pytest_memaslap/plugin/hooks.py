@@ -383,7 +383,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     failed = (
         state.mode.missing_shards()
         or state.output_errors
-        or (state.comparison is not None and state.comparison.regressions)
+        or (state.comparison is not None and state.comparison.failing)
     )
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -433,7 +433,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(comparison_table(state.comparison))
         regressions = sorted({row.test for row in state.comparison.regressions})
         if regressions:
-            terminalreporter.write_line(f"regressions past the allowances in: {', '.join(regressions)}", red=True)
+            failing = state.comparison.failing
+            terminalreporter.write_line(
+                f"regressions past the allowances in: {', '.join(regressions)}"
+                + ("" if failing else " (not failing the run: measured on another machine)"),
+                red=failing,
+                yellow=not failing,
+            )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -28,3 +28,19 @@ def pytest_memaslap_result(outcome: CallOutcome, config: pytest.Config) -> None:
 @pytest.hookspec
 def pytest_memaslap_update_json(document: dict[str, Any], config: pytest.Config) -> None:
     """The session's JSON document, before it is written (--slap-json) or saved (--slap-save): change it in place."""
+
+
+@pytest.hookspec
+def pytest_memaslap_update_machine_info(machine_info: dict[str, Any], config: pytest.Config) -> None:
+    """What this run was measured on, before it is saved and compared: add to it or change it in place."""
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_memaslap_compare_machine_info(
+    baseline: dict[str, Any], current: dict[str, Any], config: pytest.Config
+) -> list[str] | None:
+    """Which differences between the baseline's machine and this one matter (e.g. ``["cores: 32 -> 2"]``).
+
+    Return a list (empty: the machines count as the same) to decide for the
+    plugin; None leaves it to the default (CPU, cores, memcached version, engine).
+    """

@@ -112,6 +112,11 @@ OPTIONS = (
         "fail the session when a metric regresses past its allowance, e.g. 'ops_per_sec:-5%,get.p99:+10%'",
         "SPEC",
     ),
+    Option(
+        "--slap-compare-strict",
+        "with --slap-compare-fail: fail on regressions even when the baseline was measured on another machine",
+        kind="bool",
+    ),
     Option("--slap-no-thresholds", "measure and report, but do not fail tests on slap_thresholds", kind="bool"),
     Option(
         "--slap-shards",
@@ -324,6 +329,7 @@ class Settings:
     tls: ssl.SSLContext | None = None  # --memcached-tls: the client context every connection uses
     sasl: SaslCredentials | None = None  # --memcached-sasl-user: every connection logs in (binary protocol only)
     capacity_step: float | None = None  # --slap-capacity-step: seconds per step of capacity searches
+    compare_strict: bool = False  # --slap-compare-strict: regressions across machines fail the run too
 
     def tls_context(self) -> ssl.SSLContext | None:
         return self.tls
@@ -363,6 +369,7 @@ class Settings:
             workload_overrides=overrides,
             json_path=_output_file("--slap-json", raw["slap_json"]),
             enforce_thresholds=not raw["slap_no_thresholds"],
+            compare_strict=bool(raw["slap_compare_strict"]),
             allow_flush=bool(raw["slap_allow_flush"]),
             sync_timeout=_seconds("slap_sync_timeout", raw["slap_sync_timeout"] or 60),
             cleanup=bool(raw["slap_cleanup"]),

@@ -115,18 +115,33 @@ class SlapSession:
         settings = self.settings
         if not (settings.json_path or settings.save or settings.baseline is not None or settings.html_path):
             return
-        from pytest_memaslap.output.baseline import compare, save
+        from pytest_memaslap.output.baseline import compare, document_machine, machine_differences, save
         from pytest_memaslap.output.files import write_json
         from pytest_memaslap.output.html import write_html
 
         document = self.document()
         if settings.json_path:
             self._write("--slap-json", settings.json_path, write_json, settings.json_path, document)
+        machine = document_machine(document)
+        if self.config is not None:
+            self.config.hook.pytest_memaslap_update_machine_info(machine_info=machine, config=self.config)
         if settings.save:
-            saved = self._write("--slap-save", settings.storage, save, document, settings.storage, settings.save)
+            saved = self._write(
+                "--slap-save", settings.storage, save, document, settings.storage, settings.save, machine
+            )
             self.saved_to = None if saved is None else str(saved)
         if settings.baseline is not None:
-            self.comparison = compare(settings.baseline, document, settings.allowances)
+            before = settings.baseline.get("machine") or {}
+            differ = None
+            if self.config is not None:
+                differ = self.config.hook.pytest_memaslap_compare_machine_info(
+                    baseline=before, current=machine, config=self.config
+                )
+            if differ is None:
+                differ = machine_differences(before, machine)
+            self.comparison = compare(
+                settings.baseline, document, settings.allowances, list(differ), settings.compare_strict
+            )
         if settings.html_path:
             outcomes, percentiles = self.outcomes, settings.percentiles
             self._write(
