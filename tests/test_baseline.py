@@ -208,3 +208,28 @@ def test_a_baseline_from_another_machine_warns_and_a_plugin_can_overrule_it(pyte
     )
     assert overruled.ret == pytest.ExitCode.TESTS_FAILED  # the hook said the machines are the same
     assert "the machines differ" not in overruled.stdout.str()
+
+
+def test_autosaved_runs_are_numbered_and_latest_compares_with_the_newest(pytester):
+    pytester.makepyfile(TWO_TESTS)
+    for _ in range(2):
+        pytester.runpytest("-p", "no:cacheprovider", "--slap-autosave").assert_outcomes(passed=2)
+    runs = sorted(p.name for p in (pytester.path / ".slap").iterdir())
+    assert [name[:5] for name in runs] == ["0001_", "0002_"], runs
+    assert all(re.fullmatch(r"\d{4}_[A-Za-z0-9]+_\d{8}_\d{6}\.json", name) for name in runs), runs
+    newest = json.loads((pytester.path / ".slap" / runs[1]).read_text())
+    for test in newest["tests"].values():
+        test["ops_per_sec"] *= 100  # only the newest is a hundred times faster: comparing with it regresses
+    (pytester.path / ".slap" / runs[1]).write_text(json.dumps(newest))
+    latest = pytester.runpytest(
+        "-p", "no:cacheprovider", "--slap-compare=latest", "--slap-compare-fail=ops_per_sec:-30%"
+    )
+    assert latest.ret == pytest.ExitCode.TESTS_FAILED
+    first = pytester.runpytest("-p", "no:cacheprovider", "--slap-compare=1", "--slap-compare-fail=ops_per_sec:-90%")
+    assert first.ret == pytest.ExitCode.OK
+    missing = pytester.runpytest("-p", "no:cacheprovider", "--slap-compare=7")
+    missing.stderr.fnmatch_lines(
+        ["*baseline '7': no run saved with --slap-autosave in '.slap' (2 numbered runs there)*"]
+    )
+    reserved = pytester.runpytest("-p", "no:cacheprovider", "--slap-save=latest")
+    reserved.stderr.fnmatch_lines(["*--slap-save='latest': 'latest' and plain numbers name autosaved runs*"])

@@ -65,6 +65,8 @@ def machine_info(memcached_version: str, engine: dict[str, str] | None = None) -
 
 
 def check_name(name: str) -> str:
+    if name == "latest" or re.fullmatch(r"\d{1,4}", name):
+        raise BaselineError(f"--slap-save={name!r}: 'latest' and plain numbers name autosaved runs; choose another")
     if not _NAME.match(name):
         raise BaselineError(
             f"--slap-save={name!r}: a name is letters, digits, '.', '_' and '-', starting with a letter or digit"
@@ -98,11 +100,40 @@ def machine_differences(baseline: dict[str, Any] | None, current: dict[str, Any]
     return differences
 
 
+_NUMBERED = re.compile(r"^(\d{4})_[A-Za-z0-9]+_\d{8}_\d{6}\.json$")
+
+
+def numbered_runs(storage: str) -> list[Path]:
+    """The runs ``--slap-autosave`` stored (``0001_<commit>_<date>.json``, ...), oldest first."""
+    folder = Path(storage)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NUMBERED.match(p.name))
+
+
+def autosave_name(storage: str, commit: str) -> str:
+    """The next numbered name: one more than the highest stored, the commit's first 8 characters, the time."""
+    runs = numbered_runs(storage)
+    number = int(runs[-1].name[:4]) + 1 if runs else 1
+    if number > 9999:
+        raise BaselineError(f"--slap-autosave: {storage} already holds run 9999; move the old runs away")
+    return f"{number:04d}_{(commit or 'nocommit')[:8]}_{time.strftime('%Y%m%d_%H%M%S')}"
+
+
 def resolve(reference: str, storage: str) -> Path:
-    """``NAME`` (in the storage folder) or a path to a saved file."""
+    """``NAME`` (in the storage folder), a path to a saved file, ``latest`` or ``NNNN`` (autosaved runs)."""
     path = Path(reference)
     if path.is_file():
         return path
+    if reference == "latest" or re.fullmatch(r"\d{1,4}", reference):
+        runs = numbered_runs(storage)
+        chosen = runs[-1:] if reference == "latest" else [p for p in runs if int(p.name[:4]) == int(reference)]
+        if not chosen:
+            raise BaselineError(
+                f"baseline {reference!r}: no run saved with --slap-autosave in {storage!r} "
+                f"({len(runs)} numbered run{'s' if len(runs) != 1 else ''} there)"
+            )
+        return chosen[0]
     stored = Path(storage) / f"{reference}.json"
     if stored.is_file():
         return stored

@@ -105,8 +105,17 @@ OPTIONS = (
     ),
     Option("--slap-html", "write a self-contained HTML report with charts to PATH (needs the report extra)", "PATH"),
     Option("--slap-save", "save this run's results as NAME in the results folder (--slap-storage)", "NAME"),
+    Option(
+        "--slap-autosave",
+        "save this run as the next numbered run in the results folder (0001_<commit>_<date>.json, ...)",
+        kind="bool",
+    ),
     Option("--slap-storage", "folder of saved runs (default .slap)", "DIR"),
-    Option("--slap-compare", "compare this run with a saved one (NAME in the results folder, or a file)", "NAME|PATH"),
+    Option(
+        "--slap-compare",
+        "compare this run with a saved one: NAME in the results folder, a file, latest or NNNN (autosaved runs)",
+        "NAME|PATH|latest|NNNN",
+    ),
     Option(
         "--slap-compare-fail",
         "fail the session when a metric regresses past its allowance, e.g. 'ops_per_sec:-5%,get.p99:+10%'",
@@ -218,24 +227,33 @@ def _percentiles(value: Any) -> tuple[float, ...]:
 def _baseline_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     """--slap-save / --slap-compare / --slap-compare-fail, checked now so a typo fails before any load."""
     storage = raw["slap_storage"] or ".slap"
-    if not (raw["slap_save"] or raw["slap_compare"] or raw["slap_compare_fail"]):
-        return {"save": raw["slap_save"], "storage": storage, "baseline": None, "allowances": ()}
+    autosave = bool(raw["slap_autosave"])
+    if not (raw["slap_save"] or autosave or raw["slap_compare"] or raw["slap_compare_fail"]):
+        return {"save": None, "autosave": False, "storage": storage, "baseline": None, "allowances": ()}
     from pytest_memaslap.output.baseline import BaselineError, check_name, load, parse_allowances, resolve
     from pytest_memaslap.output.files import directory_problem
 
     try:
         if raw["slap_save"]:
             check_name(raw["slap_save"])
+        if raw["slap_save"] or autosave:
             problem = directory_problem(storage, "the results folder")
             if problem:
-                raise BaselineError(f"--slap-storage={storage}: {problem} (--slap-save writes there)")
+                which = "--slap-save" if raw["slap_save"] else "--slap-autosave"
+                raise BaselineError(f"--slap-storage={storage}: {problem} ({which} writes there)")
         allowances = parse_allowances(raw["slap_compare_fail"] or "")
         if allowances and not raw["slap_compare"]:
             raise BaselineError("--slap-compare-fail needs --slap-compare=NAME|PATH to compare against")
         baseline = load(resolve(raw["slap_compare"], storage)) if raw["slap_compare"] else None
     except BaselineError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return {"save": raw["slap_save"], "storage": storage, "baseline": baseline, "allowances": allowances}
+    return {
+        "save": raw["slap_save"],
+        "autosave": autosave,
+        "storage": storage,
+        "baseline": baseline,
+        "allowances": allowances,
+    }
 
 
 def _tls_context(raw: Mapping[str, Any]) -> ssl.SSLContext | None:
@@ -323,6 +341,7 @@ class Settings:
     rounds: int = 1
     html_path: str | None = None
     save: str | None = None
+    autosave: bool = False  # --slap-autosave: also save as the next numbered run
     storage: str = ".slap"
     baseline: dict[str, Any] | None = None  # the run --slap-compare names, loaded and checked
     allowances: tuple[Allowance, ...] = ()

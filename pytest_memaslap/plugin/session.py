@@ -113,9 +113,22 @@ class SlapSession:
     def finish(self) -> None:
         """At the session's end: write the JSON, save the run, compare it with the baseline."""
         settings = self.settings
-        if not (settings.json_path or settings.save or settings.baseline is not None or settings.html_path):
+        if not (
+            settings.json_path
+            or settings.save
+            or settings.autosave
+            or settings.baseline is not None
+            or settings.html_path
+        ):
             return
-        from pytest_memaslap.output.baseline import compare, document_machine, machine_differences, save
+        from pytest_memaslap.output.baseline import (
+            BaselineError,
+            autosave_name,
+            compare,
+            document_machine,
+            machine_differences,
+            save,
+        )
         from pytest_memaslap.output.files import write_json
         from pytest_memaslap.output.html import write_html
 
@@ -130,6 +143,16 @@ class SlapSession:
                 "--slap-save", settings.storage, save, document, settings.storage, settings.save, machine
             )
             self.saved_to = None if saved is None else str(saved)
+        if settings.autosave:
+            try:
+                name = autosave_name(settings.storage, str(machine.get("git_commit", "")))
+            except BaselineError as exc:
+                self.output_errors.append(str(exc))
+            else:
+                saved = self._write(
+                    "--slap-autosave", settings.storage, save, document, settings.storage, name, machine
+                )
+                self.saved_to = ", ".join(filter(None, [self.saved_to, None if saved is None else str(saved)])) or None
         if settings.baseline is not None:
             before = settings.baseline.get("machine") or {}
             differ = None
