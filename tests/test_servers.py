@@ -155,3 +155,27 @@ def test_a_stopped_server_leaves_no_log_behind(no_new_memcached):
     server.stop()
     assert not os.path.exists(log)
     server.stop()  # (twice is harmless)
+
+
+def test_server_logs_live_under_basetemp_and_stay_only_when_the_session_fails(pytester, no_new_memcached, monkeypatch):
+    """Nothing in the system's temporary folder: under pytest's basetemp, removed after a passing session."""
+    pytester.makepyfile(
+        """
+        import os
+        import pytest
+
+        @pytest.mark.slap(duration="0.3s", connections=1, keys=10)
+        def test_load(slap):
+            slap()
+            assert os.environ.get("FAIL_IT") != "1"
+        """
+    )
+    basetemp = pytester.path / "bt"
+    passed = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--basetemp={basetemp}", timeout=120)
+    passed.assert_outcomes(passed=1)
+    assert list((basetemp / "memcached").iterdir()) == []
+    monkeypatch.setenv("FAIL_IT", "1")
+    failed = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--basetemp={basetemp}", timeout=120)
+    failed.assert_outcomes(failed=1)
+    kept = list((basetemp / "memcached").iterdir())
+    assert len(kept) == 1 and kept[0].name.endswith(".log"), kept

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -320,12 +321,16 @@ def _version(
 
 
 def start_server(
-    config: ServerConfig, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
+    config: ServerConfig,
+    tls: ssl.SSLContext | None = None,
+    sasl: SaslCredentials | None = None,
+    log_dir: str | None = None,
 ) -> MemcachedServer:
     """Start memcached on a free loopback port and wait (bounded) until it answers ``version``.
 
     ``tls``: the server was told to speak TLS (``-Z`` in its arguments); talk to it with this context.
     ``sasl``: the server was told to require SASL (``-S``); log in with these credentials.
+    ``log_dir``: where its output goes (default: the system's temporary folder); removed with ``stop``.
     """
     binary = shutil.which(config.binary)
     if binary is None:
@@ -333,7 +338,7 @@ def start_server(
     last_output = ""
     for _ in range(PORT_ATTEMPTS):
         port = free_port()
-        log = tempfile.NamedTemporaryFile(prefix="pytest-memaslap-memcached-", suffix=".log", delete=False)
+        log = tempfile.NamedTemporaryFile(prefix="pytest-memaslap-memcached-", suffix=".log", delete=False, dir=log_dir)
         command = config.command(port)
         command[0] = binary
         process = subprocess.Popen(
@@ -416,8 +421,11 @@ class ServerPool:
         allow_flush: bool = False,
         tls: ssl.SSLContext | None = None,
         sasl: SaslCredentials | None = None,
+        log_dir: Callable[[], str | None] | None = None,
     ) -> None:
+        """``log_dir``: asked once, at the first start, where the servers' output goes (pytest's basetemp)."""
         self.external = external
+        self._log_dir = log_dir
         self.allow_flush = allow_flush
         self.tls = tls
         self.sasl = sasl
@@ -435,7 +443,7 @@ class ServerPool:
             raise self._failed[config]
         if config not in self._servers:
             try:
-                self._servers[config] = start_server(config)
+                self._servers[config] = start_server(config, log_dir=self._log_dir() if self._log_dir else None)
             except ServerError as exc:
                 self._failed[config] = exc
                 raise
@@ -444,7 +452,14 @@ class ServerPool:
     def servers(self) -> list[MemcachedServer]:
         return list(self._servers.values()) + ([self._external] if self._external else [])
 
-    def close(self) -> None:
+    def close(self, keep_logs: bool = False) -> list[str]:
+        """Stop every server; their logs go too, unless ``keep_logs`` (a failed session). Returns the kept logs."""
+        kept = []
         for server in self._servers.values():
-            server.stop()
+            server.end_process()
+            if keep_logs and server.log_path:
+                kept.append(server.log_path)
+            else:
+                server.remove_log()
         self._servers.clear()
+        return kept

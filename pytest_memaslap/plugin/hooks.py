@@ -213,7 +213,7 @@ def memcached_pool(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
     try:
         yield pool
     finally:
-        pool.close()
+        pool.close(keep_logs=request.session.testsfailed > 0)  # (a failing session keeps the servers' output)
         restore_sigterm_handler(previous)
 
 
@@ -376,6 +376,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if session.exitstatus == pytest.ExitCode.INTERRUPTED:
         state.mode.collect_interrupted()
     state.mode.close()
+    state.failed = session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
     if not state.mode.reports:
         return
     state.announce()  # (calls that no test report carried: interrupted ones)
@@ -387,6 +388,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     )
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    state.failed = session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -445,4 +447,4 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(SESSION, None)
     if state is not None:
-        state.pool.close()
+        state.pool.close(keep_logs=state.failed)

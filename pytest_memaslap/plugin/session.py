@@ -45,11 +45,23 @@ class SlapSession:
     comparison: Comparison | None = None
     saved_to: str | None = None
     output_errors: list[str] = field(default_factory=list)  # outputs that failed at the end (the run still reports)
+    failed: bool = False  # the session ended with a failure: the servers' logs are kept
     _announced: int = field(default=0, init=False)  # outcomes the result hook has heard of
 
     def __post_init__(self) -> None:
         external = self.mode.server_address or self.settings.external
-        self.pool = ServerPool(external, self.settings.allow_flush, self.settings.tls_context(), self.settings.sasl)
+        self.pool = ServerPool(
+            external, self.settings.allow_flush, self.settings.tls_context(), self.settings.sasl, self._log_dir
+        )
+
+    def _log_dir(self) -> str | None:
+        """The started servers' output goes under pytest's basetemp (kept when the session fails)."""
+        factory = getattr(self.config, "_tmp_path_factory", None)
+        if factory is None:
+            return None
+        folder = factory.getbasetemp() / "memcached"
+        folder.mkdir(exist_ok=True)
+        return str(folder)
 
     def server_for(self, config: ServerConfig) -> MemcachedServer:
         """The server a test with ``config`` talks to; raises ServerError saying why there is none."""
