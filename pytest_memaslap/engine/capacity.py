@@ -86,6 +86,9 @@ class CapacityRunner(ShardRunner):
             self.step_send_lag = pacer.send_lag
         end_ns = perf_counter_ns()
         self._phases.pop()  # (the step is finished here, not with the run's phases)
+        if self._tick_handle is not None:  # (no second closes into a finished step)
+            self._tick_handle.cancel()
+            self._tick_handle = None
         stats = recorder.finish(end_ns)  # (its time includes the drain: a server behind its rate shows as slower)
         self._note_close(recorder)
         return stats, pacer.sent

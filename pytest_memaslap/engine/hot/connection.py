@@ -3,7 +3,8 @@
 The per-request work lives in ``ConnectionCore`` (``_core.pyx`` compiled,
 ``core.py`` in Python, the same behaviour); this module adds what happens a
 few times a run: the connection is made, lost, reopened, started on a phase,
-closed. Which core runs is chosen once, at import (``implementation``).
+closed. Which core a run uses is ``connection_class()``: the compiled one when
+it is built, unless ``PYTEST_MEMASLAP_NO_EXTENSIONS`` is set.
 """
 
 from __future__ import annotations
