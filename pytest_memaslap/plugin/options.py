@@ -104,6 +104,11 @@ OPTIONS = (
         "LIST",
     ),
     Option("--slap-html", "write a self-contained HTML report with charts to PATH (needs the report extra)", "PATH"),
+    Option(
+        "--slap-hdr",
+        "write each slap() call's latencies as an HdrHistogram interval log (.hlog) into DIR",
+        "DIR",
+    ),
     Option("--slap-save", "save this run's results as NAME in the results folder (--slap-storage)", "NAME"),
     Option(
         "--slap-autosave",
@@ -306,6 +311,17 @@ def _output_file(option: str, path: str | None) -> str | None:
     return path
 
 
+def _output_dir(option: str, path: str | None) -> str | None:
+    """An output folder, tried now (made if missing): one that cannot be written fails before any load runs."""
+    if path:
+        from pytest_memaslap.output.files import directory_problem
+
+        problem = directory_problem(path)
+        if problem:
+            raise pytest.UsageError(f"{option}={path}: {problem}")
+    return path
+
+
 def _html_path(path: str | None) -> str | None:
     """--slap-html needs plotly and a writable file; say so before any load runs, not after."""
     if path:
@@ -340,6 +356,7 @@ class Settings:
     percentiles: tuple[float, ...] = DEFAULT_PERCENTILES  # the summary's latency columns (--slap-percentiles)
     rounds: int = 1
     html_path: str | None = None
+    hdr_dir: str | None = None  # --slap-hdr: HdrHistogram interval logs go here
     save: str | None = None
     autosave: bool = False  # --slap-autosave: also save as the next numbered run
     storage: str = ".slap"
@@ -399,6 +416,7 @@ class Settings:
             if raw["slap_capacity_step"]
             else None,
             html_path=_html_path(raw["slap_html"]),
+            hdr_dir=_output_dir("--slap-hdr", raw["slap_hdr"]),
             stat_freq=_stat_freq(raw["slap_stat_freq"]),
             percentiles=_percentiles(raw["slap_percentiles"]),
             **_baseline_settings(raw),

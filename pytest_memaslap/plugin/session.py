@@ -123,8 +123,12 @@ class SlapSession:
         return document
 
     def finish(self) -> None:
-        """At the session's end: write the JSON, save the run, compare it with the baseline."""
+        """At the session's end: write the JSON and the HDR logs, save the run, compare it with the baseline."""
         settings = self.settings
+        if settings.hdr_dir and self.outcomes:
+            from pytest_memaslap.output.hdr import write_logs
+
+            self._write("--slap-hdr", settings.hdr_dir, write_logs, self.outcomes, settings.hdr_dir)
         if not (
             settings.json_path
             or settings.save
