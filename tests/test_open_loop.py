@@ -93,3 +93,54 @@ def test_the_summary_shows_the_achieved_rate_beside_the_target(pytester):
     (entry,) = json.loads((pytester.path / "out.json").read_text())["tests"].values()
     assert entry["rate"]["target"] == 2000.0 and entry["rate"]["arrivals"] == "uniform"
     assert 1_000 < entry["rate"]["achieved"] < 3_000
+
+
+CLIENT_PAUSE_LOAD = """
+import json, sys
+from pytest_memaslap import Target, Workload, run_shard
+from pytest_memaslap.stats.result import SlapResult
+
+workload = Workload.from_args({"duration": "3s", "rate": "2k", "arrivals": "uniform", "connections": 4, "keys": 500})
+print("ready", flush=True)
+result = SlapResult(workload, run_shard(workload, Target(sys.argv[1], int(sys.argv[2])), "pause:"))
+print(json.dumps({"send_lag": result.send_lag_us(), "max_us": result.max, "p999_us": result.p999,
+                  "ops": result.ops, "limited": result.limited_by_load_generator()}))
+"""
+
+
+def test_a_paused_load_process_shows_in_its_send_lag_its_latencies_and_its_flag(memcached_server, hot_path, tmp_path):
+    """SIGSTOP of the load process itself for 60 ms: the sends it owed leave late, and say so.
+
+    A tool that timed requests from when it sent them would report a calm run;
+    ours counts from the schedule, so the pause is in the latencies, in the
+    send lag, and the run is flagged as limited by the load generator.
+    """
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "load.py"
+    script.write_text(CLIENT_PAUSE_LOAD)
+    process = subprocess.Popen(
+        [sys.executable, str(script), memcached_server.host, str(memcached_server.port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        time.sleep(1.8)  # (preload, then about a second into the 3 s of load)
+        process.send_signal(signal.SIGSTOP)
+        time.sleep(0.06)
+        process.send_signal(signal.SIGCONT)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, out
+    found = json.loads(out.strip().splitlines()[-1])
+    assert 5_000 <= found["ops"] <= 7_000, found
+    assert found["send_lag"]["max"] >= 40_000, found  # (µs) the sends due during the pause left after it
+    assert found["max_us"] >= 40_000, found  # and their latencies carry the wait
+    assert found["limited"] and "its sends late by" in found["limited"], found
