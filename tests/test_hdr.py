@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import random
 
-import pytest
+from hdrh.histogram import HdrHistogram  # (the dev extra: HdrHistogram's own Python port, the judge here)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_memaslap.output.hdr import encode, log_name
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram, bucket_index
-
-hdrh = pytest.importorskip("hdrh.histogram")
 
 
 @settings(max_examples=100, deadline=None)
@@ -21,7 +19,7 @@ def test_every_bucket_decodes_to_the_same_count(values):
     histogram = Histogram()
     for value in values:
         histogram.record(value)
-    decoded = hdrh.HdrHistogram.decode(encode(histogram.counts))
+    decoded = HdrHistogram.decode(encode(histogram.counts))
     assert decoded.counts_len == BUCKET_COUNT and decoded.get_total_count() == histogram.total
     for index, count in histogram.to_sparse().items():
         assert decoded.get_count_at_index(index) == count
@@ -32,7 +30,7 @@ def test_percentiles_land_in_the_same_buckets():
     rng = random.Random(3)
     for _ in range(20_000):
         histogram.record(int(rng.lognormvariate(11, 1.5)))
-    decoded = hdrh.HdrHistogram.decode(encode(histogram.to_sparse()))
+    decoded = HdrHistogram.decode(encode(histogram.to_sparse()))
     for q in (50.0, 90.0, 99.0, 99.9, 99.99, 100.0):
         assert bucket_index(decoded.get_value_at_percentile(q)) == bucket_index(int(histogram.percentile(q)))
 
@@ -56,7 +54,7 @@ def test_a_run_writes_a_log_per_call_that_hdr_tools_read(pytester):
     intervals: dict[str, list[int]] = {}
     for line in log[5:]:
         tag, start, length, highest, encoded = line.split(",")
-        decoded = hdrh.HdrHistogram.decode(encoded)
+        decoded = HdrHistogram.decode(encoded)
         intervals.setdefault(tag.removeprefix("Tag="), []).append(decoded.get_total_count())
         assert float(highest) >= decoded.get_max_value() / 1e6 * 0.99  # (ms)
     assert intervals["total"] == [p["ops"] for p in test["timeline"] if p["ops"]]

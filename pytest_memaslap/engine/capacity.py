@@ -36,7 +36,6 @@ class CapacityRunner(ShardRunner):
         super().__init__(*args, **kwargs)
         self.search = search
         self.steps: list[tuple[float, PhaseStats, dict[str, Any]]] = []  # (rate, stats, the JSON's step)
-        self.step_send_lag = Histogram()  # the last step's send lag
 
     async def _load(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
         search = self.search
@@ -49,13 +48,13 @@ class CapacityRunner(ShardRunner):
         self.result.started_at = time.time()
         try:
             while (rate := planner.next_rate((perf_counter_ns() - began) / 1e9)) is not None:
-                stats, sent = await self._step(rate, sources, len(self.steps))
-                step = self._judge(rate, stats, sent)
+                stats, sent, lag = await self._step(rate, sources, len(self.steps))
+                step = self._judge(rate, stats, sent, lag)
                 self.steps.append((rate, stats, step))
                 if step["marginal"] and planner.may_retry((perf_counter_ns() - began) / 1e9):
                     # one stall of this machine must not end the climb: a narrow miss is tried once more
-                    stats, sent = await self._step(rate, sources, len(self.steps))
-                    step = {**self._judge(rate, stats, sent), "retry": True}
+                    stats, sent, lag = await self._step(rate, sources, len(self.steps))
+                    step = {**self._judge(rate, stats, sent, lag), "retry": True}
                     self.steps.append((rate, stats, step))
                 planner.record(rate, step["passed"])
         finally:
@@ -64,8 +63,8 @@ class CapacityRunner(ShardRunner):
             self._keep_steps(planner)
             gc.unfreeze()
 
-    async def _step(self, rate: float, sources: list[Any], number: int) -> tuple[PhaseStats, int]:
-        """One step: ``rate`` requests/s for ``step`` seconds, then a drain; its own phase stats, and requests sent."""
+    async def _step(self, rate: float, sources: list[Any], number: int) -> tuple[PhaseStats, int, Histogram]:
+        """One step: ``rate`` requests/s for ``step`` seconds, then a drain; its stats, requests sent, send lag."""
         workload, plan = self.workload, self.plan
         recorder = self._start_phase("measured", workload.measured_commands())
         idle = [c.begin(s, -1, workload.window, True) for c, s in zip(self.connections, sources, strict=True)]
@@ -83,7 +82,6 @@ class CapacityRunner(ShardRunner):
             pacer.stop()
             self.result.send_lag_max_s = max(self.result.send_lag_max_s, pacer.max_lag_ns / 1e9)
             self.result.send_lag.merge(pacer.send_lag)
-            self.step_send_lag = pacer.send_lag
         end_ns = perf_counter_ns()
         self._phases.pop()  # (the step is finished here, not with the run's phases)
         if self._tick_handle is not None:  # (no second closes into a finished step)
@@ -91,9 +89,9 @@ class CapacityRunner(ShardRunner):
             self._tick_handle = None
         stats = recorder.finish(end_ns)  # (its time includes the drain: a server behind its rate shows as slower)
         self._note_close(recorder)
-        return stats, pacer.sent
+        return stats, pacer.sent, pacer.send_lag
 
-    def _judge(self, rate: float, stats: PhaseStats, sent: int) -> dict[str, Any]:
+    def _judge(self, rate: float, stats: PhaseStats, sent: int, send_lag: Histogram) -> dict[str, Any]:
         """A step's line: its rate, what it achieved, its latencies, and whether it kept the SLO at that rate.
 
         Whether the server took the rate: see ``model.capacity.step_passed``.
@@ -117,7 +115,7 @@ class CapacityRunner(ShardRunner):
             "p99_us": latency["p99"],
             "p999_us": latency["p999"],
             "errors": result.errors,
-            "send_lag_p99_us": round(self.step_send_lag.percentile(99.0) / 1000.0, 1),  # (is the knee ours?)
+            "send_lag_p99_us": round(send_lag.percentile(99.0) / 1000.0, 1),  # (is the knee ours?)
         }
 
     def _keep_steps(self, planner: CapacityPlanner) -> None:
