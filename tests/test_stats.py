@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pytest_memaslap.engine.hot.recorder import PhaseRecorder
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram, bucket_bounds, bucket_index, bucket_value
-from pytest_memaslap.stats.results import ShardResult, merge_results
+from pytest_memaslap.stats.results import Second, ShardResult, merge_results
 
 latencies = st.lists(st.integers(min_value=0, max_value=10**11), max_size=300)
 
@@ -208,3 +208,22 @@ def test_the_load_generator_says_when_it_may_be_the_bottleneck(cpu_pct, late_ns,
     else:
         assert closed.limited_by_load_generator() == opened.limited_by_load_generator() == reason
     assert opened.engine()["limited_by_load_generator"] == opened.limited_by_load_generator()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(latencies, min_size=1, max_size=6), st.sampled_from([1.0, 50.0, 90.0, 99.0, 99.9, 100.0]))
+def test_seconds_merged_in_place_equal_their_dense_sum_and_read_the_same_percentile(runs, q):
+    """The live progress adds seconds with C-level slices; the result must be the dense histograms' sum, exactly."""
+    dense = Histogram()
+    total = Second()
+    for run in runs:
+        hist = Histogram()
+        for value in run:
+            hist.record(value)
+        dense.merge(hist)
+        total.merge(Second.of(len(run), 1, hist.to_sparse()))
+    assert total.latency == dense.to_sparse()
+    assert total.ops == dense.total and total.errors == len(runs)
+    assert total.percentile(q) == dense.percentile(q)
+    if total.counts:
+        assert total.counts[0] and total.counts[-1]  # (trimmed: occupied at both ends)

@@ -285,7 +285,7 @@ def _shard_process(
     """One shard, in a process of its own: its result (or its failure) goes back on ``results``."""
     load = Workload.from_args(workload)
     first = targets[0]
-    printer = None
+    printer = publisher = None
     if every:
         publisher = ProgressPublisher(first.host, first.port, progress_key(token, f"t{index}"), sasl=first.sasl)
         printer = ProgressPrinter(publisher, "", load.duration, every, count)
@@ -296,6 +296,9 @@ def _shard_process(
         results.put((index, "error", {"message": str(exc), "partial": exc.partial}))
     except SlapInterrupted as exc:
         results.put((index, "error", {"message": "interrupted", "partial": exc.partial}))
+    finally:
+        if publisher is not None:
+            publisher.flush()  # (the last period, before this process ends)
 
 
 # -- the report ----------------------------------------------------------------
@@ -329,11 +332,12 @@ class Report:
         self.errors = 0
 
     def period(self, period: Period) -> None:
-        self.total.merge(period.latency)
+        latency = period.sums.histogram()
+        self.total.merge(latency)
         self.ops += period.ops
         self.errors += period.errors
         rows = [
-            ("Period", period.seconds, period.ops, period.errors, period.latency),
+            ("Period", period.seconds, period.ops, period.errors, latency),
             ("Global", period.done, self.ops, self.errors, self.total),
         ]
         lines = ["Total Statistics", self.COLUMNS]
