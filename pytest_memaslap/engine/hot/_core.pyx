@@ -27,7 +27,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp
 
-from time import perf_counter_ns
+from time import perf_counter_ns, thread_time_ns
 
 from pytest_memaslap.engine.hot.recorder import CUT_OFF as _CUT_OFF
 from pytest_memaslap.engine.hot.requests import COMMAND_TABLE_SIZE as _COMMAND_TABLE_SIZE
@@ -50,9 +50,15 @@ cdef extern from *:
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec;
     }
+    static inline long long hot_cpu_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec;
+    }
     #else
     #define HOT_HAVE_CLOCK 0
     static inline long long hot_clock_ns(void) { return 0; }
+    static inline long long hot_cpu_ns(void) { return 0; }
     #endif
     static inline int hot_bit_length(unsigned long long value) {
         return value ? 64 - __builtin_clzll(value) : 0;
@@ -60,6 +66,7 @@ cdef extern from *:
     """
     int HOT_HAVE_CLOCK
     long long hot_clock_ns() nogil
+    long long hot_cpu_ns() nogil
     int hot_bit_length(unsigned long long value) nogil
 
 # the twin's REFILL (core.py): the request streams must stay byte-identical
@@ -131,6 +138,13 @@ cdef inline long long now_ns():
     if HOT_HAVE_CLOCK:
         return hot_clock_ns()
     return perf_counter_ns()
+
+
+cdef inline long long cpu_ns():
+    """This thread's CPU time: what periodic work cost, without the time the machine gave the core to others."""
+    if HOT_HAVE_CLOCK:
+        return hot_cpu_ns()
+    return thread_time_ns()
 
 
 cdef inline Py_ssize_t bucket(long long latency):
@@ -293,9 +307,9 @@ cdef class ConnectionCore:
         cdef tuple item
         cdef long long started, took
         if self._batch_pos >= PyList_GET_SIZE(self._batch):
-            started = now_ns()
+            started = cpu_ns()
             self._batch = draw(self.source, refill) if self._drawn else self.source.batch(refill)
-            took = now_ns() - started
+            took = cpu_ns() - started
             if took > self.refill_max_ns:
                 self.refill_max_ns = took
             self._batch_pos = 0
