@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 
 import pytest
@@ -85,3 +86,14 @@ def hot_path(request, monkeypatch):
             pytest.fail("the compiled hot path is not built; .ci/setup builds it with a C compiler")
         pytest.skip("the compiled hot path is not built here")
     return request.param
+
+
+def output_within(process: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """The process's output once it ends; if it does not end within ``timeout``, fail with all it printed."""
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out = process.communicate(timeout=10)[0] or b""
+        printed = out.decode(errors="replace")
+        raise AssertionError(f"still running {timeout:g} s later; it printed:\n{printed}") from None

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import memcached_pids
+from conftest import memcached_pids, output_within
 
 LONG_TEST = """
 import pytest
@@ -49,7 +49,7 @@ def test_interrupt_stops_the_run_and_the_server(pytester, no_new_memcached, sign
         _wait_for_server(no_new_memcached)
         time.sleep(1.0)  # well into the measured phase
         process.send_signal(signum)
-        out, _ = process.communicate(timeout=15)
+        out = output_within(process, 15)
     finally:
         if process.poll() is None:
             process.kill()
@@ -98,7 +98,7 @@ def test_an_interrupt_while_a_large_keyspace_is_built_ends_the_run_at_once(pytes
         time.sleep(1.5)  # the keyspace is being built
         process.send_signal(signum)
         signalled = time.monotonic()
-        out, _ = process.communicate(timeout=30)
+        out = output_within(process, 30)
         ended_after = time.monotonic() - signalled
     finally:
         if process.poll() is None:
@@ -143,7 +143,7 @@ def test_an_interrupted_run_still_deletes_its_keys_with_cleanup(pytester, no_new
                 time.sleep(0.1)
             time.sleep(0.5)
             process.send_signal(signal.SIGINT)
-            out, _ = process.communicate(timeout=30)
+            out = output_within(process, 30)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -176,7 +176,7 @@ def test_search(slap):
         _wait_for_server(no_new_memcached)
         time.sleep(3.0)  # a few steps in
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=15)
+        out = output_within(process, 15)
     finally:
         if process.poll() is None:
             process.kill()

@@ -8,6 +8,7 @@ import signal
 import threading
 
 import pytest
+from conftest import output_within
 
 from pytest_memaslap import Target, Workload, run_shard
 from pytest_memaslap.memcached.server import ServerConfig, start_server
@@ -133,7 +134,7 @@ def test_a_paused_load_process_shows_in_its_send_lag_its_latencies_and_its_flag(
         process.send_signal(signal.SIGSTOP)
         time.sleep(0.06)
         process.send_signal(signal.SIGCONT)
-        out, _ = process.communicate(timeout=60)
+        out = output_within(process, 60)
     finally:
         if process.poll() is None:
             process.kill()

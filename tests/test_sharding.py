@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import run_subprocess
+from conftest import output_within, run_subprocess
 
 SHARDED_TEST = """
 import pytest
@@ -238,7 +238,7 @@ def test_ctrl_c_under_shards_reports_the_merged_partial_result_marked_interrupte
         time.sleep(6)  # workers up, the load running
         os.killpg(process.pid, signal.SIGINT)
         signalled = time.monotonic()
-        out, _ = process.communicate(timeout=40)
+        out = output_within(process, 40)
         ended_after = time.monotonic() - signalled
     finally:
         if process.poll() is None:
