@@ -19,6 +19,7 @@ from typing import Any
 
 from pytest_memaslap.engine.connect import open_streams
 from pytest_memaslap.engine.errors import SlapRunError
+from pytest_memaslap.engine.loop import within
 from pytest_memaslap.memcached.sasl import SaslError
 from pytest_memaslap.protocol import binary
 from pytest_memaslap.stats.results import CommandStats, PhaseStats
@@ -50,7 +51,7 @@ class ServerBarrier:
         """Return once all ``count`` shards have called ``wait(name)``; raise after ``timeout``."""
         deadline = perf_counter_ns() + int(self.timeout * 1e9)
         try:
-            await asyncio.wait_for(self._connect(), self.timeout)
+            await within(self.timeout, self._connect())
             key = f"{self.prefix}sync-{name}".encode()
             await self._store(b"add", key, b"0")
             await self._store(b"set", self._marker(key, self.index), b"1")
@@ -101,7 +102,7 @@ class ServerBarrier:
             request = b"get " + b" ".join(markers) + b"\r\n"
             self._writer.write(request)
             while True:
-                line = await asyncio.wait_for(self._reader.readuntil(b"\r\n"), self.timeout)
+                line = await within(self.timeout, self._reader.readuntil(b"\r\n"))
                 received += len(line)
                 if line == b"END\r\n":
                     break
@@ -129,10 +130,10 @@ class ServerBarrier:
         else:
             request = b"get " + key + b"\r\n"
             self._writer.write(request)
-            line = await asyncio.wait_for(self._reader.readuntil(b"\r\n"), self.timeout)
+            line = await within(self.timeout, self._reader.readuntil(b"\r\n"))
             received = len(line)
             if line != b"END\r\n":
-                data = await asyncio.wait_for(self._reader.readuntil(b"\r\nEND\r\n"), self.timeout)
+                data = await within(self.timeout, self._reader.readuntil(b"\r\nEND\r\n"))
                 received += len(data)
                 value = data[: -len(b"\r\nEND\r\n")]
         stats = self.stats.commands["get"]
@@ -171,9 +172,9 @@ class ServerBarrier:
     async def _binary_reply(self) -> tuple[int, int, bytes, bytes, int]:
         """(opcode, status, key, value, bytes read) of the next binary reply."""
         assert self._reader is not None
-        header = await asyncio.wait_for(self._reader.readexactly(24), self.timeout)
+        header = await within(self.timeout, self._reader.readexactly(24))
         _, opcode, key_length, extras_length, _, status, length, _, _ = binary.HEADER.unpack(header)
-        body = await asyncio.wait_for(self._reader.readexactly(length), self.timeout) if length else b""
+        body = await within(self.timeout, self._reader.readexactly(length)) if length else b""
         key_end = extras_length + key_length
         return opcode, status, body[extras_length:key_end], body[key_end:], 24 + length
 
@@ -186,7 +187,7 @@ class ServerBarrier:
             _, status, _, value, size = await self._binary_reply()
             reply = (status, value)
         else:
-            line = await asyncio.wait_for(self._reader.readuntil(b"\r\n"), self.timeout)
+            line = await within(self.timeout, self._reader.readuntil(b"\r\n"))
             reply, size = (0, line.strip()), len(line)
         stats = self.stats.commands[command]
         stats.ops += 1

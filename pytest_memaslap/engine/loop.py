@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 try:
@@ -70,3 +70,14 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         error = box["error"]
         raise KeyboardInterrupt() if isinstance(error, asyncio.CancelledError) else error
     return box["value"]  # type: ignore[no-any-return]
+
+
+async def within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``await awaitable``, or ``TimeoutError`` after ``seconds``.
+
+    In place of ``asyncio.wait_for``, which on Python 3.11 returns the result
+    and drops a cancellation (Ctrl-C) that arrives as the awaited thing
+    completes: the run would go on as if nothing had been asked.
+    """
+    async with asyncio.timeout(seconds):
+        return await awaitable

@@ -23,7 +23,7 @@ from pytest_memaslap.engine.hot.connection import Connection, Driven, Slot, conn
 from pytest_memaslap.engine.hot.recorder import RECEIVED, TIMED_OUT, PhaseRecorder
 from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource, get_lines
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
-from pytest_memaslap.engine.loop import LOOP_NAME
+from pytest_memaslap.engine.loop import LOOP_NAME, within
 from pytest_memaslap.engine.pacer import Pacer
 from pytest_memaslap.engine.placement import build_keyspace
 from pytest_memaslap.engine.selfcheck import LoadMonitor
@@ -145,9 +145,9 @@ class ShardRunner:
                 connection.give_up()
                 return
             try:
-                await asyncio.wait_for(connect(target, lambda: connection), self.workload.timeout)
+                await within(self.workload.timeout, connect(target, lambda: connection))
                 restored = connection.resume()
-                if restored is None or await asyncio.wait_for(restored, max(deadline - perf_counter_ns(), 0) / 1e9):
+                if restored is None or await within(max(deadline - perf_counter_ns(), 0) / 1e9, restored):
                     break
             except SaslError as exc:
                 self.connection_failed(connection, f"{reason}; reconnecting: {exc}")
@@ -289,7 +289,7 @@ class ShardRunner:
         loop = asyncio.get_running_loop()
         for target in self.targets:
             try:
-                await asyncio.wait_for(loop.getaddrinfo(target.host, target.port), self.workload.timeout)
+                await within(self.workload.timeout, loop.getaddrinfo(target.host, target.port))
             except (OSError, TimeoutError) as exc:
                 why = getattr(exc, "strerror", None) or f"the name did not resolve within {self.workload.timeout:g} s"
                 raise SlapRunError(f"cannot connect to memcached at {target}: {why}") from None
@@ -331,7 +331,7 @@ class ShardRunner:
         self._failure = asyncio.get_running_loop().create_future()
         self.stopping = False
         try:
-            await asyncio.wait_for(self._connect_and_clean(count, keys), CLEANUP_AFTER_INTERRUPT_S)
+            await within(CLEANUP_AFTER_INTERRUPT_S, self._connect_and_clean(count, keys))
         except (TimeoutError, SlapRunError, OSError) as exc:
             why = f"not done within {CLEANUP_AFTER_INTERRUPT_S:g} s" if isinstance(exc, asyncio.TimeoutError) else exc
             warnings.warn(
