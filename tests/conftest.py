@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +100,21 @@ def output_within(process: subprocess.Popen[bytes], timeout: float) -> bytes:
         out = process.communicate(timeout=10)[0] or b""
         printed = out.decode(errors="replace")
         raise AssertionError(f"still running {timeout:g} s later; it printed:\n{printed}") from None
+
+
+def start_pytest(cwd: Path, *args: str, ctrl_c: bool = True, new_session: bool = False) -> subprocess.Popen[bytes]:
+    """pytest in a process of its own, output captured, as a user starts it from a terminal.
+
+    Ctrl-C is enabled in it (``ctrl_c=False``: ignored, as in a job a shell
+    started in the background) whatever this test process inherited, so the
+    interrupt tests mean the same when the suite itself runs in the background.
+    """
+    disposition = signal.SIG_DFL if ctrl_c else signal.SIG_IGN
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=new_session,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
+    )

@@ -6,11 +6,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import memcached_pids, output_within
+from conftest import memcached_pids, output_within, start_pytest
 
 LONG_TEST = """
 import pytest
@@ -21,15 +20,9 @@ def test_long(slap):
 """
 
 
-def _start_long_run(pytester) -> subprocess.Popen[bytes]:
+def _start_long_run(pytester, ctrl_c: bool = True) -> subprocess.Popen[bytes]:
     pytester.path.joinpath("test_long_run.py").write_text(LONG_TEST)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_long_run.py", "--slap-json=r.json"],
-        cwd=pytester.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    return process
+    return start_pytest(pytester.path, "test_long_run.py", "--slap-json=r.json", ctrl_c=ctrl_c)
 
 
 def _wait_for_server(tag: str, timeout: float = 20.0) -> set[int]:
@@ -63,6 +56,26 @@ def test_interrupt_stops_the_run_and_the_server(pytester, no_new_memcached, sign
     assert test["ops"] > 0 and test["duration_s"] < 30
 
 
+def test_sigterm_stops_a_run_started_in_the_background_where_ctrl_c_is_ignored(pytester, no_new_memcached):
+    """A shell's background job ignores SIGINT; a CI runner's SIGTERM must still end the load and keep its numbers."""
+    process = _start_long_run(pytester, ctrl_c=False)
+    try:
+        _wait_for_server(no_new_memcached)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)  # ignored, as it was asked to be
+        time.sleep(0.5)
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        out = output_within(process, 15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
+    (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+    assert test["interrupted"] is True and test["ops"] > 0
+
+
 def test_a_killed_pytest_takes_its_server_with_it(pytester, no_new_memcached):
     process = _start_long_run(pytester)
     try:
@@ -87,12 +100,7 @@ def test_an_interrupt_while_a_large_keyspace_is_built_ends_the_run_at_once(pytes
         "@pytest.mark.slap(duration='60s', connections=4, keys='3M', preload=False)\n"
         "def test_big(slap):\n    slap()\n"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_big.py"],
-        cwd=pytester.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_pytest(pytester.path, "test_big.py")
     try:
         _wait_for_server(no_new_memcached)
         time.sleep(1.5)  # the keyspace is being built
@@ -122,21 +130,7 @@ def test_an_interrupted_run_still_deletes_its_keys_with_cleanup(pytester, no_new
         client.set("precious", b"keep me")
         client.close()
         pytester.path.joinpath("test_long_run.py").write_text(LONG_TEST.replace("keys=1000", "keys=5000"))
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-p",
-                "no:cacheprovider",
-                "test_long_run.py",
-                f"--memcached={server.address}",
-                "--slap-cleanup",
-            ],
-            cwd=pytester.path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        process = start_pytest(pytester.path, "test_long_run.py", f"--memcached={server.address}", "--slap-cleanup")
         try:
             deadline = time.monotonic() + 20
             while len(_keys(server)) < 100 and time.monotonic() < deadline:  # the load is writing its keys
@@ -166,12 +160,7 @@ def test_search(slap):
     slap()
 """
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_search.py", "--slap-json=r.json"],
-        cwd=pytester.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_pytest(pytester.path, "test_search.py", "--slap-json=r.json")
     try:
         _wait_for_server(no_new_memcached)
         time.sleep(3.0)  # a few steps in

@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import output_within, run_subprocess
+from conftest import output_within, run_subprocess, start_pytest
 
 SHARDED_TEST = """
 import pytest
@@ -216,7 +216,6 @@ def test_ctrl_c_under_shards_reports_the_merged_partial_result_marked_interrupte
     """A terminal's Ctrl-C reaches the controller and every worker: each shard's partial result still arrives."""
     import os
     import signal
-    import subprocess
 
     pytester.makepyfile(
         """
@@ -227,13 +226,7 @@ def test_ctrl_c_under_shards_reports_the_merged_partial_result_marked_interrupte
             slap()
         """
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--slap-shards=2", "--slap-json=r.json"],
-        cwd=pytester.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, as a terminal's job is
-    )
+    process = start_pytest(pytester.path, "--slap-shards=2", "--slap-json=r.json", new_session=True)
     try:
         time.sleep(6)  # workers up, the load running
         os.killpg(process.pid, signal.SIGINT)

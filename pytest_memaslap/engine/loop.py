@@ -29,25 +29,66 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+class _Run:
+    """One engine run under way: where to cancel it, and whether an interrupt did."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.interrupted = False
+
+    def interrupt(self) -> None:
+        """Cancel the run from any thread: the engine keeps what it measured and ends."""
+        if self.task is not None:
+            self.interrupted = True
+            self.loop.call_soon_threadsafe(self.task.cancel)
+
+
+_running: list[_Run] = []
+
+
+def interrupt_running() -> bool:
+    """Stop the engine's runs under way as Ctrl-C does (from a signal handler or any thread); False if none.
+
+    SIGTERM comes here directly rather than through SIGINT: a process started
+    in the background by a shell ignores SIGINT, and asyncio then installs no
+    Ctrl-C handler, so re-raising SIGINT would do nothing.
+    """
+    for run in list(_running):
+        run.interrupt()
+    return bool(_running)
+
+
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion on a fresh loop, also from inside a running loop.
 
     A test written with an async plugin already has a loop in this thread; the
     engine then runs on its own loop in a helper thread instead of failing.
+    A run stopped by Ctrl-C or ``interrupt_running`` raises KeyboardInterrupt.
     """
     try:
         asyncio.get_running_loop()
         running = True
     except RuntimeError:
         running = False
-    if not running:  # (outside the except block: an error of the run is not chained to "no running event loop")
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            return runner.run(main())
     box: dict[str, Any] = {}
 
     async def tracked() -> T:
-        box["loop"], box["task"] = asyncio.get_running_loop(), asyncio.current_task()
-        return await main()
+        box["run"] = this = _Run()
+        _running.append(this)
+        try:
+            return await main()
+        finally:
+            _running.remove(this)
+
+    if not running:  # (outside the except block: an error of the run is not chained to "no running event loop")
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            try:
+                return runner.run(tracked())
+            except asyncio.CancelledError:
+                if "run" in box and box["run"].interrupted:
+                    raise KeyboardInterrupt() from None
+                raise
 
     def target() -> None:
         try:
@@ -62,8 +103,8 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         while thread.is_alive():
             thread.join(0.1)  # short joins, so Ctrl-C reaches this (main) thread
     except KeyboardInterrupt:
-        if "task" in box:  # stop the load in its own thread, then report the interruption
-            box["loop"].call_soon_threadsafe(box["task"].cancel)
+        if "run" in box:  # stop the load in its own thread, then report the interruption
+            box["run"].interrupt()
         thread.join(STOP_TIMEOUT_S)
         raise
     if "error" in box:

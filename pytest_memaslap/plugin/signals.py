@@ -7,10 +7,13 @@ import threading
 from types import FrameType
 from typing import Any
 
+from pytest_memaslap.engine.loop import interrupt_running
+
 
 def _as_interrupt(signum: int, frame: FrameType | None) -> None:
-    # Re-raised as SIGINT: asyncio's runner cancels the load cleanly, pytest tears down.
-    signal.raise_signal(signal.SIGINT)
+    # A load under way is cancelled as Ctrl-C cancels it (its partial result kept); anywhere else, Ctrl-C's exception.
+    if not interrupt_running():
+        raise KeyboardInterrupt()
 
 
 def install_sigterm_handler() -> Any:
