@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def no_new_memcached(monkeypatch):
     tag = uuid.uuid4().hex
     monkeypatch.setenv(TAG_VARIABLE, tag)
     yield tag
-    leftover = memcached_pids(tag)
+    deadline = time.monotonic() + 5  # (a server signalled as its parent died may take a moment to exit)
+    while (leftover := memcached_pids(tag)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not leftover, f"memcached processes left behind: {sorted(leftover)}"
 
 
