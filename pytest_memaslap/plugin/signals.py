@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
 
-from pytest_memaslap.engine.loop import interrupt_running
-
 
 def _as_interrupt(signum: int, frame: FrameType | None) -> None:
     # A load under way is cancelled as Ctrl-C cancels it (its partial result kept); anywhere else, Ctrl-C's exception.
-    if not interrupt_running():
+    # (Looked up, not imported: loading the plugin must not load asyncio and the engine, and no engine, no load.)
+    engine_loop = sys.modules.get("pytest_memaslap.engine.loop")
+    if engine_loop is None or not engine_loop.interrupt_running():
         raise KeyboardInterrupt()
 
 
 def install_sigterm_handler() -> Any:
-    """Route SIGTERM to the SIGINT path if nobody else handles it; returns what to restore."""
+    """Handle SIGTERM as Ctrl-C if nobody else handles it; returns what to restore."""
     if threading.current_thread() is not threading.main_thread():
         return None
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
