@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,51 @@ def start_pytest(cwd: Path, *args: str, ctrl_c: bool = True, new_session: bool =
         start_new_session=new_session,
         preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
     )
+
+
+@dataclass
+class Link:
+    """A network namespace joined to this one by a /30 veth link: ``near`` is our side's address and device."""
+
+    namespace: str
+    near: str
+    far: str
+    device: str
+
+    def run(self, *command: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        """A command inside the namespace."""
+        return subprocess.run(["ip", "netns", "exec", self.namespace, *command], text=True, **kwargs)
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+@contextmanager
+def namespace_link(subnet: int, name: str = "slap") -> Iterator[Link]:
+    """A namespace and its veth link (10.231.SUBNET.1 here, .2 there), removed afterwards; skips where not allowed."""
+    tag = uuid.uuid4().hex[:6]
+    ns, here, there = f"{name}{tag}", f"{name[:4]}{tag}a", f"{name[:4]}{tag}b"
+    made = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True, timeout=10)
+    if made.returncode != 0:  # e.g. a container without CAP_SYS_ADMIN
+        pytest.skip(f"cannot create network namespaces here: {made.stderr.strip()}")
+    near, far = f"10.231.{subnet}.1", f"10.231.{subnet}.2"
+    try:
+        ip("link", "add", here, "type", "veth", "peer", "name", there)
+        ip("link", "set", there, "netns", ns)
+        ip("addr", "add", f"{near}/30", "dev", here)
+        ip("link", "set", here, "up")
+        ip("-n", ns, "addr", "add", f"{far}/30", "dev", there)
+        ip("-n", ns, "link", "set", there, "up")
+        ip("-n", ns, "link", "set", "lo", "up")
+        ip("-n", ns, "route", "add", "default", "via", near)
+        yield Link(ns, near, far, here)
+    finally:
+        # deleting a namespace removes its veth end, and the pair goes with it
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
+needs_namespaces = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("ip") is None,
+    reason="needs Linux, root and iproute2 to create network namespaces",
+)

@@ -9,15 +9,13 @@ latency SLO must land close below it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
-import uuid
 
 import pytest
-from conftest import run_subprocess
+from conftest import namespace_link, needs_namespaces, run_subprocess
 
 from pytest_memaslap.model.capacity import CapacityError, CapacityPlanner, CapacitySearch, step_passed
 
@@ -165,10 +163,7 @@ def test_a_search_on_loopback_completes_and_is_reported(pytester, xdist):
     assert test["thresholds"][0]["expr"] == "capacity >= 2k" and test["thresholds"][0]["passed"]
 
 
-needs_namespaces = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("tc") is None,
-    reason="needs Linux, root and iproute2 (ip, tc) to make a rate-limited link",
-)
+needs_tc = pytest.mark.skipif(shutil.which("tc") is None, reason="needs iproute2's tc to limit a link's rate")
 
 LINK_LOAD = """
 import json, sys
@@ -193,6 +188,7 @@ print(json.dumps(out))
 
 
 @needs_namespaces
+@needs_tc
 def test_a_search_finds_the_capacity_of_a_rate_limited_link(no_new_memcached, tmp_path):
     """memcached's replies cross a 16 Mbit/s link (tbf): 1 KiB gets saturate it near 1.7k/s.
 
@@ -201,45 +197,24 @@ def test_a_search_finds_the_capacity_of_a_rate_limited_link(no_new_memcached, tm
     """
     from pytest_memaslap.memcached.server import ServerConfig, start_server
 
-    tag = uuid.uuid4().hex[:6]
-    ns, here, there = f"slapcap{tag}", f"slc{tag}a", f"slc{tag}b"
-    made = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True, timeout=10)
-    if made.returncode != 0:
-        pytest.skip(f"cannot create network namespaces here: {made.stderr.strip()}")
-    server = None
-    try:
-        for command in (
-            ["link", "add", here, "type", "veth", "peer", "name", there],
-            ["link", "set", there, "netns", ns],
-            ["addr", "add", "10.233.7.1/30", "dev", here],
-            ["link", "set", here, "up"],
-            ["-n", ns, "addr", "add", "10.233.7.2/30", "dev", there],
-            ["-n", ns, "link", "set", there, "up"],
-            ["-n", ns, "link", "set", "lo", "up"],
-        ):
-            subprocess.run(["ip", *command], check=True, capture_output=True, timeout=10)
+    with namespace_link(207, "slapcap") as link:
         # the server's side sends the replies: limit its egress (what a 16 Mbit/s link does, queue included)
         subprocess.run(
-            ["tc", "qdisc", "add", "dev", here, "root", "tbf", "rate", "16mbit", "burst", "16kb", "latency", "200ms"],
+            ["tc", "qdisc", "add", "dev", link.device, "root", "tbf"]
+            + ["rate", "16mbit", "burst", "16kb", "latency", "200ms"],
             check=True,
             capture_output=True,
             timeout=10,
         )
-        server = start_server(ServerConfig(threads=2, memory_mb=64, extra_args=("-l", "10.233.7.1")))
-        script = tmp_path / "link_load.py"
-        script.write_text(textwrap.dedent(LINK_LOAD))
-        done = subprocess.run(
-            ["ip", "netns", "exec", ns, sys.executable, str(script), "10.233.7.1", str(server.port)],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        out = json.loads(done.stdout.strip().splitlines()[-1])
-    finally:
-        if server is not None:
+        server = start_server(ServerConfig(threads=2, memory_mb=64, extra_args=("-l", link.near)))
+        try:
+            script = tmp_path / "link_load.py"
+            script.write_text(textwrap.dedent(LINK_LOAD))
+            done = link.run(sys.executable, str(script), link.near, str(server.port), capture_output=True, timeout=180)
+            assert done.returncode == 0, done.stderr[-3000:]
+            out = json.loads(done.stdout.strip().splitlines()[-1])
+        finally:
             server.stop()
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
     closed, loose, tight = out["closed"], out["loose"], out["tight"]
     print(f"closed {closed:.0f}/s, loose {loose['ops_per_sec']:.0f}/s, tight {tight['ops_per_sec']:.0f}/s")
     assert 1_200 <= closed <= 2_000, out  # (16 Mbit/s of ~1.1 KB replies)

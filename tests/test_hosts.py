@@ -10,69 +10,43 @@ channels and the load itself.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import execnet
 import pytest
-from conftest import run_subprocess
+from conftest import namespace_link, needs_namespaces, run_subprocess
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="needs Linux, root and iproute2 to create network namespaces",
-)
+pytestmark = needs_namespaces
 
 SOCKETSERVER = Path(execnet.__file__).parent / "script" / "socketserver.py"
 EXECNET_PORT = 18888
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
 @pytest.fixture
 def two_hosts():
     """Two namespaces, each a /30 veth link to this one; yields their addresses and ours."""
-    tag = uuid.uuid4().hex[:6]
-    hosts, processes = [], []
-    try:
-        for n in (1, 2):
-            ns, here, there = f"slap{tag}h{n}", f"sl{tag}a{n}", f"sl{tag}b{n}"
-            subnet = 200 + n
-            made = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True, timeout=10)
-            if made.returncode != 0:  # e.g. a container without CAP_SYS_ADMIN
-                pytest.skip(f"cannot create network namespaces here: {made.stderr.strip()}")
-            hosts.append(ns)
-            _ip("link", "add", here, "type", "veth", "peer", "name", there)
-            _ip("link", "set", there, "netns", ns)
-            _ip("addr", "add", f"10.231.{subnet}.1/30", "dev", here)
-            _ip("link", "set", here, "up")
-            _ip("-n", ns, "addr", "add", f"10.231.{subnet}.2/30", "dev", there)
-            _ip("-n", ns, "link", "set", there, "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
-            _ip("-n", ns, "route", "add", "default", "via", f"10.231.{subnet}.1")
-            processes.append(
-                subprocess.Popen(
-                    ["ip", "netns", "exec", ns, sys.executable, str(SOCKETSERVER), f"10.231.{subnet}.2:{EXECNET_PORT}"],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+    processes = []
+    with namespace_link(201, "slaph") as first, namespace_link(202, "slaph") as second:
+        try:
+            for link in (first, second):
+                processes.append(
+                    subprocess.Popen(
+                        ["ip", "netns", "exec", link.namespace, sys.executable, str(SOCKETSERVER)]
+                        + [f"{link.far}:{EXECNET_PORT}"],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 )
-            )
-        time.sleep(1.0)  # the socket servers bind
-        yield ["10.231.201.2", "10.231.202.2"], "10.231.201.1"
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait(5)
-        for ns in hosts:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-        # deleting a namespace removes its veth end, and the pair goes with it
+            time.sleep(1.0)  # the socket servers bind
+            yield [first.far, second.far], first.near
+        finally:
+            for process in processes:
+                process.kill()
+                process.wait(5)
 
 
 @pytest.fixture

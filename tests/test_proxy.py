@@ -19,9 +19,10 @@ START_TIMEOUT_S = 5.0
 
 
 class Proxy:
-    def __init__(self, address: str, servers: list[MemcachedServer]) -> None:
+    def __init__(self, address: str, servers: list[MemcachedServer], process: subprocess.Popen[bytes]) -> None:
         self.address = address
         self.servers = servers
+        self.process = process
 
     def counters(self) -> dict[str, int]:
         """The servers' counters added up: what reached them through the proxy."""
@@ -65,7 +66,7 @@ def twemproxy(tmp_path, no_new_memcached) -> Iterator[Proxy]:
                 if time.monotonic() > deadline or proxy.poll() is not None:
                     pytest.fail(f"nutcracker did not listen on {port} within {START_TIMEOUT_S:g} s")
                 time.sleep(0.05)
-        yield Proxy(f"127.0.0.1:{port}", servers)
+        yield Proxy(f"127.0.0.1:{port}", servers, proxy)
     finally:
         proxy.terminate()
         try:
@@ -126,3 +127,27 @@ def test_a_protocol_the_proxy_does_not_speak_is_named_in_the_failure(pytester, t
     result.stdout.fnmatch_lines(
         [f"*server closed the connection*does the server (or a proxy in front of it) speak protocol={protocol!r}?*"]
     )
+
+
+def test_a_proxy_killed_mid_run_fails_the_run_at_once_with_what_was_done(twemproxy):
+    """The proxy dies, the servers behind it live: the run ends within a second, naming the closed connection."""
+    import signal
+    import threading
+
+    from pytest_memaslap import Target, Workload, run_shard
+    from pytest_memaslap.engine.errors import SlapRunError
+
+    host, port = twemproxy.address.rsplit(":", 1)
+    workload = Workload.from_args({"duration": "20s", "connections": 4, "keys": 500, "timeout": "10s"})
+    killer = threading.Timer(1.0, twemproxy.process.send_signal, (signal.SIGKILL,))
+    killer.start()
+    started = time.monotonic()
+    with pytest.raises(
+        SlapRunError, match=r"connection \d+ to 127\.0\.0\.1:\d+: server closed the connection"
+    ) as failed:
+        run_shard(workload, Target(host, int(port)), "pk:")
+    took = time.monotonic() - started
+    killer.join()
+    assert took < 1.0 + 3.0, f"the run ended {took:.1f} s in, the proxy died at 1 s"
+    partial = failed.value.partial
+    assert partial is not None and partial.measured.ops > 0  # what was done until then is kept

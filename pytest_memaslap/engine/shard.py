@@ -97,7 +97,13 @@ class ShardRunner:
     def connection_failed(self, connection: Connection, reason: str) -> None:
         if self._failure is not None and not self._failure.done():
             target = self._target_of(connection.index)
-            self._failure.set_result(f"connection {connection.index} to {target}: {reason}{self._protocol_hint()}")
+            hint = self._protocol_hint()
+            if "Too many open connections" in reason:
+                hint = (
+                    f"; the server's connection table is full: memcached -c (its connection limit) must be above "
+                    f"the connections this run opens ({self.workload.connections} per shard), with room for others"
+                )
+            self._failure.set_result(f"connection {connection.index} to {target}: {reason}{hint}")
 
     def _protocol_hint(self) -> str:
         """A run in meta or binary that never got a reply: the server (or a proxy) may not speak that protocol."""

@@ -1,0 +1,88 @@
+"""Faults of the network and the server's limits, as the README's fault table promises them.
+
+Each case runs against a real memcached: a connection table smaller than the
+load's connections, and a link that goes down mid-run (a veth pair into a
+network namespace, set down with ``ip link``). The server killed, paused and
+restarted are in ``test_engine.py``; the proxy killed in ``test_proxy.py``;
+interrupts in ``test_interrupt*.py``; unwritable outputs in ``test_outputs.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from conftest import ip, namespace_link, needs_namespaces
+
+from pytest_memaslap import Target, Workload, run_shard
+from pytest_memaslap.engine.errors import SlapRunError
+from pytest_memaslap.memcached.server import ServerConfig, start_server
+
+
+def test_a_full_connection_table_fails_the_run_at_once_naming_the_connection(no_new_memcached):
+    """memcached -c 20 against 32 connections: it resets those beyond its table; the run ends at once, clearly."""
+    server = start_server(ServerConfig(threads=1, memory_mb=64, extra_args=("-c", "20")))
+    try:
+        workload = Workload.from_args({"duration": "5s", "connections": 32, "keys": 100})
+        started = time.monotonic()
+        with pytest.raises(SlapRunError, match=r"connection \d+ to 127\.0\.0\.1:\d+: ") as failed:
+            run_shard(workload, Target(server.host, server.port), "full:")
+        assert time.monotonic() - started < 3.0
+        # memcached writes why, then closes: whichever of the two reaches the connection first is named
+        message = str(failed.value)
+        assert "server closed the connection" in message or (
+            "Too many open connections" in message and "memcached -c (its connection limit)" in message
+        ), message
+    finally:
+        server.stop()
+
+
+LINK_LOAD = """
+import json, sys
+from pytest_memaslap import Target, Workload, run_shard
+from pytest_memaslap.stats.result import SlapResult
+
+workload = Workload.from_args({"duration": "4s", "connections": 4, "keys": 500, "timeout": "20s"})
+raw = run_shard(workload, Target(sys.argv[1], int(sys.argv[2])), "down:")
+result = SlapResult(workload, raw)
+print(json.dumps({"ops": result.ops, "requests": raw.requests_sent, "errors": result.errors, "max_us": result.max}))
+"""
+
+
+@needs_namespaces
+def test_a_link_down_for_a_second_and_a_half_stalls_the_load_and_loses_nothing(no_new_memcached, tmp_path):
+    """The load crosses a veth link that goes down at 1 s for 1.5 s: TCP carries every request through.
+
+    The run ends normally, every request is answered (memcached's counters
+    agree), and the stall shows in the latency's maximum.
+    """
+    with namespace_link(209, "slapdown") as link:
+        server = start_server(ServerConfig(threads=1, memory_mb=64, extra_args=("-l", link.near)))
+        try:
+            before = server.stats()
+            script = tmp_path / "link_load.py"
+            script.write_text(textwrap.dedent(LINK_LOAD))
+
+            def flap() -> None:
+                time.sleep(1.0)
+                ip("link", "set", link.device, "down")
+                time.sleep(1.5)
+                ip("link", "set", link.device, "up")
+
+            flapper = threading.Thread(target=flap)
+            flapper.start()
+            done = link.run(sys.executable, str(script), link.near, str(server.port), capture_output=True, timeout=120)
+            flapper.join()
+            assert done.returncode == 0, done.stderr[-3000:]
+            out = json.loads(done.stdout.strip().splitlines()[-1])
+            after = server.stats()
+        finally:
+            server.stop()
+    reached = sum(after[name] - before[name] for name in ("cmd_get", "cmd_set"))
+    assert out["errors"] == 0, out
+    assert out["requests"] == reached, (out, reached)  # nothing lost on the way, nothing sent twice
+    assert out["max_us"] >= 1.2e6, out  # the requests in flight while the link was down waited for it
