@@ -85,12 +85,30 @@ cdef object CUT_OFF = _CUT_OFF
 cdef double COMMAND_TABLE_SIZE = _COMMAND_TABLE_SIZE
 
 
-def draw(source, Py_ssize_t count):
-    """``OpSource.batch``, compiled: the same draws from the same RNG, so the same requests, in C's loop.
+cdef struct Drawn:
+    Py_ssize_t cmd
+    PyObject *request   # the request's bytes (owned reference)
+    PyObject *expect    # what its parser is told in advance (owned reference)
+
+
+cdef inline void _keep(Drawn *entry, Py_ssize_t cmd, object request, object expect):
+    Py_INCREF(request)
+    Py_INCREF(expect)
+    entry.cmd = cmd
+    entry.request = <PyObject *>request
+    entry.expect = <PyObject *>expect
+
+
+cdef inline void _keep_tuple(Drawn *entry, tuple item):
+    _keep(entry, <object>PyTuple_GET_ITEM(item, 0), <object>PyTuple_GET_ITEM(item, 1), <object>PyTuple_GET_ITEM(item, 2))
+
+
+cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
+    """``OpSource.batch``, compiled, into C structs: the same draws from the same RNG, so the same requests.
 
     Only the loop is compiled: the RNG, key choosers and request builders are
     the source's own Python callables, and its rare kinds (special gets, cas)
-    its own methods.
+    its own methods. No tuple per request: the core takes each from ``out``.
     """
     cdef object random_draw = source.random
     cdef Py_ssize_t key_count = source.key_count
@@ -103,7 +121,6 @@ def draw(source, Py_ssize_t count):
     cdef bint sequential = source.sequential
     cdef object chooser = source.chooser
     cdef Py_ssize_t cursor = source.cursor
-    cdef list out = []
     cdef Py_ssize_t i, index, cmd
     cdef double position
     cdef tuple line
@@ -122,16 +139,35 @@ def draw(source, Py_ssize_t count):
             index = <Py_ssize_t>position
             cmd = <object>PyList_GET_ITEM(table, <Py_ssize_t>((position - index) * COMMAND_TABLE_SIZE))
         if cmd == get_id:
-            line = <tuple>lines[index]
-            out.append((cmd, <object>PyTuple_GET_ITEM(line, 0), <object>PyTuple_GET_ITEM(line, 1)))
+            line = <tuple>PyList_GET_ITEM(<list>lines, index)
+            _keep(&out[i], cmd, <object>PyTuple_GET_ITEM(line, 0), <object>PyTuple_GET_ITEM(line, 1))
         elif cmd == special_get:
-            out.append(source._special_get(cmd, index))
+            _keep_tuple(&out[i], source._special_get(cmd, index))
         elif cmd == cas_id:
-            out.append(source._cas(cmd, index))
+            _keep_tuple(&out[i], source._cas(cmd, index))
         else:
-            out.append((cmd, builders[cmd](index), None))
+            _keep(&out[i], cmd, builders[cmd](index), None)
     source.cursor = cursor
-    return out
+    return count
+
+
+def draw(source, Py_ssize_t count):
+    """The compiled draw as a list of ``(cmd, request, expect)`` (tests compare it with ``OpSource.batch``)."""
+    cdef Drawn *out = <Drawn *>malloc(max(count, 1) * sizeof(Drawn))
+    cdef Py_ssize_t i, n = 0
+    cdef list result = []
+    if out == NULL:
+        raise MemoryError()
+    try:
+        n = _draw_into(source, count, out)
+        for i in range(n):
+            result.append((out[i].cmd, <object>out[i].request, <object>out[i].expect))
+    finally:
+        for i in range(n):
+            Py_DECREF(<object>out[i].request)
+            Py_DECREF(<object>out[i].expect)
+        free(out)
+    return result
 
 
 cdef inline long long now_ns():
@@ -191,9 +227,11 @@ cdef class ConnectionCore:
     cdef object _write
     cdef public bytearray buffer
     cdef public object source
-    cdef list _batch
+    cdef Drawn *_batch  # the requests drawn and not yet sent: _batch[_batch_pos:_batch_len]
+    cdef Py_ssize_t _batch_capacity
+    cdef Py_ssize_t _batch_len
     cdef Py_ssize_t _batch_pos
-    cdef bint _drawn  # the source is an OpSource: its batches come from ``draw``, the compiled loop
+    cdef bint _drawn  # the source is an OpSource: its batches come from ``_draw_into``, the compiled loop
     cdef public tuple slots
     cdef public bint stopping
     cdef public long long budget
@@ -213,10 +251,14 @@ cdef class ConnectionCore:
     def __cinit__(self, *args, **kwargs):
         self._capacity = 64
         self._ring = <InFlight *>malloc(self._capacity * sizeof(InFlight))
-        if self._ring == NULL:
+        self._batch_capacity = REFILL
+        self._batch = <Drawn *>malloc(self._batch_capacity * sizeof(Drawn))
+        if self._ring == NULL or self._batch == NULL:
             raise MemoryError()
         self._head = 0
         self._count = 0
+        self._batch_len = 0
+        self._batch_pos = 0
 
     def __init__(self, events, int index):
         self.events = events
@@ -225,8 +267,6 @@ cdef class ConnectionCore:
         self._write = None
         self.buffer = bytearray()
         self.source = None
-        self._batch = []
-        self._batch_pos = 0
         self._drawn = False
         self.slots = ()
         self.stopping = False
@@ -246,6 +286,10 @@ cdef class ConnectionCore:
                 self._drop_first()
             free(self._ring)
             self._ring = NULL
+        if self._batch != NULL:
+            self._drop_batch()
+            free(self._batch)
+            self._batch = NULL
 
     @property
     def transport(self):
@@ -300,31 +344,56 @@ cdef class ConnectionCore:
         """Draw requests from ``source`` from now on (what is left of the last batch is dropped)."""
         self.source = source
         self._drawn = type(source) is OpSource
-        self._batch = []
-        self._batch_pos = 0
+        self._drop_batch()
 
-    cdef inline tuple _next(self, Py_ssize_t refill):
-        cdef tuple item
-        cdef long long started, took
-        if self._batch_pos >= PyList_GET_SIZE(self._batch):
-            started = cpu_ns()
-            self._batch = draw(self.source, refill) if self._drawn else self.source.batch(refill)
-            took = cpu_ns() - started
-            if took > self.refill_max_ns:
-                self.refill_max_ns = took
-            self._batch_pos = 0
-            if not self._batch:
-                raise StopIteration
-        item = <tuple>PyList_GET_ITEM(self._batch, self._batch_pos)
-        self._batch_pos += 1
-        return item
+    cdef void _drop_batch(self):
+        """Release the requests drawn and not sent."""
+        cdef Py_ssize_t i
+        for i in range(self._batch_pos, self._batch_len):
+            Py_DECREF(<object>self._batch[i].request)
+            Py_DECREF(<object>self._batch[i].expect)
+        self._batch_len = self._batch_pos = 0
+
+    cdef int _refill(self, Py_ssize_t count) except -1:
+        """Draw the next ``count`` requests (at most one batch blocks the loop: its CPU time is kept)."""
+        cdef long long started = cpu_ns()
+        cdef list batch
+        cdef Py_ssize_t i
+        cdef Drawn *grown
+        self._drop_batch()
+        if count > self._batch_capacity:
+            grown = <Drawn *>malloc(count * sizeof(Drawn))
+            if grown == NULL:
+                raise MemoryError()
+            free(self._batch)
+            self._batch = grown
+            self._batch_capacity = count
+        if self._drawn:
+            self._batch_len = _draw_into(self.source, count, self._batch)
+        else:
+            batch = self.source.batch(count)
+            for i in range(min(PyList_GET_SIZE(batch), count)):
+                _keep_tuple(&self._batch[i], <tuple>PyList_GET_ITEM(batch, i))
+                self._batch_len = i + 1
+        cdef long long took = cpu_ns() - started
+        if took > self.refill_max_ns:
+            self.refill_max_ns = took
+        return 0
 
     cdef inline bytes _queue_next(self, Py_ssize_t refill, long long sent_ns):
         """Take the next request, put it in flight, return its bytes."""
-        cdef tuple item = self._next(refill)
-        cdef bytes request = <bytes>PyTuple_GET_ITEM(item, 1)
-        cdef Py_ssize_t cmd = <object>PyTuple_GET_ITEM(item, 0)
-        self._push(self.slots[cmd], <object>PyTuple_GET_ITEM(item, 2), sent_ns, PyBytes_GET_SIZE(request))
+        cdef Drawn *entry
+        cdef bytes request
+        if self._batch_pos >= self._batch_len:
+            self._refill(refill)
+            if not self._batch_len:
+                raise StopIteration
+        entry = &self._batch[self._batch_pos]
+        self._batch_pos += 1
+        request = <bytes>entry.request
+        self._push(self.slots[entry.cmd], <object>entry.expect, sent_ns, PyBytes_GET_SIZE(request))
+        Py_DECREF(<object>entry.request)  # (the batch's references pass to ``request`` and the ring)
+        Py_DECREF(<object>entry.expect)
         return request
 
     # -- replies ---------------------------------------------------------------------
