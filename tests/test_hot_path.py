@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pytest_memaslap import hotpath
 from pytest_memaslap.engine.hot.connection import CompiledConnection, PythonConnection
+from pytest_memaslap.engine.hot.recorder import MIN_NS, new_counters
 from pytest_memaslap.protocol import ascii
 from pytest_memaslap.stats.histogram import BUCKET_COUNT
 
@@ -74,7 +75,7 @@ def _feed(cls: type, commands: list[str], chunks: list[bytes]) -> tuple[object, 
     connection = cls(events, 0)
     connection.connection_made(Sink())
     slots = {
-        name: (ascii.PARSERS[name.split("-")[0]], [0] * 8, [0] * BUCKET_COUNT, [0] * BUCKET_COUNT)
+        name: (ascii.PARSERS[name.split("-")[0]], new_counters(), [0] * BUCKET_COUNT, [0] * BUCKET_COUNT)
         for name in ("get", "set", "delete", "get-expected")
     }
     connection.enter_phase(tuple(slots.values()))
@@ -83,9 +84,10 @@ def _feed(cls: type, commands: list[str], chunks: list[bytes]) -> tuple[object, 
         connection.track(slots[name], 0, 11, (HEADER, TOTAL) if name == "get-expected" else None)
     for chunk in chunks:
         connection.data_received(chunk)
-    counted = {name: (slot[1], sum(slot[2])) for name, slot in slots.items()}
+    # (the exact min and max are latencies: time, which differs between the two runs; counted alike elsewhere)
+    counted = {name: (slot[1][:MIN_NS], sum(slot[2])) for name, slot in slots.items()}
     connection.fail_pending()
-    abandoned = {name: slot[1] for name, slot in slots.items()}
+    abandoned = {name: slot[1][:MIN_NS] for name, slot in slots.items()}
     return counted, abandoned, events.failures, bytes(connection.buffer)
 
 
@@ -122,7 +124,7 @@ def test_both_cores_send_the_same_requests_for_the_same_source():
         sink = Sink()
         connection = cls(Recorded(), 0)
         connection.connection_made(sink)
-        connection.enter_phase(((ascii.parse_get, [0] * 8, [0] * BUCKET_COUNT, [0] * BUCKET_COUNT),))
+        connection.enter_phase(((ascii.parse_get, new_counters(), [0] * BUCKET_COUNT, [0] * BUCKET_COUNT),))
         connection.set_source(Source())
         connection.budget = 600
         connection.depth = 3
@@ -198,3 +200,25 @@ def test_the_compiled_draw_is_the_sources_own_batch(args):
         expected, drawn = python.batch(count), _core.draw(compiled, count)
         assert [(c, bytes(r)) for c, r, _ in expected] == [(c, bytes(r)) for c, r, _ in drawn]
     assert python.cursor == compiled.cursor
+
+
+def test_both_cores_keep_the_exact_shortest_and_longest_latency(hot_path):
+    """Replies read in one event share one clock reading: their latencies differ exactly as their send times do."""
+    import time
+
+    from pytest_memaslap.engine.hot import connection as module
+    from pytest_memaslap.engine.hot.recorder import MAX_NS
+
+    conn = module.connection_class()(Recorded(), 0)
+    conn.connection_made(Sink())
+    counters = new_counters()
+    conn.enter_phase(((ascii.PARSERS["set"], counters, [0] * BUCKET_COUNT, [0] * BUCKET_COUNT),))
+    conn.stop()
+    offsets = [123_457, 5_000_001, 2_000_000_017]  # ns before now: 0.12 ms, 5 ms, 2 s (all far inside one bucket)
+    base = time.perf_counter_ns()
+    for offset in offsets:
+        conn.track(conn.slots[0], base - offset, 10)
+    conn.data_received(b"STORED\r\n" * len(offsets))
+    spent = time.perf_counter_ns() - base  # the reading came between base and now
+    assert 0 <= counters[MIN_NS] - offsets[0] <= spent
+    assert counters[MAX_NS] - counters[MIN_NS] == offsets[-1] - offsets[0]

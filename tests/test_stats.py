@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_memaslap.engine.hot.recorder import PhaseRecorder
+from pytest_memaslap.engine.hot.recorder import PhaseRecorder, new_counters
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram, bucket_bounds, bucket_index, bucket_value
 from pytest_memaslap.stats.results import Second, ShardResult, merge_results
 
@@ -137,7 +137,7 @@ def test_a_second_closes_into_the_timeline_exactly_and_is_zeroed():
 def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch, hot_path):
     """Both hot paths copy ``bucket_index`` inline; every latency must land where the one home says."""
     from pytest_memaslap.engine.hot import connection, core
-    from pytest_memaslap.engine.hot.recorder import RECEIVED, SENT
+    from pytest_memaslap.engine.hot.recorder import MAX_NS, MIN_NS, RECEIVED, SENT
     from pytest_memaslap.protocol import ascii
 
     latencies = [0, 1, 7, 255, 256, 257, 511, 512, 1000, 12_345, 999_999, 2**20 + 3, 10**9, 2**47, 2**60]
@@ -151,7 +151,7 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch, hot_p
         return
     now = 2**62
     monkeypatch.setattr(core, "perf_counter_ns", lambda: now)
-    counters, histogram, second = [0] * 5, [0] * BUCKET_COUNT, [0] * BUCKET_COUNT
+    counters, histogram, second = new_counters(), [0] * BUCKET_COUNT, [0] * BUCKET_COUNT
 
     class Events:
         def connection_failed(self, connection, reason):  # type: ignore[no-untyped-def]
@@ -175,6 +175,8 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch, hot_p
         expected[bucket_index(latency)] += 1
     assert histogram == expected and second == expected
     assert counters[SENT] == 10 * len(latencies) and counters[RECEIVED] == 8 * len(latencies)
+    if latencies:
+        assert (counters[MIN_NS], counters[MAX_NS]) == (min(latencies), max(latencies))  # exact, not buckets
 
 
 @pytest.mark.parametrize(

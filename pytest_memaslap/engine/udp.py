@@ -18,7 +18,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from pytest_memaslap.engine.hot.connection import REFILL, ConnectionEvents, Driven, RequestSource, Slot
-from pytest_memaslap.engine.hot.recorder import CUT_OFF, RECEIVED, SENT, TIMED_OUT
+from pytest_memaslap.engine.hot.recorder import CUT_OFF, MAX_NS, MIN_NS, RECEIVED, SENT, TIMED_OUT
 from pytest_memaslap.protocol.outcomes import ERROR
 from pytest_memaslap.stats.histogram import bucket_index
 
@@ -99,6 +99,10 @@ class UdpEndpoint(Driven, asyncio.DatagramProtocol):
             counters[outcome] += 1
         counters[SENT] += sent
         counters[RECEIVED] += received
+        if latency_ns > counters[MAX_NS]:
+            counters[MAX_NS] = latency_ns
+        if latency_ns < counters[MIN_NS]:
+            counters[MIN_NS] = latency_ns
 
     def _send(self, count: int, now: int) -> None:
         budget = self.budget

@@ -26,8 +26,8 @@ from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
 from pytest_memaslap.stats.results import CommandStats, PhaseStats, Second, ShardResult
 
-WIRE_VERSION = 2
-COUNTERS = ("ops", "hits", "misses", "errors", "bytes_sent", "bytes_received")
+WIRE_VERSION = 3
+COUNTERS = ("ops", "hits", "misses", "errors", "bytes_sent", "bytes_received", "min_ns", "max_ns")
 
 
 class WireError(ValueError):

@@ -40,6 +40,10 @@ class CommandResult:
 
     @classmethod
     def from_stats(cls, name: str, stats: CommandStats, duration: float) -> CommandResult:
+        latency_us = stats.latency.summary_us()
+        if stats.max_ns:  # exact, where the engine tracked them (the histogram's are its buckets' midpoints)
+            latency_us["min"] = round(stats.min_ns / 1000.0, 3)
+            latency_us["max"] = round(stats.max_ns / 1000.0, 3)
         return cls(
             name,
             stats.ops,
@@ -49,7 +53,7 @@ class CommandResult:
             stats.bytes_sent,
             stats.bytes_received,
             duration,
-            stats.latency.summary_us(),
+            latency_us,
             stats.latency.spectrum_us(),
             stats.latency,
             dict(stats.abandoned),

@@ -40,6 +40,8 @@ class CommandStats:
     bytes_received: int = 0
     latency: Histogram = field(default_factory=Histogram)
     abandoned: dict[str, int] = field(default_factory=dict)
+    min_ns: int = 0  # the exact shortest and longest latency (the histogram's are its buckets' midpoints); 0: none
+    max_ns: int = 0
 
     @property
     def requests(self) -> int:
@@ -47,6 +49,9 @@ class CommandStats:
         return self.ops + sum(self.abandoned.values())
 
     def merge(self, other: CommandStats) -> None:
+        if other.ops:
+            self.min_ns = min(self.min_ns, other.min_ns) if self.ops else other.min_ns
+            self.max_ns = max(self.max_ns, other.max_ns)
         self.ops += other.ops
         self.hits += other.hits
         self.misses += other.misses

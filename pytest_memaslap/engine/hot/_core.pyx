@@ -32,6 +32,8 @@ from time import perf_counter_ns, thread_time_ns
 from pytest_memaslap.engine.hot.recorder import CUT_OFF as _CUT_OFF
 from pytest_memaslap.engine.hot.requests import COMMAND_TABLE_SIZE as _COMMAND_TABLE_SIZE
 from pytest_memaslap.engine.hot.requests import OpSource
+from pytest_memaslap.engine.hot.recorder import MAX_NS as _MAX_NS
+from pytest_memaslap.engine.hot.recorder import MIN_NS as _MIN_NS
 from pytest_memaslap.engine.hot.recorder import RECEIVED as _RECEIVED
 from pytest_memaslap.engine.hot.recorder import SENT as _SENT
 from pytest_memaslap.protocol import ascii as _ascii
@@ -75,6 +77,8 @@ cdef enum:
 
 cdef Py_ssize_t SENT = _SENT
 cdef Py_ssize_t RECEIVED = _RECEIVED
+cdef Py_ssize_t MIN_NS = _MIN_NS
+cdef Py_ssize_t MAX_NS = _MAX_NS
 cdef Py_ssize_t ERROR = _ERROR
 cdef Py_ssize_t HIT = _HIT
 cdef Py_ssize_t MISS = _MISS
@@ -408,6 +412,7 @@ cdef class ConnectionCore:
         cdef Py_ssize_t index
         cdef Py_ssize_t header_length
         cdef long long now = now_ns()
+        cdef long long latency
         cdef InFlight *entry
         cdef tuple slot
         cdef object expect
@@ -453,7 +458,8 @@ cdef class ConnectionCore:
                 end, outcome = parse(view, pos, expect)
                 if end < 0:
                     break
-            index = bucket(now - entry.sent_ns)
+            latency = now - entry.sent_ns
+            index = bucket(latency)
             bump(<list>PyTuple_GET_ITEM(slot, 2), index, 1)
             bump(<list>PyTuple_GET_ITEM(slot, 3), index, 1)
             counters = <list>PyTuple_GET_ITEM(slot, 1)
@@ -461,6 +467,10 @@ cdef class ConnectionCore:
                 bump(counters, outcome, 1)
             bump(counters, SENT, entry.size)
             bump(counters, RECEIVED, end - pos)
+            if latency > <long long>(<object>PyList_GET_ITEM(counters, MAX_NS)):
+                counters[MAX_NS] = latency
+            if latency < <long long>(<object>PyList_GET_ITEM(counters, MIN_NS)):
+                counters[MIN_NS] = latency
             self._drop_first()
             pos = end
             done += 1

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from time import perf_counter_ns, thread_time_ns
 from typing import Any
 
-from pytest_memaslap.engine.hot.recorder import CUT_OFF, RECEIVED, SENT
+from pytest_memaslap.engine.hot.recorder import CUT_OFF, MAX_NS, MIN_NS, RECEIVED, SENT
 from pytest_memaslap.protocol.outcomes import ERROR
 from pytest_memaslap.stats.histogram import LAST_BUCKET
 
@@ -104,6 +104,10 @@ class ConnectionCore:
                 counters[outcome] += 1
             counters[SENT] += size
             counters[RECEIVED] += end - pos
+            if latency > counters[MAX_NS]:
+                counters[MAX_NS] = latency
+            if latency < counters[MIN_NS]:
+                counters[MIN_NS] = latency
             pos = end
             done += 1
         if self.restored is not None and done:

@@ -36,12 +36,20 @@ RECEIVED = 4
 LOST = 5  # abandoned: the connection was lost with the request in flight
 TIMED_OUT = 6  # abandoned: no reply in time (a UDP datagram lost, a server that stalled)
 CUT_OFF = 7  # abandoned: the run ended (failed elsewhere, or was interrupted) with the request in flight
-COUNTERS = 8
+MIN_NS = 8  # the exact shortest latency (NO_MIN until a reply came)
+MAX_NS = 9  # the exact longest latency
+COUNTERS = 10
+NO_MIN = 2**62
 ABANDONED = {LOST: "connection_lost", TIMED_OUT: "timeout", CUT_OFF: "run_ended"}  # the JSON's names
 SECOND_NS = 1_000_000_000
 CHUNK = 512  # buckets a close checks at once: an empty chunk costs one slice and one count
 _CHUNKS = range(0, BUCKET_COUNT, CHUNK)
 _ZEROS = [0] * CHUNK
+
+
+def new_counters() -> list[int]:
+    """One command's counters, before its first reply (the hot paths index them without bounds checks)."""
+    return [0] * MIN_NS + [NO_MIN, 0]
 
 
 def _trimmed(offset: int, counts: array.array[int]) -> tuple[int, array.array[int]]:
@@ -73,7 +81,7 @@ class PhaseRecorder:
     def __init__(self, command_names: tuple[str, ...], start_ns: int) -> None:
         n = len(command_names)
         self.names = command_names
-        self.counters = [[0] * COUNTERS for _ in range(n)]
+        self.counters = [new_counters() for _ in range(n)]
         self.latencies = [[0] * BUCKET_COUNT for _ in range(n)]  # per command, the whole phase
         self.second = [0] * BUCKET_COUNT  # every command, the current second
         self.timeline: list[Second] = []
@@ -96,6 +104,10 @@ class PhaseRecorder:
             counters[outcome] += 1
         counters[SENT] += sent
         counters[RECEIVED] += received
+        if latency_ns > counters[MAX_NS]:
+            counters[MAX_NS] = latency_ns
+        if latency_ns < counters[MIN_NS]:
+            counters[MIN_NS] = latency_ns
 
     def due(self, now_ns: int) -> bool:
         """Whether the current second has ended."""
@@ -144,7 +156,8 @@ class PhaseRecorder:
             if not ops and not abandoned:
                 continue
             replies_in_error = errors - sum(abandoned.values())
+            exact = (counters[MIN_NS], counters[MAX_NS]) if ops else (0, 0)
             commands[name] = CommandStats(
-                ops, ops - misses - replies_in_error, misses, errors, sent, received, latency, abandoned
+                ops, ops - misses - replies_in_error, misses, errors, sent, received, latency, abandoned, *exact
             )
         return PhaseStats(commands, self.timeline, max(0.0, (end_ns - self.start_ns) / 1e9))
