@@ -14,10 +14,12 @@ C-level state where the twin has Python objects:
   one place;
 - the next request comes from a list and an index, not an iterator.
 
-The counters and histograms stay the recorder's Python lists: the recorder,
-the twin and the statistics share them.
+The counters and the phase's histograms stay the recorder's Python lists:
+the recorder, the twin and the statistics share them. The histogram of the
+current second is the recorder's C array (``array('I')``), written in place.
 """
 
+from cpython.array cimport array
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
@@ -461,7 +463,7 @@ cdef class ConnectionCore:
             latency = now - entry.sent_ns
             index = bucket(latency)
             bump(<list>PyTuple_GET_ITEM(slot, 2), index, 1)
-            bump(<list>PyTuple_GET_ITEM(slot, 3), index, 1)
+            (<array?><object>PyTuple_GET_ITEM(slot, 3)).data.as_uints[index] += 1  # (the second's C array, typecode I)
             counters = <list>PyTuple_GET_ITEM(slot, 1)
             if outcome:  # hits are derived from the histogram's count
                 bump(counters, outcome, 1)

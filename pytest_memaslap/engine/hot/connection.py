@@ -9,6 +9,7 @@ it is built, unless ``PYTEST_MEMASLAP_NO_EXTENSIONS`` is set.
 
 from __future__ import annotations
 
+import array
 import asyncio
 from collections.abc import Callable
 from time import perf_counter_ns
@@ -23,7 +24,7 @@ __all__ = ["REFILL", "Connection", "ConnectionEvents", "Driven", "RequestSource"
 
 Parser = Callable[[Any, int, Any], tuple[int, int]]
 # (reply parser, phase counters, phase latencies) of one command, and the phase's histogram of this second
-Slot = tuple[Parser, list[int], list[int], list[int]]
+Slot = tuple[Parser, list[int], list[int], array.array[int]]
 
 
 class RequestSource(Protocol):
