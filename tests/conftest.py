@@ -109,6 +109,17 @@ def output_within(process: subprocess.Popen[bytes], timeout: float) -> bytes:
         raise AssertionError(f"still running {timeout:g} s later; it printed:\n{printed}") from None
 
 
+@contextmanager
+def reaped(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """The process; on the way out, killed if it still runs, and waited for: a failed test leaves none behind."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def start_pytest(cwd: Path, *args: str, ctrl_c: bool = True, new_session: bool = False) -> subprocess.Popen[bytes]:
     """pytest in a process of its own, output captured, as a user starts it from a terminal.
 

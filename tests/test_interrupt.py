@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import memcached_pids, output_within, start_pytest
+from conftest import memcached_pids, output_within, reaped, start_pytest
 
 LONG_TEST = """
 import pytest
@@ -37,16 +37,11 @@ def _wait_for_server(tag: str, timeout: float = 20.0) -> set[int]:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_the_run_and_the_server(pytester, no_new_memcached, signum):
-    process = _start_long_run(pytester)
-    try:
+    with reaped(_start_long_run(pytester)) as process:
         _wait_for_server(no_new_memcached)
         time.sleep(1.0)  # well into the measured phase
         process.send_signal(signum)
         out = output_within(process, 15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
     assert b"KeyboardInterrupt" in out, out.decode()
     # what was measured until the signal is reported, marked as interrupted
@@ -58,8 +53,7 @@ def test_interrupt_stops_the_run_and_the_server(pytester, no_new_memcached, sign
 
 def test_sigterm_stops_a_run_started_in_the_background_where_ctrl_c_is_ignored(pytester, no_new_memcached):
     """A shell's background job ignores SIGINT; a CI runner's SIGTERM must still end the load and keep its numbers."""
-    process = _start_long_run(pytester, ctrl_c=False)
-    try:
+    with reaped(_start_long_run(pytester, ctrl_c=False)) as process:
         _wait_for_server(no_new_memcached)
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)  # ignored, as it was asked to be
@@ -67,10 +61,6 @@ def test_sigterm_stops_a_run_started_in_the_background_where_ctrl_c_is_ignored(p
         assert process.poll() is None
         process.send_signal(signal.SIGTERM)
         out = output_within(process, 15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
     (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
     assert test["interrupted"] is True and test["ops"] > 0
