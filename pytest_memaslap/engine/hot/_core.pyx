@@ -75,7 +75,7 @@ cdef extern from *:
 
 # the twin's REFILL (core.py): the request streams must stay byte-identical
 cdef enum:
-    REFILL = 64
+    REFILL = 32
 
 cdef Py_ssize_t SENT = _SENT
 cdef Py_ssize_t RECEIVED = _RECEIVED
