@@ -12,7 +12,7 @@ C-level state where the twin has Python objects:
   ``STORED``, are recognised by comparing bytes in place; every other reply
   goes to the codec's Python parser, as in the twin, so the slow paths stay in
   one place;
-- the next request comes from a list and an index, not an iterator.
+- the requests drawn wait in a C array of structs, not a list of tuples.
 
 The counters and the phase's histograms stay the recorder's Python lists:
 the recorder, the twin and the statistics share them. The histogram of the
