@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_memaslap.engine.hot.recorder import PhaseRecorder, new_counters, new_second
+from pytest_memaslap.engine.hot.recorder import PhaseRecorder, new_counters, new_latencies, new_second
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram, bucket_bounds, bucket_index, bucket_value
 from pytest_memaslap.stats.results import Second, ShardResult, merge_results
 
@@ -151,7 +151,7 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch, hot_p
         return
     now = 2**62
     monkeypatch.setattr(core, "perf_counter_ns", lambda: now)
-    counters, histogram, second = new_counters(), [0] * BUCKET_COUNT, new_second()
+    counters, histogram, second = new_counters(), new_latencies(), new_second()
 
     class Events:
         def connection_failed(self, connection, reason):  # type: ignore[no-untyped-def]
@@ -173,7 +173,7 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch, hot_p
     expected = [0] * BUCKET_COUNT
     for latency in latencies:
         expected[bucket_index(latency)] += 1
-    assert histogram == expected and second.tolist() == expected
+    assert histogram.tolist() == expected and second.tolist() == expected
     assert counters[SENT] == 10 * len(latencies) and counters[RECEIVED] == 8 * len(latencies)
     if latencies:
         assert (counters[MIN_NS], counters[MAX_NS]) == (min(latencies), max(latencies))  # exact, not buckets

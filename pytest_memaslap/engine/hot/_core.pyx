@@ -14,9 +14,11 @@ C-level state where the twin has Python objects:
   one place;
 - the requests drawn wait in a C array of structs, not a list of tuples.
 
-The counters and the phase's histograms stay the recorder's Python lists:
-the recorder, the twin and the statistics share them. The histogram of the
-current second is the recorder's C array (``array('I')``), written in place.
+The counters and histograms are the recorder's C arrays (``array.array``:
+counters ``q``, the phase's histograms ``Q``, the second's ``I``), shared with
+the recorder and the twin and written here in place, with no Python integer
+per increment; their kinds and sizes are checked once, when a phase's slots
+are handed over.
 """
 
 from cpython.array cimport array
@@ -34,6 +36,8 @@ from time import perf_counter_ns, thread_time_ns
 from pytest_memaslap.engine.hot.recorder import CUT_OFF as _CUT_OFF
 from pytest_memaslap.engine.hot.requests import COMMAND_TABLE_SIZE as _COMMAND_TABLE_SIZE
 from pytest_memaslap.engine.hot.requests import OpSource
+from pytest_memaslap.engine.hot.recorder import COUNTERS as _COUNTERS
+from pytest_memaslap.engine.hot.recorder import LOST as _LOST
 from pytest_memaslap.engine.hot.recorder import MAX_NS as _MAX_NS
 from pytest_memaslap.engine.hot.recorder import MIN_NS as _MIN_NS
 from pytest_memaslap.engine.hot.recorder import RECEIVED as _RECEIVED
@@ -80,6 +84,8 @@ cdef enum:
 cdef Py_ssize_t SENT = _SENT
 cdef Py_ssize_t RECEIVED = _RECEIVED
 cdef Py_ssize_t MIN_NS = _MIN_NS
+cdef Py_ssize_t LOST = _LOST
+cdef Py_ssize_t COUNTERS = _COUNTERS
 cdef Py_ssize_t MAX_NS = _MAX_NS
 cdef Py_ssize_t ERROR = _ERROR
 cdef Py_ssize_t HIT = _HIT
@@ -213,8 +219,20 @@ def clock_ns():
     return now_ns()
 
 
-cdef inline void bump(list counts, Py_ssize_t index, Py_ssize_t amount):
-    counts[index] = <object>PyList_GET_ITEM(counts, index) + amount
+cdef inline long long *counts_of(object slot):
+    """A slot's counters: the recorder's C array of signed 64-bit integers (checked by ``_check_slot``)."""
+    return (<array>PyTuple_GET_ITEM(<tuple>slot, 1)).data.as_longlongs
+
+
+def _check_slot(tuple slot):
+    """The arrays the reply loop writes without bounds checks must be the recorder's kinds and sizes."""
+    counters, latencies, second = slot[1], slot[2], slot[3]
+    if not (
+        isinstance(counters, array) and counters.typecode == "q" and len(counters) >= COUNTERS
+        and isinstance(latencies, array) and latencies.typecode == "Q" and len(latencies) > LAST_BUCKET
+        and isinstance(second, array) and second.typecode == "I" and len(second) > LAST_BUCKET
+    ):
+        raise TypeError("a slot's counters, latencies and second must be the recorder's arrays (q, Q and I)")
 
 
 cdef struct InFlight:
@@ -238,7 +256,7 @@ cdef class ConnectionCore:
     cdef Py_ssize_t _batch_len
     cdef Py_ssize_t _batch_pos
     cdef bint _drawn  # the source is an OpSource: its batches come from ``_draw_into``, the compiled loop
-    cdef public tuple slots
+    cdef tuple _slots
     cdef public bint stopping
     cdef public long long budget
     cdef public object idle
@@ -274,7 +292,7 @@ cdef class ConnectionCore:
         self.buffer = bytearray()
         self.source = None
         self._drawn = False
-        self.slots = ()
+        self._slots = ()
         self.stopping = False
         self.budget = -1
         self.idle = None
@@ -296,6 +314,18 @@ cdef class ConnectionCore:
             self._drop_batch()
             free(self._batch)
             self._batch = NULL
+
+    @property
+    def slots(self):
+        """What each command's replies are counted in: (parser, counters, latencies, second), by command."""
+        return self._slots
+
+    @slots.setter
+    def slots(self, tuple value):
+        # the reply loop writes these C arrays without bounds checks: their kinds and sizes are checked here, once
+        for slot in value:
+            _check_slot(slot)
+        self._slots = value
 
     @property
     def transport(self):
@@ -397,7 +427,7 @@ cdef class ConnectionCore:
         entry = &self._batch[self._batch_pos]
         self._batch_pos += 1
         request = <bytes>entry.request
-        self._push(self.slots[entry.cmd], <object>entry.expect, sent_ns, PyBytes_GET_SIZE(request))
+        self._push(self._slots[entry.cmd], <object>entry.expect, sent_ns, PyBytes_GET_SIZE(request))
         Py_DECREF(<object>entry.request)  # (the batch's references pass to ``request`` and the ring)
         Py_DECREF(<object>entry.expect)
         return request
@@ -415,12 +445,12 @@ cdef class ConnectionCore:
         cdef Py_ssize_t header_length
         cdef long long now = now_ns()
         cdef long long latency
+        cdef long long *counts
         cdef InFlight *entry
         cdef tuple slot
         cdef object expect
         cdef object parse
         cdef object header
-        cdef list counters
         cdef bytes request
         if type(data) is not bytes:
             data = bytes(data)
@@ -462,17 +492,17 @@ cdef class ConnectionCore:
                     break
             latency = now - entry.sent_ns
             index = bucket(latency)
-            bump(<list>PyTuple_GET_ITEM(slot, 2), index, 1)
-            (<array?><object>PyTuple_GET_ITEM(slot, 3)).data.as_uints[index] += 1  # (the second's C array, typecode I)
-            counters = <list>PyTuple_GET_ITEM(slot, 1)
+            (<array>PyTuple_GET_ITEM(slot, 2)).data.as_ulonglongs[index] += 1  # (C arrays: see _check_slot)
+            (<array>PyTuple_GET_ITEM(slot, 3)).data.as_uints[index] += 1
+            counts = counts_of(slot)
             if outcome:  # hits are derived from the histogram's count
-                bump(counters, outcome, 1)
-            bump(counters, SENT, entry.size)
-            bump(counters, RECEIVED, end - pos)
-            if latency > <long long>(<object>PyList_GET_ITEM(counters, MAX_NS)):
-                counters[MAX_NS] = latency
-            if latency < <long long>(<object>PyList_GET_ITEM(counters, MIN_NS)):
-                counters[MIN_NS] = latency
+                counts[outcome] += 1
+            counts[SENT] += entry.size
+            counts[RECEIVED] += end - pos
+            if latency > counts[MAX_NS]:
+                counts[MAX_NS] = latency
+            if latency < counts[MIN_NS]:
+                counts[MIN_NS] = latency
             self._drop_first()
             pos = end
             done += 1
@@ -558,7 +588,7 @@ cdef class ConnectionCore:
             self.budget -= len(followups)
         out = []
         for slot, request in followups:
-            self._push(self.slots[slot], None, now, PyBytes_GET_SIZE(request))
+            self._push(self._slots[slot], None, now, PyBytes_GET_SIZE(request))
             out.append(request)
         del followups[:]
         self._write(b"".join(out))
@@ -567,13 +597,16 @@ cdef class ConnectionCore:
     def fail_pending(self, cause=CUT_OFF):
         """Count every request the server will never answer as abandoned (``cause``) and an error of its command."""
         cdef InFlight *entry
-        cdef list counters
+        cdef long long *counts
+        cdef Py_ssize_t why = cause
+        if not LOST <= why < MIN_NS:
+            raise ValueError(f"not a cause of abandon: {cause!r}")
         while self._count:
             entry = &self._ring[self._head]
-            counters = <list>PyTuple_GET_ITEM(<tuple>entry.slot, 1)
-            bump(counters, ERROR, 1)
-            bump(counters, <Py_ssize_t>cause, 1)
-            bump(counters, SENT, entry.size)
+            counts = counts_of(<object>entry.slot)
+            counts[ERROR] += 1
+            counts[why] += 1
+            counts[SENT] += entry.size
             self._drop_first()
 
     def _restored(self):

@@ -1,14 +1,16 @@
 """Hot path: counts one phase's completions per command, and closes each second in one short step.
 
-Per command there is one ``counters`` list indexed by outcome code (hits
+Per command there is one ``counters`` array indexed by outcome code (hits
 unused, misses, errors), then bytes sent and received, then requests
-abandoned by cause (counted as errors too, never as latencies), and one dense
-latency histogram of the whole phase (``latencies``). Every command of the
-phase also counts into one dense histogram of the current second
-(``second``, a C array of 32-bit counts). Connections increment all three inline, through the slots the
-runner hands them; hits are not counted but derived (every reply lands in
-the histogram, so hits = replies - misses - errors), which saves the most
-common increment.
+abandoned by cause (counted as errors too, never as latencies), then the
+exact shortest and longest latency; and one dense latency histogram of the
+whole phase (``latencies``). Every command of the phase also counts into one
+dense histogram of the current second (``second``). All three are C arrays
+(``array.array``: ``q``, ``Q`` and ``I``), which the compiled core writes in
+place, with no Python integer per increment. Connections increment them
+inline, through the slots the runner hands them; hits are not counted but
+derived (every reply lands in the histogram, so hits = replies - misses -
+errors), which saves the most common increment.
 
 Closing a second must not stall the event loop, or the stall shows up as
 latency of every request in flight. So a close touches one histogram
@@ -43,6 +45,7 @@ NO_MIN = 2**62
 ABANDONED = {LOST: "connection_lost", TIMED_OUT: "timeout", CUT_OFF: "run_ended"}  # the JSON's names
 SECOND_NS = 1_000_000_000
 _ZEROS = array.array("I", bytes(4 * BUCKET_COUNT))
+_ZEROS_64 = bytes(8 * BUCKET_COUNT)
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
@@ -58,9 +61,14 @@ def new_second() -> array.array[int]:
     return array.array("I", _ZEROS)
 
 
-def new_counters() -> list[int]:
-    """One command's counters, before its first reply (the hot paths index them without bounds checks)."""
-    return [0] * MIN_NS + [NO_MIN, 0]
+def new_counters() -> array.array[int]:
+    """One command's counters, before its first reply: a C array of signed 64-bit integers."""
+    return array.array("q", [0] * MIN_NS + [NO_MIN, 0])
+
+
+def new_latencies() -> array.array[int]:
+    """One command's latency histogram over a phase: a C array of unsigned 64-bit counts."""
+    return array.array("Q", _ZEROS_64)
 
 
 class PhaseRecorder:
@@ -82,7 +90,7 @@ class PhaseRecorder:
         n = len(command_names)
         self.names = command_names
         self.counters = [new_counters() for _ in range(n)]
-        self.latencies = [[0] * BUCKET_COUNT for _ in range(n)]  # per command, the whole phase
+        self.latencies = [new_latencies() for _ in range(n)]  # per command, the whole phase
         self.second = new_second()  # every command, the current second (a C array: see close_second)
         self.timeline: list[Second] = []
         self.start_ns = start_ns
@@ -90,7 +98,7 @@ class PhaseRecorder:
         self.close_ns_max = 0  # the longest close: what the loop was kept from replies once a second
         self._errors_closed = 0
 
-    def slot(self, cmd: int) -> tuple[list[int], list[int], array.array[int]]:
+    def slot(self, cmd: int) -> tuple[array.array[int], array.array[int], array.array[int]]:
         """What a connection increments for a reply of command ``cmd``: (counters, latencies, second)."""
         return self.counters[cmd], self.latencies[cmd], self.second
 
@@ -152,7 +160,7 @@ class PhaseRecorder:
             counters = self.counters[cmd]
             _, misses, errors, sent, received = counters[:LOST]
             abandoned = {cause: counters[index] for index, cause in ABANDONED.items() if counters[index]}
-            latency = Histogram(self.latencies[cmd])  # (the recorder is done with it)
+            latency = Histogram(self.latencies[cmd].tolist())
             ops = latency.total  # answered requests only: the histogram holds no abandoned one
             if not ops and not abandoned:
                 continue
