@@ -90,18 +90,13 @@ def test_an_interrupt_while_a_large_keyspace_is_built_ends_the_run_at_once(pytes
         "@pytest.mark.slap(duration='60s', connections=4, keys='3M', preload=False)\n"
         "def test_big(slap):\n    slap()\n"
     )
-    process = start_pytest(pytester.path, "test_big.py")
-    try:
+    with reaped(start_pytest(pytester.path, "test_big.py")) as process:
         _wait_for_server(no_new_memcached)
         time.sleep(1.5)  # the keyspace is being built
         process.send_signal(signum)
         signalled = time.monotonic()
         out = output_within(process, 30)
         ended_after = time.monotonic() - signalled
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
     # about 1.4 s alone here (the summary, the server's stop, freeing 3M keys); twice that beside another test
     assert ended_after < 6.0, f"the run ended {ended_after:.1f} s after the signal"
@@ -120,18 +115,14 @@ def test_an_interrupted_run_still_deletes_its_keys_with_cleanup(pytester, no_new
         client.set("precious", b"keep me")
         client.close()
         pytester.path.joinpath("test_long_run.py").write_text(LONG_TEST.replace("keys=1000", "keys=5000"))
-        process = start_pytest(pytester.path, "test_long_run.py", f"--memcached={server.address}", "--slap-cleanup")
-        try:
+        args = ("test_long_run.py", f"--memcached={server.address}", "--slap-cleanup")
+        with reaped(start_pytest(pytester.path, *args)) as process:
             deadline = time.monotonic() + 20
             while len(_keys(server)) < 100 and time.monotonic() < deadline:  # the load is writing its keys
                 time.sleep(0.1)
             time.sleep(0.5)
             process.send_signal(signal.SIGINT)
             out = output_within(process, 30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
         assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
         assert _keys(server) == {b"precious"}, out.decode()[-2000:]
     finally:
@@ -150,16 +141,11 @@ def test_search(slap):
     slap()
 """
     )
-    process = start_pytest(pytester.path, "test_search.py", "--slap-json=r.json")
-    try:
+    with reaped(start_pytest(pytester.path, "test_search.py", "--slap-json=r.json")) as process:
         _wait_for_server(no_new_memcached)
         time.sleep(3.0)  # a few steps in
         process.send_signal(signal.SIGINT)
         out = output_within(process, 15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
     assert b"test_search: capacity" in out.split(b"slap summary")[-1], out.decode()
     (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()

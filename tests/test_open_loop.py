@@ -8,7 +8,7 @@ import signal
 import threading
 
 import pytest
-from conftest import output_within
+from conftest import output_within, reaped
 
 from pytest_memaslap import Target, Workload, run_shard
 from pytest_memaslap.memcached.server import ServerConfig, start_server
@@ -128,17 +128,13 @@ def test_a_paused_load_process_shows_in_its_send_lag_its_latencies_and_its_flag(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
+    with reaped(process):
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         time.sleep(1.8)  # (preload, then about a second into the 3 s of load)
         process.send_signal(signal.SIGSTOP)
         time.sleep(0.06)
         process.send_signal(signal.SIGCONT)
         out = output_within(process, 60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, out
     found = json.loads(out.strip().splitlines()[-1])
     assert 5_000 <= found["ops"] <= 7_000, found
