@@ -21,12 +21,13 @@ from pytest_memaslap.engine.connect import connect
 from pytest_memaslap.engine.errors import SlapRunError
 from pytest_memaslap.engine.hot.connection import Connection, Driven, Slot, connection_class
 from pytest_memaslap.engine.hot.recorder import RECEIVED, TIMED_OUT, PhaseRecorder
-from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource, get_lines
+from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.loop import LOOP_NAME, within
 from pytest_memaslap.engine.pacer import Pacer
 from pytest_memaslap.engine.placement import build_keyspace
 from pytest_memaslap.engine.selfcheck import LoadMonitor
+from pytest_memaslap.engine.sources import SourcePlan, build_sources
 from pytest_memaslap.engine.udp import UdpEndpoint
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import SaslError
@@ -434,34 +435,17 @@ class ShardRunner:
             running = joining
 
     def _build_sources(self, keys: list[bytes], key_base: int, values: ValueSource) -> list[OpSource]:
-        """One request source per connection, each drawing from its own RNG over its server's keys."""
-        workload, plan = self.workload, self.plan
-        names = workload.measured_commands()
-        lines = get_lines(keys, key_base, values, self.codec) if "get" in names else None
-        per_server = [self._server_slice(r, keys, lines) for r in self.server_ranges]
-        sources = self.sources = []
-        servers = len(self.targets)
-        for i in range(len(self.connections)):
-            start, server_keys, server_lines, server_counters = per_server[i % servers]
-            rng = plan.rng(workload, f"conn{i}")
-            writer = (i // servers, len(range(i % servers, len(self.connections), servers)))
-            sources.append(
-                OpSource(
-                    workload,
-                    server_keys,
-                    key_base + start,
-                    values,
-                    rng,
-                    server_lines,
-                    server_counters,
-                    self.verify_log,
-                    self.expiry,
-                    writer,
-                    f"{self.prefix[:-1]}.n{plan.index}.{i}:",  # this connection's new keys (overwrite < 1)
-                    self.connections[i].followups,
-                )
-            )
-        return sources
+        """The measured phase's request sources, one per connection (kept for cleanup's fresh keys)."""
+        self.sources = build_sources(
+            SourcePlan(self.workload, self.plan, self.codec, self.prefix, self.verify_log, self.expiry),
+            keys,
+            key_base,
+            values,
+            self.server_ranges,
+            self.counters,
+            [connection.followups for connection in self.connections],
+        )
+        return self.sources
 
     async def _open_udp(self, count: int) -> list[UdpEndpoint]:
         """One UDP socket per connection, each to its connection's server; losses are swept every 50 ms."""
@@ -481,16 +465,6 @@ class ShardRunner:
         for endpoint in self.udp:
             endpoint.sweep(now)
         self._sweep_handle = asyncio.get_running_loop().call_later(UDP_SWEEP_S, self._sweep_udp)
-
-    def _server_slice(
-        self, keys_range: range, keys: list[bytes], lines: Any
-    ) -> tuple[int, list[bytes], Any, list[bytes] | None]:
-        """One server's keys, get lines and counters (the whole lists, uncopied, for a single server)."""
-        if len(self.targets) == 1:
-            return 0, keys, lines, self.counters
-        a, b = keys_range.start, keys_range.stop
-        counters = self.counters[a:b] if self.counters is not None else None
-        return a, keys[a:b], lines[a:b] if lines is not None else None, counters
 
     # -- bookkeeping ------------------------------------------------------------
     def _start_phase(self, name: str, names: tuple[str, ...]) -> PhaseRecorder:
