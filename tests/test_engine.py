@@ -415,7 +415,10 @@ def test_a_blocked_loop_shows_in_the_load_processs_own_lag(memcached_server, hot
 
     workload = Workload.from_args({"duration": "2.5s", "connections": 2, "keys": 100})
     raw = run_shard(
-        workload, _target(memcached_server), f"eng14{hot_path}:", on_second=lambda done, second: time.sleep(0.03)
+        workload,
+        _target(memcached_server),
+        f"eng14{hot_path}:",
+        on_second=lambda done, second, totals: time.sleep(0.03),
     )
     assert 150 <= raw.loop_lag.total <= 300  # one probe every 10 ms (fewer on a busy machine)
     # the probe is due at most 10 ms after the block begins, so it waits at least ~20 of the 30 ms

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pytest_memaslap.engine.capacity import CapacityRunner
 from pytest_memaslap.engine.errors import SlapInterrupted, SlapRunError
@@ -13,7 +13,8 @@ from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.model.capacity import CapacitySearch
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import Workload
-from pytest_memaslap.stats.results import Second, ShardResult
+from pytest_memaslap.stats.live import OnSecond
+from pytest_memaslap.stats.results import ShardResult
 
 __all__ = ["LOOP_NAME", "LOOP_NOTE", "ShardPlan", "SlapInterrupted", "SlapRunError", "Target", "run_shard"]
 
@@ -24,7 +25,7 @@ def run_shard(
     prefix: str,
     plan: ShardPlan | None = None,
     cleanup: bool = False,
-    on_second: Callable[[int, Second], None] | None = None,
+    on_second: OnSecond | None = None,
     capacity: CapacitySearch | None = None,
 ) -> ShardResult:
     """Run one shard of ``workload`` against ``target`` with keys under ``prefix``; blocks until done.
@@ -32,9 +33,10 @@ def run_shard(
     Several targets: keys are spread over them as pymemcache's HashClient spreads them.
 
     ``cleanup`` deletes the shard's keys after the measured phase;
-    ``on_second`` sees each second of the measured phase as it closes (live
-    progress). ``capacity`` runs a capacity search instead of one load (one
-    shard). On Ctrl-C the load stops and :class:`SlapInterrupted` carries what
+    ``on_second`` sees each second of the measured phase as it closes, and
+    can read the phase's running totals (live progress, live exporters).
+    ``capacity`` runs a capacity search instead of one load (one shard).
+    On Ctrl-C the load stops and :class:`SlapInterrupted` carries what
     was measured.
     """
     if capacity is not None:

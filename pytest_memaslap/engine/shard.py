@@ -12,7 +12,7 @@ import gc
 import random
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from time import perf_counter_ns
 from typing import Any
 
@@ -36,7 +36,8 @@ from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import COUNTER_COMMANDS, Workload
 from pytest_memaslap.protocol.codecs import CODECS
 from pytest_memaslap.protocol.outcomes import ERROR
-from pytest_memaslap.stats.results import Second, ShardResult
+from pytest_memaslap.stats.live import CommandTotals, OnSecond
+from pytest_memaslap.stats.results import ShardResult
 
 PRELOAD_DEPTH = 16
 UDP_LOSS_TIMEOUT_S = 1.0  # a UDP request unanswered this long is lost (an error); the run goes on
@@ -58,11 +59,11 @@ class ShardRunner:
         prefix: str,
         plan: ShardPlan,
         cleanup: bool = False,
-        on_second: Callable[[int, Second], None] | None = None,
+        on_second: OnSecond | None = None,
     ) -> None:
         self.workload = workload
         self.cleanup = cleanup
-        self.on_second = on_second  # called with (seconds done, that second) in the measured phase
+        self.on_second = on_second  # called with (seconds done, that second, totals) in the measured phase
         # several servers: keys are placed as pymemcache's HashClient places them, connection i goes to server
         # i mod S and works on that server's keys only; the first server also holds the shards' barriers
         self.targets = [target] if isinstance(target, Target) else list(target)
@@ -520,7 +521,11 @@ class ShardRunner:
         if self.on_second is not None and self._phases and self._phases[-1][0] == "measured":
             while self._published < len(recorder.timeline):
                 self._published += 1
-                self.on_second(self._published, recorder.timeline[self._published - 1])
+                self.on_second(self._published, recorder.timeline[self._published - 1], self._totals)
+
+    def _totals(self) -> dict[str, CommandTotals]:
+        """The current phase's running totals per command (what a live exporter reads each second)."""
+        return self.recorder.totals(self.connection_type.edge_counts)
 
     def _reply_bytes(self) -> int:
         """Grows with every reply of any phase (each reply has bytes): the stall watchdog's signal."""

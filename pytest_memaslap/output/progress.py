@@ -18,12 +18,13 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pymemcache.exceptions import MemcacheError
 
 from pytest_memaslap.memcached.control import control_client
 from pytest_memaslap.memcached.sasl import SaslCredentials, SaslError
+from pytest_memaslap.stats.live import Totals
 from pytest_memaslap.stats.results import Second
 
 POLL_INTERVAL_S = 1.0
@@ -110,7 +111,7 @@ class ProgressPrinter:
         self._sums = Second()
         self._seconds = 0
 
-    def __call__(self, done: int, second: Second) -> None:
+    def __call__(self, done: int, second: Second, totals: Totals | None = None) -> None:
         self._sums.merge(second)
         self._seconds += 1
         if done % self.every:
@@ -131,8 +132,19 @@ def progress_key(token: str, worker: str) -> str:
     return f"slap{token}_progress_{worker}"
 
 
+def live_key(token: str, worker: str) -> str:
+    """Where a worker's latest live snapshot lives (``--slap-prometheus``), beside its progress."""
+    return f"slap{token}_live_{worker}"
+
+
+class Record(Protocol):
+    """What a publisher stores: anything that writes itself as JSON (a Period, a live snapshot)."""
+
+    def to_json(self) -> str: ...
+
+
 class ProgressPublisher:
-    """A worker's ``emit``: stores the period under its key on the server, from a thread of its own.
+    """A worker's ``emit``: stores the latest record under its key on the server, from a thread of its own.
 
     Storing it connects to the server and waits for the reply; on the event
     loop that wait would be added to every request in flight. So the loop
@@ -144,12 +156,12 @@ class ProgressPublisher:
         self, host: str, port: int, key: str, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
     ) -> None:
         self.host, self.port, self.key, self.tls, self.sasl = host, port, key, tls, sasl
-        self._queued: queue.SimpleQueue[Period] = queue.SimpleQueue()
+        self._queued: queue.SimpleQueue[Record] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def __call__(self, period: Period) -> None:
-        self._queued.put(period)
+    def __call__(self, record: Record) -> None:
+        self._queued.put(record)
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="slap-progress-publisher", daemon=True)
@@ -165,43 +177,39 @@ class ProgressPublisher:
     def _run(self) -> None:
         while True:
             try:
-                period = self._queued.get(timeout=PUBLISHER_IDLE_S)
+                record = self._queued.get(timeout=PUBLISHER_IDLE_S)
             except queue.Empty:
                 with self._lock:
                     if self._queued.empty():
                         self._thread = None
                         return
                 continue
-            self._publish(period)
+            self._publish(record)
 
-    def _publish(self, period: Period) -> None:
+    def _publish(self, record: Record) -> None:
         client = control_client(self.host, self.port, CLIENT_TIMEOUT_S, self.tls, self.sasl)
         try:
-            client.set(self.key, period.to_json(), expire=RECORD_TTL_S, noreply=False)
+            client.set(self.key, record.to_json(), expire=RECORD_TTL_S, noreply=False)
         except (OSError, MemcacheError, SaslError):
             pass  # progress is best effort; the run itself reports any real trouble
         finally:
             client.close()
 
 
-class ProgressPoller:
-    """The reading side (xdist controller, memaslap-py): polls the shards' records, emits merged periods."""
+class RecordPoller:
+    """The reading side (xdist controller, memaslap-py): polls the shards' records once a second, in a thread."""
 
     def __init__(
-        self,
-        host: str,
-        port: int,
-        emit: Callable[[Period], None],
-        tls: ssl.SSLContext | None = None,
-        sasl: SaslCredentials | None = None,
+        self, host: str, port: int, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
     ) -> None:
         self.host, self.port, self.tls, self.sasl = host, port, tls, sasl
-        self.emit = emit
         self.keys: list[str] = []
-        self._seen: dict[str, tuple[str, int]] = {}  # key -> (label, done) last taken from it
-        self._pending: dict[tuple[str, int], tuple[Period, int]] = {}  # (label, done) -> (merged, polls waited)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def take(self, records: dict[str, Any]) -> None:
+        """What the poller does with the records it read, by key (subclasses say)."""
+        raise NotImplementedError
 
     def watch(self, key: str) -> None:
         if key not in self.keys:
@@ -210,10 +218,19 @@ class ProgressPoller:
             self._thread = threading.Thread(target=self._run, name="slap-progress", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, last_look: bool = False) -> None:
+        """Stop polling; ``last_look`` reads the records once more (a last second published since the last poll)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2 * CLIENT_TIMEOUT_S + POLL_INTERVAL_S)
+        if last_look and self.keys:
+            client = control_client(self.host, self.port, CLIENT_TIMEOUT_S, self.tls, self.sasl)
+            try:
+                self.take(client.get_many(list(self.keys)))
+            except (OSError, MemcacheError, SaslError):
+                pass  # best effort, as every poll
+            finally:
+                client.close()
 
     def _run(self) -> None:
         client = control_client(self.host, self.port, CLIENT_TIMEOUT_S, self.tls, self.sasl)
@@ -227,6 +244,23 @@ class ProgressPoller:
                 self.take(records)
         finally:
             client.close()
+
+
+class ProgressPoller(RecordPoller):
+    """Reads the shards' periods and emits each merged over its shards."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        emit: Callable[[Period], None],
+        tls: ssl.SSLContext | None = None,
+        sasl: SaslCredentials | None = None,
+    ) -> None:
+        super().__init__(host, port, tls, sasl)
+        self.emit = emit
+        self._seen: dict[str, tuple[str, int]] = {}  # key -> (label, done) last taken from it
+        self._pending: dict[tuple[str, int], tuple[Period, int]] = {}  # (label, done) -> (merged, polls waited)
 
     def take(self, records: dict[str, Any]) -> None:
         """Merge new records into their periods; print each period once all its shards are in (or it waited)."""

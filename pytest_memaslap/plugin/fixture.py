@@ -14,8 +14,8 @@ from pytest_memaslap.model.keyspace import min_key_size
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.thresholds import Threshold, ThresholdError, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
+from pytest_memaslap.stats.live import OnSecond
 from pytest_memaslap.stats.result import SlapResult
-from pytest_memaslap.stats.results import Second
 from pytest_memaslap.stats.rounds import with_rounds
 
 
@@ -48,7 +48,7 @@ class Slap:
         prefix_for_call: Callable[[int], str],
         shard: ShardPlan | None = None,
         cleanup: bool = False,
-        progress_for: Callable[[Workload, str], Callable[[int, Second], None] | None] | None = None,
+        on_second_for: Callable[[Workload, str], OnSecond | None] | None = None,
         rounds: int = 1,
         capacity: CapacitySearch | None = None,
     ) -> None:
@@ -58,7 +58,7 @@ class Slap:
         self.shard = shard or ShardPlan()
         self.cleanup = cleanup and not server.owned  # a server we started is stopped anyway
         self._prefix_for_call = prefix_for_call
-        self._progress_for = progress_for
+        self._on_second_for = on_second_for  # (live progress and metrics of each call)
         self.rounds = rounds
         self.capacity = capacity  # a slap_capacity search instead of one load
         self.runs: list[SlapRun] = []
@@ -77,14 +77,14 @@ class Slap:
         for number in range(1, self.rounds + 1):
             label = f" round {number}/{self.rounds}" if self.rounds > 1 else ""
             try:
-                progress = self._progress_for(workload, label) if self._progress_for else None
+                on_second = self._on_second_for(workload, label) if self._on_second_for else None
                 raw = run_shard(
                     workload,
                     target,
                     round_prefix(prefix, number, self.rounds),
                     self.shard,
                     self.cleanup,
-                    progress,
+                    on_second,
                     self.capacity,
                 )
             except SlapRunError as exc:

@@ -21,7 +21,7 @@ from pytest_memaslap.model.capacity import CapacitySearch
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.thresholds import ThresholdError, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
-from pytest_memaslap.plugin.modes import Controller, mode_for
+from pytest_memaslap.plugin.modes import Controller, Mode, mode_for
 from pytest_memaslap.plugin.options import Settings, add_options, server_config_from_mark, shards_option
 from pytest_memaslap.plugin.session import SlapPlan, SlapSession
 from pytest_memaslap.plugin.signals import install_sigterm_handler, restore_sigterm_handler
@@ -29,7 +29,6 @@ from pytest_memaslap.plugin.signals import install_sigterm_handler, restore_sigt
 if TYPE_CHECKING:  # (loaded on first use: a suite without slap tests pays for none of it)
     from pymemcache.client.base import Client
 
-    from pytest_memaslap.output.progress import ProgressPrinter
     from pytest_memaslap.plugin.fixture import Slap
     from pytest_memaslap.plugin.messages import ShardReport
     from pytest_memaslap.stats.outcome import CallOutcome
@@ -84,6 +83,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = state
     if state.mode.reports:
         config.pluginmanager.register(ReportCollector(state), "memaslap-report-collector")
+        if state.settings.prometheus is not None:
+            _serve_metrics(state.mode, *state.settings.prometheus)
+
+
+def _serve_metrics(mode: Mode, host: str, port: int) -> None:
+    from pytest_memaslap.output.prometheus import ExporterError
+
+    try:
+        mode.serve_metrics(host, port)
+    except ExporterError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -94,7 +104,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio (uvloop is not installed)"
     external = state.mode.server_address or state.settings.external
     server = f"memcached at {external}" if external else "memcached started by the plugin on first use"
-    return f"memaslap: hot path {hotpath.describe()}, event loop {loop}; {server}"
+    exporter = state.mode.exporter
+    metrics = f"; live metrics for Prometheus at {exporter.url}" if exporter is not None else ""
+    return f"memaslap: hot path {hotpath.describe()}, event loop {loop}; {server}{metrics}"
 
 
 def _session(config: pytest.Config) -> SlapSession:
@@ -115,6 +127,7 @@ def pytest_configure_node(node: Any) -> None:
     controller.configure_worker(node, server, None)
     if state.settings.stat_freq != 0:
         controller.watch_progress(node.config, server, str(node.gateway.id))
+    controller.watch_live(server, str(node.gateway.id))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -254,7 +267,7 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
         lambda call: state.prefix_for(index, call),
         state.mode.shard_plan(state.settings.sync_timeout),
         state.settings.cleanup,
-        _progress_printer(request.config, item.nodeid, memcached_server),
+        _second_sinks(request.config, item.nodeid, memcached_server),
         state.settings.rounds,
         plan.capacity,
     )
@@ -262,20 +275,25 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
     return runner
 
 
-def _progress_printer(config: pytest.Config, nodeid: str, server: MemcachedServer) -> Any:
-    """Live progress of each slap() call: where the lines go is the mode's business."""
+def _second_sinks(config: pytest.Config, nodeid: str, server: MemcachedServer) -> Any:
+    """What sees each second of a slap() call: live progress and live metrics, where the mode sends them."""
     state = _session(config)
     emit = state.mode.progress_sink(config, server)
-    if emit is None:
+    live = state.mode.live_sink(server)
+    if emit is None and live is None:
         return None
 
     from pytest_memaslap.output.progress import ProgressPrinter, stat_freq
+    from pytest_memaslap.stats.live import LiveFeed, OnSecond, every_second
 
-    def for_workload(workload: Workload, label: str) -> ProgressPrinter | None:
+    def for_workload(workload: Workload, label: str) -> OnSecond | None:
         every = stat_freq(state.settings.stat_freq, workload.duration)
-        if not every:
-            return None
-        return ProgressPrinter(emit, nodeid + label, workload.duration, every, state.mode.shard_count)
+        mode = state.mode
+        printer = None
+        if emit is not None and every:
+            printer = ProgressPrinter(emit, nodeid + label, workload.duration, every, mode.shard_count)
+        feed = LiveFeed(live, nodeid + label, mode.shard_index, mode.shard_count) if live is not None else None
+        return every_second(printer, feed)
 
     return for_workload
 
@@ -447,4 +465,5 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(SESSION, None)
     if state is not None:
+        state.mode.stop_serving()
         state.pool.close(keep_logs=state.failed)

@@ -29,8 +29,10 @@ from pytest_memaslap.model.shard_plan import ShardPlan
 if TYPE_CHECKING:  # (loaded on first use: a suite without slap tests pays for none of it)
     from pytest_memaslap.memcached.server import MemcachedServer, ServerConfig
     from pytest_memaslap.output.progress import Period, ProgressPoller
+    from pytest_memaslap.output.prometheus import Exporter, LivePoller
     from pytest_memaslap.plugin.aggregate import Aggregator
     from pytest_memaslap.plugin.messages import ShardReport
+    from pytest_memaslap.stats.live import LiveSnapshot
     from pytest_memaslap.stats.outcome import CallOutcome
 
 SERVER_KEY = "slap_memcached"
@@ -41,6 +43,7 @@ CALL_OFF_TTL_S = 600  # the call-off key outlives any wait of the run, then leav
 REPORT_ATTRIBUTE = "slap"  # the test report's attribute that carries a worker's shard reports
 INTERRUPTED_KEY = "slap_interrupted"  # a worker's output: the shard reports of calls Ctrl-C cut short
 INTERRUPTED_WAIT_S = 5.0  # how long an interrupted controller waits for its workers' last reports
+LIVE_KEY = "slap_live"  # the controller serves live metrics: its workers publish their totals each second
 
 Emit = Callable[["Period"], None]
 
@@ -57,6 +60,7 @@ class Mode:
         self.shard_index = 0
         self.shard_count = 1
         self._aggregator: Aggregator | None = None  # made with the first report (the judging code loads then)
+        self.exporter: Exporter | None = None  # --slap-prometheus: serves the live metrics (a reporting process)
 
     def _add(self, report: ShardReport) -> CallOutcome | None:
         if self._aggregator is None:
@@ -77,6 +81,21 @@ class Mode:
         """Where live progress lines go: this terminal, past output capture; None when quiet."""
         write_line = terminal_writer(config)
         return None if write_line is None else lambda period: write_line(period.line())
+
+    def serve_metrics(self, host: str, port: int) -> None:
+        """Serve live metrics for Prometheus until ``stop_serving`` (raises ExporterError when it cannot)."""
+        from pytest_memaslap.output.prometheus import Exporter
+
+        self.exporter = Exporter(host, port)
+
+    def stop_serving(self) -> None:
+        if self.exporter is not None:
+            self.exporter.close()
+            self.exporter = None
+
+    def live_sink(self, server: MemcachedServer) -> Callable[[LiveSnapshot], None] | None:
+        """Where this process's running totals go each second (None: nobody serves them)."""
+        return self.exporter.metrics.update if self.exporter is not None else None
 
     def hand_in(self, reports: list[ShardReport], interrupted: bool = False) -> list[CallOutcome]:
         """A test's calls have ended here: judge them now (the calls this process can judge)."""
@@ -118,6 +137,7 @@ class Controller(Mode):
     def __init__(self, token: str) -> None:
         super().__init__(token)
         self.progress: ProgressPoller | None = None  # reads the workers' progress from the server
+        self.live: LivePoller | None = None  # reads the workers' live totals from the server (--slap-prometheus)
         self.workers: list[Any] = []  # xdist's nodes, to read their output when the run is interrupted
 
     def configure_worker(self, node: Any, server: MemcachedServer | None, error: str | None) -> None:
@@ -125,6 +145,7 @@ class Controller(Mode):
         self.workers.append(node)
         node.workerinput[TOKEN_KEY] = self.token
         node.workerinput[SHARDED_KEY] = node.config.getoption("dist", "no") == "each"
+        node.workerinput[LIVE_KEY] = self.exporter is not None
         if server is None:
             node.workerinput[SERVER_ERROR_KEY] = error
         else:
@@ -143,8 +164,22 @@ class Controller(Mode):
             )
         self.progress.watch(progress_key(self.token, worker))
 
+    def watch_live(self, server: MemcachedServer, worker: str) -> None:
+        """Serve the workers' running totals, which they publish on the server each second."""
+        from pytest_memaslap.output.progress import live_key
+        from pytest_memaslap.output.prometheus import LivePoller
+
+        if self.exporter is None:
+            return
+        if self.live is None:
+            self.live = LivePoller(server.host, server.port, self.exporter.metrics, server.tls, server.sasl)
+        self.live.watch(live_key(self.token, worker))
+
     def progress_sink(self, config: pytest.Config, server: MemcachedServer) -> Emit | None:
         return None  # (the controller runs no tests)
+
+    def live_sink(self, server: MemcachedServer) -> Callable[[LiveSnapshot], None] | None:
+        return None
 
     def receive(self, report: pytest.TestReport) -> list[CallOutcome]:
         wires = getattr(report, REPORT_ATTRIBUTE, None)
@@ -185,6 +220,8 @@ class Controller(Mode):
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+        if self.live is not None:
+            self.live.stop(last_look=True)  # (every test has ended: the workers' last totals are in)
 
     def call_off(self, server: MemcachedServer, why: str) -> None:
         """A worker went down: tell the shards waiting at a barrier to stop now, not at --slap-sync-timeout."""
@@ -219,6 +256,7 @@ class Worker(Mode):
         self.server_address = workerinput.get(SERVER_KEY)
         self.server_error = workerinput.get(SERVER_ERROR_KEY)
         self.worker_id = str(workerinput.get("workerid", ""))
+        self.publishes_live = bool(workerinput.get(LIVE_KEY))
 
     def refuse_server(self, config: ServerConfig, default: ServerConfig, external: bool) -> str | None:
         if self.server_error:
@@ -235,6 +273,14 @@ class Worker(Mode):
         from pytest_memaslap.output.progress import ProgressPublisher, progress_key
 
         key = progress_key(self.token, self.worker_id)
+        return ProgressPublisher(server.host, server.port, key, server.tls, server.sasl)
+
+    def live_sink(self, server: MemcachedServer) -> Callable[[LiveSnapshot], None] | None:
+        from pytest_memaslap.output.progress import ProgressPublisher, live_key
+
+        if not self.publishes_live:
+            return None
+        key = live_key(self.token, self.worker_id)
         return ProgressPublisher(server.host, server.port, key, server.tls, server.sasl)
 
     def hand_in(self, reports: list[ShardReport], interrupted: bool = False) -> list[CallOutcome]:

@@ -109,6 +109,12 @@ OPTIONS = (
         "write each slap() call's latencies as an HdrHistogram interval log (.hlog) into DIR",
         "DIR",
     ),
+    Option(
+        "--slap-prometheus",
+        "serve live metrics of the running tests for Prometheus at [HOST:]PORT/metrics (HOST defaults to "
+        "127.0.0.1; PORT 0 picks a free one); needs the prometheus extra",
+        "[HOST:]PORT",
+    ),
     Option("--slap-save", "save this run's results as NAME in the results folder (--slap-storage)", "NAME"),
     Option(
         "--slap-autosave",
@@ -322,6 +328,20 @@ def _output_dir(option: str, path: str | None) -> str | None:
     return path
 
 
+def _listen_address(option: str, value: str | None) -> tuple[str, int] | None:
+    """``PORT`` (on loopback), ``HOST:PORT`` or ``[IPv6]:PORT``; one clear error for anything else."""
+    if not value:
+        return None
+    text = str(value).strip()
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") if host else "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise pytest.UsageError(
+            f"{option}={value}: expected [HOST:]PORT with PORT from 0 to 65535, e.g. 9464, 127.0.0.1:9464 or [::1]:9464"
+        )
+    return host, int(port)
+
+
 def _html_path(path: str | None) -> str | None:
     """--slap-html needs plotly and a writable file; say so before any load runs, not after."""
     if path:
@@ -366,6 +386,7 @@ class Settings:
     sasl: SaslCredentials | None = None  # --memcached-sasl-user: every connection logs in (binary protocol only)
     capacity_step: float | None = None  # --slap-capacity-step: seconds per step of capacity searches
     compare_strict: bool = False  # --slap-compare-strict: regressions across machines fail the run too
+    prometheus: tuple[str, int] | None = None  # --slap-prometheus: where the live metrics are served
 
     def tls_context(self) -> ssl.SSLContext | None:
         return self.tls
@@ -417,6 +438,7 @@ class Settings:
             else None,
             html_path=_html_path(raw["slap_html"]),
             hdr_dir=_output_dir("--slap-hdr", raw["slap_hdr"]),
+            prometheus=_listen_address("--slap-prometheus", raw["slap_prometheus"]),
             stat_freq=_stat_freq(raw["slap_stat_freq"]),
             percentiles=_percentiles(raw["slap_percentiles"]),
             **_baseline_settings(raw),

@@ -621,3 +621,39 @@ cdef class ConnectionCore:
         self.reconnecting = False
         if self.idle is not None and not self.idle.done():
             self.idle.set_result(None)
+
+
+def edge_counts(array latencies, tuple cuts):
+    """Hot path, once a second while a live exporter runs: ``core.edge_counts`` in one C pass.
+
+    The requests in buckets ``[0, cut)`` for each cut, and the sum of all
+    latencies as their buckets' midpoints (ns, rounded down; exact below
+    2**64 ns of summed latency, some 290 years).
+    """
+    if latencies.typecode != "Q" or len(latencies) <= LAST_BUCKET:
+        raise TypeError("edge_counts reads a phase's latency histogram (an array of kind Q)")
+    cdef unsigned long long *counts = latencies.data.as_ulonglongs
+    cdef Py_ssize_t size = len(latencies), index, shift, sub, position = 0, cut_count = len(cuts)
+    cdef unsigned long long running = 0, doubled = 0, count, low, high
+    cdef list at_cuts = []
+    cdef Py_ssize_t next_cut = cuts[0] if cut_count else size + 1
+    for index in range(size):
+        while index >= next_cut:
+            at_cuts.append(running)
+            position += 1
+            next_cut = cuts[position] if position < cut_count else size + 1
+        count = counts[index]
+        if count:
+            running += count
+            if index < 256:
+                doubled += count * (2 * <unsigned long long>index)
+            else:
+                shift = (index >> 7) - 1
+                sub = index - (shift << 7)
+                low = <unsigned long long>sub << shift
+                high = ((<unsigned long long>(sub + 1)) << shift) - 1
+                doubled += count * (low + high)
+    while position < cut_count:
+        at_cuts.append(running)
+        position += 1
+    return at_cuts, doubled // 2

@@ -81,6 +81,9 @@ class Lifecycle(Driven, asyncio.Protocol):
         refill_max_ns: int
         implementation: str  # "compiled" or "python"
 
+        @staticmethod
+        def edge_counts(latencies: Any, cuts: tuple[int, ...]) -> tuple[list[int], int]: ...  # the core's
+
         def __init__(self, events: ConnectionEvents, index: int) -> None: ...
         def track(self, slot: Slot, sent_ns: int, size: int, expect: Any = None) -> None: ...
         def in_flight(self) -> int: ...
@@ -171,12 +174,14 @@ class PythonConnection(core.ConnectionCore, Lifecycle):
     """A load connection on the pure-Python core."""
 
     implementation = "python"
+    edge_counts = staticmethod(core.edge_counts)  # the live exporter's cut of a histogram, on the same core
 
 
 def _compiled_class() -> type[Lifecycle] | None:
     """The connection class on the compiled core, or None where it was not built (or cannot load)."""
     try:
         from pytest_memaslap.engine.hot._core import ConnectionCore
+        from pytest_memaslap.engine.hot._core import edge_counts as compiled_edge_counts
     except ImportError:
         return None
 
@@ -184,6 +189,7 @@ def _compiled_class() -> type[Lifecycle] | None:
         """A load connection on the compiled core."""
 
         implementation = "compiled"
+        edge_counts = staticmethod(compiled_edge_counts)
 
     return CompiledConnection
 

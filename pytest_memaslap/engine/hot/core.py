@@ -17,15 +17,19 @@ reconnect, close) is shared Python code in ``connection``.
 
 from __future__ import annotations
 
+import array
 from collections import deque
 from collections.abc import Iterator
+from itertools import accumulate
+from operator import mul
 from time import perf_counter_ns, thread_time_ns
 from typing import Any
 
 from pytest_memaslap.engine.hot.recorder import CUT_OFF, MAX_NS, MIN_NS, RECEIVED, SENT
 from pytest_memaslap.protocol.outcomes import ERROR
-from pytest_memaslap.stats.histogram import LAST_BUCKET
+from pytest_memaslap.stats.histogram import BUCKET_COUNT, LAST_BUCKET, bucket_bounds
 
+_DOUBLED_MIDPOINTS = array.array("Q", (sum(bucket_bounds(index)) for index in range(BUCKET_COUNT)))
 REFILL = 32  # requests drawn per batch from a connection's source (a short block of the loop: ~15 µs compiled)
 
 
@@ -235,3 +239,23 @@ class ConnectionCore:
         self.reconnecting = False
         if self.idle is not None and not self.idle.done():
             self.idle.set_result(None)
+
+
+def edge_counts(latencies: Any, cuts: tuple[int, ...]) -> tuple[list[int], int]:
+    """Hot path, once a second while a live exporter runs: a dense histogram cut down to a few edges.
+
+    Returns the requests in buckets ``[0, cut)`` for each cut, and the sum of
+    all latencies, each as its bucket's midpoint (in ns, rounded down). Only
+    the occupied run of buckets is read (found by C-level byte scans), so a
+    command costs tens of µs here; the compiled core does it in a few.
+    """
+    raw = latencies.tobytes()
+    first = (len(raw) - len(raw.lstrip(b"\0"))) // 8
+    end = (len(raw.rstrip(b"\0")) + 7) // 8
+    if end <= first:
+        return [0] * len(cuts), 0
+    counts = latencies[first:end]
+    running = list(accumulate(counts))
+    at_cuts = [running[min(cut, end) - first - 1] if cut > first else 0 for cut in cuts]
+    doubled = sum(map(mul, counts, _DOUBLED_MIDPOINTS[first:end]))  # (a midpoint is a whole number or a half)
+    return at_cuts, doubled // 2

@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import array
 import sys
+from collections.abc import Callable
 from time import thread_time_ns
+from typing import Any
 
-from pytest_memaslap.protocol.outcomes import ERROR
+from pytest_memaslap.protocol.outcomes import ERROR, MISS
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram, bucket_index
+from pytest_memaslap.stats.live import LIVE_CUTS, CommandTotals
 from pytest_memaslap.stats.results import CommandStats, PhaseStats, Second
 
+EdgeCounts = Callable[[Any, tuple[int, ...]], tuple[list[int], int]]  # core.edge_counts or its compiled twin
 SENT = 3  # counters[SENT], after the outcome codes HIT, MISS, ERROR
 RECEIVED = 4
 LOST = 5  # abandoned: the connection was lost with the request in flight
@@ -149,6 +153,22 @@ class PhaseRecorder:
         """Close every second that ended by ``now_ns`` (tests and replays; the runner closes from a timer)."""
         while self.due(now_ns):
             self.close_second()
+
+    def totals(self, edge_counts: EdgeCounts) -> dict[str, CommandTotals]:
+        """Every command's running totals, for a live exporter (``edge_counts``: the run's hot core's)."""
+        totals: dict[str, CommandTotals] = {}
+        for cmd, name in enumerate(self.names):
+            counters = self.counters[cmd]
+            at_cuts, latency_sum_ns = edge_counts(self.latencies[cmd], LIVE_CUTS)
+            ops = at_cuts[-1]  # (the last cut takes every bucket)
+            errors = counters[ERROR]
+            if not ops and not errors:
+                continue
+            misses, sent, received = counters[MISS], counters[SENT], counters[RECEIVED]
+            replies_in_error = errors - sum(counters[index] for index in ABANDONED)
+            hits = ops - misses - replies_in_error
+            totals[name] = CommandTotals(ops, errors, hits, misses, sent, received, tuple(at_cuts), latency_sum_ns)
+        return totals
 
     def finish(self, end_ns: int) -> PhaseStats:
         """Build the phase's stats; the last partial second is kept if it saw anything."""
