@@ -6,7 +6,8 @@ each worker publishes its latest period as a small record on the memcached
 server (which every shard reaches, on any machine), and the controller polls
 those records once a second and prints one line per period, merged over the
 shards that ran it. Progress is best effort: a failed publish or poll never
-fails a run.
+fails a run. The live metrics (``--slap-prometheus``) travel the same way,
+as records of their own (``live_key``).
 """
 
 from __future__ import annotations
