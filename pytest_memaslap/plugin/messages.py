@@ -26,7 +26,7 @@ from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
 from pytest_memaslap.stats.results import CommandStats, PhaseStats, Second, ShardResult
 
-WIRE_VERSION = 3
+WIRE_VERSION = 4
 COUNTERS = ("ops", "hits", "misses", "errors", "bytes_sent", "bytes_received", "min_ns", "max_ns")
 
 
@@ -131,6 +131,7 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
         "event_loop": result.event_loop,
         "timeline_close_max_ns": result.timeline_close_max_ns,
         "refill_max_ns": result.refill_max_ns,
+        "watchdog_max_ns": result.watchdog_max_ns,
         "capacity": result.capacity,
         "verify": dict(result.verify),
         "phases": phases,
@@ -172,6 +173,7 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         event_loop=data["event_loop"],
         timeline_close_max_ns=data["timeline_close_max_ns"],
         refill_max_ns=data["refill_max_ns"],
+        watchdog_max_ns=data["watchdog_max_ns"],
         capacity=data["capacity"],
     )
 

@@ -255,6 +255,7 @@ class SlapResult:
             "periodic_max_us": {
                 "timeline_close": round(self.raw.timeline_close_max_ns / 1000.0, 1),
                 "request_refill": round(self.raw.refill_max_ns / 1000.0, 1),
+                "stall_watchdog": round(self.raw.watchdog_max_ns / 1000.0, 1),
             },
         }
 

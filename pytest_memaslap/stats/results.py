@@ -180,6 +180,7 @@ class ShardResult:
     # the engine's own periodic work, each its longest block of the event loop (ns): merged, the longest
     timeline_close_max_ns: int = 0  # closing a second of the timeline
     refill_max_ns: int = 0  # drawing a connection's next batch of requests
+    watchdog_max_ns: int = 0  # the stall watchdog's check, ten times a second
     capacity: dict[str, Any] | None = None  # a slap_capacity search: its SLO, capacity, why it stopped, its steps
 
     @property
@@ -211,6 +212,7 @@ class ShardResult:
         self.event_loop = _joined(self.event_loop, other.event_loop)
         self.timeline_close_max_ns = max(self.timeline_close_max_ns, other.timeline_close_max_ns)
         self.refill_max_ns = max(self.refill_max_ns, other.refill_max_ns)
+        self.watchdog_max_ns = max(self.watchdog_max_ns, other.watchdog_max_ns)
         self.capacity = self.capacity or other.capacity  # (a search runs on one shard)
         if window is not None:
             self.started_at = window[0]
