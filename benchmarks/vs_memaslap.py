@@ -14,12 +14,16 @@ preload=True), against memcached -t 1, alternating, several rounds:
 2. two load processes each: two synchronized shards of ours (as
    ``pytest --slap-shards=2`` runs them) against ``memcaslap -T 2`` (and
    ``memtier_benchmark -t 2 -c 16``), unpinned;
-3. ours with window 16 (pipelined), one shard.
+3. pipelined: 8 connections with 16 requests in flight on each, one load
+   process pinned as in 1: one shard of ours (window=16) against
+   ``memtier_benchmark -t 1 -c 8 --pipeline=16`` (memcaslap does not pipeline).
 
 Ours runs twice in every round, on the compiled hot path and on its
 pure-Python twin (``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints ops/s, user CPU
-µs per op (over every request sent) and the ratios of each of ours to each
-peer.
+µs per request and the ratios of each of ours to each peer. Our CPU is the
+measured phase's (``engine.cpu_us_per_request``: building the keyspace and
+preloading it are set-up, as the peers' separate fill runs are); the peers'
+is their whole process's.
 
     python benchmarks/vs_memaslap.py [--duration 10] [--rounds 3]
 """
@@ -31,7 +35,6 @@ import functools
 import json
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -43,14 +46,16 @@ CONNECTIONS = 32
 KEYS = 96_000
 
 
-def run_child(host: str, port: int, duration: float, window: int, index: int, count: int, prefix: str) -> None:
+def run_child(
+    host: str, port: int, duration: float, connections: int, window: int, index: int, count: int, prefix: str
+) -> None:
     """In a child process: run one shard, print its numbers as JSON."""
     from pytest_memaslap import ShardPlan, Target, Workload, run_shard
 
     workload = Workload.from_args(
         {
             "duration": duration,
-            "connections": CONNECTIONS,
+            "connections": connections,
             "window": window,
             "keys": KEYS,
             "key_size": 64,
@@ -59,9 +64,7 @@ def run_child(host: str, port: int, duration: float, window: int, index: int, co
             "preload": True,
         }
     )
-    before = resource.getrusage(resource.RUSAGE_SELF)
     result = run_shard(workload, Target(host, port), prefix, ShardPlan(index, count, 60.0))
-    after = resource.getrusage(resource.RUSAGE_SELF)
     measured = result.measured
     print(
         json.dumps(
@@ -69,8 +72,8 @@ def run_child(host: str, port: int, duration: float, window: int, index: int, co
                 "ops": measured.ops,
                 "seconds": measured.elapsed_s,
                 "started_at": result.started_at,
-                "requests": result.requests_sent,
-                "user_s": after.ru_utime - before.ru_utime,
+                "requests": measured.requests,
+                "user_s": result.cpu_user_s,  # (the measured phase's: set-up is not in it)
                 "implementation": result.implementation,
                 "errors": sum(c.errors for c in measured.commands.values()),
             }
@@ -103,7 +106,14 @@ def _wait_with_rusage(process: subprocess.Popen[str], timeout: float) -> tuple[s
 
 
 def ours(
-    host: str, port: int, duration: float, window: int, shards: int, cpus: set[int] | None, implementation: str
+    host: str,
+    port: int,
+    duration: float,
+    window: int,
+    shards: int,
+    cpus: set[int] | None,
+    implementation: str,
+    connections: int = CONNECTIONS,
 ) -> dict[str, float]:
     """Run ``shards`` shard processes side by side on one hot path; ops/s over the union of their measured windows."""
     env = dict(os.environ)
@@ -120,6 +130,7 @@ def ours(
                 host,
                 str(port),
                 str(duration),
+                str(connections),
                 str(window),
                 str(i),
                 str(shards),
@@ -166,9 +177,16 @@ PEERS = ("memcaslap", "memtier")
 
 
 def memtier(
-    binary: str, host: str, port: int, duration: float, threads: int, cpus: set[int] | None
+    binary: str,
+    host: str,
+    port: int,
+    duration: float,
+    threads: int,
+    cpus: set[int] | None,
+    connections: int = CONNECTIONS,
+    pipeline: int = 1,
 ) -> dict[str, float]:
-    """memtier_benchmark at the same shape: 32 connections over ``threads`` threads, 1:9 set:get, 1 KiB values.
+    """memtier_benchmark at the same shape: ``connections`` over ``threads`` threads, 1:9 set:get, 1 KiB values.
 
     Its keyspace is filled first by a run of sets over every key; its keys are
     ``memtier-N`` behind a prefix that makes them about 64 bytes.
@@ -177,8 +195,8 @@ def memtier(
     base += ["--key-maximum", str(KEYS), "--key-prefix", "k" * 50 + "memtier-"]
     fill = base + ["-t", "1", "-c", "1", "--ratio=1:0", "--key-pattern=P:P", "--requests=allkeys"]
     _wait_with_rusage(subprocess.Popen(fill, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), 600)
-    command = base + ["-t", str(threads), "-c", str(CONNECTIONS // threads), "--ratio=1:9", "--key-pattern=R:R"]
-    command += ["--test-time", str(int(duration)), "--pipeline=1"]
+    command = base + ["-t", str(threads), "-c", str(connections // threads), "--ratio=1:9", "--key-pattern=R:R"]
+    command += ["--test-time", str(int(duration)), f"--pipeline={pipeline}"]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_pin(cpus)
     )
@@ -244,8 +262,8 @@ def compare(title: str, rounds: int, runs: dict[str, Run]) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        host, port, duration, window, index, count, prefix = sys.argv[2:]
-        run_child(host, int(port), float(duration), int(window), int(index), int(count), prefix)
+        host, port, duration, connections, window, index, count, prefix = sys.argv[2:]
+        run_child(host, int(port), float(duration), int(connections), int(window), int(index), int(count), prefix)
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
@@ -291,12 +309,14 @@ def main() -> None:
         compare(
             "two load processes (ours: 2 shards; peers: 2 threads), load not pinned", args.rounds, shapes(2, 2, None)
         )
+        pipelined: dict[str, Run] = {}
+        if "memtier" in peers:
+            pipelined["memtier"] = lambda: memtier(args.memtier, host, port, duration, 1, load_cpu, 8, 16)
         for implementation in ("compiled", "python"):
-            window16 = ours(host, port, duration, 16, 1, load_cpu, implementation)
-            print(
-                f"ours {implementation}, window 16 (pipelined), 1 shard: {window16['ops_per_sec']:,.0f} ops/s, "
-                f"{window16['cpu_us_per_op']:.2f} user µs/op"
+            pipelined[implementation] = functools.partial(
+                ours, host, port, duration, 16, 1, load_cpu, implementation, 8
             )
+        compare("pipelined: 8 connections x 16 in flight, one load process pinned", args.rounds, pipelined)
     finally:
         server.stop()
 

@@ -410,6 +410,7 @@ class ShardRunner:
                 self._step_task.cancel()
             monitor.stop()
             self.result.cpu_pct, self.result.loop_lag = monitor.cpu_pct, monitor.lag
+            self.result.cpu_user_s, self.result.cpu_system_s = monitor.user_s, monitor.system_s
             if self.pacer is not None:
                 self.pacer.stop()
                 self.result.send_lag_max_s = self.pacer.max_lag_ns / 1e9

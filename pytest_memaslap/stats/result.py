@@ -235,6 +235,19 @@ class SlapResult:
             reasons.append(f"{self.ops_per_sec:,.0f} of the {target:,.0f} requests/s asked for")
         return ", ".join(reasons) or None
 
+    def cpu_per_request(self) -> dict[str, float] | None:
+        """The load processes' CPU time per request of the measured phase (µs): what one request cost us.
+
+        None where it was not measured: a capacity search's CPU spans all its steps, not the one it reports.
+        """
+        requests = self.raw.measured.requests if "measured" in self.raw.phases else 0
+        if not requests or not (self.raw.cpu_user_s or self.raw.cpu_system_s):
+            return None
+        return {
+            "user": round(self.raw.cpu_user_s / requests * 1e6, 3),
+            "system": round(self.raw.cpu_system_s / requests * 1e6, 3),
+        }
+
     def engine(self) -> dict[str, Any]:
         """The JSON's ``engine`` block: how busy the load process was (is it the bottleneck?)."""
         lag = self.raw.loop_lag
@@ -249,6 +262,7 @@ class SlapResult:
             "implementation": self.raw.implementation,  # the hot path: "compiled" or its twin, "python"
             "event_loop": self.raw.event_loop,
             "cpu_pct": round(self.raw.cpu_pct, 1),
+            "cpu_us_per_request": self.cpu_per_request(),
             "loop_lag_us": lag_us,
             "limited_by_load_generator": self.limited_by_load_generator(),
             # the engine's own periodic work: the longest it kept the loop from replies (µs)

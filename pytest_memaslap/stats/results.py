@@ -174,6 +174,8 @@ class ShardResult:
     send_lag: Histogram = field(default_factory=Histogram)  # open loop: each send's lag behind its schedule (ns)
     cpu_pct: float = 0.0  # the load process's CPU share in the measured phase (100 = a core); merged: the busiest
     loop_lag: Histogram = field(default_factory=Histogram)  # how long a ready callback waited for the loop (ns)
+    cpu_user_s: float = 0.0  # the load process's CPU time in the measured phase, user space; merged: the sum
+    cpu_system_s: float = 0.0  # and kernel (its socket calls)
     verify: dict[str, Any] = field(default_factory=lambda: {"checked": 0, "mismatches": 0, "keys": []})
     implementation: str = ""  # the hot path that ran: "compiled" or "python" (merged: each one that ran, joined)
     event_loop: str = ""  # "uvloop" or "asyncio"
@@ -206,6 +208,8 @@ class ShardResult:
         self.send_lag_max_s = max(self.send_lag_max_s, other.send_lag_max_s)
         self.send_lag.merge(other.send_lag)
         self.cpu_pct = max(self.cpu_pct, other.cpu_pct)
+        self.cpu_user_s += other.cpu_user_s
+        self.cpu_system_s += other.cpu_system_s
         self.loop_lag.merge(other.loop_lag)
         self.verify = _merge_checks(self.verify, other.verify)
         self.implementation = _joined(self.implementation, other.implementation)

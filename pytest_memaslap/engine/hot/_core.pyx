@@ -29,7 +29,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memset
 
 from time import perf_counter_ns, thread_time_ns
 
@@ -657,3 +657,28 @@ def edge_counts(array latencies, tuple cuts):
         at_cuts.append(running)
         position += 1
     return at_cuts, doubled // 2
+
+
+def take_run(array second):
+    """Hot path, once a second: ``recorder.take_run`` in C: the second's occupied buckets, moved out.
+
+    Finds the first and last bucket in use, copies that run into a new
+    array, zeroes it in place and adds it up: a few µs, with no Python
+    object per bucket.
+    """
+    if second.typecode != "I" or len(second) <= LAST_BUCKET:
+        raise TypeError("take_run reads a second's histogram (an array of kind I)")
+    cdef unsigned int *counts = second.data.as_uints
+    cdef Py_ssize_t size = len(second), first = 0, end = size, index
+    cdef unsigned long long total = 0
+    while first < size and counts[first] == 0:
+        first += 1
+    if first == size:
+        return 0, array("I"), 0
+    while counts[end - 1] == 0:
+        end -= 1
+    cdef array run = second[first:end]
+    for index in range(first, end):
+        total += counts[index]
+    memset(&counts[first], 0, (end - first) * sizeof(unsigned int))
+    return first, run, total
