@@ -233,3 +233,20 @@ def test_the_compiled_core_refuses_slots_it_could_not_write_safely():
     with pytest.raises(TypeError, match="must be the recorder's arrays"):  # (the right kind, too short)
         conn.enter_phase(((ascii.PARSERS["set"], new_counters()[:3], new_latencies(), new_second()),))
     conn.enter_phase(((ascii.PARSERS["set"], new_counters(), new_latencies(), new_second()),))
+
+
+@needs_compiled
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.integers(0, BUCKET_COUNT - 1), st.integers(1, 2**20), max_size=40))
+def test_both_cores_close_a_second_alike(occupied):
+    """The once-a-second close: the same run, offset and sum on both cores, and the histogram left empty."""
+    seconds = [new_second(), new_second()]
+    for second in seconds:
+        for index, count in occupied.items():
+            second[index] = count
+    python = PythonConnection.take_run(seconds[0])
+    compiled = CompiledConnection.take_run(seconds[1])
+    assert python == compiled
+    offset, run, total = python
+    assert total == sum(occupied.values()) and dict(occupied) == {offset + i: c for i, c in enumerate(run) if c}
+    assert not any(seconds[0]) and not any(seconds[1])

@@ -472,7 +472,7 @@ class ShardRunner:
     def _start_phase(self, name: str, names: tuple[str, ...]) -> PhaseRecorder:
         """Make ``name`` the phase new requests count in (replies count where they were sent)."""
         now = perf_counter_ns()
-        self.recorder = PhaseRecorder(names, now)
+        self.recorder = PhaseRecorder(names, now, self.connection_type.take_run)
         slots: list[Slot] = [(self.codec.PARSERS[command], *self.recorder.slot(i)) for i, command in enumerate(names)]
         if "get" in names:  # verified gets and multi-gets: their own parsers, counted as gets
             get = self.recorder.slot(names.index("get"))

@@ -16,7 +16,7 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_memaslap import hotpath
-from pytest_memaslap.engine.hot import core
+from pytest_memaslap.engine.hot import core, recorder
 from pytest_memaslap.engine.hot.core import REFILL
 from pytest_memaslap.engine.hot.recorder import LOST
 
@@ -83,6 +83,9 @@ class Lifecycle(Driven, asyncio.Protocol):
 
         @staticmethod
         def edge_counts(latencies: Any, cuts: tuple[int, ...]) -> tuple[list[int], int]: ...  # the core's
+
+        @staticmethod
+        def take_run(second: Any) -> tuple[int, Any, int]: ...  # the core's
 
         def __init__(self, events: ConnectionEvents, index: int) -> None: ...
         def track(self, slot: Slot, sent_ns: int, size: int, expect: Any = None) -> None: ...
@@ -175,6 +178,7 @@ class PythonConnection(core.ConnectionCore, Lifecycle):
 
     implementation = "python"
     edge_counts = staticmethod(core.edge_counts)  # the live exporter's cut of a histogram, on the same core
+    take_run = staticmethod(recorder.take_run)  # the close of a second, on the same core
 
 
 def _compiled_class() -> type[Lifecycle] | None:
@@ -182,6 +186,7 @@ def _compiled_class() -> type[Lifecycle] | None:
     try:
         from pytest_memaslap.engine.hot._core import ConnectionCore
         from pytest_memaslap.engine.hot._core import edge_counts as compiled_edge_counts
+        from pytest_memaslap.engine.hot._core import take_run as compiled_take_run
     except ImportError:
         return None
 
@@ -190,6 +195,7 @@ def _compiled_class() -> type[Lifecycle] | None:
 
         implementation = "compiled"
         edge_counts = staticmethod(compiled_edge_counts)
+        take_run = staticmethod(compiled_take_run)
 
     return CompiledConnection
 
