@@ -152,7 +152,7 @@ cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
             cmd = <object>PyList_GET_ITEM(table, <Py_ssize_t>((position - index) * COMMAND_TABLE_SIZE))
         if cmd == get_id:
             line = <tuple>PyList_GET_ITEM(<list>lines, index)
-            _keep(&out[i], cmd, <object>PyTuple_GET_ITEM(line, 0), <object>PyTuple_GET_ITEM(line, 1))
+            _keep(&out[i], cmd, <object>PyTuple_GET_ITEM(line, 2), line)  # (the line is its own expect)
         elif cmd == special_get:
             _keep_tuple(&out[i], source._special_get(cmd, index))
         elif cmd == cas_id:

