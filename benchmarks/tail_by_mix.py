@@ -8,7 +8,8 @@ would be longer. Both mixes run as memaslap's shape (32 connections, window 1,
 one shard, preloaded keys) on one memcached -t 1 that the script starts,
 alternating for ``--rounds`` rounds of ``--duration`` seconds, on the compiled
 hot path (or the twin with ``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints each
-run's ops/s, p99, p99.9 and longest periodic blocks, then the ratio of the
+run's ops/s, p99, p99.9 and longest periodic blocks (the tick, a refill, the
+stall watchdog), then the ratio of the
 medians of p99.9 (12 commands / 2).
 
     python benchmarks/tail_by_mix.py [--duration 5] [--rounds 3]
@@ -54,7 +55,8 @@ def main() -> None:
                 print(
                     f"round {round_ + 1} {name:>11}: {result.ops_per_sec:>9,.0f} ops/s  p99 {result.p99:>8,.0f} µs  "
                     f"p99.9 {result.p999:>8,.0f} µs  tick max {periodic['timeline_close']:>6,.1f} µs  "
-                    f"refill max {periodic['request_refill']:>6,.1f} µs  ({engine['implementation']})",
+                    f"refill max {periodic['request_refill']:>6,.1f} µs  "
+                    f"watchdog max {periodic['stall_watchdog']:>5,.1f} µs  ({engine['implementation']})",
                     flush=True,
                 )
     finally:
