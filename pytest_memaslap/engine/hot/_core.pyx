@@ -79,7 +79,7 @@ cdef extern from *:
 
 # the twin's REFILL (core.py): the request streams must stay byte-identical
 cdef enum:
-    REFILL = 32
+    REFILL = 16
 
 cdef Py_ssize_t SENT = _SENT
 cdef Py_ssize_t RECEIVED = _RECEIVED
