@@ -23,8 +23,11 @@ Four parts, and the only ways the rest of the engine touches them:
   (``protocol.outcomes``), a dense latency histogram per command for the
   phase, and one dense histogram of the current second for all commands;
   the bucket maths is ``stats.histogram.bucket_index`` (inlined in the
-  connection; a test pins the copy). A second closes in one step of some
-  50 µs of C-level built-ins, whatever the number of commands.
+  connection; a test pins the copy). A second closes in one step whatever
+  the number of commands: the core's ``take_run`` moves the second's
+  occupied buckets out (compiled: about 3 µs). With a live exporter, the
+  core's ``edge_counts`` cuts each command's histogram to Prometheus's edges
+  once a second (compiled: about 4 µs a command).
 - ``requests``: the batch builders (``OpSource``, ``PreloadSource``,
   ``CleanupSource``) that draw ``(command id, request bytes, expect)`` from
   the workload's distributions, a batch at a time.
