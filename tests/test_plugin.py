@@ -218,6 +218,8 @@ def test_json_document_and_junit_properties(pytester):
     periodic = test["engine"]["periodic_max_us"]  # the engine's own blocks of the loop were measured
     assert 0 < periodic["timeline_close"] < 1_000_000 and 0 < periodic["request_refill"] < 1_000_000
     assert 0 < periodic["stall_watchdog"] < 1_000_000
+    cost = test["engine"]["cpu_us_per_request"]  # what a request of the measured phase cost the load process
+    assert cost["user"] + cost["system"] > 0 and min(cost.values()) >= 0
     assert test["shards"] == 1 and test["ops"] == 3000
     assert test["unmeasured_ops"]["preload"] == 500
     assert test["ops"] + sum(test["unmeasured_ops"].values()) == test["requests_sent"]

@@ -12,7 +12,7 @@ A scrape serves both, labelled ``test``, ``shard`` and ``command``:
 
 The answer is built in the exporter's HTTP thread from the snapshots handed
 in; the load's event loop only hands them in. A call's series stay until the
-session ends, at their final values.
+session ends, at the values of its last whole second.
 """
 
 from __future__ import annotations
