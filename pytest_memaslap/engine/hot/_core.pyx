@@ -48,6 +48,10 @@ from pytest_memaslap.protocol.outcomes import HIT as _HIT
 from pytest_memaslap.protocol.outcomes import MISS as _MISS
 from pytest_memaslap.stats.histogram import LAST_BUCKET as _LAST_BUCKET
 
+cdef extern from "Python.h":
+    ctypedef struct PyListObject:
+        PyObject **ob_item
+
 cdef extern from *:
     """
     #include <time.h>
@@ -71,11 +75,15 @@ cdef extern from *:
     static inline int hot_bit_length(unsigned long long value) {
         return value ? 64 - __builtin_clzll(value) : 0;
     }
+    static inline void hot_prefetch(const void *address) {
+        __builtin_prefetch(address);
+    }
     """
     int HOT_HAVE_CLOCK
     long long hot_clock_ns() nogil
     long long hot_cpu_ns() nogil
     int hot_bit_length(unsigned long long value) nogil
+    void hot_prefetch(const void *address) nogil
 
 # the twin's REFILL (core.py): the request streams must stay byte-identical
 cdef enum:
@@ -115,12 +123,23 @@ cdef inline void _keep_tuple(Drawn *entry, tuple item):
     _keep(entry, <object>PyTuple_GET_ITEM(item, 0), <object>PyTuple_GET_ITEM(item, 1), <object>PyTuple_GET_ITEM(item, 2))
 
 
+cdef enum:
+    GETS_AT_ONCE = 32  # gets whose lines are fetched together (see _draw_into)
+
+
 cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
     """``OpSource.batch``, compiled, into C structs: the same draws from the same RNG, so the same requests.
 
     Only the loop is compiled: the RNG, key choosers and request builders are
     the source's own Python callables, and its rare kinds (special gets, cas)
     its own methods. No tuple per request: the core takes each from ``out``.
+
+    A get's line sits at a random place in a large keyspace, and reaching its
+    request is three dependent loads (the list's slot, the line, the request)
+    that each miss the cache. So the gets of a batch are kept aside while
+    the loop draws, in the same order, and their lines are then fetched in
+    rounds, each prefetching what the next needs: the misses of a batch
+    overlap instead of following one another.
     """
     cdef object random_draw = source.random
     cdef Py_ssize_t key_count = source.key_count
@@ -133,9 +152,10 @@ cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
     cdef bint sequential = source.sequential
     cdef object chooser = source.chooser
     cdef Py_ssize_t cursor = source.cursor
-    cdef Py_ssize_t i, index, cmd
+    cdef Py_ssize_t i, index, cmd, gets = 0
+    cdef Py_ssize_t get_at[GETS_AT_ONCE]
+    cdef Py_ssize_t get_key[GETS_AT_ONCE]
     cdef double position
-    cdef tuple line
     if lines is None or special_get >= 0:
         get_id = -1  # no prebuilt lines, or gets of a special kind: build them one by one
     for i in range(count):
@@ -151,16 +171,41 @@ cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
             index = <Py_ssize_t>position
             cmd = <object>PyList_GET_ITEM(table, <Py_ssize_t>((position - index) * COMMAND_TABLE_SIZE))
         if cmd == get_id:
-            line = <tuple>PyList_GET_ITEM(<list>lines, index)
-            _keep(&out[i], cmd, <object>PyTuple_GET_ITEM(line, 2), line)  # (the line is its own expect)
+            hot_prefetch(&(<PyListObject *>lines).ob_item[index])
+            get_at[gets] = i
+            get_key[gets] = index
+            gets += 1
+            if gets == GETS_AT_ONCE:
+                _keep_lines(out, get_at, get_key, gets, <list>lines, get_id)
+                gets = 0
         elif cmd == special_get:
             _keep_tuple(&out[i], source._special_get(cmd, index))
         elif cmd == cas_id:
             _keep_tuple(&out[i], source._cas(cmd, index))
         else:
             _keep(&out[i], cmd, builders[cmd](index), None)
+    if gets:
+        _keep_lines(out, get_at, get_key, gets, <list>lines, get_id)
     source.cursor = cursor
     return count
+
+
+cdef inline void _keep_lines(Drawn *out, Py_ssize_t *at, Py_ssize_t *keys, Py_ssize_t count, list lines, Py_ssize_t cmd):
+    """The gets set aside by ``_draw_into``: each line is its request and its expect, fetched in rounds."""
+    cdef PyObject **items = (<PyListObject *>lines).ob_item
+    cdef PyObject *line
+    cdef Py_ssize_t j
+    for j in range(count):  # (the list's slots were prefetched as the keys were drawn)
+        line = items[keys[j]]
+        hot_prefetch(line)
+        hot_prefetch(<char *>line + 32)  # (a 3-tuple's items end past the first 64 bytes when it is not aligned)
+    for j in range(count):
+        line = items[keys[j]]
+        hot_prefetch(PyTuple_GET_ITEM(<object>line, 2))  # the request: its count is raised next
+        hot_prefetch(PyTuple_GET_ITEM(<object>line, 0))  # the hit's header: its reply is compared with it
+    for j in range(count):
+        line = items[keys[j]]
+        _keep(&out[at[j]], cmd, <object>PyTuple_GET_ITEM(<object>line, 2), <object>line)
 
 
 def draw(source, Py_ssize_t count):
