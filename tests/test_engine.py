@@ -426,3 +426,6 @@ def test_a_blocked_loop_shows_in_the_load_processs_own_lag(memcached_server, hot
     assert 0 < raw.cpu_pct <= 110
     engine = SlapResult(workload, raw, "").engine()
     assert engine["loop_lag_us"]["max"] >= 15_000
+    # the periodic work was timed: the tick, the watchdog's checks (ten a second), a refill
+    assert all(0 < value < 1_000_000 for value in engine["periodic_max_us"].values()), engine["periodic_max_us"]
+    assert engine["cpu_us_per_request"]["user"] > 0
