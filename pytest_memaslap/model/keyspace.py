@@ -111,17 +111,21 @@ class ValueSource:
         max_size = max(high for _, high, _ in spec)
         self.max_size = max_size
         span = max_size + 65_536
-        self.buffer = memoryview(rng.randbytes(span))
-        self._span = span - max_size
+        self.data = rng.randbytes(span)
+        self.buffer = memoryview(self.data)
+        self.span = span - max_size  # values start anywhere in [0, span): each fits in the buffer
         self.sizes = sample_table(spec, rng)
         self.labels = size_labels(self.sizes)
 
     def size_of(self, key_index: int) -> int:
-        """Each key has one value size, drawn from the distribution by its index (as memaslap's items do)."""
+        """Each key has one value size, drawn from the distribution by its index (as memaslap's items do).
+
+        (The compiled draw repeats this and ``value`` in C for plain sets; a test pins the two together.)
+        """
         return self.sizes[((key_index * 2_654_435_761) >> 7) % SAMPLE_TABLE_SIZE]
 
     def value(self, key_index: int, size: int) -> memoryview:
-        offset = (key_index * 2_654_435_761) % self._span
+        offset = (key_index * 2_654_435_761) % self.span
         return self.buffer[offset : offset + size]
 
 

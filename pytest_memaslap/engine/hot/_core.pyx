@@ -23,13 +23,13 @@ are handed over.
 
 from cpython.array cimport array
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, memset
+from libc.string cimport memcmp, memcpy, memset
 
 from time import perf_counter_ns, thread_time_ns
 
@@ -42,6 +42,7 @@ from pytest_memaslap.engine.hot.recorder import MAX_NS as _MAX_NS
 from pytest_memaslap.engine.hot.recorder import MIN_NS as _MIN_NS
 from pytest_memaslap.engine.hot.recorder import RECEIVED as _RECEIVED
 from pytest_memaslap.engine.hot.recorder import SENT as _SENT
+from pytest_memaslap.model.keyspace import SAMPLE_TABLE_SIZE as _SAMPLE_TABLE_SIZE
 from pytest_memaslap.protocol import ascii as _ascii
 from pytest_memaslap.protocol.outcomes import ERROR as _ERROR
 from pytest_memaslap.protocol.outcomes import HIT as _HIT
@@ -103,6 +104,7 @@ cdef object PARSE_GET = _ascii.parse_get
 cdef object PARSE_SET = _ascii.parse_set
 cdef object CUT_OFF = _CUT_OFF
 cdef double COMMAND_TABLE_SIZE = _COMMAND_TABLE_SIZE
+cdef unsigned long long SAMPLE_TABLE_SIZE = _SAMPLE_TABLE_SIZE
 
 
 cdef struct Drawn:
@@ -152,12 +154,16 @@ cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
     cdef bint sequential = source.sequential
     cdef object chooser = source.chooser
     cdef Py_ssize_t cursor = source.cursor
+    cdef Py_ssize_t plain_set = source.plain_set_id
+    cdef PlainSets sets
     cdef Py_ssize_t i, index, cmd, gets = 0
     cdef Py_ssize_t get_at[GETS_AT_ONCE]
     cdef Py_ssize_t get_key[GETS_AT_ONCE]
     cdef double position
     if lines is None or special_get >= 0:
         get_id = -1  # no prebuilt lines, or gets of a special kind: build them one by one
+    if plain_set >= 0:
+        sets = _plain_sets(source)
     for i in range(count):
         if chooser is not None:
             index = chooser()
@@ -182,12 +188,68 @@ cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
             _keep_tuple(&out[i], source._special_get(cmd, index))
         elif cmd == cas_id:
             _keep_tuple(&out[i], source._cas(cmd, index))
+        elif cmd == plain_set:
+            _keep(&out[i], cmd, _plain_set(&sets, index), None)
         else:
             _keep(&out[i], cmd, builders[cmd](index), None)
     if gets:
         _keep_lines(out, get_at, get_key, gets, <list>lines, get_id)
     source.cursor = cursor
     return count
+
+
+cdef struct PlainSets:
+    PyObject *keys        # the source's keys (a list; borrowed: the source holds them)
+    PyObject *sizes       # the value source's size table (a list of ints)
+    PyObject *labels      # its size labels ({size: bytes})
+    const char *values    # its random bytes, which values are slices of
+    unsigned long long span
+    unsigned long long key_base
+
+
+cdef PlainSets _plain_sets(source):
+    """What a plain set needs, read once per batch (``OpSource.plain_set_id`` says when sets are plain)."""
+    cdef PlainSets sets
+    values = source.values
+    sets.keys = <PyObject *>source.keys
+    sets.sizes = <PyObject *>values.sizes
+    sets.labels = <PyObject *>values.labels
+    sets.values = PyBytes_AS_STRING(values.data)
+    sets.span = values.span
+    sets.key_base = source.key_base
+    return sets
+
+
+cdef bytes _plain_set(PlainSets *sets, Py_ssize_t index):
+    """``OpSource._set`` for a plain ASCII set, in C: ``set <key> 0 0 <size>``, CRLF, the value, CRLF.
+
+    The key's size and value come from ``ValueSource.size_of`` and ``value``'s
+    arithmetic, here in 64 bits (exact below 2**32 keys); a test compares the
+    two draws request for request.
+    """
+    cdef unsigned long long mixed = (sets.key_base + <unsigned long long>index) * 2654435761ULL
+    cdef object size = <object>PyList_GET_ITEM(<object>sets.sizes, <Py_ssize_t>((mixed >> 7) % SAMPLE_TABLE_SIZE))
+    cdef bytes label = (<dict>sets.labels)[size]
+    cdef bytes key = <bytes>PyList_GET_ITEM(<object>sets.keys, index)
+    cdef Py_ssize_t value_size = size
+    cdef Py_ssize_t key_size = PyBytes_GET_SIZE(key), label_size = PyBytes_GET_SIZE(label)
+    cdef Py_ssize_t total = 4 + key_size + 5 + label_size + 2 + value_size + 2
+    cdef bytes request = PyBytes_FromStringAndSize(NULL, total)
+    cdef char *out = PyBytes_AS_STRING(request)
+    memcpy(out, b"set ", 4)
+    out += 4
+    memcpy(out, PyBytes_AS_STRING(key), key_size)
+    out += key_size
+    memcpy(out, b" 0 0 ", 5)
+    out += 5
+    memcpy(out, PyBytes_AS_STRING(label), label_size)
+    out += label_size
+    memcpy(out, b"\r\n", 2)
+    out += 2
+    memcpy(out, sets.values + mixed % sets.span, value_size)
+    out += value_size
+    memcpy(out, b"\r\n", 2)
+    return request
 
 
 cdef inline void _keep_lines(Drawn *out, Py_ssize_t *at, Py_ssize_t *keys, Py_ssize_t count, list lines, Py_ssize_t cmd):

@@ -82,6 +82,11 @@ class OpSource:
         self.fresh_written = 0
         self.ttl_label = str(int(workload.expire_after)).encode()
         self.ttl_s = workload.expire_after
+        # a plain set (ASCII, no TTL, overwriting its own key) the compiled draw builds in C, as ``_set`` would;
+        # its key arithmetic is exact in 64 bits below 2**32 keys
+        plain = not workload.expire and workload.overwrite >= 1 and workload.protocol == "ascii"
+        plain = plain and isinstance(keys, list) and key_base + len(keys) < 2**32
+        self.plain_set_id = names.index("set") if plain and "set" in names else -3
 
     def batch(self, count: int) -> list[Request]:
         """The next ``count`` requests, built in one tight loop.
