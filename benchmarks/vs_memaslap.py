@@ -51,6 +51,7 @@ def run_child(
 ) -> None:
     """In a child process: run one shard, print its numbers as JSON."""
     from pytest_memaslap import ShardPlan, Target, Workload, run_shard
+    from pytest_memaslap.stats.histogram import Histogram
 
     workload = Workload.from_args(
         {
@@ -66,6 +67,9 @@ def run_child(
     )
     result = run_shard(workload, Target(host, port), prefix, ShardPlan(index, count, 60.0))
     measured = result.measured
+    latency = Histogram()
+    for stats in measured.commands.values():
+        latency.merge(stats.latency)
     print(
         json.dumps(
             {
@@ -76,6 +80,7 @@ def run_child(
                 "user_s": result.cpu_user_s,  # (the measured phase's: set-up is not in it)
                 "implementation": result.implementation,
                 "errors": sum(c.errors for c in measured.commands.values()),
+                "p999_us": latency.percentile(99.9) / 1000.0,
             }
         )
     )
@@ -151,10 +156,13 @@ def ours(
         raise SystemExit(f"asked for the {implementation} hot path, ran {[p['implementation'] for p in parts]}")
     start = min(p["started_at"] for p in parts)
     end = max(p["started_at"] + p["seconds"] for p in parts)
-    return {
+    result = {
         "ops_per_sec": sum(p["ops"] for p in parts) / (end - start),
         "cpu_us_per_op": sum(p["user_s"] for p in parts) / sum(p["requests"] for p in parts) * 1e6,
     }
+    if shards == 1:  # (several shards' p99.9 would need their histograms merged; one is the issue's shape)
+        result["p999_us"] = parts[0]["p999_us"]
+    return result
 
 
 def memaslap(
@@ -257,6 +265,12 @@ def compare(title: str, rounds: int, runs: dict[str, Run]) -> None:
     headers += [f"{mine}/{peer}" for mine in ours for peer in peers]
     print(f"\n{title}")
     print(tabulate(table, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * (len(headers) - 1)))
+    tails = [n for n in names if all("p999_us" in row[n] for row in rows)]
+    if "memtier" in tails and len(tails) > 1:  # the tail each reports, in the same runs (memcaslap prints none)
+        p999 = {name: statistics.median(row[name]["p999_us"] for row in rows) for name in tails}
+        tail_line = ", ".join(f"{name} {p999[name]:,.0f}" for name in tails)
+        tail_ratios = ", ".join(f"{name}/memtier {p999[name] / p999['memtier']:.2f}x" for name in tails if name in ours)
+        print(f"p99.9 latency, medians (µs): {tail_line}; {tail_ratios}")
     print()
 
 
