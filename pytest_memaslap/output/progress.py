@@ -198,19 +198,25 @@ class ProgressPublisher:
 
 
 class RecordPoller:
-    """The reading side (xdist controller, memaslap-py): polls the shards' records once a second, in a thread."""
+    """The reading side (xdist controller, memaslap-py): polls the shards' records once a second, in a thread.
+
+    ``take`` gets what each poll read, by key: progress periods to merge and
+    print, live snapshots to serve.
+    """
 
     def __init__(
-        self, host: str, port: int, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
+        self,
+        host: str,
+        port: int,
+        take: Callable[[dict[str, Any]], None],
+        tls: ssl.SSLContext | None = None,
+        sasl: SaslCredentials | None = None,
     ) -> None:
         self.host, self.port, self.tls, self.sasl = host, port, tls, sasl
+        self.take = take
         self.keys: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    def take(self, records: dict[str, Any]) -> None:
-        """What the poller does with the records it read, by key (subclasses say)."""
-        raise NotImplementedError
 
     def watch(self, key: str) -> None:
         if key not in self.keys:
@@ -258,12 +264,12 @@ class ProgressPoller(RecordPoller):
         tls: ssl.SSLContext | None = None,
         sasl: SaslCredentials | None = None,
     ) -> None:
-        super().__init__(host, port, tls, sasl)
+        super().__init__(host, port, self._merge, tls, sasl)
         self.emit = emit
         self._seen: dict[str, tuple[str, int]] = {}  # key -> (label, done) last taken from it
         self._pending: dict[tuple[str, int], tuple[Period, int]] = {}  # (label, done) -> (merged, polls waited)
 
-    def take(self, records: dict[str, Any]) -> None:
+    def _merge(self, records: dict[str, Any]) -> None:
         """Merge new records into their periods; print each period once all its shards are in (or it waited)."""
         for key, raw in records.items():
             try:

@@ -21,13 +21,9 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pytest_memaslap.memcached.sasl import SaslCredentials
-from pytest_memaslap.output.progress import RecordPoller
 from pytest_memaslap.stats.live import LIVE_EDGES_NS, CommandTotals, LiveSnapshot
 
 if TYPE_CHECKING:
-    import ssl
-
     from prometheus_client.registry import Collector
 
     Base = Collector
@@ -69,6 +65,14 @@ class LiveMetrics(Base):
             if latest is not None and snapshot.second <= latest.second:
                 return
             self._shards[key] = (latest, snapshot)
+
+    def take_records(self, records: dict[str, Any]) -> None:
+        """The xdist controller's feed: the workers' live snapshots as its poller read them from the server."""
+        for raw in records.values():
+            try:
+                self.update(LiveSnapshot.from_json(raw))
+            except (ValueError, KeyError, TypeError):
+                continue  # (a record from another release: its series are missing, the run is not harmed)
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import (
@@ -148,25 +152,3 @@ class Exporter:
 
 def _join(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-class LivePoller(RecordPoller):
-    """The xdist controller's feed: the workers' live snapshots, read from the server, into ``metrics``."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        metrics: LiveMetrics,
-        tls: ssl.SSLContext | None = None,
-        sasl: SaslCredentials | None = None,
-    ) -> None:
-        super().__init__(host, port, tls, sasl)
-        self.metrics = metrics
-
-    def take(self, records: dict[str, Any]) -> None:
-        for raw in records.values():
-            try:
-                self.metrics.update(LiveSnapshot.from_json(raw))
-            except (ValueError, KeyError, TypeError):
-                continue  # (a record from another release: its series are missing, the run is not harmed)

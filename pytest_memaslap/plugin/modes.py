@@ -28,8 +28,8 @@ from pytest_memaslap.model.shard_plan import ShardPlan
 
 if TYPE_CHECKING:  # (loaded on first use: a suite without slap tests pays for none of it)
     from pytest_memaslap.memcached.server import MemcachedServer, ServerConfig
-    from pytest_memaslap.output.progress import Period, ProgressPoller
-    from pytest_memaslap.output.prometheus import Exporter, LivePoller
+    from pytest_memaslap.output.progress import Period, ProgressPoller, RecordPoller
+    from pytest_memaslap.output.prometheus import Exporter
     from pytest_memaslap.plugin.aggregate import Aggregator
     from pytest_memaslap.plugin.messages import ShardReport
     from pytest_memaslap.stats.live import LiveSnapshot
@@ -137,7 +137,7 @@ class Controller(Mode):
     def __init__(self, token: str) -> None:
         super().__init__(token)
         self.progress: ProgressPoller | None = None  # reads the workers' progress from the server
-        self.live: LivePoller | None = None  # reads the workers' live totals from the server (--slap-prometheus)
+        self.live: RecordPoller | None = None  # reads the workers' live totals from the server (--slap-prometheus)
         self.workers: list[Any] = []  # xdist's nodes, to read their output when the run is interrupted
 
     def configure_worker(self, node: Any, server: MemcachedServer | None, error: str | None) -> None:
@@ -166,13 +166,13 @@ class Controller(Mode):
 
     def watch_live(self, server: MemcachedServer, worker: str) -> None:
         """Serve the workers' running totals, which they publish on the server each second."""
-        from pytest_memaslap.output.progress import live_key
-        from pytest_memaslap.output.prometheus import LivePoller
+        from pytest_memaslap.output.progress import RecordPoller, live_key
 
         if self.exporter is None:
             return
         if self.live is None:
-            self.live = LivePoller(server.host, server.port, self.exporter.metrics, server.tls, server.sasl)
+            take = self.exporter.metrics.take_records
+            self.live = RecordPoller(server.host, server.port, take, server.tls, server.sasl)
         self.live.watch(live_key(self.token, worker))
 
     def progress_sink(self, config: pytest.Config, server: MemcachedServer) -> Emit | None:
