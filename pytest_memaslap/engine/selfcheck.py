@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import time
 from time import perf_counter_ns
 
 from pytest_memaslap.stats.histogram import Histogram
@@ -33,13 +32,11 @@ class LoadMonitor:
         self.user_s = 0.0  # the process's CPU time in the phase: in user space
         self.system_s = 0.0  # and in the kernel (its socket calls)
         self._timer: asyncio.TimerHandle | None = None
-        self._cpu_start = 0.0
         self._usage_start = resource.getrusage(resource.RUSAGE_SELF)  # (µs resolution; os.times() has 10 ms)
         self._wall_start_ns = 0
         self._due_ns = 0  # when the next probe's timer should fire
 
     def start(self) -> None:
-        self._cpu_start = time.process_time()
         self._usage_start = resource.getrusage(resource.RUSAGE_SELF)
         self._wall_start_ns = perf_counter_ns()
         self._schedule()
@@ -61,7 +58,7 @@ class LoadMonitor:
             self._timer.cancel()
             self._timer = None
             wall_s = (perf_counter_ns() - self._wall_start_ns) / 1e9
-            self.cpu_pct = (time.process_time() - self._cpu_start) / wall_s * 100 if wall_s > 0 else 0.0
             usage = resource.getrusage(resource.RUSAGE_SELF)
             self.user_s = usage.ru_utime - self._usage_start.ru_utime
             self.system_s = usage.ru_stime - self._usage_start.ru_stime
+            self.cpu_pct = (self.user_s + self.system_s) / wall_s * 100 if wall_s > 0 else 0.0

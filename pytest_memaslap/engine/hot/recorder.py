@@ -97,6 +97,12 @@ def take_run(second: array.array[int]) -> tuple[int, array.array[int], int]:
 TakeRun = Callable[["array.array[int]"], tuple[int, "array.array[int]", int]]  # take_run, or the compiled one
 
 
+def _hits(counters: array.array[int], ops: int) -> int:
+    """Hits are not counted but derived: answered requests that were neither misses nor error replies."""
+    replies_in_error = counters[ERROR] - sum(counters[index] for index in ABANDONED)
+    return ops - counters[MISS] - replies_in_error
+
+
 class PhaseRecorder:
     """Counters and latency histograms of one phase (preload, warm-up, measured...), and its timeline."""
 
@@ -181,8 +187,7 @@ class PhaseRecorder:
             if not ops and not errors:
                 continue
             misses, sent, received = counters[MISS], counters[SENT], counters[RECEIVED]
-            replies_in_error = errors - sum(counters[index] for index in ABANDONED)
-            hits = ops - misses - replies_in_error
+            hits = _hits(counters, ops)
             totals[name] = CommandTotals(ops, errors, hits, misses, sent, received, tuple(at_cuts), latency_sum_ns)
         return totals
 
@@ -200,9 +205,8 @@ class PhaseRecorder:
             ops = latency.total  # answered requests only: the histogram holds no abandoned one
             if not ops and not abandoned:
                 continue
-            replies_in_error = errors - sum(abandoned.values())
             exact = (counters[MIN_NS], counters[MAX_NS]) if ops else (0, 0)
             commands[name] = CommandStats(
-                ops, ops - misses - replies_in_error, misses, errors, sent, received, latency, abandoned, *exact
+                ops, _hits(counters, ops), misses, errors, sent, received, latency, abandoned, *exact
             )
         return PhaseStats(commands, self.timeline, max(0.0, (end_ns - self.start_ns) / 1e9))

@@ -281,8 +281,8 @@ def get_lines(
     the header. A line is one tuple that is also the parser's ``expect``:
     a get draws from a keyspace of a million keys or more, so each object it
     touches is a likely cache miss (measured: 0.8 µs more user CPU per
-    request at 96k keys than at 1k, before this layout). Skipped for huge keyspaces (memory), where gets are built and
-    parsed the general way.
+    request at 96k keys than at 1k, before this layout). Skipped for huge
+    keyspaces (memory), where gets are built and parsed the general way.
     """
     if len(keys) > limit:
         return None
