@@ -1,8 +1,9 @@
-"""Builds the compiled hot path (Cython, ``engine/hot/_core.pyx``) when it can.
+"""Builds the compiled hot path (``engine/hot/_core.pyx``) and hiccup meter (``engine/_hiccups.pyx``) when it can.
 
 Without a C compiler, or with ``PYTEST_MEMASLAP_NO_EXTENSIONS=1`` set, the
 install still succeeds and the engine runs on the pure-Python twin
-(``engine/hot/core.py``), which behaves the same, more slowly.
+(``engine/hot/core.py``), which behaves the same, more slowly; the machine's
+hiccups are then not measured.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ def extensions() -> list[Extension]:
         print("pytest-memaslap: Cython is not installed; the pure-Python engine will run", file=sys.stderr)
         return []
     return cythonize(
-        [Extension("pytest_memaslap.engine.hot._core", ["pytest_memaslap/engine/hot/_core.pyx"])],
+        [
+            Extension("pytest_memaslap.engine.hot._core", ["pytest_memaslap/engine/hot/_core.pyx"]),
+            Extension("pytest_memaslap.engine._hiccups", ["pytest_memaslap/engine/_hiccups.pyx"]),
+        ],
         language_level=3,
         quiet=True,
     )

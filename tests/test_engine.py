@@ -428,4 +428,9 @@ def test_a_blocked_loop_shows_in_the_load_processs_own_lag(memcached_server, hot
     assert engine["loop_lag_us"]["max"] >= 15_000
     # the periodic work was timed: the tick, the watchdog's checks (ten a second), a refill
     assert all(0 < value < 1_000_000 for value in engine["periodic_max_us"].values()), engine["periodic_max_us"]
+    for name, blocks in engine["periodic_us"].items():  # every block was counted, the longest beyond its ranks
+        assert blocks["count"] > 0 and blocks["p50"] <= blocks["p99"] <= blocks["p999"], (name, blocks)
+        assert blocks["p999"] <= engine["periodic_max_us"][name] * 1.01, (name, blocks)
+    assert engine["periodic_us"]["stall_watchdog"]["count"] >= 15  # ten checks a second
+    assert engine["periodic_us"]["timeline_close"]["count"] >= 2  # a tick a second
     assert engine["cpu_us_per_request"]["user"] > 0

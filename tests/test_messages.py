@@ -12,7 +12,7 @@ from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.plugin.aggregate import Aggregator
 from pytest_memaslap.plugin.messages import WIRE_VERSION, ShardReport, WireError
 from pytest_memaslap.stats.histogram import Histogram, bucket_index
-from pytest_memaslap.stats.results import CommandStats, PhaseStats, Second, ShardResult
+from pytest_memaslap.stats.results import PERIODIC_WORK, CommandStats, PhaseStats, Second, ShardResult
 
 pytest_plugins = ["pytester"]
 
@@ -44,7 +44,11 @@ def _busy_result(seconds: int, per_second: int, seed: int = 1) -> ShardResult:
         result.loop_lag.record(int(rng.lognormvariate(10, 1)))
         result.send_lag.record(int(rng.lognormvariate(9, 1)))
     result.implementation, result.event_loop = "compiled", "uvloop"
-    result.timeline_close_max_ns, result.refill_max_ns = 91_000, 27_000
+    for name, base in zip(PERIODIC_WORK, (10, 8, 9), strict=True):
+        for _ in range(seconds * 50):
+            result.periodic[name].record(int(rng.lognormvariate(base, 1)))
+    for _ in range(seconds * 1000):
+        result.hiccups.record(int(rng.lognormvariate(10, 0.5)))
     result.capacity = {"slo": ["p99 < 1ms"], "ops_per_sec": 2000.0, "stopped_by": "precision", "steps": []}
     return result
 
@@ -85,13 +89,11 @@ def _same(a: ShardResult, b: ShardResult) -> None:
         b.cpu_pct,
         b.verify,
     )
-    assert (a.implementation, a.event_loop, a.timeline_close_max_ns, a.refill_max_ns, a.capacity) == (
-        b.implementation,
-        b.event_loop,
-        b.timeline_close_max_ns,
-        b.refill_max_ns,
-        b.capacity,
-    )
+    assert (a.implementation, a.event_loop, a.capacity) == (b.implementation, b.event_loop, b.capacity)
+    assert a.hiccups.counts == b.hiccups.counts
+    assert {n: (x.durations.counts, x.max_ns) for n, x in a.periodic.items()} == {
+        n: (x.durations.counts, x.max_ns) for n, x in b.periodic.items()
+    }
 
 
 def test_a_report_survives_the_wire_bucket_for_bucket():

@@ -60,6 +60,7 @@ class CapacityRunner(ShardRunner):
         finally:
             monitor.stop()
             self.result.cpu_pct, self.result.loop_lag = monitor.cpu_pct, monitor.lag
+            self.result.hiccups = monitor.hiccups
             self._keep_steps(planner)
             gc.unfreeze()
 
@@ -88,7 +89,6 @@ class CapacityRunner(ShardRunner):
             self._tick_handle.cancel()
             self._tick_handle = None
         stats = recorder.finish(end_ns)  # (its time includes the drain: a server behind its rate shows as slower)
-        self._note_close(recorder)
         return stats, pacer.sent, pacer.send_lag
 
     def _judge(self, rate: float, stats: PhaseStats, sent: int, send_lag: Histogram) -> dict[str, Any]:

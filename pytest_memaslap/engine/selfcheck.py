@@ -1,4 +1,4 @@
-"""How busy the load process itself is while it measures: its CPU share and its event loop's lag.
+"""How busy the load process itself is while it measures: its CPU share, its event loop's lag, the machine's hiccups.
 
 A load generator that is the bottleneck reports its own queueing as the
 server's latency. So the measured phase is watched from inside: every 10 ms
@@ -9,6 +9,12 @@ would have waited for the loop: the loop's lag. The process's CPU time over
 the phase's wall time is its CPU share; its user and system parts, over the
 requests of the phase, are what the load cost per request (the figure to
 compare with other load generators: set-up is not in it).
+
+Beside them, the compiled hiccup meter (``engine._hiccups``) sleeps 1 ms at
+a time on a thread of its own and counts how late it wakes: the stalls of
+the machine itself, which land in every latency and every periodic block
+whatever the engine does. Without the compiled extensions it is not
+measured (a Python thread would measure the event loop instead).
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import resource
 from time import perf_counter_ns
+from typing import Any
 
+from pytest_memaslap import hotpath
 from pytest_memaslap.stats.histogram import Histogram
 
 PROBE_INTERVAL_S = 0.01
 TIMER_STEP_NS = 1_000_000  # uvloop's timers step in milliseconds: lateness within a step is not lag
+HICCUP_INTERVAL_NS = 1_000_000  # the hiccup meter's sleep: any stall of 1 ms or more lands in one of them
 
 
 class LoadMonitor:
@@ -35,11 +44,15 @@ class LoadMonitor:
         self._usage_start = resource.getrusage(resource.RUSAGE_SELF)  # (µs resolution; os.times() has 10 ms)
         self._wall_start_ns = 0
         self._due_ns = 0  # when the next probe's timer should fire
+        self.hiccups = Histogram()  # how late the meter woke from each 1 ms sleep (ns); empty: not measured
+        self._meter = hiccup_meter()
 
     def start(self) -> None:
         self._usage_start = resource.getrusage(resource.RUSAGE_SELF)
         self._wall_start_ns = perf_counter_ns()
         self._schedule()
+        if self._meter is not None:
+            self._meter.start()
 
     def _schedule(self) -> None:
         self._due_ns = perf_counter_ns() + int(PROBE_INTERVAL_S * 1e9)
@@ -54,6 +67,8 @@ class LoadMonitor:
         self.lag.record(timer_late_ns + perf_counter_ns() - fired_ns)
 
     def stop(self) -> None:
+        if self._meter is not None and self._meter.running:
+            self.hiccups = Histogram.from_sparse(self._meter.stop())
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -62,3 +77,14 @@ class LoadMonitor:
             self.user_s = usage.ru_utime - self._usage_start.ru_utime
             self.system_s = usage.ru_stime - self._usage_start.ru_stime
             self.cpu_pct = (self.user_s + self.system_s) / wall_s * 100 if wall_s > 0 else 0.0
+
+
+def hiccup_meter() -> Any:
+    """The compiled hiccup meter (1 ms sleeps), or None: not built, or the pure-Python engine asked for."""
+    if not hotpath.wanted():
+        return None
+    try:
+        from pytest_memaslap.engine._hiccups import HiccupMeter
+    except ImportError:
+        return None
+    return HiccupMeter(HICCUP_INTERVAL_NS)

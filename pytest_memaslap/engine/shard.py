@@ -7,6 +7,7 @@ the same plan send the same requests and shards never need to coordinate.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import gc
 import random
@@ -36,8 +37,9 @@ from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import COUNTER_COMMANDS, Workload
 from pytest_memaslap.protocol.codecs import CODECS
 from pytest_memaslap.protocol.outcomes import ERROR
+from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
 from pytest_memaslap.stats.live import CommandTotals, OnSecond
-from pytest_memaslap.stats.results import ShardResult
+from pytest_memaslap.stats.results import Blocks, ShardResult
 
 PRELOAD_DEPTH = 16
 UDP_LOSS_TIMEOUT_S = 1.0  # a UDP request unanswered this long is lost (an error); the run goes on
@@ -78,6 +80,7 @@ class ShardRunner:
         self._published = 0  # seconds of the current phase handed to on_second
         self.connections: list[Connection] = []
         self.connection_type = connection_class()  # the compiled core, or its pure-Python twin
+        self.refill_blocks = array.array("Q", bytes(8 * BUCKET_COUNT))  # every connection's draws, in buckets
         self.result = ShardResult(implementation=self.connection_type.implementation, event_loop=LOOP_NAME)
         self._failure: asyncio.Future[str] | None = None
         self._phases: list[list[Any]] = []  # [name, recorder, end_ns or None]
@@ -257,7 +260,12 @@ class ShardRunner:
         return keys
 
     async def _open(self, index: int) -> Connection:
-        return await connect(self._target_of(index), lambda: self.connection_type(self, index))
+        return await connect(self._target_of(index), lambda: self._connection(index))
+
+    def _connection(self, index: int) -> Connection:
+        connection = self.connection_type(self, index)
+        connection.refill_blocks = self.refill_blocks
+        return connection
 
     async def _connect(self, count: int) -> None:
         """Open every connection at once, within ``timeout``; on any failure none is left open and one error says why.
@@ -410,6 +418,7 @@ class ShardRunner:
                 self._step_task.cancel()
             monitor.stop()
             self.result.cpu_pct, self.result.loop_lag = monitor.cpu_pct, monitor.lag
+            self.result.hiccups = monitor.hiccups
             self.result.cpu_user_s, self.result.cpu_system_s = monitor.user_s, monitor.system_s
             if self.pacer is not None:
                 self.pacer.stop()
@@ -512,9 +521,7 @@ class ShardRunner:
         self.recorder.tick(perf_counter_ns())
         self._publish_seconds()
         self._schedule_tick()
-        took = time.thread_time_ns() - started
-        if took > self.result.timeline_close_max_ns:
-            self.result.timeline_close_max_ns = took
+        self.result.periodic["timeline_close"].record(time.thread_time_ns() - started)
 
     def _publish_seconds(self) -> None:
         """Hand the measured phase's newly closed seconds to ``on_second`` (live progress)."""
@@ -545,18 +552,14 @@ class ShardRunner:
         now = perf_counter_ns()
         for name, recorder, end_ns in self._phases:
             self.result.phases[name] = recorder.finish(end_ns if end_ns is not None else now)
-            self._note_close(recorder)
-        for connection in self.connections:
-            self.result.refill_max_ns = max(self.result.refill_max_ns, connection.refill_max_ns)
+        refills = Blocks(Histogram(self.refill_blocks.tolist()))
+        refills.max_ns = max((connection.refill_max_ns for connection in self.connections), default=0)
+        self.result.periodic["request_refill"].merge(refills)
         self._phases.clear()
         if self.barrier is not None:
             self.result.phases["sync"] = self.barrier.close()
         self.result.verify = self.verify_log.to_dict()
         return self.result
-
-    def _note_close(self, recorder: PhaseRecorder) -> None:
-        """Keep the longest close of a second of any phase: periodic work the loop did instead of replies."""
-        self.result.timeline_close_max_ns = max(self.result.timeline_close_max_ns, recorder.close_ns_max)
 
     async def _wait(self, awaitable: Awaitable[Any], until_ns: int | None = None) -> None:
         """Wait for ``awaitable`` (until ``until_ns`` at most); fail fast on a lost connection or a stalled server.
@@ -588,9 +591,7 @@ class ShardRunner:
                 if replies != seen:
                     seen, seen_ns = replies, now
                 in_flight = sum(c.in_flight() for c in self.connections)
-                took = time.thread_time_ns() - started
-                if took > self.result.watchdog_max_ns:
-                    self.result.watchdog_max_ns = took
+                self.result.periodic["stall_watchdog"].record(time.thread_time_ns() - started)
                 if in_flight and now - seen_ns > stall_ns:
                     for connection in self.connections:  # they waited the whole timeout: timed out, not cut off
                         connection.fail_pending(TIMED_OUT)

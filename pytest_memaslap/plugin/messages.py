@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 from pytest_memaslap.model.thresholds import Threshold, parse_all
 from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
-from pytest_memaslap.stats.results import CommandStats, PhaseStats, Second, ShardResult
+from pytest_memaslap.stats.results import Blocks, CommandStats, PhaseStats, Second, ShardResult
 
-WIRE_VERSION = 4
+WIRE_VERSION = 5
 COUNTERS = ("ops", "hits", "misses", "errors", "bytes_sent", "bytes_received", "min_ns", "max_ns")
 
 
@@ -106,6 +106,9 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
     stream = bytearray()
     _pack(stream, result.loop_lag.to_sparse())
     _pack(stream, result.send_lag.to_sparse())
+    _pack(stream, result.hiccups.to_sparse())
+    for name in sorted(result.periodic):  # (in the order of the names: a dict's order may not survive the wire)
+        _pack(stream, result.periodic[name].durations.to_sparse())
     phases = {}
     for name, phase in result.phases.items():
         for stats in phase.commands.values():
@@ -131,9 +134,7 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
         "cpu_system_s": result.cpu_system_s,
         "implementation": result.implementation,
         "event_loop": result.event_loop,
-        "timeline_close_max_ns": result.timeline_close_max_ns,
-        "refill_max_ns": result.refill_max_ns,
-        "watchdog_max_ns": result.watchdog_max_ns,
+        "periodic_max_ns": {name: blocks.max_ns for name, blocks in result.periodic.items()},
         "capacity": result.capacity,
         "verify": dict(result.verify),
         "phases": phases,
@@ -146,6 +147,11 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
     histograms = _unpack(zlib.decompress(base64.b64decode(data["histograms"])))
     loop_lag = Histogram.from_sparse(next(histograms))
     send_lag = Histogram.from_sparse(next(histograms))
+    hiccups = Histogram.from_sparse(next(histograms))
+    periodic = {
+        str(name): Blocks(Histogram.from_sparse(next(histograms)), int(data["periodic_max_ns"][name]))
+        for name in sorted(data["periodic_max_ns"])
+    }
     phases: dict[str, PhaseStats] = {}
     for name, raw in data["phases"].items():
         commands = {
@@ -175,9 +181,8 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         verify=dict(data["verify"]),
         implementation=data["implementation"],
         event_loop=data["event_loop"],
-        timeline_close_max_ns=data["timeline_close_max_ns"],
-        refill_max_ns=data["refill_max_ns"],
-        watchdog_max_ns=data["watchdog_max_ns"],
+        periodic=periodic,
+        hiccups=hiccups,
         capacity=data["capacity"],
     )
 

@@ -217,8 +217,9 @@ class SlapResult:
         Its CPU near a full core (closed loop only: an open loop's pacer keeps
         the CPU busy on purpose, to send within a millisecond of schedule, and so does a
         capacity search's), its
-        event loop late by a millisecond or more at p99, or an open loop short
-        of its target rate by more than 2 %.
+        event loop late by a millisecond or more at p99, the machine itself
+        stalling as long (the hiccup meter's 1 ms sleeps, late by 1 ms or more
+        at p99), or an open loop short of its target rate by more than 2 %.
         """
         raw, reasons = self.raw, []
         open_loop = self.workload.open_loop or raw.capacity is not None
@@ -227,6 +228,9 @@ class SlapResult:
         lag_p99_us = raw.loop_lag.percentile(99.0) / 1000.0 if raw.loop_lag.total else 0.0
         if lag_p99_us >= SATURATED_LAG_US:
             reasons.append(f"its event loop late by {lag_p99_us / 1000.0:.1f} ms at p99")
+        hiccup_p99_us = raw.hiccups.percentile(99.0) / 1000.0 if raw.hiccups.total else 0.0
+        if hiccup_p99_us >= SATURATED_LAG_US:
+            reasons.append(f"its machine {hiccup_p99_us / 1000.0:.1f} ms late at p99 to wake a sleeping thread")
         send_lag_p99_us = raw.send_lag.percentile(99.0) / 1000.0 if raw.send_lag.total else 0.0
         if send_lag_p99_us >= SATURATED_LAG_US:
             reasons.append(f"its sends late by {send_lag_p99_us / 1000.0:.1f} ms at p99")
@@ -265,12 +269,12 @@ class SlapResult:
             "cpu_us_per_request": self.cpu_per_request(),
             "loop_lag_us": lag_us,
             "limited_by_load_generator": self.limited_by_load_generator(),
-            # the engine's own periodic work: the longest it kept the loop from replies (µs)
-            "periodic_max_us": {
-                "timeline_close": round(self.raw.timeline_close_max_ns / 1000.0, 1),
-                "request_refill": round(self.raw.refill_max_ns / 1000.0, 1),
-                "stall_watchdog": round(self.raw.watchdog_max_ns / 1000.0, 1),
-            },
+            # the engine's own periodic work: the longest it kept the loop from replies, and how long it
+            # usually did (µs); each block's CPU time, so a stall of the machine inside one counts too
+            "periodic_max_us": {name: round(blocks.max_ns / 1000.0, 1) for name, blocks in self.raw.periodic.items()},
+            "periodic_us": {name: _blocks_us(blocks.durations) for name, blocks in self.raw.periodic.items()},
+            # the machine's own stalls: how late a thread doing nothing woke from 1 ms sleeps (None: not measured)
+            "machine_hiccups_us": _hiccups_us(self.raw.hiccups),
         }
 
     def target_rate(self) -> float | None:
@@ -465,3 +469,16 @@ def _sum_commands(phase: PhaseStats) -> CommandStats:
     for stats in phase.commands.values():
         total.merge(stats)
     return total
+
+
+def _blocks_us(durations: Histogram) -> dict[str, float]:
+    """How many blocks of one kind of periodic work, and their p50, p99 and p99.9 (µs)."""
+    ranks = (("p50", 50.0), ("p99", 99.0), ("p999", 99.9))
+    return {"count": durations.total, **{name: round(durations.percentile(q) / 1000.0, 1) for name, q in ranks}}
+
+
+def _hiccups_us(hiccups: Histogram) -> dict[str, float] | None:
+    """The hiccup meter's wake-ups (count) and how late they came: p50, p99, p99.9, max (µs); None: not measured."""
+    if not hiccups.total:
+        return None
+    return {**_blocks_us(hiccups), "max": round(hiccups.max() / 1000.0, 1)}

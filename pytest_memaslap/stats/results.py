@@ -160,6 +160,32 @@ class PhaseStats:
 
 PHASES = ("preload", "warmup", "measured")  # "sync" (shard barriers) is added when shards run
 
+# the engine's own periodic work: closing a second of the timeline (once a second), drawing a
+# connection's next batch of requests (every 16 requests), the stall watchdog's check (ten times a second)
+PERIODIC_WORK = ("timeline_close", "request_refill", "stall_watchdog")
+
+
+@dataclass
+class Blocks:
+    """Each time one kind of periodic work held the event loop: how long (ns), and the exact longest.
+
+    The distribution tells the engine's work from the machine's: a block that
+    an interrupt or the hypervisor lands in is long however little the work
+    was, so the longest alone says more about the machine than about the engine.
+    """
+
+    durations: Histogram = field(default_factory=Histogram)
+    max_ns: int = 0
+
+    def record(self, took_ns: int) -> None:
+        self.durations.record(took_ns)
+        if took_ns > self.max_ns:
+            self.max_ns = took_ns
+
+    def merge(self, other: Blocks) -> None:
+        self.durations.merge(other.durations)
+        self.max_ns = max(self.max_ns, other.max_ns)
+
 
 @dataclass
 class ShardResult:
@@ -179,10 +205,9 @@ class ShardResult:
     verify: dict[str, Any] = field(default_factory=lambda: {"checked": 0, "mismatches": 0, "keys": []})
     implementation: str = ""  # the hot path that ran: "compiled" or "python" (merged: each one that ran, joined)
     event_loop: str = ""  # "uvloop" or "asyncio"
-    # the engine's own periodic work, each its longest block of the event loop (ns): merged, the longest
-    timeline_close_max_ns: int = 0  # closing a second of the timeline
-    refill_max_ns: int = 0  # drawing a connection's next batch of requests
-    watchdog_max_ns: int = 0  # the stall watchdog's check, ten times a second
+    # the engine's own periodic work, each time it held the event loop (see PERIODIC_WORK)
+    periodic: dict[str, Blocks] = field(default_factory=lambda: {name: Blocks() for name in PERIODIC_WORK})
+    hiccups: Histogram = field(default_factory=Histogram)  # the machine's own stalls (ns; empty: not measured)
     capacity: dict[str, Any] | None = None  # a slap_capacity search: its SLO, capacity, why it stopped, its steps
 
     @property
@@ -214,9 +239,9 @@ class ShardResult:
         self.verify = _merge_checks(self.verify, other.verify)
         self.implementation = _joined(self.implementation, other.implementation)
         self.event_loop = _joined(self.event_loop, other.event_loop)
-        self.timeline_close_max_ns = max(self.timeline_close_max_ns, other.timeline_close_max_ns)
-        self.refill_max_ns = max(self.refill_max_ns, other.refill_max_ns)
-        self.watchdog_max_ns = max(self.watchdog_max_ns, other.watchdog_max_ns)
+        for name, blocks in other.periodic.items():
+            self.periodic.setdefault(name, Blocks()).merge(blocks)
+        self.hiccups.merge(other.hiccups)
         self.capacity = self.capacity or other.capacity  # (a search runs on one shard)
         if window is not None:
             self.started_at = window[0]

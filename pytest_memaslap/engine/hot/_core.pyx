@@ -374,6 +374,7 @@ cdef class ConnectionCore:
     cdef public bint paced
     cdef public list followups
     cdef public long long refill_max_ns  # the longest draw of a batch of requests
+    cdef array _refill_blocks  # each draw's time, counted in histogram buckets (or None)
     cdef InFlight *_ring
     cdef Py_ssize_t _capacity
     cdef Py_ssize_t _head
@@ -410,6 +411,7 @@ cdef class ConnectionCore:
         self.paced = False
         self.followups = []
         self.refill_max_ns = 0
+        self._refill_blocks = None
 
     def __dealloc__(self):
         if self._ring != NULL:
@@ -433,6 +435,20 @@ cdef class ConnectionCore:
         for slot in value:
             _check_slot(slot)
         self._slots = value
+
+    @property
+    def refill_blocks(self):
+        """Where each draw's time is counted: a histogram's dense ``Q`` array, shared by a shard's connections."""
+        return self._refill_blocks
+
+    @refill_blocks.setter
+    def refill_blocks(self, value):
+        # written without bounds checks: its kind and size are checked here, once
+        if value is not None and not (
+            isinstance(value, array) and value.typecode == "Q" and len(value) > LAST_BUCKET
+        ):
+            raise TypeError("refill_blocks must be a histogram's dense array of kind Q, or None")
+        self._refill_blocks = value
 
     @property
     def transport(self):
@@ -521,6 +537,8 @@ cdef class ConnectionCore:
         cdef long long took = cpu_ns() - started
         if took > self.refill_max_ns:
             self.refill_max_ns = took
+        if self._refill_blocks is not None:
+            self._refill_blocks.data.as_ulonglongs[bucket(took)] += 1
         return 0
 
     cdef inline bytes _queue_next(self, Py_ssize_t refill, long long sent_ns):

@@ -79,6 +79,7 @@ class Lifecycle(Driven, asyncio.Protocol):
         paced: bool
         followups: list[tuple[int, bytes]]
         refill_max_ns: int
+        refill_blocks: array.array[int] | None
         implementation: str  # "compiled" or "python"
 
         @staticmethod

@@ -27,7 +27,7 @@ from typing import Any
 
 from pytest_memaslap.engine.hot.recorder import CUT_OFF, MAX_NS, MIN_NS, RECEIVED, SENT
 from pytest_memaslap.protocol.outcomes import ERROR
-from pytest_memaslap.stats.histogram import BUCKET_COUNT, LAST_BUCKET, bucket_bounds
+from pytest_memaslap.stats.histogram import BUCKET_COUNT, LAST_BUCKET, bucket_bounds, bucket_index
 
 _DOUBLED_MIDPOINTS = array.array("Q", (sum(bucket_bounds(index)) for index in range(BUCKET_COUNT)))
 REFILL = 16  # requests drawn per batch (a short block of the loop: ~4 µs compiled for get/set, ~12 µs for 12 commands)
@@ -55,6 +55,7 @@ class ConnectionCore:
         self.paced = False  # open loop: replies do not trigger sends
         self.followups: list[tuple[int, bytes]] = []  # cas requests that gets replies asked for, sent next
         self.refill_max_ns = 0  # the longest draw of a batch of requests: how long it kept the loop from replies
+        self.refill_blocks: array.array[int] | None = None  # each draw's time, counted in histogram buckets ("Q")
 
     def set_source(self, source: Any) -> None:
         """Draw requests from ``source`` from now on (what is left of the last batch is dropped)."""
@@ -67,6 +68,8 @@ class ConnectionCore:
         took = thread_time_ns() - started
         if took > self.refill_max_ns:
             self.refill_max_ns = took
+        if self.refill_blocks is not None:
+            self.refill_blocks[bucket_index(took)] += 1
         return batch
 
     def track(self, slot: Any, sent_ns: int, size: int, expect: Any = None) -> None:

@@ -17,10 +17,11 @@ latency of every request in flight. So a close touches one histogram
 however many commands the mix has, and only with memory scans and copies:
 the second's histogram is a C array, whose occupied run is found from the
 lowest and highest set bit of its bytes read as one integer, copied out and
-zeroed. No Python object is read per
-bucket, and the cost does not depend on where the latencies sit. ``benchmarks/close_cost.py`` measures the close;
-``close_ns_max`` keeps the longest. The phase's per-command totals need no
-close at all: they are the dense histograms themselves.
+zeroed. No Python object is read per bucket, and the cost does not depend
+on where the latencies sit. ``benchmarks/close_cost.py`` measures the close;
+the runner times each whole tick (``engine.periodic_us.timeline_close``). The
+phase's per-command totals need no close at all: they are the dense
+histograms themselves.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import array
 import sys
 from collections.abc import Callable
-from time import thread_time_ns
 from typing import Any
 
 from pytest_memaslap.protocol.outcomes import ERROR, MISS
@@ -114,7 +114,6 @@ class PhaseRecorder:
         "timeline",
         "start_ns",
         "next_tick",
-        "close_ns_max",
         "take_run",
         "_errors_closed",
     )
@@ -128,7 +127,6 @@ class PhaseRecorder:
         self.timeline: list[Second] = []
         self.start_ns = start_ns
         self.next_tick = start_ns + SECOND_NS
-        self.close_ns_max = 0  # the longest close: what the loop was kept from replies once a second
         self.take_run = take_run  # (the run's hot core's)
         self._errors_closed = 0
 
@@ -163,13 +161,11 @@ class PhaseRecorder:
         no Python object per bucket (compiled: a few µs; this module's twin:
         about 25 µs).
         """
-        started = thread_time_ns()  # (CPU time: what the close cost, not what the machine gave others)
         offset, counts, total = self.take_run(self.second)
         errors = sum(c[ERROR] for c in self.counters)
         self.timeline.append(Second(total, errors - self._errors_closed, offset, counts))
         self._errors_closed = errors
         self.next_tick += SECOND_NS
-        self.close_ns_max = max(self.close_ns_max, thread_time_ns() - started)
 
     def tick(self, now_ns: int) -> None:
         """Close every second that ended by ``now_ns`` (tests and replays; the runner closes from a timer)."""
