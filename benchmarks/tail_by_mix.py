@@ -10,7 +10,7 @@ alternating for ``--rounds`` rounds of ``--duration`` seconds, on the compiled
 hot path (or the twin with ``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints each
 run's ops/s, p99 and p99.9, its periodic blocks (the tick, a refill, the
 stall watchdog: how many, p99, p99.9 and the longest) beside the machine's
-own hiccups in the same run (how late a thread that only sleeps 1 ms at a
+own hiccups in the same run (how late a thread that only sleeps 5 ms at a
 time woke; compiled only), then the ratio of the medians of p99.9 (12
 commands / 2).
 

@@ -1,4 +1,4 @@
-"""The compiled hiccup meter: a thread that sleeps 1 ms at a time and counts how late it woke."""
+"""The compiled hiccup meter: a thread that sleeps a fixed interval at a time and counts how late it woke."""
 
 from __future__ import annotations
 

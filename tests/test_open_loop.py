@@ -142,7 +142,7 @@ def test_a_paused_load_process_shows_in_its_send_lag_its_latencies_and_its_flag(
     assert found["send_lag"]["max"] >= 40_000, found  # (µs) the sends due during the pause left after it
     assert found["max_us"] >= 40_000, found  # and their latencies carry the wait
     assert found["limited"] and "its sends late by" in found["limited"], found
-    if hot_path == "compiled":  # the hiccup meter's thread was stopped too: one of its 1 ms sleeps woke that late
-        assert found["hiccups"]["max"] >= 40_000 and found["hiccups"]["count"] >= 1_000, found
+    if hot_path == "compiled":  # the hiccup meter's thread was stopped too: one of its 5 ms sleeps woke that late
+        assert found["hiccups"]["max"] >= 40_000 and found["hiccups"]["count"] >= 200, found
     else:  # (the pure-Python engine has no meter: a Python thread would measure the event loop)
         assert found["hiccups"] is None, found

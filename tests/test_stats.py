@@ -180,15 +180,16 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch, hot_p
 
 
 @pytest.mark.parametrize(
-    ("cpu_pct", "late_ns", "achieved", "reason"),
+    ("cpu_pct", "late_ns", "achieved", "hiccup_ns", "reason"),
     [
-        (40.0, 50_000, 2000, None),
-        (95.0, 50_000, 2000, "its CPU at 95 %"),
-        (40.0, 2_000_000, 2000, "its event loop late by 2.0 ms at p99"),
-        (40.0, 50_000, 1900, "1,900 of the 2,000 requests/s asked for"),
+        (40.0, 50_000, 2000, 30_000, None),
+        (95.0, 50_000, 2000, 30_000, "its CPU at 95 %"),
+        (40.0, 2_000_000, 2000, 30_000, "its event loop late by 2.0 ms at p99"),
+        (40.0, 50_000, 1900, 30_000, "1,900 of the 2,000 requests/s asked for"),
+        (40.0, 50_000, 2000, 1_500_000, "its machine 1.5 ms late at p99 to wake a sleeping thread"),
     ],
 )
-def test_the_load_generator_says_when_it_may_be_the_bottleneck(cpu_pct, late_ns, achieved, reason):
+def test_the_load_generator_says_when_it_may_be_the_bottleneck(cpu_pct, late_ns, achieved, hiccup_ns, reason):
     from pytest_memaslap.model.workload import Workload
     from pytest_memaslap.stats.result import SlapResult
     from pytest_memaslap.stats.results import CommandStats
@@ -201,6 +202,7 @@ def test_the_load_generator_says_when_it_may_be_the_bottleneck(cpu_pct, late_ns,
     raw.cpu_pct = cpu_pct
     for i in range(100):
         raw.loop_lag.record(late_ns if i >= 95 else 20_000)  # the slowest 5 %
+        raw.hiccups.record(hiccup_ns if i >= 95 else 20_000)
     closed = SlapResult(Workload.from_args({"commands": {"get": 1.0}}), raw, "")
     opened = SlapResult(Workload.from_args({"rate": "2k", "commands": {"get": 1.0}}), raw, "")
     if reason and "CPU" in reason:  # (an open loop's pacer keeps its CPU busy on purpose)

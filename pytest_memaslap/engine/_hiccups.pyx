@@ -5,7 +5,7 @@ Every latency a load generator reports includes the stalls of the machine it
 runs on: timer and network interrupts, the hypervisor taking the virtual CPU
 away, page reclaim. No program avoids them, but a report can tell them apart
 from the engine's own work. This C thread holds no GIL and does nothing but
-sleep a fixed interval (1 ms) to an absolute deadline, again and again, and
+sleep a fixed interval (the engine's: 5 ms) to an absolute deadline, again and again, and
 count how late each wake-up came, in ``stats.histogram``'s buckets. What a
 thread that does nothing saw is the machine's floor: the method of
 HdrHistogram's jHiccup.

@@ -218,7 +218,7 @@ class SlapResult:
         the CPU busy on purpose, to send within a millisecond of schedule, and so does a
         capacity search's), its
         event loop late by a millisecond or more at p99, the machine itself
-        stalling as long (the hiccup meter's 1 ms sleeps, late by 1 ms or more
+        stalling as long (the hiccup meter's sleeps, late by 1 ms or more
         at p99), or an open loop short of its target rate by more than 2 %.
         """
         raw, reasons = self.raw, []
@@ -273,7 +273,7 @@ class SlapResult:
             # usually did (µs); each block's CPU time, so a stall of the machine inside one counts too
             "periodic_max_us": {name: round(blocks.max_ns / 1000.0, 1) for name, blocks in self.raw.periodic.items()},
             "periodic_us": {name: _blocks_us(blocks.durations) for name, blocks in self.raw.periodic.items()},
-            # the machine's own stalls: how late a thread doing nothing woke from 1 ms sleeps (None: not measured)
+            # the machine's own stalls: how late a thread doing nothing woke from its sleeps (None: not measured)
             "machine_hiccups_us": _hiccups_us(self.raw.hiccups),
         }
 
