@@ -21,7 +21,7 @@ from pytest_memaslap.engine.barrier import ServerBarrier
 from pytest_memaslap.engine.connect import connect
 from pytest_memaslap.engine.errors import SlapRunError
 from pytest_memaslap.engine.hot.connection import Connection, Driven, Slot, connection_class
-from pytest_memaslap.engine.hot.recorder import RECEIVED, TIMED_OUT, PhaseRecorder
+from pytest_memaslap.engine.hot.recorder import RECEIVED, PhaseRecorder
 from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.loop import LOOP_NAME, within
@@ -30,6 +30,7 @@ from pytest_memaslap.engine.placement import build_keyspace
 from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.engine.sources import SourcePlan, build_sources
 from pytest_memaslap.engine.udp import UdpEndpoint
+from pytest_memaslap.engine.watchdog import StallWatchdog
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import SaslError
 from pytest_memaslap.model.keyspace import ValueSource, counter_keys, key_slice
@@ -48,7 +49,6 @@ RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
 CLEANUP_AFTER_INTERRUPT_S = 5.0  # how long an interrupted run may spend deleting its keys (--slap-cleanup)
 CANCEL_TIMEOUT_S = 1.0  # how long cancelled connection attempts may take to end
-POLL_S = 0.1
 
 
 class ShardRunner:
@@ -82,7 +82,8 @@ class ShardRunner:
         self.connection_type = connection_class()  # the compiled core, or its pure-Python twin
         self.refill_blocks = array.array("Q", bytes(8 * BUCKET_COUNT))  # every connection's draws, in buckets
         self.result = ShardResult(implementation=self.connection_type.implementation, event_loop=LOOP_NAME)
-        self._failure: asyncio.Future[str] | None = None
+        self._failure: asyncio.Future[str] | None = None  # a connection's failure: why the run must end
+        self._watchdog: StallWatchdog | None = None
         self._phases: list[list[Any]] = []  # [name, recorder, end_ns or None]
         self.barrier: ServerBarrier | None = None
         self.partial: ShardResult | None = None  # set when the run is cancelled
@@ -174,8 +175,7 @@ class ShardRunner:
 
     # -- phases ---------------------------------------------------------------
     async def run(self) -> ShardResult:
-        loop = asyncio.get_running_loop()
-        self._failure = loop.create_future()
+        self._watch()
         workload, plan = self.workload, self.plan
         indices = plan.keys(workload)
         keys = await self._keyspace(indices, plan.rng(workload, "keys"))
@@ -344,7 +344,7 @@ class ShardRunner:
         for connection in self.connections:
             connection.close()
         self.connections = []
-        self._failure = asyncio.get_running_loop().create_future()
+        self._watch()
         self.stopping = False
         try:
             await within(CLEANUP_AFTER_INTERRUPT_S, self._connect_and_clean(count, keys))
@@ -561,53 +561,22 @@ class ShardRunner:
         self.result.verify = self.verify_log.to_dict()
         return self.result
 
+    def _watch(self) -> None:
+        """From here on, every wait ends when a connection fails or the server stalls (a new failure to wait on)."""
+        self._failure = asyncio.get_running_loop().create_future()
+        self._watchdog = StallWatchdog(
+            self.target,
+            self.workload.timeout,
+            self._failure,
+            self._reply_bytes,
+            lambda: self.connections,
+            self.result.periodic["stall_watchdog"],
+        )
+
     async def _wait(self, awaitable: Awaitable[Any], until_ns: int | None = None) -> None:
-        """Wait for ``awaitable`` (until ``until_ns`` at most); fail fast on a lost connection or a stalled server.
-
-        Deadlines are on ``perf_counter_ns``, the clock the phases are measured
-        with, so a phase never ends early because the loop's clock is cached.
-        """
-        task = asyncio.ensure_future(awaitable)
-        failure = self._failure
-        assert failure is not None
-        stall_ns = int(self.workload.timeout * 1e9)
-        seen, seen_ns = self._reply_bytes(), perf_counter_ns()
-        try:
-            while True:
-                poll = POLL_S
-                if until_ns is not None:
-                    poll = min(POLL_S, max(0.0, (until_ns - perf_counter_ns()) / 1e9))
-                await asyncio.wait({task, failure}, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
-                if failure.done():
-                    raise SlapRunError(failure.result())
-                if task.done():
-                    task.result()
-                    return
-                if until_ns is not None and perf_counter_ns() >= until_ns:
-                    return
-                started = time.thread_time_ns()  # (the watchdog's own work is periodic work: timed, in CPU time)
-                now = perf_counter_ns()
-                replies = self._reply_bytes()
-                if replies != seen:
-                    seen, seen_ns = replies, now
-                in_flight = sum(c.in_flight() for c in self.connections)
-                self.result.periodic["stall_watchdog"].record(time.thread_time_ns() - started)
-                if in_flight and now - seen_ns > stall_ns:
-                    for connection in self.connections:  # they waited the whole timeout: timed out, not cut off
-                        connection.fail_pending(TIMED_OUT)
-                    raise SlapRunError(
-                        f"no reply from memcached at {self.target} for {self.workload.timeout:g} s "
-                        f"({in_flight} request{'s' if in_flight != 1 else ''} in flight)"
-                    )
-        finally:
-            if not task.done():
-                task.cancel()
-                task.add_done_callback(_retrieve)  # a cancelled gather reports CancelledError as its exception
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+        """Wait for ``awaitable`` (until ``until_ns`` at most), watched: see ``watchdog``."""
+        assert self._watchdog is not None, "a wait before the run began"
+        await self._watchdog.wait(awaitable, until_ns)
 
 
 def _split(total: int | None, parts: int) -> list[int]:
