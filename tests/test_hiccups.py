@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from pytest_memaslap import hotpath
 from pytest_memaslap.engine import selfcheck
 from pytest_memaslap.stats.histogram import Histogram, bucket_index
 
@@ -78,7 +79,7 @@ def test_the_meter_refuses_a_bad_interval_and_a_second_start():
 
 
 def test_the_pure_python_engine_measures_no_hiccups(monkeypatch):
-    monkeypatch.setenv("PYTEST_MEMASLAP_NO_EXTENSIONS", "1")
+    monkeypatch.setenv(hotpath.NO_EXTENSIONS, "1")
     assert selfcheck.hiccup_meter() is None
-    monkeypatch.delenv("PYTEST_MEMASLAP_NO_EXTENSIONS")
+    monkeypatch.delenv(hotpath.NO_EXTENSIONS)
     assert selfcheck.hiccup_meter() is not None

@@ -55,7 +55,10 @@ class LoadMonitor:
         self._wall_start_ns = perf_counter_ns()
         self._schedule()
         if self._meter is not None:
-            self._meter.start()
+            try:
+                self._meter.start()
+            except OSError:  # no thread to spare: the load runs, without the machine's hiccups
+                self._meter = None
 
     def _schedule(self) -> None:
         self._due_ns = perf_counter_ns() + int(PROBE_INTERVAL_S * 1e9)
