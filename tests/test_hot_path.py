@@ -175,6 +175,8 @@ def test_memaslap_py_says_which_hot_path_runs(memcached_server):
         {"key_pattern": "gaussian:0.1", "commands": {"get": 0.6, "cas": 0.2, "append": 0.2}},
         {"division": 4},
         {"verify": 0.3},
+        {"value_size": 1024},  # (one size for every key: the compiled sets read no size table)
+        {"value_size": 1, "commands": {"get": 0.2, "set": 0.8}},
     ],
 )
 def test_the_compiled_draw_is_the_sources_own_batch(args):

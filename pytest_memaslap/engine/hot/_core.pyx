@@ -129,6 +129,19 @@ cdef enum:
     GETS_AT_ONCE = 32  # gets whose lines are fetched together (see _draw_into)
 
 
+cdef enum:
+    MAX_COMMANDS = 32  # (a workload has at most 12)
+
+
+cdef inline Py_ssize_t _command(const Py_ssize_t *command_end, Py_ssize_t position) noexcept nogil:
+    """The command at ``position`` of the source's table (``OpSource.commands``), found from where each run
+    ends: a few compares of numbers in a register's reach, not a read of the table that misses the cache."""
+    cdef Py_ssize_t cmd = 0
+    while position >= command_end[cmd]:
+        cmd += 1
+    return cmd
+
+
 cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
     """``OpSource.batch``, compiled, into C structs: the same draws from the same RNG, so the same requests.
 
@@ -145,7 +158,8 @@ cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
     """
     cdef object random_draw = source.random
     cdef Py_ssize_t key_count = source.key_count
-    cdef list table = source.commands
+    cdef tuple ends = source.command_ends
+    cdef Py_ssize_t command_end[MAX_COMMANDS]  # where each command's run in the source's table ends
     cdef tuple builders = source.builders
     cdef Py_ssize_t get_id = source.get_id
     cdef object lines = source.get_lines
@@ -164,18 +178,22 @@ cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
         get_id = -1  # no prebuilt lines, or gets of a special kind: build them one by one
     if plain_set >= 0:
         sets = _plain_sets(source)
+    if not 0 < len(ends) <= MAX_COMMANDS or ends[len(ends) - 1] != COMMAND_TABLE_SIZE:  # (no wraparound here)
+        raise ValueError(f"a command table's ends must be 1 to {MAX_COMMANDS} positions up to the table's size")
+    for i in range(len(ends)):
+        command_end[i] = ends[i]
     for i in range(count):
         if chooser is not None:
             index = chooser()
-            cmd = <object>PyList_GET_ITEM(table, <Py_ssize_t>(<double>random_draw() * COMMAND_TABLE_SIZE))
+            cmd = _command(command_end, <Py_ssize_t>(<double>random_draw() * COMMAND_TABLE_SIZE))
         elif sequential:
             index = cursor
             cursor = cursor + 1 if cursor + 1 < key_count else 0
-            cmd = <object>PyList_GET_ITEM(table, <Py_ssize_t>(<double>random_draw() * COMMAND_TABLE_SIZE))
+            cmd = _command(command_end, <Py_ssize_t>(<double>random_draw() * COMMAND_TABLE_SIZE))
         else:
             position = <double>random_draw() * key_count
             index = <Py_ssize_t>position
-            cmd = <object>PyList_GET_ITEM(table, <Py_ssize_t>((position - index) * COMMAND_TABLE_SIZE))
+            cmd = _command(command_end, <Py_ssize_t>((position - index) * COMMAND_TABLE_SIZE))
         if cmd == get_id:
             hot_prefetch(&(<PyListObject *>lines).ob_item[index])
             get_at[gets] = i
@@ -203,6 +221,8 @@ cdef struct PlainSets:
     PyObject *sizes       # the value source's size table (a list of ints)
     PyObject *labels      # its size labels ({size: bytes})
     const char *values    # its random bytes, which values are slices of
+    Py_ssize_t fixed_size  # every value's size when they are all one size (then no table is read), else -1
+    PyObject *fixed_label  # and its label (borrowed: the value source holds it)
     unsigned long long span
     unsigned long long key_base
 
@@ -217,6 +237,11 @@ cdef PlainSets _plain_sets(source):
     sets.values = PyBytes_AS_STRING(values.data)
     sets.span = values.span
     sets.key_base = source.key_base
+    sets.fixed_size = -1
+    if len(values.labels) == 1:  # one size for every key: the table holds nothing else
+        for size, label in values.labels.items():
+            sets.fixed_size = size
+            sets.fixed_label = <PyObject *>label
     return sets
 
 
@@ -228,10 +253,17 @@ cdef bytes _plain_set(PlainSets *sets, Py_ssize_t index):
     two draws request for request.
     """
     cdef unsigned long long mixed = (sets.key_base + <unsigned long long>index) * 2654435761ULL
-    cdef object size = <object>PyList_GET_ITEM(<object>sets.sizes, <Py_ssize_t>((mixed >> 7) % SAMPLE_TABLE_SIZE))
-    cdef bytes label = (<dict>sets.labels)[size]
+    cdef object size
+    cdef bytes label
+    cdef Py_ssize_t value_size
+    if sets.fixed_size >= 0:  # (no read of the size table, which misses the cache)
+        value_size = sets.fixed_size
+        label = <bytes>sets.fixed_label
+    else:
+        size = <object>PyList_GET_ITEM(<object>sets.sizes, <Py_ssize_t>((mixed >> 7) % SAMPLE_TABLE_SIZE))
+        label = (<dict>sets.labels)[size]
+        value_size = size
     cdef bytes key = <bytes>PyList_GET_ITEM(<object>sets.keys, index)
-    cdef Py_ssize_t value_size = size
     cdef Py_ssize_t key_size = PyBytes_GET_SIZE(key), label_size = PyBytes_GET_SIZE(label)
     cdef Py_ssize_t total = 4 + key_size + 5 + label_size + 2 + value_size + 2
     cdef bytes request = PyBytes_FromStringAndSize(NULL, total)
