@@ -39,6 +39,15 @@ REPLIES = [
     b"SERVER_ERROR out of memory\r\n",
     b"ERROR\r\n",
     b"VALUE key 0 x\r\n",
+    # hits the compiled core reads itself, and the odd ones it leaves to the Python parser
+    b"VALUE k 0 0\r\n\r\nEND\r\n",
+    b"VALUE k 0 003\r\nabc\r\nEND\r\n",
+    b"VALUE k 0 +3\r\nabc\r\nEND\r\n",
+    b"VALUE k 0 1_0\r\n0123456789\r\nEND\r\n",
+    b"VALUE k\r0 3\r\nabc\r\nEND\r\n",
+    b"VALUE k 0 3\r\nabcXYEND\r\n",
+    b"VALUE k 0 99999999999999999999\r\n",
+    b"VALUE  \r\n",
     b"garbage",
     b"\r\n",
 ]
