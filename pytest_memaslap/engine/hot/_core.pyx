@@ -8,10 +8,11 @@ C-level state where the twin has Python objects:
   time, size), not a deque of tuples;
 - the clock is ``clock_gettime(CLOCK_MONOTONIC)`` (what ``time.perf_counter_ns``
   reads on Linux), without a Python call;
-- the two replies of the common mix, a get that hits the value we stored and
-  ``STORED``, are recognised by comparing bytes in place; every other reply
-  goes to the codec's Python parser, as in the twin, so the slow paths stay in
-  one place;
+- the replies of the common mix are read in place: ``END``, ``STORED``, and
+  a get's hit, whose length it reads from the reply itself (so a plain get
+  in flight keeps no expectation for its reply to reach for); every other
+  reply goes to the codec's Python parser, as in the twin, so the slow paths
+  stay in one place;
 - the requests drawn wait in a C array of structs, not a list of tuples.
 
 The counters and histograms are the recorder's C arrays (``array.array``:
@@ -296,7 +297,6 @@ cdef inline void _keep_lines(Drawn *out, Py_ssize_t *at, Py_ssize_t *keys, Py_ss
     for j in range(count):
         line = items[keys[j]]
         hot_prefetch(PyTuple_GET_ITEM(<object>line, 2))  # the request: its count is raised next
-        hot_prefetch(PyTuple_GET_ITEM(<object>line, 0))  # the hit's header: its reply is compared with it
     for j in range(count):
         line = items[keys[j]]
         _keep(&out[at[j]], cmd, <object>PyTuple_GET_ITEM(<object>line, 2), <object>line)
@@ -621,6 +621,7 @@ cdef class ConnectionCore:
         """Take the next request, put it in flight, return its bytes."""
         cdef Drawn *entry
         cdef bytes request
+        cdef tuple slot
         if self._batch_pos >= self._batch_len:
             self._refill(refill)
             if not self._batch_len:
@@ -631,7 +632,13 @@ cdef class ConnectionCore:
             hot_prefetch(self._batch[self._batch_pos].request)
             hot_prefetch(self._batch[self._batch_pos].expect)
         request = <bytes>entry.request
-        self._push(self._slots[entry.cmd], <object>entry.expect, sent_ns, PyBytes_GET_SIZE(request))
+        slot = <tuple>PyTuple_GET_ITEM(self._slots, entry.cmd)
+        if PyTuple_GET_ITEM(slot, 0) is <PyObject *>PARSE_GET:
+            # a plain get's hit is read from its reply (``_value_end``): the ring keeps no expectation, which
+            # the reply would reach for once more, a reply's time later (the Python parser does without it)
+            self._push(slot, None, sent_ns, PyBytes_GET_SIZE(request))
+        else:
+            self._push(slot, <object>entry.expect, sent_ns, PyBytes_GET_SIZE(request))
         Py_DECREF(<object>entry.request)  # (the batch's references pass to ``request`` and the ring)
         Py_DECREF(<object>entry.expect)
         return request
