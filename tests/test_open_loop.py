@@ -146,3 +146,22 @@ def test_a_paused_load_process_shows_in_its_send_lag_its_latencies_and_its_flag(
         assert found["hiccups"]["max"] >= 40_000 and found["hiccups"]["count"] >= 200, found
     else:  # (the pure-Python engine has no meter: a Python thread would measure the event loop)
         assert found["hiccups"] is None, found
+
+
+def test_a_rate_the_load_cannot_keep_is_named_under_the_summary(pytester):
+    """An open loop far short of its rate: one note under the summary says so, and why it matters."""
+    pytester.makeconftest("")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(duration="0.5s", rate="500k", connections=1, keys=100)
+        def test_too_fast(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    notes = [line for line in result.stdout.lines if "results limited by the load generator" in line]
+    assert len(notes) == 1, result.stdout.str()
+    assert "of the 500,000 requests/s asked for" in notes[0] and "add shards (--slap-shards)" in notes[0]

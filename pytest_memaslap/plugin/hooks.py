@@ -433,8 +433,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         why = outcome.result.limited_by_load_generator()
         if why:
             notes.append(
-                f"{outcome.key}: results limited by the load generator ({why}): its own queueing is in the "
-                "latencies; add shards (--slap-shards) or load machines, or ask for less load"
+                f"{outcome.key}: results limited by the load generator ({why}): its own queueing, or its "
+                "machine's stalls, are in the latencies; add shards (--slap-shards) or load machines, ask for "
+                "less load, or run the load on a quieter machine"
             )
     if mode.outcomes:  # (the engine ran, so importing it costs nothing here)
         from pytest_memaslap.engine import LOOP_NOTE
