@@ -93,6 +93,7 @@ def test_html_report_charts_render_in_headless_chromium(pytester):
     assert len(re.findall(r'class="trace scatter', dom)) >= 5  # p99 lines and the percentile curves
     for heading in ("test_mix", "test_sets", "Thresholds", "Comparison with the baseline", "2 rounds"):
         assert heading in dom
+    assert dom.count("<h3>Load generator</h3>") == 2 and "machine hiccups" in dom  # (how far to trust each)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "slap-report.png"

@@ -119,6 +119,10 @@ def _test_section(
                 outcome.threshold_rows(), headers=("threshold", "required", "measured", "verdict"), tablefmt="html"
             )
         )
+    engine = result.get("engine")
+    if engine:  # how far to trust the figures: was the load generator, or its machine, the limit?
+        parts.append("<h3>Load generator</h3>")
+        parts.append(tabulate(_engine_rows(engine), tablefmt="html"))
     rows = [row for row in comparison.rows if row.test == outcome.key] if comparison else []
     if rows:
         parts.append("<h3>Comparison with the baseline</h3>")
@@ -129,6 +133,29 @@ def _test_section(
         )
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _engine_rows(engine: dict[str, Any]) -> list[tuple[str, str]]:
+    """The JSON's ``engine`` block as lines a reader judges a result by (see the README's "What is measured")."""
+    cost = engine.get("cpu_us_per_request")
+    lag = engine["loop_lag_us"]
+    hiccups = engine.get("machine_hiccups_us")
+    longest = engine.get("periodic_max_us", {})
+    return [
+        ("hot path, event loop", f"{engine['implementation']}, {engine['event_loop']}"),
+        (
+            "CPU",
+            f"{engine['cpu_pct']:.0f} %"
+            + (f"; per request {cost['user']} µs user, {cost['system']} µs system" if cost else ""),
+        ),
+        ("event loop lag", f"p99 {lag['p99']:,.0f} µs, max {lag['max']:,.0f} µs"),
+        (
+            "machine hiccups (a sleeping thread woke late)",
+            f"p99 {hiccups['p99']:,.0f} µs, max {hiccups['max']:,.0f} µs" if hiccups else "not measured",
+        ),
+        ("longest periodic blocks", ", ".join(f"{name} {value:,.0f} µs" for name, value in longest.items())),
+        ("limited by the load generator", engine.get("limited_by_load_generator") or "no"),
+    ]
 
 
 def _comparison_rows(rows: list[Any]) -> list[tuple[str, str, str, str, str]]:
