@@ -552,9 +552,8 @@ class ShardRunner:
         now = perf_counter_ns()
         for name, recorder, end_ns in self._phases:
             self.result.phases[name] = recorder.finish(end_ns if end_ns is not None else now)
-        refills = Blocks(Histogram(self.refill_blocks.tolist()))
-        refills.max_ns = max((connection.refill_max_ns for connection in self.connections), default=0)
-        self.result.periodic["request_refill"].merge(refills)
+        longest = max((connection.refill_max_ns for connection in self.connections), default=0)
+        self.result.periodic["request_refill"].merge(Blocks(Histogram(self.refill_blocks.tolist()), longest))
         self._phases.clear()
         if self.barrier is not None:
             self.result.phases["sync"] = self.barrier.close()

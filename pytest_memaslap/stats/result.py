@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_memaslap.model.metrics import ENGINE_GROUPS, LATENCY_METRICS, parse_metric, percentile_key
+from pytest_memaslap.model.metrics import ENGINE_GROUPS, LATENCY_METRICS, parse_metric, percentile_key, percentile_of
 from pytest_memaslap.model.workload import COMMANDS, Workload
 from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.results import CommandStats, PhaseStats, ShardResult
@@ -225,15 +225,15 @@ class SlapResult:
         open_loop = self.workload.open_loop or raw.capacity is not None
         if raw.cpu_pct >= SATURATED_CPU_PCT and not open_loop:
             reasons.append(f"its CPU at {raw.cpu_pct:.0f} %")
-        lag_p99_us = raw.loop_lag.percentile(99.0) / 1000.0 if raw.loop_lag.total else 0.0
-        if lag_p99_us >= SATURATED_LAG_US:
-            reasons.append(f"its event loop late by {lag_p99_us / 1000.0:.1f} ms at p99")
-        hiccup_p99_us = raw.hiccups.percentile(99.0) / 1000.0 if raw.hiccups.total else 0.0
-        if hiccup_p99_us >= SATURATED_LAG_US:
-            reasons.append(f"its machine {hiccup_p99_us / 1000.0:.1f} ms late at p99 to wake a sleeping thread")
-        send_lag_p99_us = raw.send_lag.percentile(99.0) / 1000.0 if raw.send_lag.total else 0.0
-        if send_lag_p99_us >= SATURATED_LAG_US:
-            reasons.append(f"its sends late by {send_lag_p99_us / 1000.0:.1f} ms at p99")
+        lateness = (
+            (raw.loop_lag, "its event loop late by {:.1f} ms at p99"),
+            (raw.hiccups, "its machine {:.1f} ms late at p99 to wake a sleeping thread"),
+            (raw.send_lag, "its sends late by {:.1f} ms at p99"),
+        )
+        for histogram, reason in lateness:  # (an empty histogram's p99 is 0: not measured, not late)
+            p99_us = histogram.percentile(99.0) / 1000.0
+            if p99_us >= SATURATED_LAG_US:
+                reasons.append(reason.format(p99_us / 1000.0))
         target = self.target_rate()
         if target and self.ops_per_sec < target * RATE_KEPT:
             reasons.append(f"{self.ops_per_sec:,.0f} of the {target:,.0f} requests/s asked for")
@@ -254,27 +254,25 @@ class SlapResult:
 
     def engine(self) -> dict[str, Any]:
         """The JSON's ``engine`` block: how busy the load process was (is it the bottleneck?)."""
-        lag = self.raw.loop_lag
-        lag_us = {"p50": 0.0, "p99": 0.0, "max": 0.0}
-        if lag.total:
-            lag_us = {
-                "p50": round(lag.percentile(50.0) / 1000.0, 1),
-                "p99": round(lag.percentile(99.0) / 1000.0, 1),
-                "max": round(lag.max() / 1000.0, 1),
-            }
+        hiccups = self.raw.hiccups
         return {
             "implementation": self.raw.implementation,  # the hot path: "compiled" or its twin, "python"
             "event_loop": self.raw.event_loop,
             "cpu_pct": round(self.raw.cpu_pct, 1),
             "cpu_us_per_request": self.cpu_per_request(),
-            "loop_lag_us": lag_us,
+            "loop_lag_us": _ranks_us(self.raw.loop_lag, ("p50", "p99", "max")),
             "limited_by_load_generator": self.limited_by_load_generator(),
             # the engine's own periodic work: the longest it kept the loop from replies, and how long it
             # usually did (µs); each block's CPU time, so a stall of the machine inside one counts too
             "periodic_max_us": {name: round(blocks.max_ns / 1000.0, 1) for name, blocks in self.raw.periodic.items()},
-            "periodic_us": {name: _blocks_us(blocks.durations) for name, blocks in self.raw.periodic.items()},
+            "periodic_us": {
+                name: {"count": blocks.durations.total, **_ranks_us(blocks.durations, ("p50", "p99", "p999"))}
+                for name, blocks in self.raw.periodic.items()
+            },
             # the machine's own stalls: how late a thread doing nothing woke from its sleeps (None: not measured)
-            "machine_hiccups_us": _hiccups_us(self.raw.hiccups),
+            "machine_hiccups_us": (
+                {"count": hiccups.total, **_ranks_us(hiccups, ("p50", "p99", "p999", "max"))} if hiccups.total else None
+            ),
         }
 
     def target_rate(self) -> float | None:
@@ -301,11 +299,7 @@ class SlapResult:
 
     def send_lag_us(self) -> dict[str, float]:
         """Open loop: how late the sends left, against their schedule (p50, p99, p99.9, max; µs)."""
-        lag = self.raw.send_lag
-        if not lag.total:
-            return {"p50": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}
-        quantiles = {"p50": lag.percentile(50.0), "p99": lag.percentile(99.0), "p999": lag.percentile(99.9)}
-        return {**{k: round(v / 1000.0, 1) for k, v in quantiles.items()}, "max": round(lag.max() / 1000.0, 1)}
+        return _ranks_us(self.raw.send_lag, ("p50", "p99", "p999", "max"))
 
     @property
     def timeline(self) -> list[TimelinePoint]:
@@ -471,14 +465,9 @@ def _sum_commands(phase: PhaseStats) -> CommandStats:
     return total
 
 
-def _blocks_us(durations: Histogram) -> dict[str, float]:
-    """How many blocks of one kind of periodic work, and their p50, p99 and p99.9 (µs)."""
-    ranks = (("p50", 50.0), ("p99", 99.0), ("p999", 99.9))
-    return {"count": durations.total, **{name: round(durations.percentile(q) / 1000.0, 1) for name, q in ranks}}
-
-
-def _hiccups_us(hiccups: Histogram) -> dict[str, float] | None:
-    """The hiccup meter's wake-ups (count) and how late they came: p50, p99, p99.9, max (µs); None: not measured."""
-    if not hiccups.total:
-        return None
-    return {**_blocks_us(hiccups), "max": round(hiccups.max() / 1000.0, 1)}
+def _ranks_us(durations: Histogram, names: tuple[str, ...]) -> dict[str, float]:
+    """Named ranks of a histogram of durations (``p50``, ``p99``, ``p999``, ``max``) in µs; 0.0 when it is empty."""
+    ranks = {name: percentile_of(name) for name in names}  # (``max`` names no percentile)
+    return {
+        name: round((durations.max() if q is None else durations.percentile(q)) / 1e3, 1) for name, q in ranks.items()
+    }
