@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import scipy.special  # noqa: F401 - loaded once, here: numpy cannot load twice in a process, and pytester's
+# in-process runs drop the modules a run imported (the verdicts load scipy when they first judge a call)
 
 from pytest_memaslap.memcached.server import ServerConfig, start_server
 

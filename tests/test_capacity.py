@@ -264,8 +264,8 @@ def test_only_a_narrow_miss_is_tried_again():
     from pytest_memaslap.model.thresholds import Threshold, Verdict
 
     rule = Threshold.parse("p99 < 1ms")
-    near, far = Verdict(rule, 1_500.0, False), Verdict(rule, 25_000.0, False)
+    near, far = Verdict(rule, 1_500.0, "FAIL"), Verdict(rule, 25_000.0, "FAIL")
     assert narrow_miss([near], sent=1000, step_s=1.0, answered=1000, elapsed_s=1.0)
     assert not narrow_miss([far], sent=1000, step_s=1.0, answered=1000, elapsed_s=1.0)
     assert not narrow_miss([near], sent=1000, step_s=1.0, answered=1000, elapsed_s=1.5)  # far behind its rate
-    assert not narrow_miss([Verdict(Threshold.parse("errors == 0"), 3.0, False)], 1000, 1.0, 1000, 1.0)
+    assert not narrow_miss([Verdict(Threshold.parse("errors == 0"), 3.0, "FAIL")], 1000, 1.0, 1000, 1.0)

@@ -7,10 +7,11 @@ import random
 
 import pytest
 
-from pytest_memaslap.model.thresholds import Threshold, parse_all
+from pytest_memaslap.model.thresholds import parse_all
 from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.plugin.aggregate import Aggregator
 from pytest_memaslap.plugin.messages import WIRE_VERSION, ShardReport, WireError
+from pytest_memaslap.stats import verdicts
 from pytest_memaslap.stats.histogram import Histogram, bucket_index
 from pytest_memaslap.stats.results import PERIODIC_WORK, CommandStats, PhaseStats, Second, ShardResult
 
@@ -176,13 +177,13 @@ def test_shards_are_judged_once_on_their_merge():
 def test_one_verdict_per_call_in_one_process(pytester, monkeypatch):
     """The threshold is evaluated once; the test, the summary, the JSON and JUnit all show that one verdict."""
     calls: list[str] = []
-    evaluate = Threshold.evaluate
+    evaluate = verdicts.judge_threshold
 
-    def counted(self, result):
-        calls.append(self.expr)
-        return evaluate(self, result)
+    def counted(threshold, result):
+        calls.append(threshold.expr)
+        return evaluate(threshold, result)
 
-    monkeypatch.setattr(Threshold, "evaluate", counted)
+    monkeypatch.setattr(verdicts, "judge_threshold", counted)
     pytester.makepyfile(
         """
         import pytest

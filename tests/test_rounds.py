@@ -1,4 +1,4 @@
-"""--slap-rounds: repeated runs, medians and spreads, and verdicts flagged when the noise is too large."""
+"""--slap-rounds: repeated runs, medians and spreads, and comparisons judged on every round with an interval."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import pytest
 from conftest import run_subprocess
 
-from pytest_memaslap.output.baseline import compare, metric_value, parse_allowances
+from pytest_memaslap.model.allowances import parse_allowances
+from pytest_memaslap.output.baseline import compare, metric_value
 from pytest_memaslap.output.terminal import comparison_table
 from pytest_memaslap.plugin.fixture import round_prefix
 from pytest_memaslap.stats.rounds import spread_pct
@@ -87,20 +88,29 @@ def _doc(values: list[float]) -> dict:
     }
 
 
-def test_comparisons_use_medians_and_flag_noise_larger_than_the_allowance():
+def test_comparisons_judge_every_rounds_value_with_an_interval():
     quiet, noisy = _doc([1000.0, 1010.0, 990.0]), _doc([500.0, 1000.0, 1500.0])
-    assert metric_value(noisy["tests"]["t::a"], "ops_per_sec") == 1000.0
+    assert metric_value(noisy["tests"]["t::a"], "ops_per_sec") == 500.0  # (the representative round's own)
     allowances = parse_allowances("ops_per_sec:-5%")
-    same = compare(quiet, _doc([1001.0, 1011.0, 991.0]), allowances)
-    assert not same.regressions and not same.noisy
+    (same,) = compare(quiet, _doc([1001.0, 1011.0, 991.0]), allowances).rows
+    assert same.verdict.word == "no change" and same.change.has_interval
+    assert same.change.low_pct > -5 and same.change.high_pct < 5
     flagged = compare(quiet, noisy, allowances)
-    assert not flagged.regressions and [row.metric for row in flagged.noisy] == ["ops_per_sec"]
+    (row,) = flagged.rows
+    assert (
+        not flagged.regressions
+        and row.verdict.word == "inconclusive"
+        and row.baseline_values == (1000.0, 1010.0, 990.0)
+    )
     table = comparison_table(flagged)
-    assert "(noisy)" in table and "the data cannot support that verdict" in table
-    assert "2.0 % / 100.0 %" in table
+    assert "the interval straddles the allowance" in table and "inconclusive: 1 gated metric(s)" in table
+    slower = compare(quiet, _doc([880.0, 890.0, 895.0]), allowances)
+    assert [r.metric for r in slower.regressions] == ["ops_per_sec"] and slower.failing
 
 
 def test_single_round_comparisons_say_the_noise_is_unknown():
     doc = {"tests": {"t::a": {"ops_per_sec": 1.0, "errors": 0, "latency_us": {"p99": 1.0}, "commands": {}}}}
-    table = comparison_table(compare(doc, doc, parse_allowances("ops_per_sec:-5%")))
-    assert "each side is a single round, so the noise is unknown" in table
+    comparison = compare(doc, doc, parse_allowances("ops_per_sec:-5%"))
+    assert not comparison.failing and comparison.inconclusive
+    table = comparison_table(comparison)
+    assert "a side has a single round, so its noise is unknown" in table

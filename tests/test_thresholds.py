@@ -71,7 +71,7 @@ def test_threshold_on_a_command_the_mix_never_sends_is_refused():
 
 def test_failing_row_shows_measured_and_required():
     verdict = Threshold.parse("get.p99 < 900us").evaluate(_result())
-    expr, required, measured, status = verdict.row()
+    expr, required, measured, interval, status = verdict.row()
     assert (required, status) == ("< 900 µs", "FAIL")
     assert measured.endswith("ms")
 

@@ -89,28 +89,77 @@ class Threshold:
         return result.median(self.name)
 
     def evaluate(self, result: MetricSource) -> Verdict:
+        """The rule on the point estimate alone (a capacity search's step; thresholds add an interval)."""
         measured = self.measure(result)
-        passed = measured == measured and OPERATORS[self.op](measured, self.required)
-        return Verdict(self, measured, passed)
+        return Verdict(self, measured, PASS if self.holds(measured) else FAIL)
+
+    def holds(self, value: float) -> bool:
+        """Whether the rule holds for ``value`` (never for NaN: a metric not measured)."""
+        return value == value and OPERATORS[self.op](value, self.required)
 
     def format_value(self, value: float) -> str:
         return format_metric(self.metric, value)
 
 
+PASS, FAIL, INCONCLUSIVE = "pass", "FAIL", "inconclusive"
+
+
 @dataclass(frozen=True)
 class Verdict:
+    """A threshold's verdict: ``pass``, ``FAIL`` or ``inconclusive``, with the interval it was judged on.
+
+    ``interval`` (low, high, in the metric's base unit) is None where the
+    number has no sampling error in this run (a count: ``method`` "exact") or
+    none could be made; ``why`` says why a verdict is inconclusive.
+    """
+
     threshold: Threshold
     measured: float
-    passed: bool
+    state: str
+    interval: tuple[float, float] | None = None
+    method: str = ""
+    why: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.state == PASS
+
+    @property
+    def failed(self) -> bool:
+        return self.state == FAIL
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.state == INCONCLUSIVE
+
+    @property
+    def text(self) -> str:
+        """``pass``, ``FAIL``, ``inconclusive (load generator limited)``."""
+        return f"{self.state} ({self.why})" if self.why else self.state
 
     def to_dict(self) -> dict[str, Any]:
         measured = None if self.measured != self.measured else round(self.measured, 6)
-        return {"expr": self.threshold.expr, "measured": measured, "passed": self.passed}
+        interval = None
+        if self.interval is not None:
+            interval = {"low": round(self.interval[0], 6), "high": round(self.interval[1], 6), "method": self.method}
+        return {
+            "expr": self.threshold.expr,
+            "measured": measured,
+            "interval": interval,
+            "verdict": self.state,
+            "why": self.why or None,
+            "passed": self.passed,
+        }
 
-    def row(self) -> tuple[str, str, str, str]:
+    def row(self) -> tuple[str, str, str, str, str]:
+        """The thresholds table's cells: rule, required, measured, its 95 % interval, verdict."""
         t = self.threshold
         measured = "not measured" if self.measured != self.measured else t.format_value(self.measured)
-        return (t.expr, f"{t.op} {t.format_value(t.required)}", measured, "pass" if self.passed else "FAIL")
+        if self.interval is None:
+            interval = "exact" if self.method == "exact" else "-"
+        else:
+            interval = f"{t.format_value(self.interval[0])} .. {t.format_value(self.interval[1])}"
+        return (t.expr, f"{t.op} {t.format_value(t.required)}", measured, interval, self.text)
 
 
 def _impossible(metric: str, value: float) -> str | None:

@@ -1,6 +1,7 @@
-"""Saved results and regression verdicts: store a run, compare a run with a stored one.
+"""Saved results and their comparison: store a run, compare a run with a stored one.
 
-Pure comparison logic plus a small file store; no pytest here, so the
+A small file store, and the reading of two JSON documents into the rounds
+that ``stats.comparison`` judges; no pytest here, so the
 ``slap-compare`` command and the plugin share it. A saved file is the
 ``--slap-json`` document with a ``machine`` section (CPU, cores, Python,
 memcached, git commit) so a reader knows what the numbers were measured on.
@@ -14,17 +15,16 @@ import platform
 import re
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_memaslap.model.metrics import HIGHER_IS_BETTER, is_latency, percentile_key, percentile_of
-from pytest_memaslap.model.workload import COMMANDS
+from pytest_memaslap.model.allowances import Allowance
+from pytest_memaslap.model.metrics import is_latency, percentile_key, percentile_of
 from pytest_memaslap.output.files import write_json
+from pytest_memaslap.stats.comparison import Row, compare_metric, compared_metrics
 
-DEFAULT_METRICS = ("ops_per_sec", "p99", "get.p99", "set.p99", "errors", "capacity")  # (capacity: searches only)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_ALLOWANCE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*:\s*([-+]?[0-9]*\.?[0-9]+)\s*%\s*$")
 
 
 class BaselineError(ValueError):
@@ -201,10 +201,7 @@ def _test_problem(test: Any) -> str | None:
 
 
 def metric_value(test: dict[str, Any], metric: str) -> float | None:
-    """A metric of one test entry of the JSON document (its median over rounds); None when it has no such number."""
-    rounds = test.get("rounds")
-    if isinstance(rounds, dict) and metric in rounds.get("median", {}):
-        return float(rounds["median"][metric])
+    """A metric of one test entry of the JSON document (its representative round); None when it has no such number."""
     if metric == "capacity":
         search = test.get("capacity")
         value = search.get("ops_per_sec") if isinstance(search, dict) else None
@@ -228,103 +225,61 @@ def metric_value(test: dict[str, Any], metric: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def metric_spread(test: dict[str, Any], metric: str) -> float | None:
-    """The metric's spread over the test's rounds in % (inf when unbounded); None after a single round."""
+def metric_rounds(test: dict[str, Any], metric: str) -> list[float]:
+    """Every round's value of a metric (``rounds.values``); one value for a single round; [] when absent.
+
+    A run saved before rounds kept their values (only a median) counts as a
+    single round: its noise is unknown.
+    """
     rounds = test.get("rounds")
-    if not isinstance(rounds, dict) or metric not in rounds.get("spread_pct", {}):
-        return None
-    spread = rounds["spread_pct"][metric]
-    return float("inf") if spread is None else float(spread)
-
-
-@dataclass(frozen=True)
-class Allowance:
-    """How far a metric may move the wrong way before it is a regression, in percent."""
-
-    metric: str
-    percent: float
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.metric.rpartition(".")[2] in HIGHER_IS_BETTER
-
-    def violated_by(self, change: float) -> bool:
-        return change < -abs(self.percent) if self.higher_is_better else change > abs(self.percent)
-
-
-def parse_allowances(text: str) -> tuple[Allowance, ...]:
-    """``"ops_per_sec:-5%,get.p99:+10%"``: the sign says the bad direction and must match the metric."""
-    allowances = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        match = _ALLOWANCE.match(part)
-        if not match:
-            raise BaselineError(
-                f"--slap-compare-fail: {part!r} is not METRIC:PERCENT%, e.g. 'ops_per_sec:-5%' or 'get.p99:+10%'"
-            )
-        metric, number = match.group(1), float(match.group(2))
-        command, _, name = metric.rpartition(".")
-        known = name in HIGHER_IS_BETTER or is_latency(name) or name in ("errors", "hits", "misses")
-        if (command and command not in COMMANDS) or not known:
-            raise BaselineError(f"--slap-compare-fail: unknown metric {metric!r}")
-        allowance = Allowance(metric, number)
-        if number and (number < 0) != allowance.higher_is_better:
-            direction = "drop (use -N%)" if allowance.higher_is_better else "rise (use +N%)"
-            raise BaselineError(f"--slap-compare-fail: {part!r}: a regression of {metric} is a {direction}")
-        allowances.append(allowance)
-    return tuple(allowances)
-
-
-@dataclass(frozen=True)
-class Row:
-    test: str
-    metric: str
-    baseline: float | None
-    current: float | None
-    regression: bool
-    allowance: float | None = None  # percent, when --slap-compare-fail names this metric
-    spreads: tuple[float | None, float | None] = (None, None)  # baseline's and current's, in %
-
-    @property
-    def noisy(self) -> bool:
-        """The spread of either side exceeds the allowance: the data cannot support this verdict."""
-        if self.allowance is None:
-            return False
-        return any(s is not None and s > abs(self.allowance) for s in self.spreads)
-
-    @property
-    def change(self) -> float | None:
-        if self.baseline is None or self.current is None:
-            return None
-        if self.baseline == 0:
-            return 0.0 if self.current == 0 else None
-        return (self.current - self.baseline) / abs(self.baseline) * 100.0
+    values = rounds.get("values", {}).get(metric) if isinstance(rounds, dict) else None
+    if isinstance(values, list) and values and all(_is_number(v) for v in values):
+        return [float(v) for v in values]
+    if isinstance(rounds, dict) and metric in rounds.get("median", {}):
+        return [float(rounds["median"][metric])]
+    value = metric_value(test, metric)
+    return [] if value is None else [value]
 
 
 @dataclass(frozen=True)
 class Comparison:
+    """A run against a saved one: a row per test and metric, and what fails the run."""
+
     rows: tuple[Row, ...]
     only_in_baseline: tuple[str, ...]
     only_in_current: tuple[str, ...]
     machines_differ: tuple[str, ...] = ()  # what differs between the two runs' machines (``machine_differences``)
     strict: bool = False  # --slap-compare-strict: regressions fail the run even across different machines
+    inconclusive_fails: bool = False  # --slap-inconclusive=fail: an undecided gated metric fails the run too
 
     @property
     def failing(self) -> bool:
-        """Whether the regressions fail the run: always on the same machine; across machines only when strict."""
-        return bool(self.regressions) and (self.strict or not self.machines_differ)
+        """Whether the verdicts fail the run: on the same machine (or when strict); inconclusive ones when asked."""
+        judged = self.strict or not self.machines_differ
+        return judged and (bool(self.regressions) or (self.inconclusive_fails and bool(self.inconclusive)))
 
     @property
     def regressions(self) -> tuple[Row, ...]:
         return tuple(row for row in self.rows if row.regression)
 
     @property
-    def noisy(self) -> tuple[Row, ...]:
-        return tuple(row for row in self.rows if row.noisy)
+    def inconclusive(self) -> tuple[Row, ...]:
+        return tuple(row for row in self.rows if row.inconclusive)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document's ``comparison`` section."""
+        return {
+            "rows": [{"test": row.test, **row.to_dict()} for row in self.rows],
+            "only_in_baseline": list(self.only_in_baseline),
+            "only_in_current": list(self.only_in_current),
+            "machines_differ": list(self.machines_differ),
+            "failing": self.failing,
+        }
 
     @property
     def single_round(self) -> bool:
-        """No side has rounds: the noise is unknown, so a verdict rests on one sample each."""
-        return all(row.spreads == (None, None) for row in self.rows)
+        """No side has rounds: the noise is unknown, so no verdict can be made."""
+        return all(max(row.change.rounds) <= 1 for row in self.rows)
 
 
 def compare(
@@ -333,28 +288,22 @@ def compare(
     allowances: tuple[Allowance, ...] = (),
     machines_differ: list[str] | None = None,
     strict: bool = False,
+    inconclusive_fails: bool = False,
 ) -> Comparison:
-    """Test by test, metric by metric; a test on one side only is listed, not compared.
+    """Test by test, metric by metric, each side's rounds unpaired; a test on one side only is listed, not compared.
 
     ``machines_differ``: what differs between the runs' machines (default: read from their ``machine``
     sections); regressions across different machines fail the run only when ``strict``.
     """
     before, after = baseline["tests"], current["tests"]
-    metrics = list(DEFAULT_METRICS) + [a.metric for a in allowances if a.metric not in DEFAULT_METRICS]
     by_metric = {a.metric: a for a in allowances}
     rows = []
     for test in sorted(set(before) & set(after)):
-        for metric in metrics:
-            old, new = metric_value(before[test], metric), metric_value(after[test], metric)
-            if old is None and new is None:
+        for metric in compared_metrics(allowances):
+            old, new = metric_rounds(before[test], metric), metric_rounds(after[test], metric)
+            if not old and not new:
                 continue
-            allowance = by_metric.get(metric)
-            spreads = (metric_spread(before[test], metric), metric_spread(after[test], metric))
-            row = Row(test, metric, old, new, False, allowance.percent if allowance else None, spreads)
-            change = row.change
-            if allowance is not None and change is not None and allowance.violated_by(change):
-                row = replace(row, regression=True)
-            rows.append(row)
+            rows.append(compare_metric(test, metric, old, new, by_metric.get(metric)))
     if machines_differ is None:
         machines_differ = machine_differences(baseline.get("machine"), current.get("machine") or {})
     return Comparison(
@@ -363,4 +312,5 @@ def compare(
         tuple(sorted(set(after) - set(before))),
         tuple(machines_differ),
         strict,
+        inconclusive_fails,
     )

@@ -3,8 +3,10 @@
 Charts are drawn by plotly (the optional ``report`` extra), with plotly.js
 inlined once so the file opens anywhere, offline, and can be kept as a CI
 artifact. Per test: throughput and p99 over time, the latency-percentile
-curve of every command (HdrHistogram-style, log scales), and the thresholds
-and comparison tables; the page starts with the terminal's summary table.
+curve of every command (HdrHistogram-style, log scales), the thresholds with
+their intervals, and each comparison (with a baseline, or B against A) as a
+table and as every round of both sides beside the change's 95 % interval;
+the page starts with the terminal's summary table.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from tabulate import tabulate
 from pytest_memaslap.model.metrics import format_metric, is_latency
 from pytest_memaslap.output.baseline import Comparison
 from pytest_memaslap.output.files import write_text
-from pytest_memaslap.output.terminal import summary_headers, summary_rows
+from pytest_memaslap.output.terminal import comparison_cells, summary_headers, summary_rows
+from pytest_memaslap.stats.comparison import Row
 from pytest_memaslap.stats.outcome import CallOutcome
 
 INSTALL_HINT = "pip install 'pytest-memaslap[report]'"
@@ -116,21 +119,29 @@ def _test_section(
         parts.append("<h3>Thresholds</h3>")
         parts.append(
             tabulate(
-                outcome.threshold_rows(), headers=("threshold", "required", "measured", "verdict"), tablefmt="html"
+                outcome.threshold_rows(),
+                headers=("threshold", "required", "measured", "95% interval", "verdict"),
+                tablefmt="html",
             )
         )
     engine = result.get("engine")
     if engine:  # how far to trust the figures: was the load generator, or its machine, the limit?
         parts.append("<h3>Load generator</h3>")
         parts.append(tabulate(_engine_rows(engine), tablefmt="html"))
-    rows = [row for row in comparison.rows if row.test == outcome.key] if comparison else []
-    if rows:
-        parts.append("<h3>Comparison with the baseline</h3>")
-        parts.append(
-            tabulate(
-                _comparison_rows(rows), headers=("metric", "baseline", "current", "change", "verdict"), tablefmt="html"
-            )
-        )
+    compared = (
+        ("Comparison with the baseline", "baseline", "current", comparison.rows if comparison else ()),
+        ("Interleaved A/B: B against A", "A", "B", outcome.versus.rows if outcome.versus else ()),
+    )
+    for title, before, after, all_rows in compared:
+        rows = tuple(row for row in all_rows if row.test == outcome.key)
+        if not rows:
+            continue
+        parts.append(f"<h3>{title}</h3>")
+        headers = ("metric", before, after, "change", "95% interval", "rounds", "verdict")
+        parts.append(tabulate([cells[1:] for cells in comparison_cells(rows)], headers=headers, tablefmt="html"))
+        parts.append('<div class="charts">')
+        parts.append(_chart(_rounds_figure(rows, before, after), f"rounds-{title[:5].lower()}-{number}"))
+        parts.append("</div>")
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -158,22 +169,74 @@ def _engine_rows(engine: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _comparison_rows(rows: list[Any]) -> list[tuple[str, str, str, str, str]]:
-    out = []
-    for row in rows:
-        metric = row.metric.rpartition(".")[2]
-        change = row.change
-        verdict = ("REGRESSION" if row.regression else "") + (" (noisy)" if row.noisy else "")
-        out.append(
-            (
-                row.metric,
-                "-" if row.baseline is None else format_metric(metric, row.baseline),
-                "-" if row.current is None else format_metric(metric, row.current),
-                "n/a" if change is None else f"{change:+.1f} %",
-                verdict.strip(),
+def _rounds_figure(rows: tuple[Row, ...], before: str, after: str) -> Any:
+    """Each compared metric's rounds, both sides as dots (in % of the first side's centre), with the change's
+    95 % interval as a bar around the second side's centre: the noise a verdict was judged against."""
+    from plotly import graph_objects as go
+
+    figure = go.Figure()
+    shown = [row for row in rows if row.baseline and row.change.estimate_pct is not None]
+    for side, values_of, colour in ((before, "baseline_values", "#636efa"), (after, "current_values", "#ef553b")):
+        xs, ys, texts = [], [], []
+        for row in shown:
+            centre = row.baseline or 1.0
+            for value in getattr(row, values_of):
+                xs.append(row.metric)
+                ys.append((value / centre - 1.0) * 100.0)
+                texts.append(format_metric(row.metric.rpartition(".")[2], value))
+        figure.add_trace(
+            go.Box(
+                x=xs,
+                y=ys,
+                name=f"{side}: each round",
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                fillcolor="rgba(0,0,0,0)",
+                line={"color": "rgba(0,0,0,0)"},
+                marker={"color": colour, "size": 7},
+                text=texts,
+                hovertemplate="%{x}: %{text} (%{y:+.1f} %)<extra>" + side + "</extra>",
             )
         )
-    return out
+    judged = [row for row in shown if row.change.has_interval and math.isfinite(row.change.estimate_pct or 0.0)]
+    figure.add_trace(
+        go.Scatter(
+            x=[row.metric for row in judged],
+            y=[row.change.estimate_pct for row in judged],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [(row.change.high_pct or 0.0) - (row.change.estimate_pct or 0.0) for row in judged],
+                "arrayminus": [(row.change.estimate_pct or 0.0) - (row.change.low_pct or 0.0) for row in judged],
+            },
+            mode="markers",
+            marker={"symbol": "diamond", "size": 11, "color": "#222"},
+            name=f"change of {after} and its 95 % interval",
+            text=[row.verdict.word for row in judged],
+            hovertemplate="%{x}: %{y:+.1f} % (%{text})<extra></extra>",
+        )
+    )
+    for row in shown:  # each gated metric's allowance, as a short dashed line at its column
+        if row.allowance is not None:
+            figure.add_trace(
+                go.Scatter(
+                    x=[row.metric, row.metric],
+                    y=[row.allowance, row.allowance],
+                    mode="markers",
+                    marker={"symbol": "line-ew-open", "size": 40, "color": "#b00020"},
+                    name=f"allowance {row.allowance:+g} %",
+                    hoverinfo="skip",
+                )
+            )
+    figure.update_layout(
+        title={"text": f"Rounds of {before} and {after}, in % of {before}", "y": 0.95},
+        boxmode="group",
+        yaxis={"title": {"text": f"% of {before}'s centre"}, "zeroline": True, "ticksuffix": " %"},
+        legend={"orientation": "h", "y": -0.25},
+        margin={"t": 60},
+    )
+    return figure
 
 
 def _chart(figure: Any, div_id: str) -> str:

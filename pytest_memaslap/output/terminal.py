@@ -6,8 +6,10 @@ from tabulate import tabulate
 
 from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES, format_metric, percentile_key, percentile_label
 from pytest_memaslap.output.baseline import Comparison
+from pytest_memaslap.stats.comparison import Row, inconclusive_note
 from pytest_memaslap.stats.outcome import CallOutcome
 from pytest_memaslap.stats.rounds import spread_pct
+from pytest_memaslap.stats.verdicts import LOAD_GENERATOR_LIMITED
 
 
 def summary_headers(percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> tuple[str, ...]:
@@ -166,33 +168,67 @@ def stage_tables(outcomes: list[CallOutcome]) -> list[str]:
     return tables
 
 
-def thresholds_table(rows: list[tuple[str, str, str, str]]) -> str:
-    return tabulate(rows, headers=("threshold", "required", "measured", "verdict"), tablefmt="simple")
+def inconclusive_notes(outcomes: list[CallOutcome]) -> list[str]:
+    """A line for each inconclusive threshold: why, what it does to the test, what would decide it."""
+    notes = []
+    for outcome in outcomes:
+        for verdict in outcome.inconclusive:
+            consequence = "fails the test (--slap-inconclusive=fail)" if outcome.strict else "passes with this warning"
+            advice = (
+                "" if verdict.why == LOAD_GENERATOR_LIMITED else "; more rounds (--slap-max-rounds) would narrow it"
+            )
+            notes.append(
+                f"{outcome.key}: threshold {verdict.threshold.expr!r} is inconclusive ({verdict.why}): measured "
+                f"{verdict.row()[2]}, 95% interval {verdict.row()[3]}; {consequence}{advice}"
+            )
+    return notes
+
+
+def thresholds_table(rows: list[tuple[str, str, str, str, str]]) -> str:
+    return tabulate(rows, headers=("threshold", "required", "measured", "95% interval", "verdict"), tablefmt="simple")
+
+
+COMPARISON_HEADERS = ("test", "metric", "baseline", "current", "change", "95% interval", "rounds", "verdict")
+
+
+def comparison_cells(rows: tuple[Row, ...], other_machine: bool = False) -> list[tuple[str, ...]]:
+    """Each compared metric's cells (as ``COMPARISON_HEADERS`` names them), for the terminal and the HTML report."""
+    cells: list[tuple[str, ...]] = []
+    for row in rows:
+        change = row.change
+        interval = "-"
+        if change.has_interval:
+            interval = f"{change.low_pct:+.1f} .. {change.high_pct:+.1f} %".replace("inf", "∞")
+        verdict = row.verdict.word
+        if row.gated:
+            verdict += f" (allowance {row.allowance:+g}%)"
+            if row.verdict.why:
+                verdict += f": {row.verdict.why}"
+            if row.regression and other_machine:
+                verdict += " on another machine"
+        cells.append(
+            (
+                row.test,
+                row.metric,
+                _number(row.baseline, row.metric),
+                _number(row.current, row.metric),
+                "n/a" if change.estimate_pct is None else f"{change.estimate_pct:+.1f} %".replace("inf", "∞"),
+                interval,
+                f"{change.rounds[0]} pairs" if change.paired else f"{change.rounds[0]} / {change.rounds[1]}",
+                verdict,
+            )
+        )
+    return cells
 
 
 def comparison_table(comparison: Comparison) -> str:
-    """Baseline against current, metric by metric, with the change in percent."""
-    rows = []
-    with_spread = not comparison.single_round
-    unreliable = bool(comparison.machines_differ)
-    for row in comparison.rows:
-        change = row.change
-        verdict = ("REGRESSION (other machine)" if unreliable else "REGRESSION") if row.regression else ""
-        if row.noisy:
-            verdict = f"{verdict} (noisy)".strip()
-        cells = [
-            row.test,
-            row.metric,
-            _number(row.baseline, row.metric),
-            _number(row.current, row.metric),
-            "n/a" if change is None else f"{change:+.1f} %",
-        ]
-        if with_spread:
-            cells.append(" / ".join(_spread(s) for s in row.spreads))
-        rows.append((*cells, verdict))
-    headers = ["test", "metric", "baseline", "current", "change"]
-    headers += ["spread (base / now)"] if with_spread else []
-    table = tabulate(rows, headers=[*headers, "verdict"], tablefmt="simple", disable_numparse=True)
+    """Baseline against current, metric by metric: the change in % with its 95 % interval, and the verdict."""
+    table = tabulate(
+        comparison_cells(comparison.rows, bool(comparison.machines_differ)),
+        headers=COMPARISON_HEADERS,
+        tablefmt="simple",
+        disable_numparse=True,
+    )
     above = []
     if comparison.machines_differ:
         above.append(
@@ -206,23 +242,25 @@ def comparison_table(comparison: Comparison) -> str:
         )
     notes = [f"only in the baseline: {t}" for t in comparison.only_in_baseline]
     notes += [f"new in this run (no baseline): {t}" for t in comparison.only_in_current]
-    if comparison.noisy:
-        notes.append(
-            "noisy: the spread over a side's rounds (max - min, % of the median) is larger than the allowance, "
-            "so the data cannot support that verdict; use more --slap-rounds or a quieter machine"
-        )
-    if comparison.single_round and any(row.allowance is not None for row in comparison.rows):
-        notes.append(
-            "each side is a single round, so the noise is unknown; --slap-rounds=N on both runs "
-            "compares medians and flags verdicts the spread cannot support"
-        )
+    undecided = inconclusive_note(comparison.rows, comparison.inconclusive_fails)
+    if undecided:
+        notes.append(undecided)
     return "\n".join([*above, table, *notes])
 
 
-def _spread(spread: float | None) -> str:
-    if spread is None:
-        return "-"
-    return "unbounded" if spread == float("inf") else f"{spread:.1f} %"
+def versus_table(outcomes: list[CallOutcome]) -> str:
+    """Interleaved A/B: each call's B against A, metric by metric, paired rounds."""
+    rows = tuple(row for outcome in outcomes if outcome.versus for row in outcome.versus.rows)
+    table = tabulate(
+        comparison_cells(rows),
+        headers=("test", "metric", "A", "B", "change", "95% interval", "rounds", "verdict"),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
+    first = next(outcome.versus for outcome in outcomes if outcome.versus)
+    above = f"B ({first.address}, memcached {first.version or 'unknown'}) against A, rounds interleaved in random order"
+    undecided = inconclusive_note(rows, any(o.strict for o in outcomes))
+    return "\n".join([above, table, *([undecided] if undecided else [])])
 
 
 def _number(value: float | None, metric: str) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.plugin.messages import ShardReport
-from pytest_memaslap.stats.outcome import CallOutcome, ShardLine, judge
+from pytest_memaslap.stats.outcome import CallOutcome, ShardLine, VersusRounds, judge
 from pytest_memaslap.stats.result import SlapResult
-from pytest_memaslap.stats.results import merge_results
+from pytest_memaslap.stats.results import ShardResult, merge_results
 from pytest_memaslap.stats.rounds import representative
 
 
@@ -38,15 +39,26 @@ class Aggregator:
         ]
 
 
+def merged_rounds(per_shard: list[tuple[ShardResult, ...]], workload: Workload, version: str) -> list[SlapResult]:
+    """Round k of every shard merged into round k."""
+    rounds = []
+    for k in range(max((len(r) for r in per_shard), default=0)):
+        raws = [r[k] for r in per_shard if k < len(r)]
+        merged = raws[0] if len(raws) == 1 else merge_results(raws)  # (one shard: nothing to merge or copy)
+        rounds.append(SlapResult(workload, merged, version))
+    return rounds
+
+
 def combine(reports: list[ShardReport]) -> CallOutcome:
     """One call's outcome from its shards' reports: round k of every shard merged into round k, then judged."""
     first = reports[0]
-    count = max(len(r.rounds) for r in reports)
-    rounds = []
-    for k in range(count):
-        raws = [r.rounds[k] for r in reports if k < len(r.rounds)]
-        merged = raws[0] if len(raws) == 1 else merge_results(raws)  # (one shard: nothing to merge or copy)
-        rounds.append(SlapResult(first.workload, merged, first.memcached_version))
+    rounds = merged_rounds([r.rounds for r in reports], first.workload, first.memcached_version)
+    versus = None
+    if first.versus is not None:
+        b = first.versus
+        sides = [r.versus.rounds for r in reports if r.versus is not None]
+        b_rounds = merged_rounds(sides, first.workload, b.version)
+        versus = VersusRounds(b.address, b.version, b_rounds, b.order, first.allowances)
     median = representative(rounds)
     lines = tuple(ShardLine(r.shard_index, r.rounds[median]) for r in reports if median < len(r.rounds))
     return judge(
@@ -58,4 +70,6 @@ def combine(reports: list[ShardReport]) -> CallOutcome:
         interrupted=any(r.interrupted for r in reports),
         error=next((r.error for r in reports if r.error), None),
         shards=lines,
+        strict=first.strict,
+        versus=versus,
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import workload_problem
 from pytest_memaslap.memcached.server import MemcachedServer
+from pytest_memaslap.model.allowances import Allowance
 from pytest_memaslap.model.capacity import CapacitySearch
 from pytest_memaslap.model.keyspace import min_key_size
 from pytest_memaslap.model.shard_plan import ShardPlan
@@ -25,19 +27,25 @@ class SlapRun:
 
     rounds: list[SlapResult]
     interrupted: bool = False
-    error: str | None = None  # the run failed; ``rounds`` hold what it did until then
+    error: str | None = None  # the call failed; ``rounds`` hold what it did until then
+    versus_rounds: list[SlapResult] = field(default_factory=list)  # --slap-versus*: B's rounds, paired by number
+    order: list[str] = field(default_factory=list)  # --slap-versus*: "AB" or "BA", each pair's order
 
     @property
     def result(self) -> SlapResult:
-        """What ``slap()`` returns: the median round, carrying every round."""
-        return with_rounds(self.rounds)
+        """What ``slap()`` returns: the median round, carrying every round (and B's, under A/B)."""
+        result = with_rounds(self.rounds)
+        result.versus = with_rounds(self.versus_rounds) if self.versus_rounds else None
+        return result
 
 
 class Slap:
     """Runs the test's workload (from its ``slap`` mark and the options) against its memcached.
 
     ``slap()`` runs it as declared; ``slap(duration="2s", window=8)`` changes
-    fields for this call. Both return a :class:`SlapResult`.
+    fields for this call. Both return a :class:`SlapResult`. With a second
+    server (``versus``, the B of an interleaved A/B), each round runs on both,
+    in an order drawn at random for each pair.
     """
 
     def __init__(
@@ -51,17 +59,27 @@ class Slap:
         on_second_for: Callable[[Workload, str], OnSecond | None] | None = None,
         rounds: int = 1,
         capacity: CapacitySearch | None = None,
+        versus: MemcachedServer | None = None,
+        max_rounds: int | None = None,
+        allowances: tuple[Allowance, ...] = (),
     ) -> None:
         self.workload = workload
         self.thresholds = thresholds
         self.server = server
         self.shard = shard or ShardPlan()
-        self.cleanup = cleanup and not server.owned  # a server we started is stopped anyway
+        self._cleanup = cleanup  # (a server we started is stopped anyway: only others' are cleaned)
         self._prefix_for_call = prefix_for_call
         self._on_second_for = on_second_for  # (live progress and metrics of each call)
         self.rounds = rounds
+        self.max_rounds = max(max_rounds or rounds, rounds)  # --slap-max-rounds: more while a verdict is undecided
         self.capacity = capacity  # a slap_capacity search instead of one load
+        self.versus = versus
+        self.allowances = allowances
         self.runs: list[SlapRun] = []
+
+    @property
+    def cleanup(self) -> bool:
+        return self._cleanup and not self.server.owned
 
     def __call__(self, **overrides: Any) -> SlapResult:
         __tracebackhide__ = True
@@ -70,48 +88,82 @@ class Slap:
             workload = self._checked(overrides, prefix)
         except (WorkloadError, ThresholdError) as exc:  # one message, at the test's own line
             raise type(exc)(str(exc)) from None
-        from pytest_memaslap.engine import SlapInterrupted, SlapRunError, run_shard  # (the engine loads on first use)
+        from pytest_memaslap.engine import SlapInterrupted, SlapRunError  # (the engine loads on first use)
 
-        target = [Target(host, port, self.server.tls, self.server.sasl) for host, port in self.server.servers]
-        done: list[SlapResult] = []
-        for number in range(1, self.rounds + 1):
-            label = f" round {number}/{self.rounds}" if self.rounds > 1 else ""
-            try:
-                on_second = self._on_second_for(workload, label) if self._on_second_for else None
-                raw = run_shard(
-                    workload,
-                    target,
-                    round_prefix(prefix, number, self.rounds),
-                    self.shard,
-                    self.cleanup,
-                    on_second,
-                    self.capacity,
-                )
-            except SlapRunError as exc:
-                if exc.partial is not None:  # the summary shows what was done before the failure
-                    done.append(SlapResult(workload, exc.partial, self.server.version))
-                self._record(done, error=str(exc))
-                raise SlapRunError(str(exc), exc.partial) from None
-            except SlapInterrupted as exc:
-                if exc.partial is not None:  # keep what was measured for the summary, then stop
-                    done.append(SlapResult(workload, exc.partial, self.server.version))
-                self._record(done, interrupted=True)
-                raise KeyboardInterrupt from None
-            done.append(SlapResult(workload, raw, self.server.version))
-        self._record(done)
+        run = SlapRun([])
+        sides = {"A": (self.server, run.rounds), "B": (self.versus, run.versus_rounds)}
+        number = 0
+        while number < self.rounds or (number < self.max_rounds and self._undecided(run)):
+            number += 1
+            order = "A"
+            if self.versus is not None:
+                order = self._order(prefix, number)
+                run.order.append(order)
+            for side in order:
+                server, done = sides[side]
+                assert server is not None
+                try:
+                    done.append(
+                        self._round(workload, server, round_prefix(prefix, number, self.max_rounds), number, side)
+                    )
+                except SlapRunError as exc:
+                    if exc.partial is not None:  # the summary shows what was done before the failure
+                        done.append(SlapResult(workload, exc.partial, server.version))
+                    run.error = str(exc)
+                    self._record(run)
+                    raise SlapRunError(str(exc), exc.partial) from None
+                except SlapInterrupted as exc:
+                    if exc.partial is not None:  # keep what was measured for the summary, then stop
+                        done.append(SlapResult(workload, exc.partial, server.version))
+                    run.interrupted = True
+                    self._record(run)
+                    raise KeyboardInterrupt from None
+        self._record(run)
         return self.runs[-1].result
+
+    def _round(self, workload: Workload, server: MemcachedServer, prefix: str, number: int, side: str) -> SlapResult:
+        """One round on one server; raises the engine's SlapRunError or SlapInterrupted."""
+        from pytest_memaslap.engine import run_shard
+
+        label = f" round {number}/{self.rounds}" if self.max_rounds > 1 else ""
+        label += f" {side}" if self.versus is not None else ""
+        target = [Target(host, port, server.tls, server.sasl) for host, port in server.servers]
+        on_second = self._on_second_for(workload, label) if self._on_second_for else None
+        cleanup = self._cleanup and not server.owned
+        raw = run_shard(workload, target, prefix, self.shard, cleanup, on_second, self.capacity)
+        return SlapResult(workload, raw, server.version)
+
+    @staticmethod
+    def _order(prefix: str, number: int) -> str:
+        """Which side runs first in pair ``number``: random, and the same on every shard (drawn from the prefix)."""
+        return "AB" if random.Random(f"{prefix}|{number}").random() < 0.5 else "BA"
+
+    def _undecided(self, run: SlapRun) -> bool:
+        """Whether a threshold or a gated A/B metric is still inconclusive on the rounds so far (more may decide)."""
+        from pytest_memaslap.stats.outcome import versus_rows
+        from pytest_memaslap.stats.verdicts import LOAD_GENERATOR_LIMITED, judge_thresholds
+
+        if not run.rounds:
+            return False
+        verdicts = judge_thresholds(self.thresholds, with_rounds(list(run.rounds)))
+        if any(v.inconclusive and v.why != LOAD_GENERATOR_LIMITED for v in verdicts):
+            return True
+        if run.versus_rounds:
+            return any(row.inconclusive for row in versus_rows("", run.rounds, run.versus_rounds, self.allowances))
+        return False
 
     def _checked(self, overrides: dict[str, Any], prefix: str) -> Workload:
         """This call's workload, with every check that needs the server or the call: before any load runs."""
         workload = Workload.from_args(overrides, base=self.workload) if overrides else self.workload
         parse_all(tuple(t.expr for t in self.thresholds), workload.measured_commands())
-        check_key_size(workload, round_prefix(prefix, self.rounds, self.rounds))
-        check_item_size(workload, self.server)
-        if workload.transport == "udp" and self.server.udp is False:
-            raise WorkloadError(
-                "transport='udp': this memcached does not listen on UDP (the plugin starts it with -U 0); "
-                "use @pytest.mark.memcached(udp=True) or --memcached-udp"
-            )
+        check_key_size(workload, round_prefix(prefix, self.max_rounds, self.max_rounds))
+        for server in filter(None, (self.server, self.versus)):
+            check_item_size(workload, server)
+            if workload.transport == "udp" and server.udp is False:
+                raise WorkloadError(
+                    f"transport='udp': the memcached at {server.address} does not listen on UDP (the plugin starts "
+                    "it with -U 0); use @pytest.mark.memcached(udp=True) or --memcached-udp"
+                )
         if self.server.sasl is not None and (problem := workload_problem(workload.protocol, workload.transport)):
             raise WorkloadError(problem)
         check_shards(workload, self.shard, len(self.server.servers))
@@ -121,16 +173,32 @@ class Slap:
             raise WorkloadError(
                 "slap_capacity: the search sets the rate of each step; call slap() without rate= or stages="
             )
+        if self.capacity is not None and self.versus is not None:
+            raise WorkloadError(
+                "slap_capacity: a capacity search is not run A/B; compare capacities with --slap-save and "
+                "--slap-compare instead of --slap-versus"
+            )
+        if self.max_rounds > self.rounds and self.shard.count > 1:
+            raise WorkloadError(
+                "--slap-max-rounds: shards cannot add rounds on their own (each would need the merged result "
+                "to decide); give a fixed --slap-rounds=N to sharded runs"
+            )
         return workload
 
-    def _record(self, rounds: list[SlapResult], interrupted: bool = False, error: str | None = None) -> None:
-        """Keep the call's rounds as one run; its result is the median round, carrying all of them."""
-        if rounds:
-            self.runs.append(SlapRun(rounds, interrupted, error))
+    def _record(self, run: SlapRun) -> None:
+        """Keep the call's rounds as one run; its result is the median round, carrying all of them.
+
+        (A call that ended before A's first round keeps nothing: B's rounds alone cannot be judged against A.)
+        """
+        if run.rounds:
+            self.runs.append(run)
 
 
 def round_prefix(prefix: str, number: int, rounds: int) -> str:
-    """Each round writes keys of its own, so a round never finds the previous round's data."""
+    """Each round writes keys of its own, so a round never finds the previous round's data.
+
+    (The two sides of an A/B pair share one: the same keys, on different servers.)
+    """
     return prefix if rounds == 1 else f"{prefix[:-1]}.{number}:"
 
 

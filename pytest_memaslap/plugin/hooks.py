@@ -121,10 +121,11 @@ def pytest_configure_node(node: Any) -> None:
     assert isinstance(controller, Controller)  # (xdist calls this hook on its controller only)
     try:
         server = state.pool.get(state.settings.server)
+        versus = state.versus_for(state.settings.server)
     except ServerError as exc:
         controller.configure_worker(node, None, str(exc))
         return
-    controller.configure_worker(node, server, None)
+    controller.configure_worker(node, server, None, versus)
     if state.settings.stat_freq != 0:
         controller.watch_progress(node.config, server, str(node.gateway.id))
     controller.watch_live(server, str(node.gateway.id))
@@ -260,6 +261,11 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
     item = request.node
     plan = item.stash.get(PLAN, None) or plan_for(item, state)
     index = item.stash.get(INDEX, 0)
+    try:
+        versus = state.versus_for(plan.server)
+    except ServerError as exc:
+        pytest.fail(f"--slap-versus*: B: {exc}", pytrace=False)
+    settings = state.settings
     runner = Slap(
         plan.workload,
         plan.thresholds,
@@ -268,8 +274,11 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
         state.mode.shard_plan(state.settings.sync_timeout),
         state.settings.cleanup,
         _second_sinks(request.config, item.nodeid, memcached_server),
-        state.settings.rounds,
+        settings.rounds,
         plan.capacity,
+        versus,
+        settings.max_rounds,
+        settings.allowances,
     )
     item.stash[SLAP] = runner
     return runner
@@ -403,6 +412,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         state.mode.missing_shards()
         or state.output_errors
         or (state.comparison is not None and state.comparison.failing)
+        or state.versus_failing()
     )
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -414,7 +424,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     mode = state.mode
     if not mode.reports or not (mode.outcomes or mode.missing_shards() or state.comparison or state.output_errors):
         return
-    from pytest_memaslap.output.terminal import capacity_tables, comparison_table, stage_tables, terminal_table
+    from pytest_memaslap.output.terminal import (
+        capacity_tables,
+        comparison_table,
+        inconclusive_notes,
+        stage_tables,
+        terminal_table,
+        versus_table,
+    )
 
     terminalreporter.write_sep("=", "slap summary")
     if mode.outcomes:
@@ -441,6 +458,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         from pytest_memaslap.engine import LOOP_NOTE
 
         notes += [LOOP_NOTE] if LOOP_NOTE else []
+    notes += inconclusive_notes(mode.outcomes)
     for note in notes:
         terminalreporter.write_line(f"note: {note}")
     for error in state.output_errors:
@@ -449,6 +467,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"slap results written to {state.settings.json_path}")
     if state.saved_to:
         terminalreporter.write_line(f"slap results saved to {state.saved_to}")
+    if any(outcome.versus for outcome in mode.outcomes):
+        terminalreporter.write_sep("=", "slap A/B, interleaved")
+        terminalreporter.write_line(versus_table(mode.outcomes))
+        regressed = sorted({o.key for o in mode.outcomes if o.versus and o.versus.regressions})
+        if regressed:
+            terminalreporter.write_line(f"B regressed past the allowances in: {', '.join(regressed)}", red=True)
     if state.comparison is not None:
         terminalreporter.write_sep("=", "slap comparison with the baseline")
         terminalreporter.write_line(comparison_table(state.comparison))

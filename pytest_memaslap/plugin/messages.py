@@ -21,12 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pytest_memaslap.model.allowances import Allowance
 from pytest_memaslap.model.thresholds import Threshold, parse_all
 from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
 from pytest_memaslap.stats.results import Blocks, CommandStats, PhaseStats, Second, ShardResult
 
-WIRE_VERSION = 5
+WIRE_VERSION = 6
 COUNTERS = ("ops", "hits", "misses", "errors", "bytes_sent", "bytes_received", "min_ns", "max_ns")
 
 
@@ -49,6 +50,9 @@ class ShardReport:
     enforced: bool
     interrupted: bool = False
     error: str | None = None  # the call failed; ``rounds`` hold what it did until then
+    strict: bool = False  # --slap-inconclusive=fail
+    allowances: tuple[Allowance, ...] = ()  # --slap-compare-fail: what judges B against A
+    versus: VersusReport | None = None  # --slap-versus*: B's rounds, paired with ``rounds`` by number
     version: ClassVar[int] = WIRE_VERSION
 
     @property
@@ -70,6 +74,9 @@ class ShardReport:
             "enforced": self.enforced,
             "interrupted": self.interrupted,
             "error": self.error,
+            "strict": self.strict,
+            "allowances": [[a.metric, a.percent] for a in self.allowances],
+            "versus": None if self.versus is None else self.versus.to_wire(),
         }
 
     @classmethod
@@ -96,9 +103,39 @@ class ShardReport:
                 enforced=bool(data["enforced"]),
                 interrupted=bool(data["interrupted"]),
                 error=data["error"],
+                strict=bool(data["strict"]),
+                allowances=tuple(Allowance(str(m), float(p)) for m, p in data["allowances"]),
+                versus=None if data["versus"] is None else VersusReport.from_wire(data["versus"]),
             )
         except (KeyError, TypeError, ValueError, zlib.error) as exc:  # (bad marks and thresholds too)
             raise WireError(f"a malformed shard report ({type(exc).__name__}: {exc})") from None
+
+
+@dataclass(frozen=True)
+class VersusReport:
+    """One shard's B side of an interleaved A/B call: B's server, each pair's order, B's rounds."""
+
+    address: str
+    version: str
+    order: tuple[str, ...]  # "AB" or "BA" per pair, the same on every shard
+    rounds: tuple[ShardResult, ...]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "version": self.version,
+            "order": list(self.order),
+            "rounds": [encode_result(r) for r in self.rounds],
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> VersusReport:
+        return cls(
+            str(data["address"]),
+            str(data["version"]),
+            tuple(str(o) for o in data["order"]),
+            tuple(decode_result(r) for r in data["rounds"]),
+        )
 
 
 def encode_result(result: ShardResult) -> dict[str, Any]:

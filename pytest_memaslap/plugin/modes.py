@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # (loaded on first use: a suite without slap tests pays for n
 
 SERVER_KEY = "slap_memcached"
 SERVER_ERROR_KEY = "slap_memcached_error"
+VERSUS_KEY = "slap_versus"  # B of an interleaved A/B: the controller tells its workers where it is
 TOKEN_KEY = "slap_token"
 SHARDED_KEY = "slap_sharded"  # workers see dist="no"; the controller tells them it is "each"
 CALL_OFF_TTL_S = 600  # the call-off key outlives any wait of the run, then leaves the server
@@ -54,6 +55,7 @@ class Mode:
     reports = True  # prints the summary and writes the JSON, HTML and baseline
     server_address: str | None = None  # the server the controller started for the workers
     server_error: str | None = None  # why the controller could not start it
+    versus_address: str | None = None  # B of an interleaved A/B, which the controller started or was given
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -140,8 +142,12 @@ class Controller(Mode):
         self.live: RecordPoller | None = None  # reads the workers' live totals from the server (--slap-prometheus)
         self.workers: list[Any] = []  # xdist's nodes, to read their output when the run is interrupted
 
-    def configure_worker(self, node: Any, server: MemcachedServer | None, error: str | None) -> None:
-        """Tell a starting worker the run token, whether it is a shard, and the server (or why there is none)."""
+    def configure_worker(
+        self, node: Any, server: MemcachedServer | None, error: str | None, versus: MemcachedServer | None = None
+    ) -> None:
+        """Tell a starting worker the run token, whether it is a shard, and the servers (or why there are none)."""
+        if versus is not None:
+            node.workerinput[VERSUS_KEY] = versus.address
         self.workers.append(node)
         node.workerinput[TOKEN_KEY] = self.token
         node.workerinput[SHARDED_KEY] = node.config.getoption("dist", "no") == "each"
@@ -255,6 +261,7 @@ class Worker(Mode):
             self.shard_count = int(workerinput["workercount"])
         self.server_address = workerinput.get(SERVER_KEY)
         self.server_error = workerinput.get(SERVER_ERROR_KEY)
+        self.versus_address = workerinput.get(VERSUS_KEY)
         self.worker_id = str(workerinput.get("workerid", ""))
         self.publishes_live = bool(workerinput.get(LIVE_KEY))
 

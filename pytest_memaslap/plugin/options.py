@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_memaslap.memcached.sasl import SASL_PASSWORD_ENV, SaslCredentials, SaslError, credentials_from
-from pytest_memaslap.memcached.server import ServerConfig, ServerError, parse_addresses
+from pytest_memaslap.memcached.server import ServerConfig, ServerError, parse_address, parse_addresses
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES, MetricError, parse_percentiles
 from pytest_memaslap.model.units import UnitError, parse_count, parse_duration
@@ -23,7 +23,7 @@ from pytest_memaslap.model.workload import Workload, WorkloadError
 if TYPE_CHECKING:  # (what only some options need loads when they are given: start-up stays light)
     import ssl
 
-    from pytest_memaslap.output.baseline import Allowance
+    from pytest_memaslap.model.allowances import Allowance
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,33 @@ OPTIONS = (
     Option("--slap-protocol", "protocol of every slap test, overriding marks: ascii, meta or binary", "NAME"),
     Option(
         "--slap-rounds",
-        "run every slap() call N times; thresholds and comparisons use each metric's median (default 1)",
+        "run every slap() call N times (with --slap-versus*: N pairs, default 5); thresholds and comparisons "
+        "are judged on the rounds' 95% intervals (default 1)",
         "N",
+    ),
+    Option(
+        "--slap-max-rounds",
+        "let a slap() call add rounds, one at a time up to N in all, while a threshold or an A/B verdict is "
+        "inconclusive (not with shards)",
+        "N",
+    ),
+    Option(
+        "--slap-inconclusive",
+        "what an inconclusive verdict (its interval straddles the limit or allowance) does: pass (with a "
+        "warning; the default) or fail",
+        "pass|fail",
+    ),
+    Option(
+        "--slap-versus",
+        "interleaved A/B: every slap() call also runs on the memcached at HOST:PORT (B), rounds alternating in "
+        "random order, and reports B against the usual server (A) with 95% intervals",
+        "HOST:PORT",
+    ),
+    Option(
+        "--slap-versus-bin",
+        "interleaved A/B against a second memcached binary the plugin starts with the same options as the first "
+        "(--memcached-bin names the first)",
+        "PATH",
     ),
     Option(
         "--slap-config",
@@ -129,7 +154,9 @@ OPTIONS = (
     ),
     Option(
         "--slap-compare-fail",
-        "fail the session when a metric regresses past its allowance, e.g. 'ops_per_sec:-5%,get.p99:+10%'",
+        "fail the session when a metric regresses past its allowance (its 95% interval of the change clear of 0, "
+        "its estimate past the allowance), e.g. 'ops_per_sec:-5%,get.p99:+10%'; for --slap-compare and "
+        "--slap-versus*",
         "SPEC",
     ),
     Option(
@@ -239,11 +266,13 @@ def _baseline_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     """--slap-save / --slap-compare / --slap-compare-fail, checked now so a typo fails before any load."""
     storage = raw["slap_storage"] or ".slap"
     autosave = bool(raw["slap_autosave"])
-    if not (raw["slap_save"] or autosave or raw["slap_compare"] or raw["slap_compare_fail"]):
+    if not (raw["slap_save"] or autosave or raw["slap_compare"] or raw["slap_compare_fail"]):  # (nothing to load)
         return {"save": None, "autosave": False, "storage": storage, "baseline": None, "allowances": ()}
-    from pytest_memaslap.output.baseline import BaselineError, check_name, load, parse_allowances, resolve
+    from pytest_memaslap.model.allowances import AllowanceError, parse_allowances
+    from pytest_memaslap.output.baseline import BaselineError, check_name, load, resolve
     from pytest_memaslap.output.files import directory_problem
 
+    versus = bool(raw["slap_versus"] or raw["slap_versus_bin"])
     try:
         if raw["slap_save"]:
             check_name(raw["slap_save"])
@@ -253,10 +282,13 @@ def _baseline_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
                 which = "--slap-save" if raw["slap_save"] else "--slap-autosave"
                 raise BaselineError(f"--slap-storage={storage}: {problem} ({which} writes there)")
         allowances = parse_allowances(raw["slap_compare_fail"] or "")
-        if allowances and not raw["slap_compare"]:
-            raise BaselineError("--slap-compare-fail needs --slap-compare=NAME|PATH to compare against")
+        if allowances and not raw["slap_compare"] and not versus:
+            raise BaselineError(
+                "--slap-compare-fail needs something to compare against: --slap-compare=NAME|PATH (a saved run) "
+                "or --slap-versus=HOST:PORT / --slap-versus-bin=PATH (interleaved A/B)"
+            )
         baseline = load(resolve(raw["slap_compare"], storage)) if raw["slap_compare"] else None
-    except BaselineError as exc:
+    except (BaselineError, AllowanceError) as exc:
         raise pytest.UsageError(str(exc)) from None
     return {
         "save": raw["slap_save"],
@@ -360,6 +392,57 @@ def shards_option(config: pytest.Config) -> int | None:
     return _int("slap_shards", value) if value else None
 
 
+VERSUS_ROUNDS = 5  # pairs of rounds of an interleaved A/B call unless --slap-rounds says otherwise
+
+
+def _versus(raw: Mapping[str, Any]) -> bool:
+    """--slap-versus / --slap-versus-bin, checked now: one of them, a B that is not A, a binary that exists."""
+    address, binary = raw["slap_versus"], raw["slap_versus_bin"]
+    if address and binary:
+        raise pytest.UsageError("--slap-versus and --slap-versus-bin both name B; give one of them")
+    if address:
+        try:
+            b = parse_address(address)
+        except ServerError:
+            raise pytest.UsageError(
+                f"--slap-versus={address!r}: expected one server as HOST:PORT, e.g. 127.0.0.1:11311 or [::1]:11311"
+            ) from None
+        if raw["memcached"] and b in parse_addresses(raw["memcached"]):
+            raise pytest.UsageError(f"--slap-versus={address} is the --memcached server itself: B must be another")
+    if binary:
+        if raw["memcached"]:
+            raise pytest.UsageError(
+                "--slap-versus-bin starts B beside a memcached the plugin starts (A); with --memcached=HOST:PORT "
+                "give B as --slap-versus=HOST:PORT"
+            )
+        import shutil
+
+        if shutil.which(binary) is None:
+            raise pytest.UsageError(f"--slap-versus-bin={binary}: no such executable")
+    return bool(address or binary)
+
+
+def _max_rounds(raw: Mapping[str, Any], versus: bool) -> int | None:
+    if raw["slap_max_rounds"] is None:
+        return None
+    rounds = _int("slap_rounds", raw["slap_rounds"] or (VERSUS_ROUNDS if versus else 1))
+    most = _int("slap_max_rounds", raw["slap_max_rounds"])
+    if most < max(rounds, 2):
+        raise pytest.UsageError(
+            f"--slap-max-rounds={most}: must be at least --slap-rounds ({rounds}) and at least 2 "
+            "(an interval needs two rounds)"
+        )
+    return most
+
+
+def _inconclusive_fails(value: Any) -> bool:
+    if value is None or str(value).strip().lower() == "pass":
+        return False
+    if str(value).strip().lower() == "fail":
+        return True
+    raise pytest.UsageError(f"--slap-inconclusive={value!r}: expected pass or fail")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the options and ini keys say, validated."""
@@ -387,6 +470,10 @@ class Settings:
     capacity_step: float | None = None  # --slap-capacity-step: seconds per step of capacity searches
     compare_strict: bool = False  # --slap-compare-strict: regressions across machines fail the run too
     prometheus: tuple[str, int] | None = None  # --slap-prometheus: where the live metrics are served
+    max_rounds: int | None = None  # --slap-max-rounds: a call adds rounds up to this while a verdict is undecided
+    inconclusive_fails: bool = False  # --slap-inconclusive=fail
+    versus: str | None = None  # --slap-versus: B, an external server
+    versus_bin: str | None = None  # --slap-versus-bin: B, a second binary the plugin starts
 
     def tls_context(self) -> ssl.SSLContext | None:
         return self.tls
@@ -420,6 +507,7 @@ class Settings:
                 parse_addresses(raw["memcached"])
             except ServerError as exc:
                 raise pytest.UsageError(str(exc)) from None
+        versus = _versus(raw)
         return cls(
             external=raw["memcached"],
             server=server,
@@ -432,7 +520,11 @@ class Settings:
             cleanup=bool(raw["slap_cleanup"]),
             tls=_tls_context(raw),
             sasl=_sasl_credentials(raw),
-            rounds=_int("slap_rounds", raw["slap_rounds"] or 1),
+            rounds=_int("slap_rounds", raw["slap_rounds"] or (VERSUS_ROUNDS if versus else 1)),
+            max_rounds=_max_rounds(raw, versus),
+            inconclusive_fails=_inconclusive_fails(raw["slap_inconclusive"]),
+            versus=raw["slap_versus"],
+            versus_bin=raw["slap_versus_bin"],
             capacity_step=_seconds("slap_capacity_step", raw["slap_capacity_step"])
             if raw["slap_capacity_step"]
             else None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_memaslap import __version__
@@ -47,6 +47,8 @@ class SlapSession:
     output_errors: list[str] = field(default_factory=list)  # outputs that failed at the end (the run still reports)
     failed: bool = False  # the session ended with a failure: the servers' logs are kept
     _announced: int = field(default=0, init=False)  # outcomes the result hook has heard of
+    versus_address: str | None = field(default=None, init=False)  # B of an interleaved A/B, once known
+    _versus_pool: ServerPool | None = field(default=None, init=False)  # --slap-versus: B, a server given
 
     def __post_init__(self) -> None:
         external = self.mode.server_address or self.settings.external
@@ -70,15 +72,31 @@ class SlapSession:
             raise ServerError(problem)
         return self.pool.get(config)
 
+    def versus_for(self, config: ServerConfig) -> MemcachedServer | None:
+        """B of an interleaved A/B (None: no A/B): the --slap-versus server, or --slap-versus-bin started with the
+        options ``config`` gives A. Raises ServerError saying why there is none."""
+        settings = self.settings
+        external = self.mode.versus_address or settings.versus
+        if external:
+            if self._versus_pool is None:
+                self._versus_pool = ServerPool(external, False, settings.tls_context(), settings.sasl, self._log_dir)
+            server = self._versus_pool.get(config)
+        elif settings.versus_bin:
+            server = self.pool.get(replace(config, binary=settings.versus_bin))
+        else:
+            return None
+        self.versus_address = server.address
+        return server
+
     def prefix_for(self, item_index: int, call: int) -> str:
         """Keys of the ``call``-th slap() of the ``item_index``-th test: the same on every shard."""
         return key_prefix(self.mode.token, item_index, call)
 
     def shard_reports(self, nodeid: str, runs: list[SlapRun], thresholds: tuple[Threshold, ...]) -> list[ShardReport]:
         """This process's report of each slap() call of a test, as one shard of it."""
-        from pytest_memaslap.plugin.messages import ShardReport
+        from pytest_memaslap.plugin.messages import ShardReport, VersusReport
 
-        mode = self.mode
+        mode, settings = self.mode, self.settings
         return [
             ShardReport(
                 nodeid,
@@ -89,9 +107,19 @@ class SlapSession:
                 thresholds,
                 tuple(r.raw for r in run.rounds),
                 run.rounds[0].server_version,
-                self.settings.enforce_thresholds,
+                settings.enforce_thresholds,
                 run.interrupted,
                 run.error,
+                settings.inconclusive_fails,
+                settings.allowances,
+                None
+                if not run.order
+                else VersusReport(
+                    self.versus_address or "",
+                    run.versus_rounds[0].server_version if run.versus_rounds else "",
+                    tuple(run.order),
+                    tuple(r.raw for r in run.versus_rounds),
+                ),
             )
             for call, run in enumerate(runs, start=1)
         ]
@@ -108,6 +136,15 @@ class SlapSession:
             self._announced += 1
             if self.config is not None:
                 self.config.hook.pytest_memaslap_result(outcome=outcome, config=self.config)
+
+    def versus_failing(self) -> bool:
+        """An interleaved A/B call whose B regressed past an allowance (or, when strict, stayed undecided)."""
+        for outcome in self.outcomes:
+            if outcome.versus is None:
+                continue
+            if outcome.versus.regressions or (self.settings.inconclusive_fails and outcome.versus.inconclusive):
+                return True
+        return False
 
     def document(self) -> dict[str, Any]:
         """The run's results as the JSON document (--slap-json, --slap-save)."""
@@ -149,8 +186,6 @@ class SlapSession:
         from pytest_memaslap.output.html import write_html
 
         document = self.document()
-        if settings.json_path:
-            self._write("--slap-json", settings.json_path, write_json, settings.json_path, document)
         machine = document_machine(document)
         if self.config is not None:
             self.config.hook.pytest_memaslap_update_machine_info(machine_info=machine, config=self.config)
@@ -179,8 +214,16 @@ class SlapSession:
             if differ is None:
                 differ = machine_differences(before, machine)
             self.comparison = compare(
-                settings.baseline, document, settings.allowances, list(differ), settings.compare_strict
+                settings.baseline,
+                document,
+                settings.allowances,
+                list(differ),
+                settings.compare_strict,
+                settings.inconclusive_fails,
             )
+            document = {**document, "comparison": self.comparison.to_dict()}  # (not in the saved run: the JSON)
+        if settings.json_path:
+            self._write("--slap-json", settings.json_path, write_json, settings.json_path, document)
         if settings.html_path:
             outcomes, percentiles = self.outcomes, settings.percentiles
             self._write(

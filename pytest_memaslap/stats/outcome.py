@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_memaslap.model.allowances import Allowance
 from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES
-from pytest_memaslap.model.thresholds import Threshold, Verdict, evaluate_all
-from pytest_memaslap.stats.result import SlapResult
+from pytest_memaslap.model.thresholds import Threshold, Verdict
+from pytest_memaslap.stats.comparison import Row, compare_metric, compared_metrics
+from pytest_memaslap.stats.result import SlapResult, read_metric
 from pytest_memaslap.stats.results import ShardResult
 from pytest_memaslap.stats.rounds import summarize, with_rounds
+from pytest_memaslap.stats.verdicts import judge_thresholds
 
 JUNIT_SCALARS = ("ops", "ops_per_sec", "errors", "hit_ratio", "duration_s")
 JUNIT_LATENCIES = ("p50", "p99", "p999", "max")
@@ -44,6 +47,56 @@ class ShardLine:
 
 
 @dataclass(frozen=True)
+class Versus:
+    """Interleaved A/B: B's rounds (paired with A's by number), the order each pair ran in, B against A."""
+
+    address: str
+    version: str
+    result: SlapResult  # B's median round by throughput, carrying every round
+    order: tuple[str, ...]  # each pair's order: "AB" or "BA"
+    rows: tuple[Row, ...]
+
+    @property
+    def regressions(self) -> tuple[Row, ...]:
+        return tuple(row for row in self.rows if row.regression)
+
+    @property
+    def inconclusive(self) -> tuple[Row, ...]:
+        return tuple(row for row in self.rows if row.inconclusive)
+
+    def to_dict(self, percentiles: tuple[float, ...]) -> dict[str, Any]:
+        """The call's ``versus`` section: B's server, the order of the pairs, B's result, each metric's verdict."""
+        data = self.result.to_dict(percentiles)
+        rounds = self.result.rounds or [self.result]
+        data["rounds"] = summarize(rounds)
+        return {
+            "server": self.address,
+            "memcached_version": self.version,
+            "order": list(self.order),
+            "comparison": [row.to_dict() for row in self.rows],
+            "result": data,
+        }
+
+
+def versus_rows(
+    key: str, a: list[SlapResult], b: list[SlapResult], allowances: tuple[Allowance, ...]
+) -> tuple[Row, ...]:
+    """B against A, metric by metric, the i-th rounds of both sides a pair."""
+    pairs = min(len(a), len(b))  # (an interrupted call may end between the two sides of a pair)
+    a, b = a[:pairs], b[:pairs]
+    by_metric = {allowance.metric: allowance for allowance in allowances}
+    rows = []
+    for metric in compared_metrics(allowances):
+        if metric == "capacity":
+            continue  # (a capacity search is refused under A/B)
+        old, new = [read_metric(r, metric) for r in a], [read_metric(r, metric) for r in b]
+        if not old or any(v != v for v in old + new):  # (a command one side never sent)
+            continue
+        rows.append(compare_metric(key, metric, old, new, by_metric.get(metric), paired=True))
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
 class CallOutcome:
     """A slap() call's merged result (the median round, every round attached) and its verdicts."""
 
@@ -55,6 +108,8 @@ class CallOutcome:
     interrupted: bool = False
     error: str | None = None  # the call failed; ``result`` is what it did until then
     shards: tuple[ShardLine, ...] = ()
+    strict: bool = False  # --slap-inconclusive=fail: an inconclusive threshold fails the test too
+    versus: Versus | None = None  # --slap-versus*: B's rounds and B against A
 
     @property
     def key(self) -> str:
@@ -63,12 +118,17 @@ class CallOutcome:
 
     @property
     def passed(self) -> bool:
-        return all(v.passed for v in self.verdicts)
+        """No threshold failed (an inconclusive one fails only in strict mode)."""
+        return not any(v.failed or (self.strict and v.inconclusive) for v in self.verdicts)
 
     @property
     def fails_test(self) -> bool:
         """Whether the verdict fails the test: a missed threshold that is enforced."""
         return self.enforced and not self.passed
+
+    @property
+    def inconclusive(self) -> tuple[Verdict, ...]:
+        return tuple(v for v in self.verdicts if v.inconclusive)
 
     @property
     def memcached_version(self) -> str:
@@ -89,11 +149,14 @@ class CallOutcome:
         if not self.verdicts:
             return "-"
         count = len(self.verdicts)
-        failed = sum(1 for v in self.verdicts if not v.passed)
-        text = f"FAIL {failed}/{count}" if failed else f"{count}/{count} pass"
+        failed = sum(1 for v in self.verdicts if v.failed)
+        undecided = len(self.inconclusive)
+        text = f"FAIL {failed}/{count}" if failed else f"{count - undecided}/{count} pass"
+        if undecided:
+            text += f", {undecided} inconclusive"
         return text if self.enforced else f"{text} (not enforced)"
 
-    def threshold_rows(self) -> list[tuple[str, str, str, str]]:
+    def threshold_rows(self) -> list[tuple[str, str, str, str, str]]:
         return [v.row() for v in self.verdicts]
 
     def result_data(self, percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> dict[str, Any]:
@@ -112,7 +175,9 @@ class CallOutcome:
         data = self.result_data(percentiles)
         data["thresholds"] = [v.to_dict() for v in self.verdicts]
         data["thresholds_enforced"] = self.enforced
+        data["inconclusive_fails"] = self.strict
         data["memcached_version"] = self.memcached_version
+        data["versus"] = self.versus.to_dict(percentiles) if self.versus else None
         return data
 
     def junit_properties(self) -> list[tuple[str, Any]]:
@@ -128,8 +193,11 @@ class CallOutcome:
         for command, numbers in data["commands"].items():
             properties += [(f"{prefix}.{command}.{name}", numbers[name]) for name in JUNIT_COMMAND_SCALARS]
             properties += [(f"{prefix}.{command}.{name}_us", numbers["latency_us"][name]) for name in JUNIT_LATENCIES]
-        failed = [v.threshold.expr for v in self.verdicts if not v.passed]
+        failed = [v.threshold.expr for v in self.verdicts if v.failed]
+        undecided = [v.threshold.expr for v in self.verdicts if v.inconclusive]
         verdict = "none" if not self.verdicts else f"failed: {'; '.join(failed)}" if failed else "passed"
+        if undecided:
+            verdict += f"; inconclusive: {'; '.join(undecided)}"
         properties.append((f"{prefix}.thresholds", verdict))
         return properties
 
@@ -144,8 +212,27 @@ def judge(
     interrupted: bool = False,
     error: str | None = None,
     shards: tuple[ShardLine, ...] = (),
+    strict: bool = False,
+    versus: VersusRounds | None = None,
 ) -> CallOutcome:
-    """The call's outcome: the median round by throughput carries every round; thresholds judge it once."""
+    """The call's outcome: the median round by throughput carries every round; thresholds judge it once,
+    on their intervals; with A/B rounds, B is compared with A pair by pair."""
     result = with_rounds(rounds)
-    verdicts = tuple(evaluate_all(thresholds, result))
-    return CallOutcome(nodeid, call, result, verdicts, enforced, interrupted, error, shards)
+    verdicts = judge_thresholds(thresholds, result)
+    judged = None
+    if versus is not None and versus.rounds:
+        key = nodeid if call == 1 else f"{nodeid}#{call}"
+        rows = versus_rows(key, rounds, versus.rounds, versus.allowances)
+        judged = Versus(versus.address, versus.version, with_rounds(versus.rounds), versus.order, rows)
+    return CallOutcome(nodeid, call, result, verdicts, enforced, interrupted, error, shards, strict, judged)
+
+
+@dataclass(frozen=True)
+class VersusRounds:
+    """What an A/B call hands to ``judge``: B's rounds, in pair order, and how to judge them."""
+
+    address: str
+    version: str
+    rounds: list[SlapResult]
+    order: tuple[str, ...]
+    allowances: tuple[Allowance, ...] = ()

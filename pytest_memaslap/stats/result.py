@@ -133,6 +133,8 @@ class SlapResult:
     total: CommandResult = field(init=False)
     # with --slap-rounds=N: every round, this one (the median round by throughput) among them
     rounds: list[SlapResult] = field(default_factory=list, repr=False)
+    # with --slap-versus*: B's result (its median round, carrying every round), run interleaved with this one
+    versus: SlapResult | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         measured = self.raw.measured
@@ -380,7 +382,7 @@ class SlapResult:
 
     def __getattr__(self, name: str) -> Any:
         """``result.get`` / ``result.set`` / ``result.delete`` and total latencies (``result.p99``)."""
-        if name in ("commands", "total", "rounds") or name.startswith("__"):
+        if name in ("commands", "total", "rounds", "versus") or name.startswith("__"):
             raise AttributeError(name)
         if name in LATENCY_METRICS:
             return self.total.latency_us[name]
