@@ -125,7 +125,8 @@ class Slap:
         """One round on one server; raises the engine's SlapRunError or SlapInterrupted."""
         from pytest_memaslap.engine import run_shard
 
-        label = f" round {number}/{self.rounds}" if self.max_rounds > 1 else ""
+        planned = str(self.rounds) if self.max_rounds == self.rounds else f"{self.rounds}-{self.max_rounds}"
+        label = f" round {number}/{planned}" if self.max_rounds > 1 else ""
         label += f" {side}" if self.versus is not None else ""
         target = [Target(host, port, server.tls, server.sasl) for host, port in server.servers]
         on_second = self._on_second_for(workload, label) if self._on_second_for else None

@@ -351,9 +351,10 @@ def _threshold_failure(outcome: CallOutcome, calls: int) -> str:
     which = f" (slap() call #{outcome.call})" if calls > 1 else ""
     if len(outcome.shards) > 1:
         which += f" on the aggregate of {len(outcome.shards)} shards"
-    rows = outcome.threshold_rows()
-    failed = sum(1 for row in rows if row[3] != "pass")
-    return f"slap thresholds failed{which}: {failed} of {len(rows)}\n{thresholds_table(rows)}"
+    failed = sum(1 for verdict in outcome.verdicts if verdict.failed)
+    undecided = len(outcome.inconclusive) if outcome.strict else 0
+    counted = f"{failed} of {len(outcome.verdicts)}" + (f", {undecided} inconclusive (strict)" if undecided else "")
+    return f"slap thresholds failed{which}: {counted}\n{thresholds_table(outcome.threshold_rows())}"
 
 
 @pytest.hookimpl(wrapper=True)
