@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import scipy.special  # noqa: F401 - loaded once, here: numpy cannot load twice in a process, and pytester's
-# in-process runs drop the modules a run imported (the verdicts load scipy when they first judge a call)
+
+# loaded once, here: numpy cannot load twice in a process, and pytester's in-process runs drop the modules a
+# run imported (the verdicts load scipy when they first judge a call)
+import scipy.special  # noqa: F401
 
 from pytest_memaslap.memcached.server import ServerConfig, start_server
 

@@ -34,15 +34,15 @@ def test_ab(slap):
 """
 
 
-def _result(seconds: int, cpu_pct: float = 10.0) -> SlapResult:
-    """A closed-loop run of ``seconds`` with 1 ms gets, 300 a second."""
+def _result(seconds: int, cpu_pct: float = 10.0, stretch: float = 1.0) -> SlapResult:
+    """A closed-loop run of ``seconds`` with 1 ms gets, 300 a second (the measured phase ``stretch`` times longer)."""
     recorder = PhaseRecorder(("get",), 0)
     for second in range(seconds):
         for _ in range(300):
             recorder.record(0, 0, 1_000_000 + second * 1000, 30, 1000)
         recorder.tick((second + 1) * 1_000_000_000)
     raw = ShardResult()
-    raw.phases["measured"] = recorder.finish(seconds * 1_000_000_000)
+    raw.phases["measured"] = recorder.finish(int(seconds * 1_000_000_000 * stretch))
     raw.cpu_pct = cpu_pct
     return SlapResult(Workload(), raw)
 
@@ -58,6 +58,15 @@ def test_a_threshold_of_one_run_is_judged_on_its_interval():
     near = judge_threshold(Threshold.parse("get.p99 < 1.004ms"), result)  # inside the interval: undecided
     assert near.inconclusive and near.why == "the interval straddles the limit"
     assert near.text == "inconclusive (the interval straddles the limit)"
+
+
+def test_an_undecided_threshold_over_rounds_says_how_many_more_would_decide():
+    rounds = [_result(1, stretch=1.0 + number * 0.01) for number in range(4)]  # 300 ops over 1.00-1.03 s
+    carrier = rounds[0]
+    carrier.rounds = rounds
+    verdict = judge_threshold(Threshold.parse("ops_per_sec >= 295"), carrier)
+    assert verdict.inconclusive and verdict.method == "rounds"
+    assert "about" in verdict.why and "more rounds would likely decide" in verdict.why
 
 
 def test_a_failure_while_the_load_generator_limited_the_run_is_inconclusive():
@@ -120,7 +129,7 @@ def test_an_inconclusive_threshold_passes_with_a_warning_or_fails_when_strict(py
         [
             "*0/1 pass, 1 inconclusive*",
             "note: *test_it: threshold 'ops_per_sec >= 1' is inconclusive (the interval straddles the limit): "
-            "measured 5 ops/s, 95% interval 1 ops/s .. 9 ops/s; passes with this warning; more rounds*",
+            "measured 5 ops/s, 95% interval 1 ops/s .. 9 ops/s; passes with this warning",
         ]
     )
     strict = pytester.runpytest("-p", "no:cacheprovider", "--slap-rounds=2", "--slap-inconclusive=fail")

@@ -132,9 +132,28 @@ def judge_threshold(threshold: Threshold, result: SlapResult) -> Verdict:
         return _limited(Verdict(threshold, measured, state, None, method), result)
     ends = (threshold.holds(interval.low), threshold.holds(interval.high))
     state = PASS if all(ends) else FAIL if not any(ends) else INCONCLUSIVE
-    why = "the interval straddles the limit" if state == INCONCLUSIVE else ""
+    why = ""
+    if state == INCONCLUSIVE:
+        why = "the interval straddles the limit"
+        if interval.method == "rounds":
+            more = threshold_more_rounds(interval, threshold.required)
+            why += f"; about {more} more rounds would likely decide" if more else "; the limit sits on the estimate"
     verdict = Verdict(threshold, measured, state, (interval.low, interval.high), interval.method, why)
     return _limited(verdict, result)
+
+
+def threshold_more_rounds(interval: Interval, required: float) -> int | None:
+    """Rounds to add for a rounds interval to clear ``required``, if the estimate stays (as ``more_rounds``)."""
+    positive = min(interval.low, interval.estimate, required) > 0
+    scale = math.log if positive else float
+    half = (scale(interval.high) - scale(interval.low)) / 2.0
+    distance = abs(scale(interval.estimate) - scale(required))
+    if half <= 0 or distance <= 0 or interval.samples < 2:
+        return None
+    n = interval.samples
+    needed = n * (half / distance) ** 2 * (1.96 / t_quantile(n - 1)) ** 2
+    extra = max(1, math.ceil(needed - n))
+    return extra if extra <= MAX_ROUNDS_HINT else None
 
 
 def _limited(verdict: Verdict, result: SlapResult) -> Verdict:
