@@ -10,6 +10,7 @@ memcached, git commit) so a reader knows what the numbers were measured on.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -143,11 +144,17 @@ def resolve(reference: str, storage: str) -> Path:
 def load(path: Path) -> dict[str, Any]:
     """A saved run (or a --slap-json document), checked for the parts a comparison reads."""
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_text(), parse_constant=_refuse_constant, parse_float=_finite_float)
     except OSError as exc:
         raise BaselineError(f"baseline {str(path)!r}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BaselineError(f"baseline {str(path)!r}: not JSON (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:
         raise BaselineError(f"baseline {str(path)!r}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise BaselineError(f"baseline {str(path)!r}: not a pytest-memaslap result (nested too deeply)") from None
+    except ValueError as exc:  # (NaN, Infinity, a number too large for a float)
+        raise BaselineError(f"baseline {str(path)!r}: {exc}") from None
     tests = document.get("tests") if isinstance(document, dict) else None
     if not isinstance(tests, dict):
         raise BaselineError(f"baseline {str(path)!r}: not a pytest-memaslap result (no 'tests' object)")
@@ -156,6 +163,18 @@ def load(path: Path) -> dict[str, Any]:
         if problem:
             raise BaselineError(f"baseline {str(path)!r}: test {key!r}: {problem}")
     return dict(document)
+
+
+def _refuse_constant(name: str) -> float:
+    """JSON's NaN and Infinity (Python writes them; no run measures them): bad input, not a number to compare."""
+    raise ValueError(f"{name} is not a number a run can have: the file is corrupt or was edited")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a number a run can have: the file is corrupt or was edited")
+    return value
 
 
 def _is_number(value: Any) -> bool:
@@ -251,6 +270,7 @@ class Comparison:
     machines_differ: tuple[str, ...] = ()  # what differs between the two runs' machines (``machine_differences``)
     strict: bool = False  # --slap-compare-strict: regressions fail the run even across different machines
     inconclusive_fails: bool = False  # --slap-inconclusive=fail: an undecided gated metric fails the run too
+    machine_unknown: bool = False  # the baseline has no machine section (a --slap-json file): judged as the same
 
     @property
     def failing(self) -> bool:
@@ -273,6 +293,7 @@ class Comparison:
             "only_in_baseline": list(self.only_in_baseline),
             "only_in_current": list(self.only_in_current),
             "machines_differ": list(self.machines_differ),
+            "machine_unknown": self.machine_unknown,
             "failing": self.failing,
         }
 
@@ -313,4 +334,5 @@ def compare(
         tuple(machines_differ),
         strict,
         inconclusive_fails,
+        not isinstance(baseline.get("machine"), dict),
     )

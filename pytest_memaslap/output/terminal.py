@@ -240,6 +240,11 @@ def comparison_table(comparison: Comparison) -> str:
                 else "; regressions do not fail the run (--slap-compare-strict makes them)"
             )
         )
+    if comparison.machine_unknown:
+        above.append(
+            "the baseline's machine is unknown (its file has no machine section: a --slap-json document, not a "
+            "--slap-save run); it is judged as if measured here, and the changes may be the machines'"
+        )
     notes = [f"only in the baseline: {t}" for t in comparison.only_in_baseline]
     notes += [f"new in this run (no baseline): {t}" for t in comparison.only_in_current]
     undecided = inconclusive_note(comparison.rows, comparison.inconclusive_fails)
