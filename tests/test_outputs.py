@@ -89,3 +89,29 @@ def test_outputs_leave_no_temporary_files_and_a_link_is_written_through(pytester
     assert (pytester.path / "link.json").is_symlink()
     assert json.loads((pytester.path / "target.json").read_text())["tests"]
     assert _leftovers(pytester.path) == []
+
+
+def test_temporary_names_cannot_be_taken_first_by_a_planted_link(tmp_path, monkeypatch):
+    """Links planted at every name the writer might use (the old predictable ones, and the random one it draws)
+    lead to a victim file: it stays as it was, and the output is a regular file of its own."""
+    from pytest_memaslap.output import files
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    out = tmp_path / "out" / "r.json"
+    out.parent.mkdir()
+    monkeypatch.setattr(files.secrets, "token_hex", lambda n: "planted")
+    for name in (f"r.json.tmp{os.getpid()}", ".r.json.planted.tmp", f".pytest-memaslap-probe-{os.getpid()}"):
+        (out.parent / name).symlink_to(victim)
+    probe = tmp_path / "probe-dir"
+    probe.mkdir()
+    (probe / ".pytest-memaslap-probe-planted.tmp").symlink_to(victim)
+    with pytest.raises(FileExistsError, match="no free temporary name"):
+        files.write_json(str(out), {"tests": {}})  # (every random name taken: refused, nothing followed)
+    assert "cannot be written" in (files.directory_problem(str(probe)) or "")
+    monkeypatch.undo()
+    files.write_json(str(out), {"tests": {}})
+    assert files.directory_problem(str(probe)) is None
+    assert victim.read_text() == "precious"
+    assert out.is_file() and not out.is_symlink() and json.loads(out.read_text()) == {"tests": {}}
+    assert {p.name for p in out.parent.iterdir() if not p.is_symlink()} == {"r.json"}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from typing import Any
+
+TRIES = 100  # names to try for a temporary file before giving up (each a fresh random one)
 
 
 def write_json(path: str, document: dict[str, Any]) -> None:
@@ -24,14 +27,31 @@ def write_text(path: str, text: str) -> None:
         return
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
+    descriptor, tmp = create_exclusive(directory, f".{os.path.basename(path)}.")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(descriptor, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def create_exclusive(directory: str, prefix: str) -> tuple[int, str]:
+    """A new file of our own in ``directory``: a random name, created with O_EXCL and O_NOFOLLOW.
+
+    A predictable name in a shared folder can be taken first, by a symbolic
+    link to someone else's file that an ordinary open would follow and
+    truncate; this one never opens what it did not create.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(TRIES):
+        path = os.path.join(directory, f"{prefix}{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory} after {TRIES} tries")
 
 
 def file_problem(path: str) -> str | None:
@@ -61,13 +81,10 @@ def directory_problem(path: str, what: str = "the folder") -> str | None:
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         return f"{what} {existing!r} is not a folder"
-    probe = os.path.join(existing, f".pytest-memaslap-probe-{os.getpid()}")
     try:
-        with open(probe, "w", encoding="utf-8"):
-            pass
+        descriptor, probe = create_exclusive(existing, ".pytest-memaslap-probe-")
     except OSError as exc:
         return f"{what} {existing!r} cannot be written: {exc.strerror or exc}"
-    finally:
-        if os.path.lexists(probe):
-            os.unlink(probe)
+    os.close(descriptor)
+    os.unlink(probe)
     return None
