@@ -95,3 +95,14 @@ def test_a_missing_config_file_fails_collection_naming_it(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*nowhere.cfg*cannot read the memaslap configuration file*"])
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_a_file_of_nans_or_not_text_names_the_file(tmp_path):
+    from pytest_memaslap.model.memaslap_file import load_config, parse_config
+
+    with pytest.raises(WorkloadError, match=r"line 2: '10 20 nan' in section 'value': expected 3 finite numbers"):
+        parse_config("value\n10 20 nan\n")
+    binary = tmp_path / "memaslap.cnf"
+    binary.write_bytes(b"key\n\xff\xfe 1 1\n")
+    with pytest.raises(WorkloadError, match=r"memaslap.cnf': not a memaslap configuration file \(not UTF-8 text"):
+        load_config(binary)

@@ -80,3 +80,26 @@ def test_a_percentile_threshold_is_read_from_the_histogram():
     assert read_metric(result, "p99.99") == pytest.approx(3000, rel=0.005)
     assert Threshold.parse("p99.9 < 4ms").evaluate(result).passed
     assert not Threshold.parse("p99.9 < 2ms").evaluate(result).passed
+
+
+def test_greek_mu_is_read_as_micro_like_the_micro_sign():
+    """U+03BC (Greek mu, what many keyboards give) and U+00B5 (the micro sign) both mean microseconds."""
+    from pytest_memaslap.model.thresholds import Threshold
+    from pytest_memaslap.model.units import parse_duration
+
+    assert parse_duration("2000\u03bcs") == parse_duration("2000\u00b5s") == pytest.approx(0.002)
+    assert Threshold.parse("get.p99 < 2000\u03bcs").required == Threshold.parse("get.p99 < 2ms").required
+
+
+def test_numbers_too_large_or_not_numbers_are_refused_at_collection():
+    from pytest_memaslap.model.thresholds import Threshold, ThresholdError
+    from pytest_memaslap.model.workload import Workload, WorkloadError
+
+    with pytest.raises(ThresholdError, match="1e400 is too large for a number a run can measure"):
+        Threshold.parse("ops >= 1e400")  # (an OverflowError traceback before)
+    with pytest.raises(WorkloadError, match=r"value_size: expected a size N, .*got the segment \(10, 20, nan\)"):
+        Workload.from_args({"value_size": [(10, 20, float("nan"))]})
+    with pytest.raises(WorkloadError, match="a proportion must be a number from 0 to 1"):
+        Workload.from_args({"commands": {"get": float("nan"), "set": 1.0}})
+    with pytest.raises(WorkloadError, match="allowed: duration, .*, config"):
+        Workload.from_args({"durations": 1}, also_allowed=("config",))

@@ -9,6 +9,7 @@ which the slap mark's own arguments override.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise WorkloadError(
             f"config={str(path)!r}: cannot read the memaslap configuration file: {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise WorkloadError(
+            f"config={str(path)!r}: not a memaslap configuration file (not UTF-8 text: byte {exc.start})"
         ) from None
     return parse_config(text, str(path))
 
@@ -49,9 +54,9 @@ def parse_config(text: str, source: str = "<config>") -> dict[str, Any]:
             values = tuple(float(f) for f in fields)
         except ValueError:
             values = ()
-        if len(values) != width:
+        if len(values) != width or not all(math.isfinite(v) for v in values):
             shape = "cmd_type proportion" if section == "cmd" else "start_len end_len proportion"
-            raise WorkloadError(f"{where}: {line!r} in section {section!r}: expected {width} numbers ({shape})")
+            raise WorkloadError(f"{where}: {line!r} in section {section!r}: expected {width} finite numbers ({shape})")
         rows[section].append(values)
     if not rows:
         raise WorkloadError(f"config {source}: no key, value or cmd section")

@@ -9,6 +9,7 @@ optional count suffix (``k``, ``M``, ``G``) for counts and rates, an optional
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -70,6 +71,8 @@ class Threshold:
                 f"'get.p99 < 2ms'; operators: {' '.join(sorted(OPERATORS, key=len))}"
             )
         name, op, number, unit = match.groups()
+        if not math.isfinite(float(number)):
+            raise ThresholdError(f"threshold {expr!r}: {number} is too large for a number a run can measure")
         try:
             parsed = parse_metric(name)
             value = float(number) * _unit_factor(expr, parsed.metric, unit)

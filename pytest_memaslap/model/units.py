@@ -14,7 +14,8 @@ from typing import Any
 
 DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 COUNT_UNITS = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
-_NUMBER_WITH_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ%]*)\s*$")
+_NUMBER_WITH_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµμ%]*)\s*$")
+GREEK_MU, MICRO_SIGN = "\u03bc", "\u00b5"  # both are written for micro; the units table has the micro sign
 _COUNT_HINTS = {"m": "use M for millions (m is minutes in durations)", "g": "use G for billions"}
 
 
@@ -25,11 +26,12 @@ class UnitError(ValueError):
 def split_number(text: str) -> tuple[float, str] | None:
     """``"2.5ms"`` -> ``(2.5, "ms")``; None when the text is not a number followed by letters."""
     match = _NUMBER_WITH_UNIT.match(text)
-    return (float(match.group(1)), match.group(2)) if match else None
+    return (float(match.group(1)), match.group(2).replace(GREEK_MU, MICRO_SIGN)) if match else None
 
 
 def duration_factor(unit: str, what: str) -> float:
     """Seconds per ``unit``; raises naming ``what`` and the allowed units."""
+    unit = unit.replace(GREEK_MU, MICRO_SIGN)
     if unit not in DURATION_UNITS:
         raise UnitError(f"{what}: unknown time unit {unit!r}; units: {', '.join(DURATION_UNITS)}")
     return DURATION_UNITS[unit]

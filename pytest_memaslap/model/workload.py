@@ -8,6 +8,7 @@ value is reported with its name and what is allowed, before any load runs.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, TypeVar
@@ -118,7 +119,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (NaN and infinities are no proportion, size or count)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def parse_commands(value: Any) -> tuple[tuple[str, float], ...]:
@@ -181,14 +183,20 @@ class Workload:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def from_args(cls, args: Mapping[str, Any], base: Workload | None = None) -> Workload:
-        """Apply user-facing arguments (strings, tuples, dicts) over ``base`` and validate."""
+    def from_args(
+        cls, args: Mapping[str, Any], base: Workload | None = None, also_allowed: tuple[str, ...] = ()
+    ) -> Workload:
+        """Apply user-facing arguments (strings, tuples, dicts) over ``base`` and validate.
+
+        ``also_allowed``: arguments the caller took out before (the mark's ``config``), named among the
+        allowed ones when an argument is unknown.
+        """
         known = cls.argument_names()
         unknown = sorted(set(args) - set(known))
         if unknown:
             raise WorkloadError(
                 f"unknown slap argument{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                f"allowed: {', '.join(known)}"
+                f"allowed: {', '.join(known + also_allowed)}"
             )
         values: dict[str, Any] = {}
         for name, raw in args.items():

@@ -158,7 +158,7 @@ def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
         if not isinstance(config, (str, os.PathLike)):
             raise WorkloadError(f"config={config!r}: expected the path of a memaslap configuration file")
         slap_kwargs = {**load_config(item.path.parent / config), **slap_kwargs}
-    workload = Workload.from_args(slap_kwargs)
+    workload = Workload.from_args(slap_kwargs, also_allowed=("config",))
     workload = Workload.from_args(dict(session.settings.workload_overrides), base=workload)
     exprs: tuple[Any, ...] = ()
     for mark in item.iter_markers("slap_thresholds"):
