@@ -66,3 +66,11 @@ def test_an_unwritable_hdr_folder_is_refused_before_any_load(pytester):
     (pytester.path / "afile").write_text("")
     result = pytester.runpytest("-p", "no:cacheprovider", "--slap-hdr=afile/sub")
     result.stderr.fnmatch_lines(["*--slap-hdr=afile/sub: the folder * is not a folder*"])
+
+
+def test_a_key_too_long_for_a_file_name_gets_a_short_stable_name(tmp_path):
+    """A 5,000-character parametrize id: its log is written under a hashed name, and the other logs too."""
+    long_key = "tests/test_x.py::test_y[" + "a" * 5000 + "]"
+    name = log_name(long_key)
+    assert len(name) < 200 and name == log_name(long_key) and name != log_name(long_key[:-2] + "b]")
+    (tmp_path / name).write_text("fits")  # (a real file system takes it)

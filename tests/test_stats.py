@@ -231,3 +231,31 @@ def test_seconds_merged_in_place_equal_their_dense_sum_and_read_the_same_percent
     assert total.percentile(q) == dense.percentile(q)
     if total.counts:
         assert total.counts[0] and total.counts[-1]  # (trimmed: occupied at both ends)
+
+
+def test_no_reported_percentile_lies_beyond_the_exact_min_and_max():
+    """A bucket's midpoint can exceed the largest sample in it (p99 349.183 > max 349.029 µs, seen in a short run)."""
+    from pytest_memaslap.stats.result import CommandResult
+    from pytest_memaslap.stats.results import CommandStats
+
+    value = 349_029
+    assert bucket_value(bucket_index(value)) > value  # (the midpoint of its bucket is above it)
+    stats = CommandStats(ops=3, min_ns=value, max_ns=value)
+    stats.latency.record(value, 3)
+    result = CommandResult.from_stats("get", stats, 1.0)
+    low, high = result.latency_us["min"], result.latency_us["max"]
+    assert all(low <= result.latency_us[k] <= high for k in ("p50", "p90", "p99", "p999"))
+    assert all(low <= us <= high for _, us in result.spectrum_us)
+    assert low <= result.percentile(99.99) <= high
+
+
+def test_asked_percentiles_are_keyed_by_their_number():
+    """``--slap-percentiles=50,75,99.9,99.99``: ``p75``, ``p99.9``, ``p99.99`` beside the fixed keys (``p999`` too)."""
+    from pytest_memaslap.stats.result import CommandResult
+    from pytest_memaslap.stats.results import CommandStats
+
+    stats = CommandStats(ops=1000)
+    for i in range(1000):
+        stats.latency.record(1000 + i)
+    keys = CommandResult.from_stats("get", stats, 1.0).latency_with((50.0, 75.0, 99.9, 99.99))
+    assert {"p50", "p75", "p99.9", "p99.99", "p999"} <= set(keys) and keys["p99.9"] == keys["p999"]

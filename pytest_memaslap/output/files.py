@@ -27,7 +27,7 @@ def write_text(path: str, text: str) -> None:
         return
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    descriptor, tmp = create_exclusive(directory, f".{os.path.basename(path)}.")
+    descriptor, tmp = create_exclusive(directory, f".{os.path.basename(path)[:100]}.")  # (names stop at 255)
     try:
         with open(descriptor, "w", encoding="utf-8") as f:
             f.write(text)

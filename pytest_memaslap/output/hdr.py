@@ -11,6 +11,7 @@ LEB128 varints with runs of zeros as negative numbers, deflated and base64'd
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import struct
 import time
@@ -28,6 +29,9 @@ SIGNIFICANT_DIGITS = 2
 LOWEST_NS = 1
 HIGHEST_NS = bucket_bounds(LAST_BUCKET)[1]
 MAX_UNIT_RATIO = 1e6  # Interval_Max is in milliseconds (ns / 1e6), HistogramLogProcessor's default ratio
+
+
+NAME_KEEP = 150  # characters of a test's key kept in its log's name (file names stop at 255 bytes)
 
 
 def encode(counts: Mapping[int, int] | Sequence[int]) -> str:
@@ -87,15 +91,33 @@ def _line(tag: str, start_s: float, length_s: float, sparse: Mapping[int, int]) 
 
 
 def log_name(key: str) -> str:
-    """A file name for a test's key (``tests/test_x.py::test_y[a]`` -> ``tests.test_x.py..test_y_a_.hlog``)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", key.replace("/", ".").replace("::", "..")) + ".hlog"
+    """A file name for a test's key (``tests/test_x.py::test_y[a]`` -> ``tests.test_x.py..test_y_a_.hlog``).
+
+    A key too long for a file name (a long parametrize id) keeps its first
+    ``NAME_KEEP`` characters and gains a hash of the whole key, so names stay
+    distinct and the same from run to run.
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", key.replace("/", ".").replace("::", ".."))
+    if len(name) > NAME_KEEP:
+        name = f"{name[:NAME_KEEP]}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return name + ".hlog"
 
 
 def write_logs(outcomes: list[CallOutcome], directory: str) -> list[Path]:
-    """One interval log per slap() call in ``directory``; returns the files written."""
-    written = []
+    """One interval log per slap() call in ``directory``; returns the files written.
+
+    A log that cannot be written does not stop the others; the first failure
+    is raised once all were tried, with how many failed.
+    """
+    written, failed = [], []
     for outcome in outcomes:
         path = Path(directory) / log_name(outcome.key)
-        write_text(str(path), interval_log(outcome))
+        try:
+            write_text(str(path), interval_log(outcome))
+        except OSError as exc:
+            failed.append(f"{path.name}: {exc.strerror or exc}")
+            continue
         written.append(path)
+    if failed:
+        raise OSError(f"{len(failed)} of {len(outcomes)} interval logs not written (first: {failed[0]})")
     return written

@@ -11,7 +11,13 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_memaslap.model.metrics import ENGINE_GROUPS, LATENCY_METRICS, parse_metric, percentile_key, percentile_of
+from pytest_memaslap.model.metrics import (
+    ENGINE_GROUPS,
+    LATENCY_METRICS,
+    parse_metric,
+    percentile_label,
+    percentile_of,
+)
 from pytest_memaslap.model.workload import COMMANDS, Workload
 from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.results import CommandStats, PhaseStats, ShardResult
@@ -40,10 +46,15 @@ class CommandResult:
 
     @classmethod
     def from_stats(cls, name: str, stats: CommandStats, duration: float) -> CommandResult:
+        """The command's numbers; where the engine tracked the exact min and max, no percentile (a bucket's
+        midpoint) is reported beyond them."""
         latency_us = stats.latency.summary_us()
+        spectrum = stats.latency.spectrum_us()
         if stats.max_ns:  # exact, where the engine tracked them (the histogram's are its buckets' midpoints)
-            latency_us["min"] = round(stats.min_ns / 1000.0, 3)
-            latency_us["max"] = round(stats.max_ns / 1000.0, 3)
+            low, high = round(stats.min_ns / 1000.0, 3), round(stats.max_ns / 1000.0, 3)
+            latency_us = {k: v if k in ("mean", "stdev") else min(max(v, low), high) for k, v in latency_us.items()}
+            latency_us["min"], latency_us["max"] = low, high
+            spectrum = [(q, min(max(us, low), high)) for q, us in spectrum[:-1]] + [(100.0, high)]
         return cls(
             name,
             stats.ops,
@@ -54,18 +65,22 @@ class CommandResult:
             stats.bytes_received,
             duration,
             latency_us,
-            stats.latency.spectrum_us(),
+            spectrum,
             stats.latency,
             dict(stats.abandoned),
         )
 
     def percentile(self, q: float) -> float:
-        """Any percentile (0 < q < 100) in µs, from the histogram."""
-        return round(self.histogram.percentile(q) / 1000.0, 3)
+        """Any percentile (0 < q < 100) in µs, from the histogram (within the exact min and max, where known)."""
+        value = round(self.histogram.percentile(q) / 1000.0, 3)
+        if "min" in self.latency_us:
+            value = min(max(value, self.latency_us["min"]), self.latency_us["max"])
+        return value
 
     def latency_with(self, percentiles: tuple[float, ...]) -> dict[str, float]:
-        """``latency_us`` plus the asked percentiles under their own keys (``p99.99``)."""
-        extra = {percentile_key(q): self.percentile(q) for q in percentiles}
+        """``latency_us`` plus each asked percentile under its own name, ``p`` and the number (``p99.9``,
+        ``p99.99``), beside the fixed keys (``p999`` stays: it is the same number)."""
+        extra = {percentile_label(q): self.percentile(q) for q in percentiles}
         return {**self.latency_us, **{k: v for k, v in extra.items() if k not in self.latency_us}}
 
     @property
