@@ -584,3 +584,19 @@ def test_other_plugins_hear_of_each_judged_result_and_can_change_the_json(pytest
     name = "test_other_plugins_hear_of_each_judged_result_and_can_change_the_json.py"
     assert lines == [f"{name}::test_a 500 True", f"{name}::test_b 500 False"]  # once each, judged
     assert json.loads((pytester.path / "r.json").read_text())["build"] == "1234"
+
+
+def test_keys_too_short_in_a_mixture_fail_collection(pytester, no_new_memcached):
+    """A key_size mixture whose smallest keys cannot hold the prefix and index fails at collection, not at run."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slap(key_size=[(10, 20, 0.5), (100, 120, 0.5)], keys=2000)
+        def test_it(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*key_size: keys of 10 bytes are too short for 2000 keys*use key_size of at least*"])

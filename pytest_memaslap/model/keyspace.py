@@ -63,6 +63,17 @@ def min_key_size(prefix: str, keys: int) -> int:
     return len(prefix) + len(base36(max(keys - 1, 0)))
 
 
+def check_key_size(key_size: SizeSpec, keys: int, prefix: str) -> None:
+    """Every key must stay distinct under ``prefix``: the smallest key size must hold the prefix and the index."""
+    needed = min_key_size(prefix, keys)
+    smallest = min(low for low, _, _ in key_size)
+    if smallest < needed:
+        raise WorkloadError(
+            f"key_size: keys of {smallest} bytes are too short for {keys} keys under the prefix "
+            f"{prefix!r}; use key_size of at least {needed} (or fewer keys)"
+        )
+
+
 def build_keys(prefix: str, indices: range, key_size: SizeSpec, rng: random.Random) -> list[bytes]:
     """The keys of ``indices``: prefix, base-36 index, then ``-`` and filler up to the drawn size."""
     return make_keys(prefix, indices, key_sizes(prefix, indices, key_size, rng))
@@ -199,3 +210,6 @@ def call_off_key(token: str) -> str:
 def key_prefix(token: str, item_index: int, call: int) -> str:
     """The prefix of every key of one slap() call; equal on all shards of that call."""
     return f"s{token}{base36(item_index)}_{base36(call)}:"
+
+
+SHORTEST_PREFIX = key_prefix("0000", 0, 1)  # (a run's first test's first call: no call's prefix is shorter)

@@ -12,7 +12,7 @@ from pytest_memaslap.memcached.sasl import workload_problem
 from pytest_memaslap.memcached.server import MemcachedServer
 from pytest_memaslap.model.allowances import Allowance
 from pytest_memaslap.model.capacity import CapacitySearch
-from pytest_memaslap.model.keyspace import min_key_size
+from pytest_memaslap.model.keyspace import check_key_size
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.thresholds import Threshold, ThresholdError, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
@@ -157,7 +157,7 @@ class Slap:
         """This call's workload, with every check that needs the server or the call: before any load runs."""
         workload = Workload.from_args(overrides, base=self.workload) if overrides else self.workload
         parse_all(tuple(t.expr for t in self.thresholds), workload.measured_commands())
-        check_key_size(workload, round_prefix(prefix, self.max_rounds, self.max_rounds))
+        check_key_size(workload.key_size, workload.keys, round_prefix(prefix, self.max_rounds, self.max_rounds))
         for server in filter(None, (self.server, self.versus)):
             check_item_size(workload, server)
             if workload.transport == "udp" and server.udp is False:
@@ -218,17 +218,6 @@ def check_shards(workload: Workload, shard: ShardPlan, servers: int = 1) -> None
     if shard.count > 1 and workload.keys < shard.count:
         raise WorkloadError(
             f"keys={workload.keys}: a keyspace too small for {shard.count} shards; use at least {shard.count} keys"
-        )
-
-
-def check_key_size(workload: Workload, prefix: str) -> None:
-    """Every key must stay distinct under the call's prefix: the smallest key size must hold the prefix and index."""
-    needed = min_key_size(prefix, workload.keys)
-    smallest = min(low for low, _, _ in workload.key_size)
-    if smallest < needed:
-        raise WorkloadError(
-            f"key_size: keys of {smallest} bytes are too short for {workload.keys} keys under the prefix "
-            f"{prefix!r}; use key_size of at least {needed} (or fewer keys)"
         )
 
 

@@ -18,6 +18,7 @@ import pytest
 from pytest_memaslap import hotpath
 from pytest_memaslap.memcached.server import MemcachedServer, ServerError, ServerPool
 from pytest_memaslap.model.capacity import CapacitySearch
+from pytest_memaslap.model.keyspace import SHORTEST_PREFIX, check_key_size
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.thresholds import ThresholdError, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
@@ -160,6 +161,7 @@ def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
         slap_kwargs = {**load_config(item.path.parent / config), **slap_kwargs}
     workload = Workload.from_args(slap_kwargs, also_allowed=("config",))
     workload = Workload.from_args(dict(session.settings.workload_overrides), base=workload)
+    check_key_size(workload.key_size, workload.keys, SHORTEST_PREFIX)  # (at collection; the run checks its own)
     exprs: tuple[Any, ...] = ()
     for mark in item.iter_markers("slap_thresholds"):
         if mark.kwargs:
