@@ -55,6 +55,29 @@ def test_the_search_stops_at_max_steps_and_at_its_time_limit():
     assert by_steps.stopped_by == "max_steps" and by_steps.steps == 3 and by_steps.capacity == 4_000
     by_time = _run_planner(_search(start="1k", step="2s", time_limit="7s"), server_capacity=1e9, step_s=2.0)
     assert by_time.stopped_by == "time_limit" and by_time.steps == 3
+    assert by_steps.lower_bound and by_time.lower_bound  # (no step failed: the capacity is at least this)
+    assert not _run_planner(_search(start="1k", max_steps=6), server_capacity=5_000).lower_bound
+
+
+def test_a_capacity_that_is_a_lower_bound_reads_so_and_thresholds_know_it():
+    from pytest_memaslap.engine.hot.recorder import PhaseRecorder
+    from pytest_memaslap.model.thresholds import Threshold
+    from pytest_memaslap.model.workload import Workload
+    from pytest_memaslap.stats.result import SlapResult
+    from pytest_memaslap.stats.results import ShardResult
+    from pytest_memaslap.stats.verdicts import judge_threshold
+
+    raw = ShardResult()
+    raw.phases["measured"] = PhaseRecorder(("get",), 0).finish(1_000_000_000)
+    raw.capacity = {"slo": ["p99 < 1ms"], "ops_per_sec": 4000.0, "lower_bound": True, "stopped_by": "max_steps"}
+    result = SlapResult(Workload(), raw)
+    assert judge_threshold(Threshold.parse("capacity >= 3k"), result).passed
+    undecided = judge_threshold(Threshold.parse("capacity >= 5k"), result)
+    assert undecided.inconclusive and "the capacity is at least" in undecided.why
+    assert undecided.row()[3] == "at least 4,000 ops/s" and undecided.to_dict()["interval"]["high"] is None
+    assert judge_threshold(Threshold.parse("capacity <= 3k"), result).failed
+    raw.capacity["lower_bound"] = False
+    assert judge_threshold(Threshold.parse("capacity >= 5k"), result).failed
 
 
 def test_a_server_that_fails_the_first_step_is_searched_downwards_to_zero():

@@ -134,6 +134,7 @@ class CapacityRunner(ShardRunner):
         self.result.capacity = {
             "slo": [rule.expr for rule in self.search.slo],
             "ops_per_sec": round(capacity, 1),
+            "lower_bound": planner.lower_bound,  # (no step failed: the capacity is at least this)
             "stopped_by": planner.stopped_by,
             "steps": [step for _, _, step in self.steps],
         }

@@ -207,6 +207,12 @@ class CapacityPlanner:
         """The highest rate that passed (0 when none did)."""
         return self.good or 0.0
 
+    @property
+    def lower_bound(self) -> bool:
+        """No step failed: the search stopped (at its limit, steps or time) below where the server would have
+        broken the SLO, so the capacity is at least ``capacity``, not the highest rate the server keeps."""
+        return self.bad is None and self.good is not None
+
 
 def step_passed(sent: int, step_s: float, answered: int, elapsed_s: float, slo_passed: bool) -> bool:
     """A step passes when it kept the SLO and the server took its rate.

@@ -144,7 +144,8 @@ class Verdict:
         measured = None if self.measured != self.measured else round(self.measured, 6)
         interval = None
         if self.interval is not None:
-            interval = {"low": round(self.interval[0], 6), "high": round(self.interval[1], 6), "method": self.method}
+            low, high = (round(end, 6) if math.isfinite(end) else None for end in self.interval)  # (null: unbounded)
+            interval = {"low": low, "high": high, "method": self.method}
         return {
             "expr": self.threshold.expr,
             "measured": measured,
@@ -160,6 +161,8 @@ class Verdict:
         measured = "not measured" if self.measured != self.measured else t.format_value(self.measured)
         if self.interval is None:
             interval = "exact" if self.method == "exact" else "-"
+        elif not math.isfinite(self.interval[1]):
+            interval = f"at least {t.format_value(self.interval[0])}"
         else:
             interval = f"{t.format_value(self.interval[0])} .. {t.format_value(self.interval[1])}"
         return (t.expr, f"{t.op} {t.format_value(t.required)}", measured, interval, self.text)

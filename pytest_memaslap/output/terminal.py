@@ -40,7 +40,7 @@ def _throughput(outcome: CallOutcome) -> str:
         staged = ", staged" if result.workload.stages else ""
         text += f" of {target:,.0f}{staged} (send lag p99 {result.send_lag_us()['p99']:,.0f} µs)"
     if result.raw.capacity:
-        text += " at capacity"
+        text += " at capacity" + (" (a lower bound: no step failed)" if result.raw.capacity.get("lower_bound") else "")
     if result.rounds:
         spread = spread_pct([r.ops_per_sec for r in result.rounds])
         text += f" ({len(result.rounds)} rounds, spread {'n/a' if spread == float('inf') else f'{spread:.1f}%'})"
@@ -111,8 +111,9 @@ def capacity_tables(outcomes: list[CallOutcome]) -> list[str]:
             )
             for number, step in enumerate(search["steps"], start=1)
         ]
+        at_least = "at least " if search.get("lower_bound") else ""
         title = (
-            f"{outcome.key}: capacity {search['ops_per_sec']:,.0f} ops/s under {' and '.join(search['slo'])} "
+            f"{outcome.key}: capacity {at_least}{search['ops_per_sec']:,.0f} ops/s under {' and '.join(search['slo'])} "
             f"({len(rows)} steps, stopped by {str(search['stopped_by']).replace('_', ' ')})"
         )
         headers = ("step", "rate/s", "achieved/s", "p50 µs", "p99 µs", "p99.9 µs", "errors", "verdict")

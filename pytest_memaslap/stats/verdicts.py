@@ -135,7 +135,9 @@ def judge_threshold(threshold: Threshold, result: SlapResult) -> Verdict:
     why = ""
     if state == INCONCLUSIVE:
         why = "the interval straddles the limit"
-        if interval.method == "rounds":
+        if interval.method == "lower bound":
+            why = "no step of the search failed: the capacity is at least the measured rate"
+        elif interval.method == "rounds":
             more = threshold_more_rounds(interval, threshold.required)
             why += f"; about {more} more rounds would likely decide" if more else "; the limit sits on the estimate"
     verdict = Verdict(threshold, measured, state, (interval.low, interval.high), interval.method, why)
@@ -185,6 +187,9 @@ def metric_interval(result: SlapResult, name: str) -> Interval | None:
     value = read_metric(result, name)
     if value != value:
         return None
+    if metric.metric == "capacity":  # (a search is one run: its answer is exact, or a lower bound when no step failed)
+        lower_bound = bool(result.raw.capacity and result.raw.capacity.get("lower_bound"))
+        return Interval(value, value, math.inf, "lower bound", 1) if lower_bound else exact(value)
     seconds = result.raw.measured.timeline[: int(result.duration)]  # (whole seconds: the last may be partial)
     q = metric.percentile
     if q is not None:
