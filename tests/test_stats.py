@@ -259,3 +259,21 @@ def test_asked_percentiles_are_keyed_by_their_number():
         stats.latency.record(1000 + i)
     keys = CommandResult.from_stats("get", stats, 1.0).latency_with((50.0, 75.0, 99.9, 99.99))
     assert {"p50", "p75", "p99.9", "p99.99", "p999"} <= set(keys) and keys["p99.9"] == keys["p999"]
+
+
+def test_a_single_long_stall_of_the_load_generator_is_flagged_with_its_length():
+    """A 3 s stop of the load process shows in max loop lag, not in p99: it is named all the same."""
+    from pytest_memaslap.model.workload import Workload
+    from pytest_memaslap.stats.result import SlapResult
+    from pytest_memaslap.stats.results import CommandStats
+
+    raw = ShardResult()
+    stats = CommandStats(ops=1000)
+    stats.latency.record(100_000, 1000)
+    raw.measured.commands["get"] = stats
+    raw.measured.elapsed_s = 10.0
+    for _ in range(1000):
+        raw.loop_lag.record(20_000)
+    raw.loop_lag.record(3_000_000_000)
+    result = SlapResult(Workload.from_args({"commands": {"get": 1.0}}), raw, "")
+    assert result.limited_by_load_generator() == "its event loop stalled once for 2,995 ms"  # (a bucket of 0.4 %)

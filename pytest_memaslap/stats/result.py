@@ -24,6 +24,7 @@ from pytest_memaslap.stats.results import CommandStats, PhaseStats, ShardResult
 
 SATURATED_CPU_PCT = 90.0  # a load process this busy is likely the bottleneck
 SATURATED_LAG_US = 1000.0  # ... as is one whose loop leaves ready work waiting this long (p99)
+STALL_US = 100_000.0  # ... and one that stalled once this long (its loop, or its machine): rare, but in the tails
 RATE_KEPT = 0.98  # an open loop that achieved less than this share of its target rate fell behind
 
 
@@ -236,7 +237,8 @@ class SlapResult:
         capacity search's), its
         event loop late by a millisecond or more at p99, the machine itself
         stalling as long (the hiccup meter's sleeps, late by 1 ms or more
-        at p99), or an open loop short of its target rate by more than 2 %.
+        at p99), a single stall of its loop or machine of 100 ms or more, or an
+        open loop short of its target rate by more than 2 %.
         """
         raw, reasons = self.raw, []
         open_loop = self.workload.open_loop or raw.capacity is not None
@@ -251,6 +253,11 @@ class SlapResult:
             p99_us = histogram.percentile(99.0) / 1000.0
             if p99_us >= SATURATED_LAG_US:
                 reasons.append(reason.format(p99_us / 1000.0))
+        stalls = ((raw.loop_lag, "its event loop"), (raw.hiccups, "its machine"))
+        for histogram, who in stalls:  # a single long stop that p99 does not see, with its length
+            longest_us = histogram.max() / 1000.0
+            if longest_us >= STALL_US and histogram.percentile(99.0) / 1000.0 < SATURATED_LAG_US:
+                reasons.append(f"{who} stalled once for {longest_us / 1000.0:,.0f} ms")
         target = self.target_rate()
         if target and self.ops_per_sec < target * RATE_KEPT:
             reasons.append(f"{self.ops_per_sec:,.0f} of the {target:,.0f} requests/s asked for")
