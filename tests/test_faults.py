@@ -86,3 +86,67 @@ def test_a_link_down_for_a_second_and_a_half_stalls_the_load_and_loses_nothing(n
     assert out["errors"] == 0, out
     assert out["requests"] == reached, (out, reached)  # nothing lost on the way, nothing sent twice
     assert out["max_us"] >= 1.2e6, out  # the requests in flight while the link was down waited for it
+
+
+class CuttingRelay:
+    """A TCP relay to memcached that cuts each client connection after ``limit`` bytes from the client (as a proxy
+    that drops a connection mid-run does); connections opened after ``cut_until`` pass whole."""
+
+    def __init__(self, upstream: tuple[str, int], limit: int) -> None:
+        import socket
+
+        self.upstream, self.limit = upstream, limit
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cutting = True
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            limit = self.limit if self.cutting else None
+            threading.Thread(target=self._pipe, args=(client, server, limit), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, None), daemon=True).start()
+
+    def _pipe(self, source, sink, limit) -> None:  # noqa: ANN001 - a test helper
+        moved = 0
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+                moved += len(data)
+                if limit is not None and moved > limit:
+                    self.cuts += 1
+                    self.cutting = False  # (the cleanup's fresh connections pass whole)
+                    break
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_failed_run_still_deletes_its_keys_with_cleanup(own_server):
+    """A connection cut mid-run fails the run; --slap-cleanup still deletes what the run wrote (fresh connections)."""
+    relay = CuttingRelay((own_server.host, own_server.port), limit=300_000)
+    try:
+        workload = Workload.from_args(
+            {"duration": "3s", "connections": 4, "keys": 1000, "preload": True, "value_size": 1000}
+        )
+        with pytest.raises(SlapRunError):
+            run_shard(workload, Target("127.0.0.1", relay.port), "cut:", cleanup=True)
+        assert relay.cuts >= 1
+    finally:
+        relay.close()
+    assert int(own_server.stats()["curr_items"]) == 0

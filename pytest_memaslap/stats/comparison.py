@@ -80,7 +80,8 @@ class Row:
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
+    """JSON has no infinity (a change from 0 errors to some): null, beside the verdict that says what it was."""
+    return None if value is None or not math.isfinite(value) else round(value, 6)
 
 
 def centre(values: Sequence[float]) -> float | None:
