@@ -93,3 +93,35 @@ def test_a_name_that_does_not_resolve_is_one_message():
     assert "cannot connect to memcached at nohost.invalid:1" in done.stderr
     assert "never retrieved" not in done.stderr and "Traceback" not in done.stderr
     assert "Total Statistics" not in done.stdout  # nothing ran: no empty report
+
+
+def test_a_server_that_answers_junk_is_named_at_once():
+    """A scripted socket that answers every request with a greeting: refused as the plugin refuses it, not after a
+    no-reply timeout."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            with client:
+                client.recv(4096)
+                client.sendall(b"HELLO there\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        started = time.monotonic()
+        done = _run("-s", f"127.0.0.1:{port}", "-t", "2s", "-c", "1")
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+    assert done.returncode == 2, done.stderr
+    assert "answered b'HELLO there\\r\\n' to `version`: is it a memcached server?" in done.stderr
+    assert elapsed < 30 and "Traceback" not in done.stderr

@@ -28,7 +28,7 @@ from pytest_memaslap.memcached.sasl import (
     credentials_from,
     workload_problem,
 )
-from pytest_memaslap.memcached.server import ServerError, item_size_limit, parse_addresses
+from pytest_memaslap.memcached.server import ServerError, item_size_limit, parse_addresses, version_of
 from pytest_memaslap.model.keyspace import new_token
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.shard_plan import ShardPlan
@@ -156,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sasl = sasl_from(args, workload)
         targets = [Target(host, port, sasl=sasl) for host, port in servers]
         every = int(_duration(args.stat_freq, "-S/--stat_freq")) if args.stat_freq else 0
+        check_servers(targets)
         check_item_size(workload, targets)
     except UsageError as exc:
         parser.exit(2, f"memaslap-py: error: {exc}\n")
@@ -173,6 +174,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print(final_report(raw, workload, args.verbose))
     return 0
+
+
+def check_servers(targets: list[Target]) -> None:
+    """A server that answers ``version`` with something else is refused at once, as the plugin refuses it.
+
+    (One that does not answer at all is left to the run, which says it cannot connect.)
+    """
+    for target in targets:
+        try:
+            version_of(target.host, target.port, 5.0, target.tls, target.sasl)
+        except ServerError as exc:
+            raise UsageError(f"-s/--servers: {exc}") from None
+        except OSError:
+            continue
 
 
 def check_item_size(workload: Workload, targets: list[Target]) -> None:

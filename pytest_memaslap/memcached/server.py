@@ -287,7 +287,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _version(
+def version_of(
     host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
 ) -> str:
     """One real request: ``version`` (over TLS with a context; logged in under SASL). OSError until it answers."""
@@ -359,7 +359,7 @@ def start_server(
             if process.poll() is not None:
                 break
             try:
-                server.version = _version("127.0.0.1", port, timeout=1.0, tls=tls, sasl=sasl)
+                server.version = version_of("127.0.0.1", port, timeout=1.0, tls=tls, sasl=sasl)
                 return server
             except OSError:
                 time.sleep(0.02)
@@ -393,7 +393,7 @@ def connect_external(
     versions = []
     for host, port in servers:
         try:
-            versions.append(_version(host, port, timeout, tls, sasl))
+            versions.append(version_of(host, port, timeout, tls, sasl))
         except ssl.SSLError as exc:
             raise ServerError(
                 f"--memcached={address}: the TLS handshake with {format_address(host, port)} failed: "
