@@ -53,6 +53,13 @@ def test_periodic_statistics_and_a_config_file(memcached_server, tmp_path):
     assert "set_prop=0.50" in done.stdout and "get_prop=0.50" in done.stdout
 
 
+def test_shard_processes_print_every_period_the_last_one_too(memcached_server):
+    """-T 2 -S 1s for 3 s: three periods, as with one process (the last was lost when the shards ended)."""
+    done = _run("-s", memcached_server.address, "-t", "3s", "-S", "1s", "-T", "2", "-c", "4")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("Period ") == 3, done.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

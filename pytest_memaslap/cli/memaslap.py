@@ -248,7 +248,7 @@ def run(workload: Workload, targets: list[Target], threads: int, report: Report)
         return _collect(processes, results, workload)
     finally:
         if poller is not None:
-            poller.stop()
+            poller.stop(last_look=True)  # (the last period, which the shards published as they ended)
         for process in processes:
             process.join(timeout=5)
             if process.is_alive():

@@ -269,6 +269,15 @@ class ProgressPoller(RecordPoller):
         self._seen: dict[str, tuple[str, int]] = {}  # key -> (label, done) last taken from it
         self._pending: dict[tuple[str, int], tuple[Period, int]] = {}  # (label, done) -> (merged, polls waited)
 
+    def stop(self, last_look: bool = False) -> None:
+        """Stop polling; with ``last_look``, read once more and print every period still waiting (the last one,
+        which the shards published as they ended)."""
+        super().stop(last_look)
+        if last_look:
+            for ident, (period, _) in sorted(self._pending.items(), key=lambda item: item[0][1]):
+                self.emit(period)
+            self._pending.clear()
+
     def _merge(self, records: dict[str, Any]) -> None:
         """Merge new records into their periods; print each period once all its shards are in (or it waited)."""
         for key, raw in records.items():

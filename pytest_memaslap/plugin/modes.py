@@ -225,7 +225,7 @@ class Controller(Mode):
 
     def close(self) -> None:
         if self.progress is not None:
-            self.progress.stop()
+            self.progress.stop(last_look=True)  # (every test has ended: the workers' last periods are in)
         if self.live is not None:
             self.live.stop(last_look=True)  # (every test has ended: the workers' last totals are in)
 
