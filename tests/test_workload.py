@@ -147,3 +147,12 @@ def test_a_keyspace_or_connection_count_too_small_for_the_shards_is_refused():
     with pytest.raises(WorkloadError, match="connections=2: fewer than the 4 shards"):
         check_shards(Workload.from_args({"keys": 100, "connections": 2}), ShardPlan(0, 4))
     check_shards(Workload.from_args({"keys": 4, "connections": 4}), ShardPlan(0, 4))
+
+
+def test_verify_with_append_or_prepend_is_refused():
+    """They grow values by bytes verify cannot expect: 1,096 false corruptions in a 1 s run before."""
+    from pytest_memaslap.model.workload import Workload, WorkloadError
+
+    with pytest.raises(WorkloadError, match="verify: checks a get's value .* append, prepend change values"):
+        Workload.from_args({"commands": {"get": 0.8, "append": 0.1, "prepend": 0.1}, "verify": 0.1})
+    assert Workload.from_args({"commands": {"get": 0.8, "append": 0.2}}).verify == 0

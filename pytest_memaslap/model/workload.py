@@ -256,6 +256,12 @@ class Workload:
             raise WorkloadError(f"division={self.division}: at most {MAX_DIVISION} keys per get")
         if self.division > 1 and self.verify > 0:
             raise WorkloadError("verify: checks single-key gets; use division=1 with verify (or verify=0)")
+        growing = sorted(set(self.command_names()) & {"append", "prepend"})
+        if self.verify > 0 and growing:
+            raise WorkloadError(
+                f"verify: checks a get's value against what set wrote; {', '.join(growing)} change values in ways "
+                "it cannot know (another connection's bytes may land first), so drop them from the mix or use verify=0"
+            )
         if self.expire > 0 and "set" not in self.command_names():
             raise WorkloadError("expire: applies to sets (a proportion of them get a TTL), and the mix has none")
         ttl_changing = sorted(set(self.command_names()) & {"add", "replace", "append", "prepend", "touch", "cas"})
