@@ -132,3 +132,10 @@ def test_a_server_that_answers_junk_is_named_at_once():
     assert done.returncode == 2, done.stderr
     assert "answered b'HELLO there\\r\\n' to `version`: is it a memcached server?" in done.stderr
     assert elapsed < 30 and "Traceback" not in done.stderr
+
+
+def test_a_fill_the_server_cannot_hold_is_refused_at_once(own_server):
+    """-X 500000 on a 64 MB server: refused with the numbers (it was still filling after 30 s)."""
+    done = _run("-s", own_server.address, "-X", "500000", "-t", "3s")
+    assert done.returncode == 2, done.stderr
+    assert "the fill before gets: the preload of" in done.stderr and "stores at most 67 MB" in done.stderr

@@ -600,3 +600,22 @@ def test_keys_too_short_in_a_mixture_fail_collection(pytester, no_new_memcached)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*key_size: keys of 10 bytes are too short for 2000 keys*use key_size of at least*"])
+
+
+def test_a_preload_the_server_cannot_hold_is_refused_before_any_load(pytester):
+    """200k keys of 1 kB into a 64 MB memcached: refused with the numbers, instead of evicting for minutes."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.memcached(memory=64)
+        @pytest.mark.slap(duration="1s", keys=200_000, value_size=1000, preload=True)
+        def test_it(slap):
+            slap()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*keys=200000, preload=True: the preload of 200,000 keys needs about 2*MB*stores at most 67 MB*-m*"]
+    )

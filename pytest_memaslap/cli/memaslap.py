@@ -28,7 +28,7 @@ from pytest_memaslap.memcached.sasl import (
     credentials_from,
     workload_problem,
 )
-from pytest_memaslap.memcached.server import ServerError, item_size_limit, parse_addresses, version_of
+from pytest_memaslap.memcached.server import ServerError, item_size_limit, memory_limit, parse_addresses, version_of
 from pytest_memaslap.model.keyspace import new_token
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.shard_plan import ShardPlan
@@ -199,6 +199,11 @@ def check_item_size(workload: Workload, targets: list[Target]) -> None:
         raise UsageError(
             f"value size (-X/--fixed_size or -F): {problem}; use a smaller -X, or start memcached with a larger -I"
         )
+    memories = [memory_limit(t.host, t.port, 5.0, t.tls, t.sasl) for t in targets]
+    total = None if any(m is None for m in memories) else sum(m or 0 for m in memories)
+    problem = workload.too_large_to_preload(total)
+    if problem:
+        raise UsageError(f"the fill before gets: {problem}; use a smaller -X, fewer connections or a larger -m")
 
 
 # -- running -------------------------------------------------------------------

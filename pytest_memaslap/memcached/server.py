@@ -182,6 +182,11 @@ class MemcachedServer:
         known = [limit for limit in limits if limit is not None]
         return min(known) if known else None
 
+    def memory_limit(self) -> int | None:
+        """The bytes all the servers store at most (their ``-m`` summed); None when one of them does not say."""
+        limits = [memory_limit(host, port, 5.0, self.tls, self.sasl) for host, port in self.servers]
+        return None if any(limit is None for limit in limits) else sum(limit or 0 for limit in limits)
+
     def flush(self) -> None:
         """``flush_all``: only on a server the plugin started, or with --slap-allow-flush."""
         if not (self.owned or self.allow_flush):
@@ -263,18 +268,38 @@ def item_size_limit(
     answer ERROR. The load then runs unchecked, and values too large for the
     servers behind it count as errors of their command.
     """
+    return server_stat(host, port, "settings", "item_size_max", timeout, tls, sasl)
+
+
+def memory_limit(
+    host: str, port: int, timeout: float = 5.0, tls: ssl.SSLContext | None = None, sasl: SaslCredentials | None = None
+) -> int | None:
+    """The bytes a server stores at most (``stats``' ``limit_maxbytes``, its ``-m``); None when it does not say."""
+    return server_stat(host, port, "", "limit_maxbytes", timeout, tls, sasl)
+
+
+def server_stat(
+    host: str,
+    port: int,
+    section: str,
+    name: str,
+    timeout: float = 5.0,
+    tls: ssl.SSLContext | None = None,
+    sasl: SaslCredentials | None = None,
+) -> int | None:
+    """One whole-number statistic of ``stats SECTION``; None when the server (or a proxy) does not give it."""
     from pymemcache.exceptions import MemcacheError
 
     from pytest_memaslap.memcached.control import control_client
 
     client = control_client(host, port, timeout, tls, sasl)
     try:
-        settings = client.stats("settings")
+        stats = client.stats(section) if section else client.stats()
     except (MemcacheError, OSError, SaslError):
         return None
     finally:
         client.close()
-    value: Any = settings.get(b"item_size_max", settings.get("item_size_max"))  # type: ignore[call-overload]
+    value: Any = stats.get(name.encode(), stats.get(name))  # type: ignore[call-overload]
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -309,6 +309,27 @@ class Workload:
     def max_value_size(self) -> int:
         return max(high for _, high, _ in self.value_size)
 
+    def preload_bytes(self) -> int:
+        """About what the preload stores: every key with its mean key and value size and memcached's per-item
+        overhead (0 without a preload)."""
+        if not self.preload:
+            return 0
+        mean_key = sum((low + high) / 2 * share for low, high, share in self.key_size)
+        mean_value = sum((low + high) / 2 * share for low, high, share in self.value_size)
+        return int(self.keys * (mean_key + mean_value + ITEM_OVERHEAD))
+
+    def too_large_to_preload(self, memory_limit: int | None) -> str | None:
+        """Why the preload cannot fit servers that store ``memory_limit`` bytes (None: it fits, or the limit
+        is unknown): a preload far past memory evicts as it writes and can run for hours."""
+        needed = self.preload_bytes()
+        if memory_limit is None or needed <= memory_limit:
+            return None
+        return (
+            f"the preload of {self.keys:,} keys needs about {needed / 1e6:,.0f} MB (mean key and value sizes plus "
+            f"{ITEM_OVERHEAD} bytes an item), but the server stores at most {memory_limit / 1e6:,.0f} MB "
+            "(stats limit_maxbytes)"
+        )
+
     def oversized_items(self, item_size_max: int | None) -> str | None:
         """Why the values would not fit a server storing items up to ``item_size_max`` bytes (None: they fit).
 

@@ -274,7 +274,7 @@ class ProgressPoller(RecordPoller):
         which the shards published as they ended)."""
         super().stop(last_look)
         if last_look:
-            for ident, (period, _) in sorted(self._pending.items(), key=lambda item: item[0][1]):
+            for _, (period, _) in sorted(self._pending.items(), key=lambda item: item[0][1]):
                 self.emit(period)
             self._pending.clear()
 

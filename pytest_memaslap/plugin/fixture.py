@@ -222,7 +222,14 @@ def check_shards(workload: Workload, shard: ShardPlan, servers: int = 1) -> None
 
 
 def check_item_size(workload: Workload, server: MemcachedServer) -> None:
-    """Refuse values the server would reject as too large, before any load runs (when it says its limit)."""
+    """Refuse values the server would reject as too large, and a preload it cannot hold, before any load runs
+    (when it says its limits)."""
     problem = workload.oversized_items(server.item_size_max())
     if problem:
         raise WorkloadError(f"value_size: {problem}; lower value_size, or start memcached with a larger -I")
+    problem = workload.too_large_to_preload(server.memory_limit())
+    if problem:
+        raise WorkloadError(
+            f"keys={workload.keys}, preload=True: {problem}; use fewer keys or smaller values, or give memcached "
+            "more memory (-m, --memcached-memory)"
+        )
