@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import asyncio
 import gc
+import math
 import random
 import time
 import warnings
@@ -33,6 +34,7 @@ from pytest_memaslap.engine.udp import UdpEndpoint
 from pytest_memaslap.engine.watchdog import StallWatchdog
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import SaslError
+from pytest_memaslap.memcached.server import ServerError, version_of
 from pytest_memaslap.model.keyspace import ValueSource, counter_keys, key_slice
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import COUNTER_COMMANDS, Workload
@@ -49,6 +51,11 @@ RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
 CLEANUP_AFTER_INTERRUPT_S = 5.0  # how long an interrupted run may spend deleting its keys (--slap-cleanup)
 CANCEL_TIMEOUT_S = 1.0  # how long cancelled connection attempts may take to end
+# a preload ends within this, or fails: at least PRELOAD_MIN_S, longer for keyspaces that need more at 1000 keys/s
+PRELOAD_MIN_S = 120.0
+PRELOAD_MIN_RATE = 1000.0
+ONLY_ERRORS_MIN_S = 3  # whole seconds in which every reply was an error, at the least, before the run ends
+PROBE_TIMEOUT_S = 1.0  # how long the run waits for a failing server's answer to ``version``, to quote it
 
 
 class ShardRunner:
@@ -320,7 +327,18 @@ class ShardRunner:
             share = self._share(i)
             source = PreloadSource(keys, share, key_base, values, 0, self.counters, self.codec)
             idle.append(connection.begin(source, source.count, max(self.workload.window, PRELOAD_DEPTH)))
-        await self._wait(asyncio.gather(*idle))
+        keys_here = sum(len(self._share(i)) for i in range(len(self.connections)))
+        limit_s = max(PRELOAD_MIN_S, keys_here / PRELOAD_MIN_RATE)
+        done = asyncio.gather(*idle)
+        await self._wait(asyncio.shield(done), until_ns=perf_counter_ns() + int(limit_s * 1e9))
+        if not done.done():
+            self._stop(self.connections)
+            answered = any(c[RECEIVED] for c in self.recorder.counters)
+            raise SlapRunError(
+                f"preload: not done within {limit_s:,.0f} s ({keys_here:,} keys on this shard, at least "
+                f"{PRELOAD_MIN_RATE:,.0f} a second expected{'' if answered else '; no reply at all'}): the server "
+                f"at {self.target} is too slow for this keyspace; use fewer keys, or preload=False"
+            )
         self._end_phase("preload", perf_counter_ns())
 
     async def _cleanup(self, keys: list[bytes]) -> None:
@@ -530,6 +548,35 @@ class ShardRunner:
         self._publish_seconds()
         self._schedule_tick()
         self.result.periodic["timeline_close"].record(time.thread_time_ns() - started)
+        self._check_only_errors()
+
+    def _check_only_errors(self) -> None:
+        """End the run when every reply was an error for the last seconds (a server answering junk, or refusing
+        every request): each junk reply would otherwise count as a sign of life and the run never end."""
+        need = max(ONLY_ERRORS_MIN_S, math.ceil(self.workload.timeout))
+        seconds = self.recorder.timeline[-need:]
+        if len(seconds) < need or not all(s.ops and s.errors >= s.ops for s in seconds):
+            return
+        if self._failure is None or self._failure.done():
+            return
+        errors = sum(s.errors for s in seconds)
+        self._failure.set_result(
+            f"every reply of memcached at {self.target} for {need} s was an error ({errors:,} replies): {self._probe()}"
+        )
+
+    def _probe(self) -> str:
+        """What the failing server answers to ``version``, quoted: its first bad bytes, or that it is memcached."""
+        target = self.target
+        try:
+            version = version_of(target.host, target.port, PROBE_TIMEOUT_S, target.tls, target.sasl)
+        except ServerError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"and it does not answer `version` either ({exc.strerror or exc})"
+        return (
+            f"it answers `version` as memcached {version} does, so it refuses these requests "
+            "(CLIENT_ERROR or SERVER_ERROR: see the server's log, or the commands and sizes asked of it)"
+        )
 
     def _publish_seconds(self) -> None:
         """Hand the measured phase's newly closed seconds to ``on_second`` (live progress)."""
