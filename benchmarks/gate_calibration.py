@@ -234,6 +234,9 @@ def main() -> int:
             for number, (flow, kind) in enumerate(plan, start=1):
                 other = b if kind == "A/B" else same
                 found = run_pair(flow, kind, folder, common, a, other)
+                if not {"ops_per_sec", "get.p99"} <= set(found):
+                    print(f"[{number}/{len(plan)}] {flow} {kind}: no verdict (the session failed?): {found}", flush=True)
+                    continue
                 results.append({"flow": flow, "kind": kind, "verdicts": found})
                 ops = found["ops_per_sec"]
                 print(

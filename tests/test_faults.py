@@ -150,3 +150,84 @@ def test_a_failed_run_still_deletes_its_keys_with_cleanup(own_server):
     finally:
         relay.close()
     assert int(own_server.stats()["curr_items"]) == 0
+
+
+class JunkServer:
+    """A scripted socket that answers ``version`` as memcached does and every other line with junk."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _serve(client) -> None:  # noqa: ANN001 - a test helper
+        buffer = b""
+        with client:
+            try:
+                while data := client.recv(65536):
+                    buffer += data
+                    *lines, buffer = buffer.split(b"\r\n")
+                    client.sendall(
+                        b"".join(b"VERSION 1.6.0\r\n" if line == b"version" else b"HELLO?\r\n" for line in lines)
+                    )
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_server_answering_only_junk_ends_the_run_quoting_it(no_new_memcached):
+    """Each junk reply is a sign of life to the no-reply watchdog: the run ended only by its own errors check."""
+    server = JunkServer()
+    try:
+        workload = Workload.from_args(
+            {"duration": "60s", "connections": 2, "keys": 100, "commands": {"get": 1.0}, "preload": False}
+        )
+        started = time.monotonic()
+        with pytest.raises(
+            SlapRunError,
+            match=r"every reply of memcached at 127\.0\.0\.1:\d+ for \d+ s was an error .*: a plain `get` on a "
+            r"connection of its own was answered b'HELLO\?\\r\\n': is it a memcached server\?",
+        ):
+            run_shard(workload, Target("127.0.0.1", server.port), "junk:")
+        assert time.monotonic() - started < 30
+    finally:
+        server.close()
+
+
+def test_a_preload_too_slow_for_its_keyspace_ends_at_its_deadline(own_server, monkeypatch):
+    """Requests held 200 ms on their way (a relay): the preload would take half a minute; its deadline ends it."""
+    import subprocess
+    from pathlib import Path
+
+    from pytest_memaslap.engine import shard
+
+    monkeypatch.setattr(shard, "PRELOAD_MIN_S", 1.0)  # (at least 1000 keys a second, as always; 1 s at the least)
+    relay = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("delay_relay.py")), str(own_server.port), "200000"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert relay.stdout is not None
+        port = int(relay.stdout.readline())
+        workload = Workload.from_args({"duration": "1s", "connections": 1, "keys": 3000, "preload": True})
+        started = time.monotonic()
+        with pytest.raises(SlapRunError, match=r"preload: not done within 3 s \(3,000 keys on this shard"):
+            run_shard(workload, Target("127.0.0.1", port), "slowfill:")
+        assert time.monotonic() - started < 20
+    finally:
+        relay.terminate()
+        relay.communicate(timeout=10)

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import math
 import random
+import socket
 import time
 import warnings
 from collections.abc import Awaitable, Sequence
@@ -34,7 +35,6 @@ from pytest_memaslap.engine.udp import UdpEndpoint
 from pytest_memaslap.engine.watchdog import StallWatchdog
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import SaslError
-from pytest_memaslap.memcached.server import ServerError, version_of
 from pytest_memaslap.model.keyspace import ValueSource, counter_keys, key_slice
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import COUNTER_COMMANDS, Workload
@@ -565,18 +565,24 @@ class ShardRunner:
         )
 
     def _probe(self) -> str:
-        """What the failing server answers to ``version``, quoted: its first bad bytes, or that it is memcached."""
+        """What the failing server answers to one plain ``get``, on a connection of its own: its bad bytes quoted,
+        or that it answers as memcached does (and so refuses these requests)."""
         target = self.target
+        if target.sasl is not None or self.workload.protocol == "binary":
+            return "see the server's log"
         try:
-            version = version_of(target.host, target.port, PROBE_TIMEOUT_S, target.tls, target.sasl)
-        except ServerError as exc:
-            return str(exc)
+            with socket.create_connection((target.host, target.port), timeout=PROBE_TIMEOUT_S) as plain:
+                sock = target.tls.wrap_socket(plain, server_hostname=target.host) if target.tls else plain
+                sock.sendall(b"get slap-probe\r\n")
+                reply = sock.recv(200)
         except OSError as exc:
-            return f"and it does not answer `version` either ({exc.strerror or exc})"
-        return (
-            f"it answers `version` as memcached {version} does, so it refuses these requests "
-            "(CLIENT_ERROR or SERVER_ERROR: see the server's log, or the commands and sizes asked of it)"
-        )
+            return f"and a plain `get` on a connection of its own got no answer ({exc.strerror or exc})"
+        if reply.startswith((b"END\r\n", b"VALUE ")):
+            return (
+                "a plain `get` on a connection of its own is answered as memcached does, so it refuses these "
+                "requests (CLIENT_ERROR or SERVER_ERROR: see the server's log, or the commands and sizes asked of it)"
+            )
+        return f"a plain `get` on a connection of its own was answered {reply[:80]!r}: is it a memcached server?"
 
     def _publish_seconds(self) -> None:
         """Hand the measured phase's newly closed seconds to ``on_second`` (live progress)."""
