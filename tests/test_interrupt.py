@@ -151,3 +151,34 @@ def test_search(slap):
     (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
     assert test["interrupted"] is True
     assert len(test["capacity"]["steps"]) >= 2, test["capacity"]
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_two_quick_interrupts_still_keep_the_result_and_delete_the_keys(pytester, no_new_memcached, shards):
+    """A second Ctrl-C 0.2 s after the first (a user who presses twice) must not cut the stop short: exit 2, the
+    partial result (merged over the shards) in the JSON, the keys deleted."""
+    from test_plugin import _keys
+
+    from pytest_memaslap.memcached.server import ServerConfig, start_server
+
+    server = start_server(ServerConfig(threads=1, memory_mb=64))
+    try:
+        pytester.path.joinpath("test_long_run.py").write_text(LONG_TEST.replace("keys=1000", "keys=5000"))
+        args = ["test_long_run.py", f"--memcached={server.address}", "--slap-cleanup", "--slap-json=r.json"]
+        args += [f"--slap-shards={shards}"] if shards > 1 else []
+        with reaped(start_pytest(pytester.path, *args, new_session=True)) as process:
+            deadline = time.monotonic() + 30
+            while len(_keys(server)) < 100 and time.monotonic() < deadline:  # the load is writing its keys
+                time.sleep(0.1)
+            time.sleep(0.5)
+            os.killpg(process.pid, signal.SIGINT)  # (the whole group, as a terminal's Ctrl-C: workers too)
+            time.sleep(0.2)
+            os.killpg(process.pid, signal.SIGINT)
+            out = output_within(process, 40)
+        assert process.returncode == pytest.ExitCode.INTERRUPTED, out.decode()[-3000:]
+        assert b"Traceback" not in out, out.decode()[-3000:]
+        (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+        assert test["interrupted"] and test["ops"] > 0 and test["shards"] == shards
+        assert _keys(server) == set(), out.decode()[-2000:]
+    finally:
+        server.stop()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from types import FrameType
 from typing import Any, TypeVar
 
 try:
@@ -38,8 +42,11 @@ class _Run:
         self.interrupted = False
 
     def interrupt(self) -> None:
-        """Cancel the run from any thread: the engine keeps what it measured and ends."""
-        if self.task is not None:
+        """Cancel the run from any thread: the engine keeps what it measured and ends.
+
+        Once: a second cancel would land in the bounded stop itself (the drain, the cleanup) and cut it short.
+        """
+        if self.task is not None and not self.interrupted:
             self.interrupted = True
             self.loop.call_soon_threadsafe(self.task.cancel)
 
@@ -57,6 +64,39 @@ def interrupt_running() -> bool:
     for run in list(_running):
         run.interrupt()
     return bool(_running)
+
+
+@contextlib.contextmanager
+def first_interrupt_stops_the_run() -> Iterator[None]:
+    """While a run is under way: the first Ctrl-C stops it (what it measured is kept), later ones are noted and
+    ignored, because the stop is bounded (replies drained, keys deleted within seconds) and a second
+    KeyboardInterrupt would cut it short and lose the result. Where Ctrl-C is ignored (a background job) or
+    handled by someone else's handler, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield
+        return
+    count = 0
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            if not interrupt_running():
+                raise KeyboardInterrupt()  # (no run yet: nothing to keep)
+        elif count == 2:
+            sys.stderr.write(
+                "\npytest-memaslap: already stopping; what was measured is kept, and the stop takes seconds at most\n"
+            )
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -82,7 +122,7 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
             _running.remove(this)
 
     if not running:  # (outside the except block: an error of the run is not chained to "no running event loop")
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        with first_interrupt_stops_the_run(), asyncio.Runner(loop_factory=new_event_loop) as runner:
             try:
                 return runner.run(tracked())
             except asyncio.CancelledError:
@@ -100,8 +140,9 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     thread = threading.Thread(target=target, name="pytest-memaslap-engine")
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(0.1)  # short joins, so Ctrl-C reaches this (main) thread
+        with first_interrupt_stops_the_run():
+            while thread.is_alive():
+                thread.join(0.1)  # short joins, so Ctrl-C reaches this (main) thread
     except KeyboardInterrupt:
         if "run" in box:  # stop the load in its own thread, then report the interruption
             box["run"].interrupt()

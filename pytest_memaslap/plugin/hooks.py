@@ -8,6 +8,7 @@ each call once, ``output`` formats what is reported.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from collections.abc import Generator, Iterator
@@ -25,7 +26,7 @@ from pytest_memaslap.model.workload import Workload, WorkloadError
 from pytest_memaslap.plugin.modes import Controller, Mode, mode_for
 from pytest_memaslap.plugin.options import Settings, add_options, server_config_from_mark, shards_option
 from pytest_memaslap.plugin.session import SlapPlan, SlapSession
-from pytest_memaslap.plugin.signals import install_sigterm_handler, restore_sigterm_handler
+from pytest_memaslap.plugin.signals import install_sigterm_handler, interrupts_deferred, restore_sigterm_handler
 
 if TYPE_CHECKING:  # (loaded on first use: a suite without slap tests pays for none of it)
     from pymemcache.client.base import Client
@@ -402,8 +403,14 @@ class ReportCollector:
 
 @pytest.hookimpl(tryfirst=True)  # (before xdist stops its workers: an interrupted run waits for their shards)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
+    with interrupts_deferred() if interrupted else contextlib.nullcontext():  # (a second Ctrl-C loses nothing)
+        _finish_session(session, interrupted)
+
+
+def _finish_session(session: pytest.Session, interrupted: bool) -> None:
     state = _session(session.config)
-    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+    if interrupted:
         state.mode.collect_interrupted()
     state.mode.close()
     state.failed = session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)

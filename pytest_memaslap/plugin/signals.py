@@ -1,10 +1,13 @@
-"""SIGTERM handled like Ctrl-C, so a CI runner's stop ends the load and stops servers in order."""
+"""SIGTERM handled like Ctrl-C, so a CI runner's stop ends the load and stops servers in order; and the wrap-up
+of an interrupted session, which further interrupts must not cut short."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -29,3 +32,30 @@ def install_sigterm_handler() -> Any:
 def restore_sigterm_handler(previous: Any) -> None:
     if previous is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """An interrupted session's wrap-up (waiting, bounded, for the shards' partial results; writing the summary and
+    the JSON): a second Ctrl-C or SIGTERM is noted and ignored, so the merged partial result is not lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted = False
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        nonlocal noted
+        if not noted:
+            noted = True
+            sys.stderr.write("\npytest-memaslap: writing what the interrupted run measured; it takes seconds at most\n")
+
+    previous = {
+        signum: signal.signal(signum, note)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
