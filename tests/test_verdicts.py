@@ -174,9 +174,19 @@ def test_interleaved_ab_against_a_second_binary(pytester):
     """A/A through --slap-versus-bin: both sides in every pair, in a random order, B against A with intervals."""
     pytester.makepyfile(AB_TEST.replace("ROUNDS", "3"))
     result = pytester.runpytest(
-        "-p", "no:cacheprovider", f"--slap-versus-bin={MEMCACHED}", "--slap-rounds=3", "--slap-json=r.json"
+        "-p",
+        "no:cacheprovider",
+        f"--slap-versus-bin={MEMCACHED}",
+        "--slap-rounds=3",
+        "--slap-json=r.json",
+        "--slap-html=r.html",
+        "--junitxml=j.xml",
     )
     result.assert_outcomes(passed=1)
+    junit = (pytester.path / "j.xml").read_text()
+    assert 'name="slap.versus.ops_per_sec.verdict"' in junit and 'name="slap.versus.ops_per_sec.change_pct"' in junit
+    page = (pytester.path / "r.html").read_text()
+    assert "Interleaved A/B: B against A" in page and 'id="rounds-inter-1"' in page and "B: each round" in page
     result.stdout.fnmatch_lines(
         [
             "*slap A/B, interleaved*",

@@ -77,10 +77,6 @@ class Slap:
         self.allowances = allowances
         self.runs: list[SlapRun] = []
 
-    @property
-    def cleanup(self) -> bool:
-        return self._cleanup and not self.server.owned
-
     def __call__(self, **overrides: Any) -> SlapResult:
         __tracebackhide__ = True
         prefix = self._prefix_for_call(len(self.runs) + 1)

@@ -184,7 +184,8 @@ class CallOutcome:
         """For JUnit XML (``slap#2.`` for a second call): the totals, each command's, and the verdict.
 
         ``slap.ops_per_sec``, ``slap.p99_us`` (all commands), ``slap.get.p99_us``,
-        ``slap.thresholds`` (``passed``, ``failed: EXPR; EXPR``, or ``none``).
+        ``slap.thresholds`` (``passed``, ``failed: EXPR; EXPR``, or ``none``); under A/B each compared
+        metric's ``slap.versus.METRIC.change_pct`` and ``slap.versus.METRIC.verdict``.
         """
         prefix = "slap" if self.call == 1 else f"slap#{self.call}"
         data = self.result.to_dict()
@@ -199,6 +200,12 @@ class CallOutcome:
         if undecided:
             verdict += f"; inconclusive: {'; '.join(undecided)}"
         properties.append((f"{prefix}.thresholds", verdict))
+        for row in self.versus.rows if self.versus else ():  # B against A: ``slap.versus.ops_per_sec.verdict``
+            change = row.change.estimate_pct
+            properties.append(
+                (f"{prefix}.versus.{row.metric}.change_pct", None if change is None else round(change, 2))
+            )
+            properties.append((f"{prefix}.versus.{row.metric}.verdict", row.verdict.word))
         return properties
 
 
