@@ -27,7 +27,7 @@ from pytest_memaslap.engine.hot.recorder import RECEIVED, PhaseRecorder
 from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.loop import LOOP_NAME, within
-from pytest_memaslap.engine.pacer import Pacer
+from pytest_memaslap.engine.pacer import Pacer, spin_cost_ns
 from pytest_memaslap.engine.placement import build_keyspace
 from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.engine.sources import SourcePlan, build_sources
@@ -97,6 +97,7 @@ class ShardRunner:
         self._outages: dict[int, asyncio.Future[None]] = {}  # connection index -> its reconnect task
         self._down_since_ns = 0  # when the first of the connections now down went down
         self.pacer: Pacer | None = None  # open loop (rate=)
+        self._idle_ticks_before = 0  # the pacer's idle ticks when the measured phase began
         self.counters: list[bytes] | None = None  # incr/decr's numeric keys, when the mix has them
         self.verify_log = VerifyLog()
         self.expiry = ExpiryBook()  # expire=: which keys must be gone, and when
@@ -201,6 +202,9 @@ class ShardRunner:
                 await self._preload(keys, indices.start, values)
             await self._sync("load")
             await self._load(keys, indices.start, values)
+            if self.pacer is not None:  # (the open loop's spin, priced now the connections are idle)
+                idle = self.pacer.idle_ticks - self._idle_ticks_before
+                self.result.pacer_spin_s = idle * await spin_cost_ns() / 1e9
             if self.cleanup:
                 await self._cleanup(keys)
         except SlapRunError as exc:
@@ -425,6 +429,7 @@ class ShardRunner:
                 for driver, budget in zip(drivers, budgets, strict=True):
                     driver.set_budget(budget)
             monitor.start()
+            self._idle_ticks_before = self.pacer.idle_ticks if self.pacer is not None else 0
             if workload.duration is not None:
                 end_ns = self.recorder.start_ns + int(workload.duration * 1e9)
                 await self._wait(asyncio.shield(all_idle), until_ns=end_ns)

@@ -266,15 +266,23 @@ class SlapResult:
     def cpu_per_request(self) -> dict[str, float] | None:
         """The load processes' CPU time per request of the measured phase (µs): what one request cost us.
 
-        None where it was not measured: a capacity search's CPU spans all its steps, not the one it reports.
+        An open loop's pacer spins on purpose between sends (to send within a
+        millisecond of schedule); that spin, estimated from its idle ticks
+        and the measured cost of one, is left out of ``user`` and ``system``
+        (in their proportion) and shown apart as ``pacer_spin``, so the cost
+        per request means the same in both loops. None where it was not
+        measured: a capacity search's CPU spans all its steps, not the one it reports.
         """
         requests = self.raw.measured.requests if "measured" in self.raw.phases else 0
-        if not requests or not (self.raw.cpu_user_s or self.raw.cpu_system_s):
+        user, system = self.raw.cpu_user_s, self.raw.cpu_system_s
+        if not requests or not (user or system):
             return None
-        return {
-            "user": round(self.raw.cpu_user_s / requests * 1e6, 3),
-            "system": round(self.raw.cpu_system_s / requests * 1e6, 3),
-        }
+        spin = min(self.raw.pacer_spin_s, user + system)
+        keep = 1.0 - spin / (user + system)
+        cost = {"user": round(user * keep / requests * 1e6, 3), "system": round(system * keep / requests * 1e6, 3)}
+        if self.workload.open_loop:
+            cost["pacer_spin"] = round(spin / requests * 1e6, 3)
+        return cost
 
     def engine(self) -> dict[str, Any]:
         """The JSON's ``engine`` block: how busy the load process was (is it the bottleneck?)."""

@@ -202,6 +202,7 @@ class ShardResult:
     loop_lag: Histogram = field(default_factory=Histogram)  # how long a ready callback waited for the loop (ns)
     cpu_user_s: float = 0.0  # the load process's CPU time in the measured phase, user space; merged: the sum
     cpu_system_s: float = 0.0  # and kernel (its socket calls)
+    pacer_spin_s: float = 0.0  # of that CPU, an open loop's pacer spinning on purpose between sends (estimated)
     verify: dict[str, Any] = field(default_factory=lambda: {"checked": 0, "mismatches": 0, "keys": []})
     implementation: str = ""  # the hot path that ran: "compiled" or "python" (merged: each one that ran, joined)
     event_loop: str = ""  # "uvloop" or "asyncio"
@@ -235,6 +236,7 @@ class ShardResult:
         self.cpu_pct = max(self.cpu_pct, other.cpu_pct)
         self.cpu_user_s += other.cpu_user_s
         self.cpu_system_s += other.cpu_system_s
+        self.pacer_spin_s += other.pacer_spin_s
         self.loop_lag.merge(other.loop_lag)
         self.verify = _merge_checks(self.verify, other.verify)
         self.implementation = _joined(self.implementation, other.implementation)
