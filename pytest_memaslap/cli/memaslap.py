@@ -179,11 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def check_servers(targets: list[Target]) -> None:
     """A server that answers ``version`` with something else is refused at once, as the plugin refuses it.
 
-    (One that does not answer at all is left to the run, which says it cannot connect.)
+    (One that does not answer at all, or wants a SASL login, is left to the run, which says what went wrong.)
     """
     for target in targets:
+        if target.sasl is not None:
+            continue  # (a SASL server answers only after a login, which the run reports on)
         try:
-            version_of(target.host, target.port, 5.0, target.tls, target.sasl)
+            version_of(target.host, target.port, 5.0, target.tls)
         except ServerError as exc:
             raise UsageError(f"-s/--servers: {exc}") from None
         except OSError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 import time
 from collections.abc import Sequence
 from time import perf_counter_ns
@@ -26,7 +27,7 @@ RECONNECT_POLL_S = 0.005  # how often a reconnecting connection is looked at aga
 # uvloop's timers step in milliseconds: a sleep of 0.6 ms may last 2. The pacer sleeps until this close to
 # the next send, then spins (a zero-delay callback each loop iteration, I/O still served) for the last stretch.
 SPIN_NS = 1_500_000
-SPIN_PROBE_ITERATIONS = 2000  # idle loop iterations timed after an open loop, to price its spin
+SPIN_SAMPLE_EVERY = 64  # one idle tick in this many is timed (to the next tick), to price the spin
 
 
 class Pacer:
@@ -53,7 +54,9 @@ class Pacer:
         self.max_lag_ns = 0
         self.send_lag = Histogram()  # per request sent: how long after its scheduled time it went out (ns)
         self.sent = 0
-        self.idle_ticks = 0  # ticks that found nothing due: the spin's cost (see ``spin_cost_ns``)
+        self.idle_ticks = 0  # ticks that found nothing due: the spin
+        self.spin_samples: list[int] = []  # CPU ns from a sampled idle tick's start to the next tick's start
+        self._sample_from = 0
         self._handle: asyncio.TimerHandle | None = None
         self._stopped = False
 
@@ -80,6 +83,10 @@ class Pacer:
     def _tick(self) -> None:
         if self._stopped:
             return
+        if self._sample_from:  # (the previous tick was an idle one being timed: one whole spin iteration)
+            self.spin_samples.append(time.thread_time_ns() - self._sample_from)
+            self._sample_from = 0
+        sample = time.thread_time_ns() if self.idle_ticks % SPIN_SAMPLE_EVERY == 0 else 0
         now = perf_counter_ns()
         soonest = float("inf")
         sent_before = self.sent
@@ -105,7 +112,8 @@ class Pacer:
                 for scheduled in due[:sent]:
                     record(now - scheduled)
                 self.sent += sent
-        if self.sent == sent_before:
+        idle = self.sent == sent_before
+        if idle:
             self.idle_ticks += 1
         if soonest == float("inf"):  # the stages are over: nothing more is due
             self._handle = None
@@ -114,8 +122,17 @@ class Pacer:
         loop = asyncio.get_running_loop()
         if remaining <= SPIN_NS:
             self._handle = loop.call_later(0, self._tick)  # the final approach: every loop iteration
+            if idle and sample:
+                self._sample_from = sample
         else:
             self._handle = loop.call_later((remaining - SPIN_NS) / 1e9, self._tick)
+
+    def spin_cpu_s(self, idle_ticks: int) -> float:
+        """The CPU seconds ``idle_ticks`` idle ticks cost: each priced at the median of the timed ones (a loop
+        iteration that also read replies costs more; the median leaves those out)."""
+        if not self.spin_samples or not idle_ticks:
+            return 0.0
+        return idle_ticks * statistics.median(self.spin_samples) / 1e9
 
     def stop(self) -> None:
         """No more sends; connections with nothing in flight are idle now, the others when drained."""
@@ -125,28 +142,3 @@ class Pacer:
         for connection in self.connections:
             if not connection.in_flight():
                 connection.give_up()
-
-
-async def spin_cost_ns(iterations: int = SPIN_PROBE_ITERATIONS) -> float:
-    """What one idle spin costs this thread in CPU time (ns): a zero-delay callback each loop iteration, timed
-    over ``iterations`` of them with nothing else to do (after the load, the connections idle).
-
-    An open loop's CPU includes the pacer spinning on purpose; idle ticks times this is the spin's share, which
-    the cost per request leaves out so it means the same as a closed loop's.
-    """
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    count = 0
-
-    def step() -> None:
-        nonlocal count
-        count += 1
-        if count >= iterations:
-            done.set_result(None)
-        else:
-            loop.call_later(0, step)
-
-    started = time.thread_time_ns()
-    loop.call_later(0, step)
-    await done
-    return (time.thread_time_ns() - started) / iterations

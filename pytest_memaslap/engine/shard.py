@@ -27,7 +27,7 @@ from pytest_memaslap.engine.hot.recorder import RECEIVED, PhaseRecorder
 from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.loop import LOOP_NAME, within
-from pytest_memaslap.engine.pacer import Pacer, spin_cost_ns
+from pytest_memaslap.engine.pacer import Pacer
 from pytest_memaslap.engine.placement import build_keyspace
 from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.engine.sources import SourcePlan, build_sources
@@ -202,9 +202,8 @@ class ShardRunner:
                 await self._preload(keys, indices.start, values)
             await self._sync("load")
             await self._load(keys, indices.start, values)
-            if self.pacer is not None:  # (the open loop's spin, priced now the connections are idle)
-                idle = self.pacer.idle_ticks - self._idle_ticks_before
-                self.result.pacer_spin_s = idle * await spin_cost_ns() / 1e9
+            if self.pacer is not None:  # (the open loop's spin in the measured phase: its idle ticks, priced)
+                self.result.pacer_spin_s = self.pacer.spin_cpu_s(self.pacer.idle_ticks - self._idle_ticks_before)
             if self.cleanup:
                 await self._cleanup(keys)
         except SlapRunError as exc:

@@ -19,6 +19,7 @@ from pytest_memaslap.model.units import UnitError
 
 COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr", "gets", "cas")
 STORAGE_COMMANDS = {"set", "add", "replace", "cas"}  # what stores a whole value (append/prepend add a few bytes)
+PRELOAD_OVERFILL = 4  # a preload this many times the servers' memory is refused (see ``too_large_to_preload``)
 ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded up
 COUNTER_COMMANDS = ("incr", "decr")  # these work on numeric counter keys of their own
 PROTOCOLS = ("ascii", "meta", "binary")
@@ -319,15 +320,17 @@ class Workload:
         return int(self.keys * (mean_key + mean_value + ITEM_OVERHEAD))
 
     def too_large_to_preload(self, memory_limit: int | None) -> str | None:
-        """Why the preload cannot fit servers that store ``memory_limit`` bytes (None: it fits, or the limit
-        is unknown): a preload far past memory evicts as it writes and can run for hours."""
+        """Why the preload is far beyond servers that store ``memory_limit`` bytes (None: it is not, or the
+        limit is unknown). Filling a server past its memory on purpose (to see it evict, or refuse with
+        ``-M``) is a test people write; more than ``PRELOAD_OVERFILL`` times over, most keys are evicted as they
+        are written, and the preload can run for hours."""
         needed = self.preload_bytes()
-        if memory_limit is None or needed <= memory_limit:
+        if memory_limit is None or needed <= memory_limit * PRELOAD_OVERFILL:
             return None
         return (
             f"the preload of {self.keys:,} keys needs about {needed / 1e6:,.0f} MB (mean key and value sizes plus "
-            f"{ITEM_OVERHEAD} bytes an item), but the server stores at most {memory_limit / 1e6:,.0f} MB "
-            "(stats limit_maxbytes)"
+            f"{ITEM_OVERHEAD} bytes an item), more than {PRELOAD_OVERFILL} times the {memory_limit / 1e6:,.0f} MB "
+            "the server stores (stats limit_maxbytes): most keys would be evicted as they are written"
         )
 
     def oversized_items(self, item_size_max: int | None) -> str | None:

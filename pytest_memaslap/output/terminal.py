@@ -175,9 +175,9 @@ def inconclusive_notes(outcomes: list[CallOutcome]) -> list[str]:
     for outcome in outcomes:
         for verdict in outcome.inconclusive:
             consequence = "fails the test (--slap-inconclusive=fail)" if outcome.strict else "passes with this warning"
-            advice = (
-                "" if verdict.why == LOAD_GENERATOR_LIMITED else "; more rounds (--slap-max-rounds) would narrow it"
-            )
+            advice = ""
+            if verdict.why != LOAD_GENERATOR_LIMITED and verdict.method != "rounds":  # (rounds say how many)
+                advice = "; rounds (--slap-rounds, --slap-max-rounds) would narrow it"
             notes.append(
                 f"{outcome.key}: threshold {verdict.threshold.expr!r} is inconclusive ({verdict.why}): measured "
                 f"{verdict.row()[2]}, 95% interval {verdict.row()[3]}; {consequence}{advice}"

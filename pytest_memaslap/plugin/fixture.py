@@ -158,7 +158,7 @@ class Slap:
             check_item_size(workload, server)
             if workload.transport == "udp" and server.udp is False:
                 raise WorkloadError(
-                    f"transport='udp': the memcached at {server.address} does not listen on UDP (the plugin starts "
+                    f"transport='udp': this memcached does not listen on UDP ({server.address}; the plugin starts "
                     "it with -U 0); use @pytest.mark.memcached(udp=True) or --memcached-udp"
                 )
         if self.server.sasl is not None and (problem := workload_problem(workload.protocol, workload.transport)):

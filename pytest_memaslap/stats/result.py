@@ -267,8 +267,8 @@ class SlapResult:
         """The load processes' CPU time per request of the measured phase (µs): what one request cost us.
 
         An open loop's pacer spins on purpose between sends (to send within a
-        millisecond of schedule); that spin, estimated from its idle ticks
-        and the measured cost of one, is left out of ``user`` and ``system``
+        millisecond of schedule); that spin, its idle ticks priced at the
+        median CPU time of one (one in 64 is timed), is left out of ``user`` and ``system``
         (in their proportion) and shown apart as ``pacer_spin``, so the cost
         per request means the same in both loops. None where it was not
         measured: a capacity search's CPU spans all its steps, not the one it reports.
