@@ -179,6 +179,7 @@ def test_two_quick_interrupts_still_keep_the_result_and_delete_the_keys(pytester
         assert b"Traceback" not in out, out.decode()[-3000:]
         (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
         assert test["interrupted"] and test["ops"] > 0 and test["shards"] == shards
-        assert _keys(server) == set(), out.decode()[-2000:]
+        left = {key for key in _keys(server) if b":sync-" not in key}  # (the barriers' few keys expire in 10 min)
+        assert left == set(), out.decode()[-2000:]
     finally:
         server.stop()

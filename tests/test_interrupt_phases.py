@@ -105,7 +105,7 @@ def _zombie(pid: int) -> bool:
 
 def test_during_preload(pytester, own_server):
     """300k values being written: Ctrl-C stops the preload and the run at once."""
-    _test_file(pytester, "duration='5s', keys='300k', value_size=1024, preload=True")
+    _test_file(pytester, "duration='5s', keys='300k', value_size=128, preload=True")  # (fits 64 MB: refused beyond 4x)
     with reaped(start_pytest(pytester.path, f"--memcached={own_server.address}", "--slap-json=r.json")) as process:
         _wait_until(lambda: _stats(own_server)["curr_items"] > 2000)
         out, took = _interrupt(process)

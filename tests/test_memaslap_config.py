@@ -34,7 +34,10 @@ def test_memaslaps_own_sample_reads_as_workload_arguments():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("key\n16 100\n", "line 2: '16 100' in section 'key': expected 3 finite numbers (start_len end_len proportion)"),
+        (
+            "key\n16 100\n",
+            "line 2: '16 100' in section 'key': expected 3 finite numbers (start_len end_len proportion)",
+        ),
         ("64 64 1\n", "line 1: '64 64 1' comes before any section; sections: key, value, cmd"),
         ("cmd\n2 1\n", "cmd_type 2 is not one memaslap knows; 0 is set, 1 is get"),
         ("value\n1.5 10 1\n", "lengths are whole numbers of bytes; got 1.5"),

@@ -7,6 +7,7 @@ import contextlib
 import signal
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import FrameType
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ except ImportError:  # pragma: no cover - platforms without uvloop (Windows)
 
 T = TypeVar("T")
 STOP_TIMEOUT_S = 5.0
+GRACE_S = 10.0  # after an interrupted run, further Ctrl-C are ignored this long, while its results are written
 
 LOOP_NAME = "uvloop" if uvloop is not None else "asyncio"
 LOOP_NOTE = (
@@ -96,7 +98,22 @@ def first_interrupt_stops_the_run() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # interrupted: what follows (the caller reporting the partial result) gets a grace too
+        signal.signal(signal.SIGINT, _grace(previous, GRACE_S) if count else previous)
+
+
+def _grace(previous: Callable[[int, FrameType | None], Any], seconds: float) -> Callable[[int, FrameType | None], Any]:
+    """A SIGINT handler that ignores Ctrl-C for ``seconds`` (the interrupted run's results are being written),
+    then hands it to ``previous`` again."""
+    until = time.monotonic() + seconds
+
+    def on_sigint(signum: int, frame: FrameType | None) -> Any:
+        if time.monotonic() >= until:
+            signal.signal(signal.SIGINT, previous)
+            return previous(signum, frame)
+        return None
+
+    return on_sigint
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:

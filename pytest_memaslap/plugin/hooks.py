@@ -26,7 +26,12 @@ from pytest_memaslap.model.workload import Workload, WorkloadError
 from pytest_memaslap.plugin.modes import Controller, Mode, mode_for
 from pytest_memaslap.plugin.options import Settings, add_options, server_config_from_mark, shards_option
 from pytest_memaslap.plugin.session import SlapPlan, SlapSession
-from pytest_memaslap.plugin.signals import install_sigterm_handler, interrupts_deferred, restore_sigterm_handler
+from pytest_memaslap.plugin.signals import (
+    install_sigterm_handler,
+    interrupts_deferred,
+    restore_interrupts,
+    restore_sigterm_handler,
+)
 
 if TYPE_CHECKING:  # (loaded on first use: a suite without slap tests pays for none of it)
     from pymemcache.client.base import Client
@@ -429,6 +434,14 @@ def _finish_session(session: pytest.Session, interrupted: bool) -> None:
     state.failed = session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
+def pytest_keyboard_interrupt(excinfo: Any) -> None:
+    """From pytest's first word of an interrupt to the end of the session, further interrupts are noted, not
+    raised: the wrap-up (the shards' partial results, the summary, the JSON) is bounded and must not be cut."""
+    from pytest_memaslap.plugin.signals import defer_interrupts_until_exit
+
+    defer_interrupts_until_exit()
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = _session(config)
     mode = state.mode
@@ -502,3 +515,4 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state is not None:
         state.mode.stop_serving()
         state.pool.close(keep_logs=state.failed)
+    restore_interrupts()

@@ -59,3 +59,22 @@ def interrupts_deferred() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+_deferred_until_exit: contextlib.ExitStack | None = None  # (one session a process; pytester's run in turn)
+
+
+def defer_interrupts_until_exit() -> None:
+    """Defer further interrupts until ``restore_interrupts`` (at the session's very end: it ends in seconds)."""
+    global _deferred_until_exit
+    if _deferred_until_exit is None:
+        _deferred_until_exit = contextlib.ExitStack()
+        _deferred_until_exit.enter_context(interrupts_deferred())
+
+
+def restore_interrupts() -> None:
+    """The session is over: interrupts act as they did before it was interrupted."""
+    global _deferred_until_exit
+    if _deferred_until_exit is not None:
+        _deferred_until_exit.close()
+        _deferred_until_exit = None
