@@ -27,8 +27,10 @@ from pytest_memaslap.plugin.modes import Controller, Mode, mode_for
 from pytest_memaslap.plugin.options import Settings, add_options, server_config_from_mark, shards_option
 from pytest_memaslap.plugin.session import SlapPlan, SlapSession
 from pytest_memaslap.plugin.signals import (
+    install_first_interrupt_handler,
     install_sigterm_handler,
     interrupts_deferred,
+    restore_first_interrupt_handler,
     restore_interrupts,
     restore_sigterm_handler,
 )
@@ -45,6 +47,7 @@ PLAN = pytest.StashKey[SlapPlan]()
 INDEX = pytest.StashKey[int]()
 SLAP: pytest.StashKey[Slap] = pytest.StashKey()
 SHARD_REPORTS: pytest.StashKey[list[ShardReport]] = pytest.StashKey()  # this process's reports of its slap() calls
+CONTROLLER_SIGINT = pytest.StashKey[Any]()  # the SIGINT handler the xdist controller replaced
 
 MARKERS = (
     # (the argument list is the workload's own, so the help cannot drift from what the mark takes)
@@ -88,6 +91,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     state = SlapSession(Settings.from_config(config), mode_for(config), config)
     config.stash[SESSION] = state
+    if isinstance(state.mode, Controller):  # (it runs no load: its first Ctrl-C defers the next from the start)
+        config.stash[CONTROLLER_SIGINT] = install_first_interrupt_handler()
     if state.mode.reports:
         config.pluginmanager.register(ReportCollector(state), "memaslap-report-collector")
         if state.settings.prometheus is not None:
@@ -434,6 +439,7 @@ def _finish_session(session: pytest.Session, interrupted: bool) -> None:
     state.failed = session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
+@pytest.hookimpl(tryfirst=True)  # (before pytest's own, which takes a while to format the traceback)
 def pytest_keyboard_interrupt(excinfo: Any) -> None:
     """From pytest's first word of an interrupt to the end of the session, further interrupts are noted, not
     raised: the wrap-up (the shards' partial results, the summary, the JSON) is bounded and must not be cut."""
@@ -516,3 +522,4 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         state.mode.stop_serving()
         state.pool.close(keep_logs=state.failed)
     restore_interrupts()
+    restore_first_interrupt_handler(config.stash.get(CONTROLLER_SIGINT, None))

@@ -7,6 +7,7 @@ import contextlib
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -78,3 +79,35 @@ def restore_interrupts() -> None:
     if _deferred_until_exit is not None:
         _deferred_until_exit.close()
         _deferred_until_exit = None
+
+
+GRACE_S = 15.0  # after a first interrupt, further ones are noted this long, then act again (a way out of a hang)
+
+
+def install_first_interrupt_handler() -> Any:
+    """For a process that runs no load (the xdist controller): the first Ctrl-C interrupts as always and defers
+    the next ones for ``GRACE_S``, covering the whole wrap-up from the first moment; returns what to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        return None
+    first: list[float] = []
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if not first:
+            first.append(time.monotonic())
+            raise KeyboardInterrupt()
+        if time.monotonic() - first[0] > GRACE_S:
+            raise KeyboardInterrupt()
+        if len(first) == 1:
+            first.append(time.monotonic())
+            sys.stderr.write("\npytest-memaslap: writing what the interrupted run measured; it takes seconds at most\n")
+
+    signal.signal(signal.SIGINT, on_sigint)
+    return previous
+
+
+def restore_first_interrupt_handler(previous: Any) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, previous)
