@@ -235,7 +235,9 @@ def main() -> int:
                 other = b if kind == "A/B" else same
                 found = run_pair(flow, kind, folder, common, a, other)
                 if not {"ops_per_sec", "get.p99"} <= set(found):
-                    print(f"[{number}/{len(plan)}] {flow} {kind}: no verdict (the session failed?): {found}", flush=True)
+                    print(
+                        f"[{number}/{len(plan)}] {flow} {kind}: no verdict (the session failed?): {found}", flush=True
+                    )
                     continue
                 results.append({"flow": flow, "kind": kind, "verdicts": found})
                 ops = found["ops_per_sec"]
