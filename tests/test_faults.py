@@ -88,32 +88,48 @@ def test_a_link_down_for_a_second_and_a_half_stalls_the_load_and_loses_nothing(n
     assert out["max_us"] >= 1.2e6, out  # the requests in flight while the link was down waited for it
 
 
-class CuttingRelay:
-    """A TCP relay to memcached that cuts each client connection after ``limit`` bytes from the client (as a proxy
-    that drops a connection mid-run does); connections opened after ``cut_until`` pass whole."""
+class ScriptedServer:
+    """A loopback TCP listener that hands each connection to ``serve`` in a thread of its own (fault injection)."""
 
-    def __init__(self, upstream: tuple[str, int], limit: int) -> None:
+    def __init__(self) -> None:
         import socket
 
-        self.upstream, self.limit = upstream, limit
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.cutting = True
-        self.cuts = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        import socket
-
         while True:
             try:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.upstream)
-            limit = self.limit if self.cutting else None
-            threading.Thread(target=self._pipe, args=(client, server, limit), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, None), daemon=True).start()
+            threading.Thread(target=self.serve, args=(client,), daemon=True).start()
+
+    def serve(self, client) -> None:  # noqa: ANN001 - a test helper
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class CuttingRelay(ScriptedServer):
+    """A TCP relay to memcached that cuts a client connection after ``limit`` bytes from the client (as a proxy
+    that drops a connection mid-run does); connections opened after the first cut pass whole."""
+
+    def __init__(self, upstream: tuple[str, int], limit: int) -> None:
+        self.upstream, self.limit = upstream, limit
+        self.cutting = True
+        self.cuts = 0
+        super().__init__()
+
+    def serve(self, client) -> None:  # noqa: ANN001 - a test helper
+        import socket
+
+        server = socket.create_connection(self.upstream)
+        limit = self.limit if self.cutting else None
+        threading.Thread(target=self._pipe, args=(server, client, None), daemon=True).start()
+        self._pipe(client, server, limit)
 
     def _pipe(self, source, sink, limit) -> None:  # noqa: ANN001 - a test helper
         moved = 0
@@ -133,9 +149,6 @@ class CuttingRelay:
             except OSError:
                 pass
 
-    def close(self) -> None:
-        self.listener.close()
-
 
 def test_a_failed_run_still_deletes_its_keys_with_cleanup(own_server):
     """A connection cut mid-run fails the run; --slap-cleanup still deletes what the run wrote (fresh connections)."""
@@ -152,40 +165,20 @@ def test_a_failed_run_still_deletes_its_keys_with_cleanup(own_server):
     assert int(own_server.stats()["curr_items"]) == 0
 
 
-class JunkServer:
-    """A scripted socket that answers ``version`` as memcached does and every other line with junk."""
+class JunkServer(ScriptedServer):
+    """Answers ``version`` as memcached does and every other line with junk."""
 
-    def __init__(self) -> None:
-        import socket
-
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    @staticmethod
-    def _serve(client) -> None:  # noqa: ANN001 - a test helper
+    def serve(self, client) -> None:  # noqa: ANN001 - a test helper
         buffer = b""
         with client:
             try:
                 while data := client.recv(65536):
                     buffer += data
                     *lines, buffer = buffer.split(b"\r\n")
-                    client.sendall(
-                        b"".join(b"VERSION 1.6.0\r\n" if line == b"version" else b"HELLO?\r\n" for line in lines)
-                    )
+                    replies = (b"VERSION 1.6.0\r\n" if line == b"version" else b"HELLO?\r\n" for line in lines)
+                    client.sendall(b"".join(replies))
             except OSError:
                 pass
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def test_a_server_answering_only_junk_ends_the_run_quoting_it(no_new_memcached):

@@ -23,7 +23,7 @@ from typing import Any
 from pytest_memaslap.model.allowances import Allowance
 from pytest_memaslap.model.metrics import is_latency, percentile_key, percentile_of
 from pytest_memaslap.output.files import write_json
-from pytest_memaslap.stats.comparison import Row, compare_metric, compared_metrics
+from pytest_memaslap.stats.comparison import GatedRows, Row, compare_metric, compared_metrics
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -261,7 +261,7 @@ def metric_rounds(test: dict[str, Any], metric: str) -> list[float]:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(GatedRows):
     """A run against a saved one: a row per test and metric, and what fails the run."""
 
     rows: tuple[Row, ...]
@@ -277,14 +277,6 @@ class Comparison:
         """Whether the verdicts fail the run: on the same machine (or when strict); inconclusive ones when asked."""
         judged = self.strict or not self.machines_differ
         return judged and (bool(self.regressions) or (self.inconclusive_fails and bool(self.inconclusive)))
-
-    @property
-    def regressions(self) -> tuple[Row, ...]:
-        return tuple(row for row in self.rows if row.regression)
-
-    @property
-    def inconclusive(self) -> tuple[Row, ...]:
-        return tuple(row for row in self.rows if row.inconclusive)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document's ``comparison`` section."""

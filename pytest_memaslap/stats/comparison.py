@@ -79,6 +79,20 @@ class Row:
         }
 
 
+class GatedRows:
+    """What fails a gate among a comparison's rows (a run against a baseline, or B against A)."""
+
+    rows: tuple[Row, ...]
+
+    @property
+    def regressions(self) -> tuple[Row, ...]:
+        return tuple(row for row in self.rows if row.regression)
+
+    @property
+    def inconclusive(self) -> tuple[Row, ...]:
+        return tuple(row for row in self.rows if row.inconclusive)
+
+
 def _round(value: float | None) -> float | None:
     """JSON has no infinity (a change from 0 errors to some): null, beside the verdict that says what it was."""
     return None if value is None or not math.isfinite(value) else round(value, 6)

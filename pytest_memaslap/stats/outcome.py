@@ -15,7 +15,7 @@ from typing import Any
 from pytest_memaslap.model.allowances import Allowance
 from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES
 from pytest_memaslap.model.thresholds import Threshold, Verdict
-from pytest_memaslap.stats.comparison import Row, compare_metric, compared_metrics
+from pytest_memaslap.stats.comparison import GatedRows, Row, compare_metric, compared_metrics
 from pytest_memaslap.stats.result import SlapResult, read_metric
 from pytest_memaslap.stats.results import ShardResult
 from pytest_memaslap.stats.rounds import summarize, with_rounds
@@ -47,7 +47,7 @@ class ShardLine:
 
 
 @dataclass(frozen=True)
-class Versus:
+class Versus(GatedRows):
     """Interleaved A/B: B's rounds (paired with A's by number), the order each pair ran in, B against A."""
 
     address: str
@@ -55,14 +55,6 @@ class Versus:
     result: SlapResult  # B's median round by throughput, carrying every round
     order: tuple[str, ...]  # each pair's order: "AB" or "BA"
     rows: tuple[Row, ...]
-
-    @property
-    def regressions(self) -> tuple[Row, ...]:
-        return tuple(row for row in self.rows if row.regression)
-
-    @property
-    def inconclusive(self) -> tuple[Row, ...]:
-        return tuple(row for row in self.rows if row.inconclusive)
 
     def to_dict(self, percentiles: tuple[float, ...]) -> dict[str, Any]:
         """The call's ``versus`` section: B's server, the order of the pairs, B's result, each metric's verdict."""
