@@ -10,9 +10,7 @@ from __future__ import annotations
 import array
 import asyncio
 import gc
-import math
 import random
-import socket
 import time
 import warnings
 from collections.abc import Awaitable, Sequence
@@ -32,7 +30,7 @@ from pytest_memaslap.engine.placement import build_keyspace
 from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.engine.sources import SourcePlan, build_sources
 from pytest_memaslap.engine.udp import UdpEndpoint
-from pytest_memaslap.engine.watchdog import StallWatchdog
+from pytest_memaslap.engine.watchdog import StallWatchdog, only_errors
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import SaslError
 from pytest_memaslap.model.keyspace import ValueSource, counter_keys, key_slice
@@ -54,8 +52,6 @@ CANCEL_TIMEOUT_S = 1.0  # how long cancelled connection attempts may take to end
 # a preload ends within this, or fails: at least PRELOAD_MIN_S, longer for keyspaces that need more at 1000 keys/s
 PRELOAD_MIN_S = 120.0
 PRELOAD_MIN_RATE = 1000.0
-ONLY_ERRORS_MIN_S = 3  # whole seconds in which every reply was an error, at the least, before the run ends
-PROBE_TIMEOUT_S = 1.0  # how long the run waits for a failing server's answer to ``version``, to quote it
 
 
 class ShardRunner:
@@ -555,38 +551,12 @@ class ShardRunner:
         self._check_only_errors()
 
     def _check_only_errors(self) -> None:
-        """End the run when every reply was an error for the last seconds (a server answering junk, or refusing
-        every request): each junk reply would otherwise count as a sign of life and the run never end."""
-        need = max(ONLY_ERRORS_MIN_S, math.ceil(self.workload.timeout))
-        seconds = self.recorder.timeline[-need:]
-        if len(seconds) < need or not all(s.ops and s.errors >= s.ops for s in seconds):
-            return
+        """End the run when every reply was an error for its timeout (see ``watchdog.only_errors``)."""
         if self._failure is None or self._failure.done():
             return
-        errors = sum(s.errors for s in seconds)
-        self._failure.set_result(
-            f"every reply of memcached at {self.target} for {need} s was an error ({errors:,} replies): {self._probe()}"
-        )
-
-    def _probe(self) -> str:
-        """What the failing server answers to one plain ``get``, on a connection of its own: its bad bytes quoted,
-        or that it answers as memcached does (and so refuses these requests)."""
-        target = self.target
-        if target.sasl is not None or self.workload.protocol == "binary":
-            return "see the server's log"
-        try:
-            with socket.create_connection((target.host, target.port), timeout=PROBE_TIMEOUT_S) as plain:
-                sock = target.tls.wrap_socket(plain, server_hostname=target.host) if target.tls else plain
-                sock.sendall(b"get slap-probe\r\n")
-                reply = sock.recv(200)
-        except OSError as exc:
-            return f"and a plain `get` on a connection of its own got no answer ({exc.strerror or exc})"
-        if reply.startswith((b"END\r\n", b"VALUE ")):
-            return (
-                "a plain `get` on a connection of its own is answered as memcached does, so it refuses these "
-                "requests (CLIENT_ERROR or SERVER_ERROR: see the server's log, or the commands and sizes asked of it)"
-            )
-        return f"a plain `get` on a connection of its own was answered {reply[:80]!r}: is it a memcached server?"
+        why = only_errors(self.recorder.timeline, self.workload.timeout, self.target, self.workload.protocol)
+        if why is not None:
+            self._failure.set_result(why)
 
     def _publish_seconds(self) -> None:
         """Hand the measured phase's newly closed seconds to ``on_second`` (live progress)."""

@@ -1,4 +1,5 @@
-"""Every wait of a shard, bounded and watched: a failed connection or a server that stops answering ends it.
+"""Every wait of a shard, bounded and watched: a failed connection, a server that stops answering, or one that
+answers nothing but errors ends it.
 
 A shard waits for the other shards, for its connections to go idle and for
 the end of each phase; all of it goes through ``StallWatchdog.wait``. Ten
@@ -12,6 +13,8 @@ periodic work on the event loop, so it is timed like the others
 from __future__ import annotations
 
 import asyncio
+import math
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter_ns
@@ -21,9 +24,11 @@ from pytest_memaslap.engine.errors import SlapRunError
 from pytest_memaslap.engine.hot.connection import Connection
 from pytest_memaslap.engine.hot.recorder import TIMED_OUT
 from pytest_memaslap.memcached.endpoint import Target
-from pytest_memaslap.stats.results import Blocks
+from pytest_memaslap.stats.results import Blocks, Second
 
 POLL_S = 0.1
+ONLY_ERRORS_MIN_S = 3  # whole seconds in which every reply was an error, at the least, before the run ends
+PROBE_TIMEOUT_S = 1.0  # how long the run waits for a failing server's answer to a plain ``get``, to quote it
 
 
 class StallWatchdog:
@@ -91,3 +96,36 @@ class StallWatchdog:
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def only_errors(timeline: Sequence[Second], timeout_s: float, target: Target, protocol: str) -> str | None:
+    """Why the run must end when every reply of its last ``timeout`` seconds (3 at the least) was an error (a
+    server answering junk, or refusing every request: each junk reply is a sign of life to the stall check);
+    None otherwise. Called once a second, as the timeline's second closes."""
+    need = max(ONLY_ERRORS_MIN_S, math.ceil(timeout_s))
+    seconds = timeline[-need:]
+    if len(seconds) < need or not all(s.ops and s.errors >= s.ops for s in seconds):
+        return None
+    errors = sum(s.errors for s in seconds)
+    quoted = _probe(target, protocol)
+    return f"every reply of memcached at {target} for {need} s was an error ({errors:,} replies): {quoted}"
+
+
+def _probe(target: Target, protocol: str) -> str:
+    """What the failing server answers to one plain ``get``, on a connection of its own: its bad bytes quoted,
+    or that it answers as memcached does (and so refuses these requests)."""
+    if target.sasl is not None or protocol == "binary":
+        return "see the server's log"
+    try:
+        with socket.create_connection((target.host, target.port), timeout=PROBE_TIMEOUT_S) as plain:
+            sock = target.tls.wrap_socket(plain, server_hostname=target.host) if target.tls else plain
+            sock.sendall(b"get slap-probe\r\n")
+            reply = sock.recv(200)
+    except OSError as exc:
+        return f"and a plain `get` on a connection of its own got no answer ({exc.strerror or exc})"
+    if reply.startswith((b"END\r\n", b"VALUE ")):
+        return (
+            "a plain `get` on a connection of its own is answered as memcached does, so it refuses these "
+            "requests (CLIENT_ERROR or SERVER_ERROR: see the server's log, or the commands and sizes asked of it)"
+        )
+    return f"a plain `get` on a connection of its own was answered {reply[:80]!r}: is it a memcached server?"
