@@ -307,7 +307,7 @@ def main() -> None:
         if shutil.which(args.memtier):
             peers["memtier"] = lambda threads, cpu: memtier(args.memtier, host, port, duration, threads, cpu)
         else:
-            print(f"({args.memtier} is not on PATH: the README's Speed section says how to build it)")
+            print(f"({args.memtier} is not on PATH: docs/speed.md says how to build it)")
 
         def shapes(threads: int, shards: int, cpu: set[int] | None) -> dict[str, Run]:
             runs: dict[str, Run] = {name: functools.partial(peer, threads, cpu) for name, peer in peers.items()}

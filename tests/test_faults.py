@@ -1,4 +1,4 @@
-"""Faults of the network and the server's limits, as the README's fault table promises them.
+"""Faults of the network and the server's limits, as docs/faults.md's table promises them.
 
 Each case runs against a real memcached: a connection table smaller than the
 load's connections, and a link that goes down mid-run (a veth pair into a

@@ -4,7 +4,7 @@ The load itself and the keyspace build are in ``test_interrupt.py``. Every
 case sends a real signal to a real pytest (or, for the barrier, interrupts
 the engine the way the signal handler does) at a moment the test makes sure
 of by watching the real server, and checks how long the run took to end.
-The bounds are generous (a shared CI machine); the README gives the times
+The bounds are generous (a shared CI machine); docs/faults.md gives the times
 measured.
 """
 

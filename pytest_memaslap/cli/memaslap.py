@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("-e", "--exp_verify", default="0", help="proportion of sets with a 2 s TTL; gets after it are checked to miss")
     add("-o", "--overwrite", default="1", help="proportion of sets to existing keys; the rest write new keys")
     for name, short in (("rep_write", "-p"),):
-        add(short, f"--{name}", help="refused (see the README)")
+        add(short, f"--{name}", help="refused (see docs/memaslap-py.md)")
     add("-B", "--binary", action="store_true", help="speak the binary protocol (default: ASCII)")
     add(
         "--sasl-user",
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--sasl-password", help=f"the SASL password (prefer {SASL_PASSWORD_ENV})")
     add("-U", "--udp", action="store_true", help="gets over UDP (the server's UDP port = its TCP port); gets only")
     for name, short in (("facebook", "-a"),):
-        add(short, f"--{name}", action="store_true", help="refused (see the README)")
+        add(short, f"--{name}", action="store_true", help="refused (see docs/memaslap-py.md)")
     return parser
 
 

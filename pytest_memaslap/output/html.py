@@ -147,7 +147,7 @@ def _test_section(
 
 
 def _engine_rows(engine: dict[str, Any]) -> list[tuple[str, str]]:
-    """The JSON's ``engine`` block as lines a reader judges a result by (see the README's "What is measured")."""
+    """The JSON's ``engine`` block as lines a reader judges a result by (see docs/measurement.md)."""
     cost = engine.get("cpu_us_per_request")
     lag = engine["loop_lag_us"]
     hiccups = engine.get("machine_hiccups_us")

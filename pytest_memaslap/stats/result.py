@@ -425,7 +425,7 @@ class SlapResult:
         raise AttributeError(f"SlapResult has no attribute {name!r}")
 
     def to_dict(self, percentiles: tuple[float, ...] = ()) -> dict[str, Any]:
-        """The JSON form documented in the README (one test entry); ``percentiles`` adds latency keys."""
+        """The JSON form documented in docs/json.md (one test entry); ``percentiles`` adds latency keys."""
         return {
             "workload": self.workload.to_dict(),
             "shards": self.shards,

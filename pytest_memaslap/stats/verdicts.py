@@ -15,7 +15,7 @@ down) is, with its 95 % interval of the change in the bad direction
 
 Only ``regression`` fails a gate. With a valid interval, an unchanged build
 is called a regression at most 2.5 % of the time (lo > 0 alone). Measured on
-a 2-core VM (README, "Gating merges"): 0 of 20 interleaved A/A pairs, 1 of
+a 2-core VM (docs/gating.md): 0 of 20 interleaved A/A pairs, 1 of
 20 saved-baseline pairs (the machine drifted 7 % between the two sessions,
 which neither side's rounds can see).
 A metric with no allowance has a = 0: ``regression`` or ``improvement`` when
