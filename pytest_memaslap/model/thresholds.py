@@ -206,7 +206,3 @@ def parse_all(exprs: tuple[Any, ...], commands: tuple[str, ...] | None = None) -
                     f"(commands: {', '.join(commands)})"
                 )
     return parsed
-
-
-def evaluate_all(thresholds: tuple[Threshold, ...], result: MetricSource) -> list[Verdict]:
-    return [t.evaluate(result) for t in thresholds]

@@ -289,11 +289,6 @@ class Comparison(GatedRows):
             "failing": self.failing,
         }
 
-    @property
-    def single_round(self) -> bool:
-        """No side has rounds: the noise is unknown, so no verdict can be made."""
-        return all(max(row.change.rounds) <= 1 for row in self.rows)
-
 
 def compare(
     baseline: dict[str, Any],
