@@ -24,6 +24,8 @@ from pytest_memaslap.stats.results import CommandStats, PhaseStats, ShardResult
 
 SATURATED_CPU_PCT = 90.0  # a load process this busy is likely the bottleneck
 SATURATED_LAG_US = 1000.0  # ... as is one whose loop leaves ready work waiting this long (p99)
+FLAG_MIN_S = 0.5  # a run shorter than this is not judged by its CPU share (a few scheduler ticks)
+FLAG_MIN_SAMPLES = 50  # ... nor by a lateness p99 of fewer samples than this (it would be their max)
 STALL_US = 100_000.0  # ... and one that stalled once this long (its loop, or its machine): rare, but in the tails
 RATE_KEPT = 0.98  # an open loop that achieved less than this share of its target rate fell behind
 
@@ -242,7 +244,8 @@ class SlapResult:
         """
         raw, reasons = self.raw, []
         open_loop = self.workload.open_loop or raw.capacity is not None
-        if raw.cpu_pct >= SATURATED_CPU_PCT and not open_loop:
+        long_enough = self.duration >= FLAG_MIN_S  # (a CPU share or a p99 of a few samples says nothing)
+        if raw.cpu_pct >= SATURATED_CPU_PCT and not open_loop and long_enough:
             reasons.append(f"its CPU at {raw.cpu_pct:.0f} %")
         lateness = (
             (raw.loop_lag, "its event loop late by {:.1f} ms at p99"),
@@ -251,7 +254,7 @@ class SlapResult:
         )
         for histogram, reason in lateness:  # (an empty histogram's p99 is 0: not measured, not late)
             p99_us = histogram.percentile(99.0) / 1000.0
-            if p99_us >= SATURATED_LAG_US:
+            if p99_us >= SATURATED_LAG_US and histogram.total >= FLAG_MIN_SAMPLES:
                 reasons.append(reason.format(p99_us / 1000.0))
         stalls = ((raw.loop_lag, "its event loop"), (raw.hiccups, "its machine"))
         for histogram, who in stalls:  # a single long stop that p99 does not see, with its length
