@@ -33,7 +33,14 @@ from pytest_memaslap.model.keyspace import new_token
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import Workload, WorkloadError, parse_count, parse_duration
-from pytest_memaslap.output.progress import Period, ProgressPoller, ProgressPrinter, ProgressPublisher, progress_key
+from pytest_memaslap.output.progress import (
+    Period,
+    PreloadPrinter,
+    ProgressPoller,
+    ProgressPrinter,
+    ProgressPublisher,
+    progress_key,
+)
 from pytest_memaslap.stats.histogram import Histogram, bucket_value
 from pytest_memaslap.stats.results import ShardResult, merge_results
 
@@ -223,7 +230,7 @@ def run(workload: Workload, targets: list[Target], threads: int, report: Report)
     if threads == 1:
         printer = ProgressPrinter(report.period, "", workload.duration, report.every) if report.every else None
         try:
-            return run_shard(workload, targets, prefix, ShardPlan(), on_second=printer)
+            return run_shard(workload, targets, prefix, ShardPlan(), on_second=printer, on_preload=_preload_lines(""))
         except SlapInterrupted:
             raise KeyboardInterrupt from None
     context = multiprocessing.get_context("spawn")
@@ -312,7 +319,8 @@ def _shard_process(
         publisher = ProgressPublisher(first.host, first.port, progress_key(token, f"t{index}"), sasl=first.sasl)
         printer = ProgressPrinter(publisher, "", load.duration, every, count)
     try:
-        raw = run_shard(load, targets, prefix, ShardPlan(index, count), on_second=printer)
+        on_preload = _preload_lines(f" (shard {index})")
+        raw = run_shard(load, targets, prefix, ShardPlan(index, count), on_second=printer, on_preload=on_preload)
         results.put((index, "ok", raw))  # (pickled by the queue, as it is)
     except SlapRunError as exc:
         results.put((index, "error", {"message": str(exc), "partial": exc.partial}))
@@ -321,6 +329,11 @@ def _shard_process(
     finally:
         if publisher is not None:
             publisher.flush()  # (the last period, before this process ends)
+
+
+def _preload_lines(label: str) -> PreloadPrinter:
+    """A long preload's progress, on stderr every few seconds (each shard process writes its own)."""
+    return PreloadPrinter(lambda period: print(period.line(), file=sys.stderr, flush=True), "preload" + label)
 
 
 # -- the report ----------------------------------------------------------------

@@ -13,7 +13,7 @@ from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.model.capacity import CapacitySearch
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import Workload
-from pytest_memaslap.stats.live import OnSecond
+from pytest_memaslap.stats.live import OnPreload, OnSecond
 from pytest_memaslap.stats.results import ShardResult
 
 __all__ = ["LOOP_NAME", "LOOP_NOTE", "ShardPlan", "SlapInterrupted", "SlapRunError", "Target", "run_shard"]
@@ -27,6 +27,7 @@ def run_shard(
     cleanup: bool = False,
     on_second: OnSecond | None = None,
     capacity: CapacitySearch | None = None,
+    on_preload: OnPreload | None = None,
 ) -> ShardResult:
     """Run one shard of ``workload`` against ``target`` with keys under ``prefix``; blocks until done.
 
@@ -34,7 +35,8 @@ def run_shard(
 
     ``cleanup`` deletes the shard's keys after the measured phase;
     ``on_second`` sees each second of the measured phase as it closes, and
-    can read the phase's running totals (live progress, live exporters).
+    can read the phase's running totals (live progress, live exporters);
+    ``on_preload`` sees how far the preload is, once a second.
     ``capacity`` runs a capacity search instead of one load (one shard).
     On Ctrl-C the load stops and :class:`SlapInterrupted` carries what
     was measured.
@@ -42,9 +44,11 @@ def run_shard(
     if capacity is not None:
         if plan is not None and plan.count > 1:
             raise SlapRunError("slap_capacity: a capacity search runs on one shard; run it without --slap-shards")
-        runner: ShardRunner = CapacityRunner(workload, target, prefix, ShardPlan(), cleanup, on_second, search=capacity)
+        runner: ShardRunner = CapacityRunner(
+            workload, target, prefix, ShardPlan(), cleanup, on_second, on_preload, search=capacity
+        )
     else:
-        runner = ShardRunner(workload, target, prefix, plan or ShardPlan(), cleanup, on_second)
+        runner = ShardRunner(workload, target, prefix, plan or ShardPlan(), cleanup, on_second, on_preload)
     try:
         return run_loop(runner.run)
     except KeyboardInterrupt:

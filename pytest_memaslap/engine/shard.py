@@ -39,7 +39,7 @@ from pytest_memaslap.model.workload import COUNTER_COMMANDS, Workload
 from pytest_memaslap.protocol.codecs import CODECS
 from pytest_memaslap.protocol.outcomes import ERROR
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
-from pytest_memaslap.stats.live import CommandTotals, OnSecond
+from pytest_memaslap.stats.live import CommandTotals, OnPreload, OnSecond
 from pytest_memaslap.stats.results import Blocks, ShardResult
 
 PRELOAD_DEPTH = 16
@@ -65,10 +65,13 @@ class ShardRunner:
         plan: ShardPlan,
         cleanup: bool = False,
         on_second: OnSecond | None = None,
+        on_preload: OnPreload | None = None,
     ) -> None:
         self.workload = workload
         self.cleanup = cleanup
         self.on_second = on_second  # called with (seconds done, that second, totals) in the measured phase
+        self.on_preload = on_preload  # called each second of the preload: how far it is
+        self._preload_planned = 0  # the preload's requests, all connections
         # several servers: keys are placed as pymemcache's HashClient places them, connection i goes to server
         # i mod S and works on that server's keys only; the first server also holds the shards' barriers
         self.targets = [target] if isinstance(target, Target) else list(target)
@@ -326,6 +329,7 @@ class ShardRunner:
             share = self._share(i)
             source = PreloadSource(keys, share, key_base, values, 0, self.counters, self.codec)
             idle.append(connection.begin(source, source.count, max(self.workload.window, PRELOAD_DEPTH)))
+            self._preload_planned += source.count
         keys_here = sum(len(self._share(i)) for i in range(len(self.connections)))
         limit_s = max(PRELOAD_MIN_S, keys_here / PRELOAD_MIN_RATE)
         done = asyncio.gather(*idle)
@@ -559,9 +563,16 @@ class ShardRunner:
             self._failure.set_result(why)
 
     def _publish_seconds(self) -> None:
-        """Hand the measured phase's newly closed seconds to ``on_second`` (live progress)."""
+        """Hand the measured phase's newly closed seconds to ``on_second`` (live progress), and the preload's
+        progress to ``on_preload``."""
         recorder = self.recorder
-        if self.on_second is not None and self._phases and self._phases[-1][0] == "measured":
+        phase = self._phases[-1][0] if self._phases else None
+        if self.on_preload is not None and phase == "preload" and self._published < len(recorder.timeline):
+            self._published = len(recorder.timeline)
+            totals = self._totals().values()
+            answered, errors = sum(t.ops for t in totals), sum(t.errors for t in totals)
+            self.on_preload(self._published, answered, self._preload_planned, errors)
+        if self.on_second is not None and phase == "measured":
             while self._published < len(recorder.timeline):
                 self._published += 1
                 self.on_second(self._published, recorder.timeline[self._published - 1], self._totals)

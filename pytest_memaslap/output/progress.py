@@ -32,6 +32,7 @@ POLL_INTERVAL_S = 1.0
 RECORD_TTL_S = 120
 CLIENT_TIMEOUT_S = 1.0
 PUBLISHER_IDLE_S = 0.5  # a publisher thread with nothing queued this long ends
+PRELOAD_EVERY_S = 5  # a preload longer than this shows a progress line this often
 GRACE_POLLS = 3  # a period still missing shards is printed with those it has after this many polls
 
 
@@ -46,6 +47,7 @@ class Period:
     sums: Second = field(default_factory=Second)  # ops, errors and latencies of those seconds
     shards: int = 1  # how many shards run this test
     merged: int = 1  # how many shards' periods this one holds
+    progress: tuple[int, int] | None = None  # a preload's (requests answered so far, requests it will send)
 
     @property
     def ops(self) -> int:
@@ -59,14 +61,28 @@ class Period:
         """Add another shard's same period (shards run side by side: ops add up, the seconds do not)."""
         self.sums.merge(other.sums)
         self.merged += other.merged
+        if self.progress is not None and other.progress is not None:
+            self.progress = (self.progress[0] + other.progress[0], self.progress[1] + other.progress[1])
 
     def line(self) -> str:
+        if self.progress is not None:
+            return self._progress_line(self.progress)
         total = f"/{self.total:g}" if self.total else ""
         p99_ms = self.sums.percentile(99.0) / 1e6
         shards = f", {self.merged} of {self.shards} shards" if self.shards > 1 else ""
         return (
             f"slap {self.label}: {self.done}{total} s, {self.ops / max(1, self.seconds):,.0f} ops/s, "
             f"p99 {p99_ms:.3g} ms, errors {self.errors} (last {self.seconds} s{shards})"
+        )
+
+    def _progress_line(self, progress: tuple[int, int]) -> str:
+        """A long preload: how far it is, and how fast it goes."""
+        answered, planned = progress
+        shards = f", {self.merged} of {self.shards} shards" if self.shards > 1 else ""
+        share = 100 * answered / max(planned, 1)
+        return (
+            f"slap {self.label}: {self.done} s, {answered:,} of {planned:,} sets ({share:.0f} %)"
+            f", {self.ops / max(1, self.seconds):,.0f} sets/s, errors {self.errors} (last {self.seconds} s{shards})"
         )
 
     def to_json(self) -> str:
@@ -80,6 +96,7 @@ class Period:
             "offset": self.sums.offset,
             "counts": self.sums.counts.tolist(),
             "shards": self.shards,
+            "progress": self.progress,
         }
         return json.dumps(data, separators=(",", ":"))
 
@@ -88,8 +105,15 @@ class Period:
         data = json.loads(text)
         counts = array.array("I", [int(count) for count in data["counts"]])
         sums = Second(int(data["ops"]), int(data["errors"]), int(data["offset"]), counts)
+        progress = data.get("progress")
         return cls(
-            str(data["label"]), int(data["done"]), data["total"], int(data["seconds"]), sums, int(data["shards"])
+            str(data["label"]),
+            int(data["done"]),
+            data["total"],
+            int(data["seconds"]),
+            sums,
+            int(data["shards"]),
+            progress=(int(progress[0]), int(progress[1])) if progress else None,
         )
 
 
@@ -119,6 +143,26 @@ class ProgressPrinter:
             return
         self.emit(Period(self.label, done, self.total, self._seconds, self._sums, self.shards))
         self._sums, self._seconds = Second(), 0
+
+
+class PreloadPrinter:
+    """An ``OnPreload``: a progress line every ``every_s`` seconds of a preload (a short one shows none)."""
+
+    def __init__(
+        self, emit: Callable[[Period], None], label: str, every_s: int = PRELOAD_EVERY_S, shards: int = 1
+    ) -> None:
+        self.emit = emit
+        self.label = label
+        self.every = every_s
+        self.shards = shards
+        self._last = (0, 0)  # (sets answered, errors) at the last line
+
+    def __call__(self, done: int, answered: int, planned: int, errors: int) -> None:
+        if not done or done % self.every:
+            return
+        sums = Second(answered - self._last[0], errors - self._last[1])
+        self._last = (answered, errors)
+        self.emit(Period(self.label, done, None, self.every, sums, self.shards, progress=(answered, planned)))
 
 
 def stat_freq(option: int | None, duration: float | None) -> int:

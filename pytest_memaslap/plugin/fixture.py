@@ -16,7 +16,7 @@ from pytest_memaslap.model.keyspace import check_key_size
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.thresholds import Threshold, ThresholdError, parse_all
 from pytest_memaslap.model.workload import Workload, WorkloadError
-from pytest_memaslap.stats.live import OnSecond
+from pytest_memaslap.stats.live import OnPreload, OnSecond
 from pytest_memaslap.stats.result import SlapResult
 from pytest_memaslap.stats.rounds import with_rounds
 
@@ -56,7 +56,7 @@ class Slap:
         prefix_for_call: Callable[[int], str],
         shard: ShardPlan | None = None,
         cleanup: bool = False,
-        on_second_for: Callable[[Workload, str], OnSecond | None] | None = None,
+        on_second_for: Callable[[Workload, str], tuple[OnSecond | None, OnPreload | None]] | None = None,
         rounds: int = 1,
         capacity: CapacitySearch | None = None,
         versus: MemcachedServer | None = None,
@@ -69,7 +69,7 @@ class Slap:
         self.shard = shard or ShardPlan()
         self._cleanup = cleanup  # (a server we started is stopped anyway: only others' are cleaned)
         self._prefix_for_call = prefix_for_call
-        self._on_second_for = on_second_for  # (live progress and metrics of each call)
+        self._on_second_for = on_second_for  # (live progress and metrics of each call, and its preload's progress)
         self.rounds = rounds
         self.max_rounds = max(max_rounds or rounds, rounds)  # --slap-max-rounds: more while a verdict is undecided
         self.capacity = capacity  # a slap_capacity search instead of one load
@@ -125,9 +125,9 @@ class Slap:
         label = f" round {number}/{planned}" if self.max_rounds > 1 else ""
         label += f" {side}" if self.versus is not None else ""
         target = [Target(host, port, server.tls, server.sasl) for host, port in server.servers]
-        on_second = self._on_second_for(workload, label) if self._on_second_for else None
+        on_second, on_preload = self._on_second_for(workload, label) if self._on_second_for else (None, None)
         cleanup = self._cleanup and not server.owned
-        raw = run_shard(workload, target, prefix, self.shard, cleanup, on_second, self.capacity)
+        raw = run_shard(workload, target, prefix, self.shard, cleanup, on_second, self.capacity, on_preload)
         return SlapResult(workload, raw, server.version)
 
     @staticmethod

@@ -305,17 +305,20 @@ def _second_sinks(config: pytest.Config, nodeid: str, server: MemcachedServer) -
     if emit is None and live is None:
         return None
 
-    from pytest_memaslap.output.progress import ProgressPrinter, stat_freq
-    from pytest_memaslap.stats.live import LiveFeed, OnSecond, every_second
+    from pytest_memaslap.output.progress import PRELOAD_EVERY_S, PreloadPrinter, ProgressPrinter, stat_freq
+    from pytest_memaslap.stats.live import LiveFeed, OnPreload, OnSecond, every_second
 
-    def for_workload(workload: Workload, label: str) -> OnSecond | None:
+    def for_workload(workload: Workload, label: str) -> tuple[OnSecond | None, OnPreload | None]:
         every = stat_freq(state.settings.stat_freq, workload.duration)
         mode = state.mode
-        printer = None
+        printer = preload = None
         if emit is not None and every:
             printer = ProgressPrinter(emit, nodeid + label, workload.duration, every, mode.shard_count)
+        if emit is not None and state.settings.stat_freq != 0:  # (a long preload shows, unless progress is off)
+            preload_every = state.settings.stat_freq or PRELOAD_EVERY_S
+            preload = PreloadPrinter(emit, f"{nodeid}{label} preload", preload_every, mode.shard_count)
         feed = LiveFeed(live, nodeid + label, mode.shard_index, mode.shard_count) if live is not None else None
-        return every_second(printer, feed)
+        return every_second(printer, feed), preload
 
     return for_workload
 

@@ -93,6 +93,8 @@ class LiveSnapshot:
 
 Totals = Callable[[], dict[str, CommandTotals]]  # the running totals, read when called (a few µs a command)
 OnSecond = Callable[[int, Second, Totals], None]  # (seconds done, the second that closed, its phase's totals)
+# a preload's second closed: (seconds into the preload, sets answered so far, sets it will send, errors so far)
+OnPreload = Callable[[int, int, int, int], None]
 
 
 class LiveFeed:
