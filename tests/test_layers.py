@@ -80,6 +80,18 @@ def test_imports_point_down_the_layers():
     assert not wrong, "\n".join(sorted(wrong))
 
 
+def test_shapes_never_reach_into_the_runner_that_composes_them():
+    """A shape uses the runner through ``shapes.base.Run`` only; the runner picks a shape, never the reverse."""
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in _graph().items()
+        if module.startswith("pytest_memaslap.engine.shapes")
+        for target in targets
+        if target.startswith("pytest_memaslap.engine.shard")
+    ]
+    assert not wrong, "\n".join(sorted(wrong))
+
+
 def test_every_module_says_its_job():
     missing = [
         str(p.relative_to(PACKAGE))

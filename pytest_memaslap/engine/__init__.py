@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pytest_memaslap.engine.capacity import CapacityRunner
 from pytest_memaslap.engine.errors import SlapInterrupted, SlapRunError
 from pytest_memaslap.engine.loop import LOOP_NAME, LOOP_NOTE
 from pytest_memaslap.engine.loop import run as run_loop
+from pytest_memaslap.engine.shapes import shape_for
 from pytest_memaslap.engine.shard import ShardRunner
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.model.capacity import CapacitySearch
@@ -41,14 +41,10 @@ def run_shard(
     On Ctrl-C the load stops and :class:`SlapInterrupted` carries what
     was measured.
     """
-    if capacity is not None:
-        if plan is not None and plan.count > 1:
-            raise SlapRunError("slap_capacity: a capacity search runs on one shard; run it without --slap-shards")
-        runner: ShardRunner = CapacityRunner(
-            workload, target, prefix, ShardPlan(), cleanup, on_second, on_preload, search=capacity
-        )
-    else:
-        runner = ShardRunner(workload, target, prefix, plan or ShardPlan(), cleanup, on_second, on_preload)
+    if capacity is not None and plan is not None and plan.count > 1:
+        raise SlapRunError("slap_capacity: a capacity search runs on one shard; run it without --slap-shards")
+    shape = shape_for(workload, capacity)
+    runner = ShardRunner(workload, target, prefix, plan or ShardPlan(), cleanup, on_second, on_preload, shape)
     try:
         return run_loop(runner.run)
     except KeyboardInterrupt:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import array
 import asyncio
-import gc
 import random
 import time
 import warnings
@@ -20,27 +19,27 @@ from typing import Any
 from pytest_memaslap.engine.barrier import ServerBarrier
 from pytest_memaslap.engine.connect import connect
 from pytest_memaslap.engine.errors import SlapRunError
-from pytest_memaslap.engine.hot.connection import Connection, Driven, Slot, connection_class
+from pytest_memaslap.engine.hot.connection import Connection, Slot, connection_class
 from pytest_memaslap.engine.hot.recorder import RECEIVED, PhaseRecorder
 from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.loop import LOOP_NAME, within
-from pytest_memaslap.engine.pacer import Pacer
 from pytest_memaslap.engine.placement import build_keyspace
-from pytest_memaslap.engine.selfcheck import LoadMonitor
+from pytest_memaslap.engine.shapes import Shape, shape_for
+from pytest_memaslap.engine.shapes.base import Driver
 from pytest_memaslap.engine.sources import SourcePlan, build_sources
 from pytest_memaslap.engine.udp import UdpEndpoint
 from pytest_memaslap.engine.watchdog import StallWatchdog, only_errors
 from pytest_memaslap.memcached.endpoint import Target
 from pytest_memaslap.memcached.sasl import SaslError
-from pytest_memaslap.model.keyspace import ValueSource, counter_keys, key_slice
+from pytest_memaslap.model.keyspace import ValueSource, counter_keys
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import COUNTER_COMMANDS, Workload
 from pytest_memaslap.protocol.codecs import CODECS
 from pytest_memaslap.protocol.outcomes import ERROR
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
 from pytest_memaslap.stats.live import CommandTotals, OnPreload, OnSecond
-from pytest_memaslap.stats.results import Blocks, ShardResult
+from pytest_memaslap.stats.results import Blocks, PhaseStats, ShardResult
 
 PRELOAD_DEPTH = 16
 UDP_LOSS_TIMEOUT_S = 1.0  # a UDP request unanswered this long is lost (an error); the run goes on
@@ -66,8 +65,10 @@ class ShardRunner:
         cleanup: bool = False,
         on_second: OnSecond | None = None,
         on_preload: OnPreload | None = None,
+        shape: Shape | None = None,
     ) -> None:
         self.workload = workload
+        self.shape = shape or shape_for(workload)  # what happens between the preload and the cleanup
         self.cleanup = cleanup
         self.on_second = on_second  # called with (seconds done, that second, totals) in the measured phase
         self.on_preload = on_preload  # called each second of the preload: how far it is
@@ -95,15 +96,13 @@ class ShardRunner:
         self.partial: ShardResult | None = None  # set when the run is cancelled
         self._outages: dict[int, asyncio.Future[None]] = {}  # connection index -> its reconnect task
         self._down_since_ns = 0  # when the first of the connections now down went down
-        self.pacer: Pacer | None = None  # open loop (rate=)
-        self._idle_ticks_before = 0  # the pacer's idle ticks when the measured phase began
         self.counters: list[bytes] | None = None  # incr/decr's numeric keys, when the mix has them
         self.verify_log = VerifyLog()
         self.expiry = ExpiryBook()  # expire=: which keys must be gone, and when
         self.sources: list[OpSource] = []  # the measured phase's request sources, one per connection
+        self._keyspace_material: tuple[list[bytes], int, ValueSource] | None = None  # (keys, first index, values)
         self.udp: list[UdpEndpoint] = []  # transport="udp": the measured load's sockets
         self._sweep_handle: asyncio.TimerHandle | None = None
-        self._step_task: asyncio.Future[None] | None = None  # connection steps: begins connections as steps start
         self.codec = CODECS[workload.protocol]
 
     # -- called by connections ------------------------------------------------
@@ -200,9 +199,8 @@ class ShardRunner:
                 await self._sync("preload")
                 await self._preload(keys, indices.start, values)
             await self._sync("load")
-            await self._load(keys, indices.start, values)
-            if self.pacer is not None:  # (the open loop's spin in the measured phase: its idle ticks, priced)
-                self.result.pacer_spin_s = self.pacer.spin_cpu_s(self.pacer.idle_ticks - self._idle_ticks_before)
+            self._keyspace_material = (keys, indices.start, values)
+            await self.shape.load(self)
             if self.cleanup:
                 await self._cleanup(keys)
         except SlapRunError as exc:
@@ -236,7 +234,7 @@ class ShardRunner:
     async def _sync(self, name: str) -> None:
         """Wait for the other shards of the plan (no-op for a single shard); a dropped connection ends the wait."""
         if self.barrier is not None:
-            await self._wait(self.barrier.wait(name))
+            await self.wait(self.barrier.wait(name))
 
     def _check_servers(self, connections: int) -> None:
         """Several servers: each needs a connection of this shard, and keys of this shard to work on."""
@@ -323,7 +321,7 @@ class ShardRunner:
 
     async def _preload(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
         """Set every key of the slice once (in parallel over the connections) so gets hit."""
-        self._start_phase("preload", ("set",))
+        self.start_phase("preload", ("set",))
         idle = []
         for i, connection in enumerate(self.connections):
             share = self._share(i)
@@ -333,28 +331,28 @@ class ShardRunner:
         keys_here = sum(len(self._share(i)) for i in range(len(self.connections)))
         limit_s = max(PRELOAD_MIN_S, keys_here / PRELOAD_MIN_RATE)
         done = asyncio.gather(*idle)
-        await self._wait(asyncio.shield(done), until_ns=perf_counter_ns() + int(limit_s * 1e9))
+        await self.wait(asyncio.shield(done), until_ns=perf_counter_ns() + int(limit_s * 1e9))
         if not done.done():
-            self._stop(self.connections)
+            self.stop(self.connections)
             answered = any(c[RECEIVED] for c in self.recorder.counters)
             raise SlapRunError(
                 f"preload: not done within {limit_s:,.0f} s ({keys_here:,} keys on this shard, at least "
                 f"{PRELOAD_MIN_RATE:,.0f} a second expected{'' if answered else '; no reply at all'}): the server "
                 f"at {self.target} is too slow for this keyspace; use fewer keys, or preload=False"
             )
-        self._end_phase("preload", perf_counter_ns())
+        self.end_phase("preload", perf_counter_ns())
 
     async def _cleanup(self, keys: list[bytes]) -> None:
         """Delete every key of the slice (the run's keys on a server the plugin does not own)."""
-        self._start_phase("cleanup", ("delete",))
+        self.start_phase("cleanup", ("delete",))
         idle = []
         for i, connection in enumerate(self.connections):
             share = self._share(i)
             fresh = self.sources[i].fresh_keys() if self.sources else []
             source = CleanupSource(keys, share, self.counters, self.codec, fresh)
             idle.append(connection.begin(source, source.count, PRELOAD_DEPTH))
-        await self._wait(asyncio.gather(*idle))
-        self._end_phase("cleanup", perf_counter_ns())
+        await self.wait(asyncio.gather(*idle))
+        self.end_phase("cleanup", perf_counter_ns())
 
     async def _cleanup_on_fresh_connections(self, keys: list[bytes], after: str) -> None:
         """Interrupted or failed: delete the run's keys anyway, on fresh connections, within a bound; when it
@@ -385,98 +383,11 @@ class ShardRunner:
         await self._connect(count)
         await self._cleanup(keys)
 
-    async def _load(self, keys: list[bytes], key_base: int, values: ValueSource) -> None:
-        """The mixed load: an optional warm-up, then the measured phase, then the drain."""
-        workload, plan = self.workload, self.plan
-        names = workload.measured_commands()
-        budgets = _split(plan.ops(workload), len(self.connections))
-        sources = self._build_sources(keys, key_base, values)
-        first = "warmup" if workload.warmup > 0 else "measured"
-        drivers: list[Any] = self.connections
-        if workload.transport == "udp":  # the keyspace was preloaded over TCP; the load goes over UDP
-            drivers = self.udp = await self._open_udp(len(self.connections))
-        gc.freeze()  # the keyspace and setup objects never need collecting again
-        monitor = LoadMonitor()  # is this process the bottleneck? (CPU share, loop lag)
-        self._start_phase(first, names)
-        self.result.started_at = time.time()
-        try:
-            idle = []
-            paced = workload.open_loop
-            active = self._active_connections(0)  # (all of them, unless connections step up)
-            for driver, source, budget in list(zip(drivers, sources, budgets, strict=True))[:active]:
-                budget = -1 if first == "warmup" else budget
-                idle.append(driver.begin(source, budget, workload.window, paced))
-            if active < len(drivers):
-                self._step_task = asyncio.ensure_future(self._step_up(drivers, sources, idle))
-            all_idle = asyncio.gather(*idle)
-            if paced:
-                profile = workload.rate_profile()
-                assert profile is not None
-                self.pacer = Pacer(
-                    self.connections,
-                    profile,
-                    len(self.connections) / workload.connections,  # this shard's share of the rate
-                    workload.arrivals,
-                    [plan.rng(workload, f"arrivals{i}") for i in range(len(self.connections))],
-                )
-                self.pacer.start()
-            if first == "warmup":
-                await self._wait(asyncio.Event().wait(), until_ns=self.recorder.start_ns + int(workload.warmup * 1e9))
-                self._end_phase("warmup", perf_counter_ns())
-                self._start_phase("measured", names)
-                self.result.started_at = time.time()
-                for driver, budget in zip(drivers, budgets, strict=True):
-                    driver.set_budget(budget)
-            monitor.start()
-            self._idle_ticks_before = self.pacer.idle_ticks if self.pacer is not None else 0
-            if workload.duration is not None:
-                end_ns = self.recorder.start_ns + int(workload.duration * 1e9)
-                await self._wait(asyncio.shield(all_idle), until_ns=end_ns)
-                self._stop(drivers)
-                if self.pacer is not None:
-                    self.pacer.stop()
-            if self._step_task is not None:
-                self._step_task.cancel()
-                all_idle = asyncio.gather(*idle)  # (with the connections the steps began)
-            await self._wait(all_idle)
-            self._end_phase("measured", perf_counter_ns())
-        finally:
-            if self._step_task is not None:
-                self._step_task.cancel()
-            monitor.stop()
-            self.result.cpu_pct, self.result.loop_lag = monitor.cpu_pct, monitor.lag
-            self.result.hiccups = monitor.hiccups
-            self.result.cpu_user_s, self.result.cpu_system_s = monitor.user_s, monitor.system_s
-            if self.pacer is not None:
-                self.pacer.stop()
-                self.result.send_lag_max_s = self.pacer.max_lag_ns / 1e9
-                self.result.send_lag = self.pacer.send_lag
-            if self._sweep_handle is not None:
-                self._sweep_handle.cancel()
-            gc.unfreeze()
-            # The frozen objects return to the oldest generation uncounted, so their garbage (the call's cycles)
-            # would wait for a full collection that comes ever later: collect it now, after the measured phase.
-            gc.collect()
-
-    def _active_connections(self, step: int) -> int:
-        """This shard's connections that run in connection step ``step`` (its share of the run's)."""
-        workload, plan = self.workload, self.plan
-        return len(key_slice(workload.active_connections(step), plan.index, plan.count))
-
-    async def _step_up(self, drivers: list[Any], sources: list[OpSource], idle: list[Any]) -> None:
-        """Connection steps: at each step's start, begin this shard's connections that join in it."""
-        workload = self.workload
-        running = self._active_connections(0)
-        for step in range(1, workload.step_count()):
-            due_ns = self.recorder.start_ns + int(step * workload.step_duration * 1e9)
-            await asyncio.sleep(max(0.0, (due_ns - perf_counter_ns()) / 1e9))
-            joining = self._active_connections(step)
-            for driver, source in list(zip(drivers, sources, strict=True))[running:joining]:
-                idle.append(driver.begin(source, -1, workload.window, False))
-            running = joining
-
-    def _build_sources(self, keys: list[bytes], key_base: int, values: ValueSource) -> list[OpSource]:
+    # -- what a shape uses (``shapes.base.Run``) ------------------------------------
+    def build_sources(self) -> list[OpSource]:
         """The measured phase's request sources, one per connection (kept for cleanup's fresh keys)."""
+        assert self._keyspace_material is not None, "sources before the keyspace"
+        keys, key_base, values = self._keyspace_material
         self.sources = build_sources(
             SourcePlan(self.workload, self.plan, self.codec, self.prefix, self.verify_log, self.expiry),
             keys,
@@ -487,6 +398,21 @@ class ShardRunner:
             [connection.followups for connection in self.connections],
         )
         return self.sources
+
+    async def open_drivers(self) -> list[Any]:
+        """The connections; for ``transport="udp"`` one UDP socket each (the keyspace was preloaded over TCP)."""
+        if self.workload.transport == "udp":
+            self.udp = await self._open_udp(len(self.connections))
+            return self.udp
+        return self.connections
+
+    def take_phase(self) -> PhaseStats:
+        """End the current phase now and return its stats, apart from the run's phases (a capacity step)."""
+        recorder: PhaseRecorder = self._phases.pop()[1]
+        if self._tick_handle is not None:  # (no second closes into a finished phase)
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        return recorder.finish(perf_counter_ns())
 
     async def _open_udp(self, count: int) -> list[UdpEndpoint]:
         """One UDP socket per connection, each to its connection's server; losses are swept every 50 ms."""
@@ -508,7 +434,7 @@ class ShardRunner:
         self._sweep_handle = asyncio.get_running_loop().call_later(UDP_SWEEP_S, self._sweep_udp)
 
     # -- bookkeeping ------------------------------------------------------------
-    def _start_phase(self, name: str, names: tuple[str, ...]) -> PhaseRecorder:
+    def start_phase(self, name: str, names: tuple[str, ...]) -> PhaseRecorder:
         """Make ``name`` the phase new requests count in (replies count where they were sent)."""
         now = perf_counter_ns()
         self.recorder = PhaseRecorder(names, now, self.connection_type.take_run)
@@ -529,7 +455,7 @@ class ShardRunner:
         self._schedule_tick()
         return self.recorder
 
-    def _stop(self, drivers: Sequence[Driven]) -> None:
+    def stop(self, drivers: Sequence[Driver]) -> None:
         """The measured phase's time is up: every driver stops sending."""
         self.stopping = True
         for driver in drivers:
@@ -585,7 +511,7 @@ class ShardRunner:
         """Grows with every reply of any phase (each reply has bytes): the stall watchdog's signal."""
         return sum(c[RECEIVED] + c[ERROR] for _, recorder, _ in self._phases for c in recorder.counters)
 
-    def _end_phase(self, name: str, end_ns: int) -> None:
+    def end_phase(self, name: str, end_ns: int) -> None:
         for phase in self._phases:
             if phase[0] == name:
                 phase[2] = end_ns
@@ -604,6 +530,7 @@ class ShardRunner:
         if self.barrier is not None:
             self.result.phases["sync"] = self.barrier.close()
         self.result.verify = self.verify_log.to_dict()
+        self.shape.keep(self.result)
         return self.result
 
     def _watch(self) -> None:
@@ -618,14 +545,7 @@ class ShardRunner:
             self.result.periodic["stall_watchdog"],
         )
 
-    async def _wait(self, awaitable: Awaitable[Any], until_ns: int | None = None) -> None:
+    async def wait(self, awaitable: Awaitable[Any], until_ns: int | None = None) -> None:
         """Wait for ``awaitable`` (until ``until_ns`` at most), watched: see ``watchdog``."""
         assert self._watchdog is not None, "a wait before the run began"
         await self._watchdog.wait(awaitable, until_ns)
-
-
-def _split(total: int | None, parts: int) -> list[int]:
-    """Divide an op budget over connections; -1 everywhere means no budget."""
-    if total is None:
-        return [-1] * parts
-    return [len(key_slice(total, i, parts)) for i in range(parts)]
