@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--sasl-password", help=f"the SASL password (prefer {SASL_PASSWORD_ENV})")
     add("-U", "--udp", action="store_true", help="gets over UDP (the server's UDP port = its TCP port); gets only")
+    add("--trace", help="replay a cache trace instead of the mix: Twitter's or KVReplay's CSV, plain or zstd")
+    add("--speed", default="1", help="--trace: play its recorded clock this many times faster (default 1)")
+    add("--loop", action="store_true", help="--trace: start it again when it ends (until -t or -x)")
+    add("--amplify", default="1", help="--trace: make every trace key this many distinct keys (default 1)")
     for name, short in (("facebook", "-a"),):
         add(short, f"--{name}", action="store_true", help="refused (see docs/memaslap-py.md)")
     return parser
@@ -127,8 +131,13 @@ def workload_from(args: argparse.Namespace) -> tuple[Workload, int]:
             transport="udp" if args.udp else "tcp",
             rate=args.tps,
             duration=_duration(args.time) if args.time else None,
-            ops=args.execute_number if args.execute_number else (None if args.time else DEFAULT_OPS),
+            ops=args.execute_number if args.execute_number else (None if args.time or args.trace else DEFAULT_OPS),
         )
+        if args.trace:
+            fields.update(trace=args.trace, speed=float(args.speed), loop=args.loop)
+            fields.update(amplify=parse_count(args.amplify, "--amplify"))
+        elif args.loop or args.speed != "1" or args.amplify != "1":
+            raise UsageError("--speed, --loop, --amplify: apply to a trace replay; give --trace PATH as well")
         # memaslap's gets ask only for keys it has set, so they hit; here the keyspace is set first
         fields["preload"] = True
         workload = Workload.from_args(fields)
@@ -421,6 +430,8 @@ def final_report(raw: ShardResult, workload: Workload, verbose: bool) -> str:
     lines = [rule]
     total = Histogram()
     for name, stats in measured.commands.items():
+        if workload.trace is not None and not stats.ops and not stats.errors:
+            continue  # (a replay names every command a trace may hold; these it did not)
         total.merge(stats.latency)
         lines += _statistics_block(f"{name.capitalize()} Statistics", stats.latency)
     lines += _statistics_block("Total Statistics", total)
@@ -444,6 +455,12 @@ def final_report(raw: ShardResult, workload: Workload, verbose: bool) -> str:
         lines.append("verify failed for keys: " + ", ".join(raw.verify["keys"]))
     if raw.reconnects:
         lines.append(f"reconnects: {raw.reconnects} (gap {raw.reconnect_gap_s:.3f} s)")
+    if raw.replay:
+        skipped = ", ".join(f"{count} ({reason})" for reason, count in sorted(raw.replay["skipped"].items()))
+        lines.append(
+            f"replayed: {raw.replay['requests']} requests from {raw.replay['lines']} lines of {raw.replay['path']}"
+            + (f"; not replayed: {skipped}" if skipped else "")
+        )
     seconds = measured.elapsed_s or 1e-9
     ops = total.total
     if workload.rate:

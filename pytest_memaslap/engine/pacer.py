@@ -16,7 +16,7 @@ import asyncio
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from time import perf_counter_ns
 
 from pytest_memaslap.engine.hot.connection import Connection
@@ -54,9 +54,7 @@ class Pacer:
         self.max_lag_ns = 0
         self.send_lag = Histogram()  # per request sent: how long after its scheduled time it went out (ns)
         self.sent = 0
-        self.idle_ticks = 0  # ticks that found nothing due: the spin
-        self.spin_samples: list[int] = []  # CPU ns from a sampled idle tick's start to the next tick's start
-        self._sample_from = 0
+        self.spin = SpinMeter()
         self._handle: asyncio.TimerHandle | None = None
         self._stopped = False
 
@@ -83,10 +81,7 @@ class Pacer:
     def _tick(self) -> None:
         if self._stopped:
             return
-        if self._sample_from:  # (the previous tick was an idle one being timed: one whole spin iteration)
-            self.spin_samples.append(time.thread_time_ns() - self._sample_from)
-            self._sample_from = 0
-        sample = time.thread_time_ns() if self.idle_ticks % SPIN_SAMPLE_EVERY == 0 else 0
+        sample = self.spin.tick_begins()
         now = perf_counter_ns()
         soonest = float("inf")
         sent_before = self.sent
@@ -112,27 +107,10 @@ class Pacer:
                 for scheduled in due[:sent]:
                     record(now - scheduled)
                 self.sent += sent
-        idle = self.sent == sent_before
-        if idle:
-            self.idle_ticks += 1
         if soonest == float("inf"):  # the stages are over: nothing more is due
             self._handle = None
             return
-        remaining = soonest - perf_counter_ns()
-        loop = asyncio.get_running_loop()
-        if remaining <= SPIN_NS:
-            self._handle = loop.call_later(0, self._tick)  # the final approach: every loop iteration
-            if idle and sample:
-                self._sample_from = sample
-        else:
-            self._handle = loop.call_later((remaining - SPIN_NS) / 1e9, self._tick)
-
-    def spin_cpu_s(self, idle_ticks: int) -> float:
-        """The CPU seconds ``idle_ticks`` idle ticks cost: each priced at the median of the timed ones (a loop
-        iteration that also read replies costs more; the median leaves those out)."""
-        if not self.spin_samples or not idle_ticks:
-            return 0.0
-        return idle_ticks * statistics.median(self.spin_samples) / 1e9
+        self._handle = self.spin.next_tick(soonest, self.sent == sent_before, sample, self._tick)
 
     def stop(self) -> None:
         """No more sends; connections with nothing in flight are idle now, the others when drained."""
@@ -142,3 +120,44 @@ class Pacer:
         for connection in self.connections:
             if not connection.in_flight():
                 connection.give_up()
+
+
+class SpinMeter:
+    """Schedules a pacer's next tick (a timer, then a spin for the last stretch) and prices the spin.
+
+    An idle tick (nothing was due) is the spin's cost; one in ``SPIN_SAMPLE_EVERY``
+    is timed in CPU time, to the next tick's start, so the spin can be taken
+    out of the cost per request.
+    """
+
+    def __init__(self) -> None:
+        self.idle_ticks = 0  # ticks that found nothing due: the spin
+        self.samples: list[int] = []  # CPU ns from a sampled idle tick's start to the next tick's start
+        self._sample_from = 0
+
+    def tick_begins(self) -> int:
+        """Call first in a tick: closes the previous sample; returns this tick's sample start (0: not sampled)."""
+        if self._sample_from:  # (the previous tick was an idle one being timed: one whole spin iteration)
+            self.samples.append(time.thread_time_ns() - self._sample_from)
+            self._sample_from = 0
+        return time.thread_time_ns() if self.idle_ticks % SPIN_SAMPLE_EVERY == 0 else 0
+
+    def next_tick(self, soonest_ns: float, idle: bool, sample: int, tick: Callable[[], None]) -> asyncio.TimerHandle:
+        """Schedule ``tick`` for the next send due at ``soonest_ns``: a timer until close, then each loop
+        iteration (uvloop's timers step in milliseconds)."""
+        if idle:
+            self.idle_ticks += 1
+        remaining = soonest_ns - perf_counter_ns()
+        loop = asyncio.get_running_loop()
+        if remaining <= SPIN_NS:
+            if idle and sample:
+                self._sample_from = sample
+            return loop.call_later(0, tick)  # the final approach: every loop iteration
+        return loop.call_later((remaining - SPIN_NS) / 1e9, tick)
+
+    def cpu_s(self, idle_ticks: int) -> float:
+        """The CPU seconds ``idle_ticks`` idle ticks cost: each priced at the median of the timed ones (a loop
+        iteration that also read replies costs more; the median leaves those out)."""
+        if not self.samples or not idle_ticks:
+            return 0.0
+        return idle_ticks * statistics.median(self.samples) / 1e9

@@ -183,7 +183,7 @@ class ShardRunner:
     async def run(self) -> ShardResult:
         self._watch()
         workload, plan = self.workload, self.plan
-        indices = plan.keys(workload)
+        indices = plan.keys(workload) if workload.trace is None else range(0)  # (a replay's keys are the trace's)
         keys = await self._keyspace(indices, plan.rng(workload, "keys"))
         self._check_servers(plan.connections(workload))
         if any(name in COUNTER_COMMANDS for name in workload.command_names()):
@@ -195,7 +195,7 @@ class ShardRunner:
             )
         try:
             await self._connect(plan.connections(workload))
-            if workload.preload:
+            if workload.preloads:
                 await self._sync("preload")
                 await self._preload(keys, indices.start, values)
             await self._sync("load")
@@ -247,7 +247,7 @@ class ShardRunner:
                 f"use at least {servers * self.plan.count} connections (one per server per shard)"
             )
         empty = [str(self.targets[i]) for i, r in enumerate(self.server_ranges) if not len(r)]
-        if empty:
+        if empty and self.workload.trace is None:
             raise SlapRunError(
                 f"keys={self.workload.keys}: no key of this shard maps to {', '.join(empty)}; use more keys"
             )

@@ -11,8 +11,10 @@ import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
+from os import PathLike
 from typing import Any, TypeVar
 
+from pytest_memaslap.model import trace as traces
 from pytest_memaslap.model import units
 from pytest_memaslap.model.rate_profile import RateProfile
 from pytest_memaslap.model.units import UnitError
@@ -27,6 +29,7 @@ ARRIVALS = ("poisson", "uniform")
 TRANSPORTS = ("tcp", "udp")
 MAX_KEY_SIZE = 250
 MAX_DIVISION = 100
+MAX_AMPLIFY = 1000
 
 SizeSpec = tuple[tuple[int, int, float], ...]
 
@@ -178,6 +181,10 @@ class Workload:
     expire_after: float = 2.0  # that TTL, whole seconds (memcached's expiry clock ticks in seconds)
     overwrite: float = 1.0  # proportion of sets to keys of the keyspace; the rest write new keys (memaslap -o)
     transport: str = "tcp"  # "udp": the measured load's gets go over UDP (memaslap -U); preload stays on TCP
+    trace: str | None = None  # a cache trace to replay instead of the mix (Twitter's or KVReplay's; plain or zstd)
+    speed: float = 1.0  # a timed trace plays this many times faster than recorded
+    loop: bool = False  # the trace starts again when it ends (until duration or ops)
+    amplify: int = 1  # every trace key becomes this many distinct keys, each sent the key's requests
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -242,8 +249,9 @@ class Workload:
 
     def check(self) -> None:
         """Cross-field rules that no single argument can check alone."""
-        if self.duration is None and self.ops is None:
-            raise WorkloadError("duration/ops: give a duration (e.g. '10s'), an op count, or both")
+        if self.duration is None and self.ops is None and (self.trace is None or self.loop):
+            ends = "; a looped trace never ends" if self.trace is not None else ""
+            raise WorkloadError(f"duration/ops: give a duration (e.g. '10s'), an op count, or both{ends}")
         if self.duration is not None and self.duration <= 0:
             raise WorkloadError(f"duration={self.duration!r}: must be longer than 0 s")
         if self.window > 10_000:
@@ -296,14 +304,67 @@ class Workload:
         if (self.division > 1 or self.verify > 0) and "get" not in self.command_names():
             which = "division" if self.division > 1 else "verify"
             raise WorkloadError(f"{which}: applies to gets, and the command mix has none")
+        self._check_trace()
         if self.preload and self.keys > 50_000_000:
             raise WorkloadError(f"keys={self.keys}: at most 50M keys when preload=True")
+
+    def _check_trace(self) -> None:
+        """A replay's own arguments, and what of the synthetic load does not apply to it."""
+        if self.trace is None:
+            given = [
+                name
+                for name, default in (("speed", 1.0), ("loop", False), ("amplify", 1))
+                if getattr(self, name) != default
+            ]
+            if given:
+                raise WorkloadError(f"{', '.join(given)}: apply to a trace replay; give trace= as well, or drop them")
+            return
+        clashing = [
+            name
+            for name, on in (
+                ("stages", self.stages is not None),
+                ("connections=(first, step, last)", self.connection_steps is not None),
+                ("transport='udp'", self.transport == "udp"),
+                ("verify", self.verify > 0),
+                ("division", self.division > 1),
+                ("expire", self.expire > 0),
+                ("overwrite", self.overwrite < 1),
+            )
+            if on
+        ]
+        if clashing:
+            raise WorkloadError(
+                f"trace: a replay sends the trace's own requests, so {', '.join(clashing)} cannot apply; drop them"
+            )
+        if self.amplify > MAX_AMPLIFY:
+            raise WorkloadError(f"amplify={self.amplify}: at most {MAX_AMPLIFY} copies of each key")
+        if self.rate is not None and self.speed != 1.0:
+            raise WorkloadError(
+                "trace: speed= scales the trace's own clock and rate= replaces it with a steady rate; give one"
+            )
+        try:
+            found = traces.inspect(self.trace)
+        except traces.TraceError as exc:
+            raise WorkloadError(str(exc)) from None
+        if not found.timed and self.rate is None:
+            raise WorkloadError(
+                f"trace={self.trace!r}: a KVReplay trace has no clock; give it a rate to replay at (rate= in a mark, "
+                "-P/--tps in memaslap-py: requests per second over all shards)"
+            )
 
     def command_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.commands)
 
+    @property
+    def preloads(self) -> bool:
+        """Whether the keyspace is set before the load (a trace replay starts from what its own sets write)."""
+        return self.preload and self.trace is None
+
     def measured_commands(self) -> tuple[str, ...]:
-        """The commands that get statistics: the mix's, plus ``gets`` when ``cas`` (gets, then cas) is in it."""
+        """The commands that get statistics: the mix's, plus ``gets`` when ``cas`` (gets, then cas) is in it;
+        a trace's: every command a trace may hold."""
+        if self.trace is not None:
+            return traces.REPLAYED_OPS
         names = self.command_names()
         return names + ("gets",) if "cas" in names and "gets" not in names else names
 
@@ -312,8 +373,8 @@ class Workload:
 
     def preload_bytes(self) -> int:
         """About what the preload stores: every key with its mean key and value size and memcached's per-item
-        overhead (0 without a preload)."""
-        if not self.preload:
+        overhead (0 without a preload; a trace replay has none)."""
+        if not self.preloads:
             return 0
         mean_key = sum((low + high) / 2 * share for low, high, share in self.key_size)
         mean_value = sum((low + high) / 2 * share for low, high, share in self.value_size)
@@ -339,7 +400,7 @@ class Workload:
         None too when the limit is unknown (a proxy does not say) or nothing is written.
         """
         writes = STORAGE_COMMANDS & set(self.command_names()) or self.preload
-        if item_size_max is None or not writes:
+        if item_size_max is None or not writes or self.trace is not None:  # (a trace's sizes are its own)
             return None
         largest_key = max(high for _, high, _ in self.key_size)
         fits = item_size_max - largest_key - ITEM_OVERHEAD
@@ -395,6 +456,24 @@ def _seed(value: Any) -> int:
     if not _is_int(value) or value < 0:
         raise WorkloadError(f"seed={value!r}: expected a non-negative integer")
     return int(value)
+
+
+def _trace_path(value: Any) -> str | None:
+    """A trace file's path (checked readable, of a known format, by ``Workload.check``)."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, PathLike)) or not str(value):
+        raise WorkloadError(f"trace={value!r}: the path of a trace file (Twitter's cache-trace CSV or KVReplay's)")
+    return str(value)
+
+
+def _positive_float(name: str) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise WorkloadError(f"{name}={value!r}: a number above 0 (e.g. 2 plays twice as fast)")
+        return float(value)
+
+    return parse
 
 
 def parse_rate(value: Any) -> float | None:
@@ -547,4 +626,8 @@ _PARSERS = {
     "expire_after": _whole_seconds("expire_after"),
     "overwrite": _proportion("overwrite"),
     "transport": _choice("transport", TRANSPORTS),
+    "trace": _trace_path,
+    "speed": _positive_float("speed"),
+    "loop": _bool("loop"),
+    "amplify": lambda v: _positive_count(v, "amplify"),
 }

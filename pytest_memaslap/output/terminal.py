@@ -169,6 +169,27 @@ def stage_tables(outcomes: list[CallOutcome]) -> list[str]:
     return tables
 
 
+def replay_notes(outcomes: list[CallOutcome]) -> list[str]:
+    """A line for each trace replay: what was replayed, and every line left out with why."""
+    notes = []
+    for outcome in outcomes:
+        replay = outcome.result.raw.replay
+        if not replay:
+            continue
+        kind = f"{replay['format']}{', zstd' if replay['compressed'] else ''}"
+        passes = f" in {replay['passes']} passes" if replay["passes"] > 1 else ""
+        skipped = replay["skipped"]
+        left = "; all replayed"
+        if skipped:
+            reasons = ", ".join(f"{count:,} ({reason})" for reason, count in sorted(skipped.items()))
+            left = f"; not replayed: {reasons}"
+        notes.append(
+            f"{outcome.key}: replayed {replay['path']} ({kind}): {replay['requests']:,} requests from "
+            f"{replay['lines']:,} lines{passes}{left}"
+        )
+    return notes
+
+
 def inconclusive_notes(outcomes: list[CallOutcome]) -> list[str]:
     """A line for each inconclusive threshold: why, what it does to the test, what would decide it."""
     notes = []

@@ -170,6 +170,9 @@ def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
         if not isinstance(config, (str, os.PathLike)):
             raise WorkloadError(f"config={config!r}: expected the path of a memaslap configuration file")
         slap_kwargs = {**load_config(item.path.parent / config), **slap_kwargs}
+    trace = slap_kwargs.get("trace")
+    if isinstance(trace, (str, os.PathLike)) and str(trace):  # a trace file, relative to the test's file
+        slap_kwargs["trace"] = str(item.path.parent / trace)
     workload = Workload.from_args(slap_kwargs, also_allowed=("config",))
     workload = Workload.from_args(dict(session.settings.workload_overrides), base=workload)
     check_key_size(workload.key_size, workload.keys, SHORTEST_PREFIX)  # (at collection; the run checks its own)
@@ -203,6 +206,8 @@ def _capacity_search(item: pytest.Item, workload: Workload, step_s: float | None
         )
     if workload.transport == "udp":
         raise WorkloadError("slap_capacity: searches run open loop over TCP; remove transport='udp'")
+    if workload.trace is not None:
+        raise WorkloadError("slap_capacity: searches a synthetic mix's rates; a trace replay keeps its own clock")
     return CapacitySearch.from_args(mark.kwargs, workload.measured_commands(), step_s)
 
 
@@ -460,6 +465,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         capacity_tables,
         comparison_table,
         inconclusive_notes,
+        replay_notes,
         stage_tables,
         terminal_table,
         versus_table,
@@ -477,7 +483,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{key}: no result from shard {shards} of {count}: the aggregate is incomplete and the run fails",
             red=True,
         )
-    notes = mode.summary_notes(config)
+    notes = mode.summary_notes(config) + replay_notes(mode.outcomes)
     for outcome in mode.outcomes:
         why = outcome.result.limited_by_load_generator()
         if why:

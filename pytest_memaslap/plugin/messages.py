@@ -27,7 +27,7 @@ from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
 from pytest_memaslap.stats.results import Blocks, CommandStats, PhaseStats, Second, ShardResult
 
-WIRE_VERSION = 6
+WIRE_VERSION = 7
 COUNTERS = ("ops", "hits", "misses", "errors", "bytes_sent", "bytes_received", "min_ns", "max_ns")
 
 
@@ -174,6 +174,7 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
         "event_loop": result.event_loop,
         "periodic_max_ns": {name: blocks.max_ns for name, blocks in result.periodic.items()},
         "capacity": result.capacity,
+        "replay": result.replay,
         "verify": dict(result.verify),
         "phases": phases,
         "histograms": base64.b64encode(zlib.compress(bytes(stream), 6)).decode("ascii"),
@@ -223,6 +224,7 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         periodic=periodic,
         hiccups=hiccups,
         capacity=data["capacity"],
+        replay=data["replay"],
     )
 
 

@@ -235,15 +235,15 @@ class SlapResult:
         """Why the load process, not the server, may have set these numbers (None: nothing says so).
 
         Its CPU near a full core (closed loop only: an open loop's pacer keeps
-        the CPU busy on purpose, to send within a millisecond of schedule, and so does a
-        capacity search's), its
+        the CPU busy on purpose, to send within a millisecond of schedule, and so do a
+        capacity search's and a trace replay's), its
         event loop late by a millisecond or more at p99, the machine itself
         stalling as long (the hiccup meter's sleeps, late by 1 ms or more
         at p99), a single stall of its loop or machine of 100 ms or more, or an
         open loop short of its target rate by more than 2 %.
         """
         raw, reasons = self.raw, []
-        open_loop = self.workload.open_loop or raw.capacity is not None
+        open_loop = self.workload.open_loop or raw.capacity is not None or self.workload.trace is not None
         long_enough = self.duration >= FLAG_MIN_S  # (a CPU share or a p99 of a few samples says nothing)
         if raw.cpu_pct >= SATURATED_CPU_PCT and not open_loop and long_enough:
             reasons.append(f"its CPU at {raw.cpu_pct:.0f} %")
@@ -445,6 +445,7 @@ class SlapResult:
             "rate": self.rate(),
             "engine": self.engine(),
             "capacity": self.raw.capacity,
+            "replay": self.raw.replay,
             "verify": _checks(self.raw.verify, ("checked", "mismatches", "keys")) if self.workload.verify else None,
             "expire": _expiry(self.raw.verify) if self.workload.expire else None,
             "latency_us": self.total.latency_with(percentiles),

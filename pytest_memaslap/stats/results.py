@@ -210,6 +210,7 @@ class ShardResult:
     periodic: dict[str, Blocks] = field(default_factory=lambda: {name: Blocks() for name in PERIODIC_WORK})
     hiccups: Histogram = field(default_factory=Histogram)  # the machine's own stalls (ns; empty: not measured)
     capacity: dict[str, Any] | None = None  # a slap_capacity search: its SLO, capacity, why it stopped, its steps
+    replay: dict[str, Any] | None = None  # a trace replay: the trace, lines read, requests sent, lines skipped
 
     @property
     def measured(self) -> PhaseStats:
@@ -245,11 +246,23 @@ class ShardResult:
             self.periodic.setdefault(name, Blocks()).merge(blocks)
         self.hiccups.merge(other.hiccups)
         self.capacity = self.capacity or other.capacity  # (a search runs on one shard)
+        self.replay = _merge_replays(self.replay, other.replay)
         if window is not None:
             self.started_at = window[0]
             self.measured.elapsed_s = window[1] - window[0]
         elif other.started_at and not self.started_at:
             self.started_at = other.started_at
+
+
+def _merge_replays(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Shards replay the same trace: their counts add up (each line is counted by one shard), passes do not."""
+    if a is None or b is None:
+        return a or b
+    skipped = dict(a["skipped"])
+    for reason, count in b["skipped"].items():
+        skipped[reason] = skipped.get(reason, 0) + count
+    added = {name: a[name] + b[name] for name in ("lines", "requests", "keys_untracked")}
+    return {**a, **added, "passes": max(a["passes"], b["passes"]), "skipped": skipped}
 
 
 def _joined(a: str, b: str) -> str:

@@ -12,17 +12,20 @@ from pytest_memaslap.engine.shapes.base import Run, Shape
 from pytest_memaslap.engine.shapes.capacity import CapacityShape
 from pytest_memaslap.engine.shapes.closed import ClosedLoop
 from pytest_memaslap.engine.shapes.open_loop import OpenLoop
+from pytest_memaslap.engine.shapes.replay import TraceReplay
 from pytest_memaslap.engine.shapes.steps import ConnectionSteps
 from pytest_memaslap.model.capacity import CapacitySearch
 from pytest_memaslap.model.workload import Workload
 
-__all__ = ["CapacityShape", "ClosedLoop", "ConnectionSteps", "OpenLoop", "Run", "Shape", "shape_for"]
+__all__ = ["CapacityShape", "ClosedLoop", "ConnectionSteps", "OpenLoop", "Run", "Shape", "TraceReplay", "shape_for"]
 
 
 def shape_for(workload: Workload, capacity: CapacitySearch | None = None) -> Shape:
     """The shape a run takes: a capacity search when asked, else as the workload says."""
     if capacity is not None:
         return CapacityShape(capacity)
+    if workload.trace is not None:
+        return TraceReplay()
     if workload.open_loop:
         return OpenLoop()
     if workload.step_count() > 1:

@@ -24,6 +24,7 @@ from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.model.keyspace import key_slice
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import Workload
+from pytest_memaslap.protocol.codecs import Codec
 from pytest_memaslap.stats.results import PhaseStats, ShardResult
 
 
@@ -44,6 +45,9 @@ class Run(Protocol):
     plan: ShardPlan
     result: ShardResult
     connections: list[Connection]
+    prefix: str  # the run's keys start with it
+    codec: Codec  # the workload's protocol
+    sources: list[Any]  # the measured phase's sources, kept for cleanup (their ``fresh_keys``)
 
     def build_sources(self) -> list[Any]:
         """The measured phase's request sources of the workload's mix, one per connection."""
@@ -119,15 +123,17 @@ async def fixed_load(
     begin: Callable[[list[int]], list[asyncio.Future[None]]],
     monitor: LoadMonitor,
     hooks: Hooks,
+    budgeted: bool = True,
 ) -> None:
     """An optional warm-up, the measured phase (``duration``, or until the op budget is spent), the drain.
 
     ``begin`` starts the drivers with their budgets (-1: none, during a
-    warm-up) and returns their idle futures.
+    warm-up) and returns their idle futures. Not ``budgeted``: the shape
+    keeps to ``ops`` itself (a replay, whose keys decide the connection).
     """
     workload = run.workload
     names = workload.measured_commands()
-    budgets = split(run.plan.ops(workload), len(drivers))
+    budgets = split(run.plan.ops(workload) if budgeted else None, len(drivers))
     first = "warmup" if workload.warmup > 0 else "measured"
     recorder = run.start_phase(first, names)
     run.result.started_at = time.time()

@@ -44,7 +44,7 @@ class OpenLoop(Hooks):
                 await fixed_load(run, drivers, begin, monitor, self)
             # (the spin in the measured phase: its idle ticks, priced, so a request's cost means what it does
             # in a closed loop)
-            run.result.pacer_spin_s = pacer.spin_cpu_s(pacer.idle_ticks - self._idle_ticks_before)
+            run.result.pacer_spin_s = pacer.spin.cpu_s(pacer.spin.idle_ticks - self._idle_ticks_before)
         finally:
             pacer.stop()
             run.result.send_lag_max_s = pacer.max_lag_ns / 1e9
@@ -52,7 +52,7 @@ class OpenLoop(Hooks):
 
     def measured(self) -> None:
         assert self.pacer is not None
-        self._idle_ticks_before = self.pacer.idle_ticks
+        self._idle_ticks_before = self.pacer.spin.idle_ticks
 
     def halt(self) -> None:
         if self.pacer is not None:

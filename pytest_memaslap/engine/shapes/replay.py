@@ -1,0 +1,208 @@
+"""Trace replay (``trace=``): a cache trace's own requests, at their recorded times (or a steady rate).
+
+An open loop whose schedule is the trace: each request is due at its
+intended time (see ``hot.replay``), goes out on its key's connection when
+due, and its latency counts from that time, so a server that falls behind
+the trace shows in the latencies (no coordinated omission). The run ends
+with the trace (or at ``duration`` / ``ops``; ``loop=True`` repeats it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from time import perf_counter_ns
+
+from pytest_memaslap.engine.hot.connection import Connection
+from pytest_memaslap.engine.hot.replay import ReplayFeed, Scheduled, TraceQueue
+from pytest_memaslap.engine.pacer import SpinMeter
+from pytest_memaslap.engine.shapes.base import Hooks, Run, fixed_load, measuring
+from pytest_memaslap.stats.histogram import Histogram
+from pytest_memaslap.stats.results import ShardResult
+
+MAX_PER_TICK = 4096  # requests made due in one tick at most: a replay far behind still lets replies in
+READ_BUDGET_NS = 200_000  # reading the trace ahead takes at most about this long a tick
+READ_INTERVAL_S = 0.01  # while the schedule is not read far enough ahead, a tick comes at least this often
+_END = object()
+RECONNECT_POLL_S = 0.005  # how often a tick comes while a connection with due requests is reconnecting
+
+
+class ReplayPacer:
+    """Sends each scheduled request on its connection when its time comes; keeps how late each went out.
+
+    It reads the schedule ahead of the clock (``ReplayFeed.lookahead_s``),
+    for at most ``READ_BUDGET_NS`` a tick, so reading a trace never holds up
+    the replies; a replay whose reading falls behind shows it as send lag.
+    """
+
+    def __init__(
+        self,
+        connections: Sequence[Connection],
+        queues: Sequence[TraceQueue],
+        schedule: Iterator[Scheduled | None],
+        lookahead_s: float,
+        finished: Callable[[], None],
+    ) -> None:
+        self.connections = list(connections)
+        self.queues = list(queues)
+        self.schedule = schedule
+        self.lookahead_ns = int(lookahead_s * 1e9)
+        self.finished = finished  # called once the trace (or its share of ops) is all sent
+        self.ready: deque[Scheduled] = deque()  # read, not yet due
+        self.read_all = False
+        self.due: list[list[int]] = [[] for _ in self.connections]  # per connection: queued requests' times
+        self.send_lag = Histogram()
+        self.max_lag_ns = 0
+        self.sent = 0
+        self.spin = SpinMeter()
+        self.start_ns = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        """Read the first ``lookahead`` of the schedule (nothing is due yet, so no budget), then start the clock."""
+        self.start_ns = perf_counter_ns()
+        while self._read_ahead(self.start_ns, budget_ns=10**12):
+            pass
+        self.start_ns = perf_counter_ns()
+        self._tick()
+
+    def _read_ahead(self, now: int, budget_ns: int = READ_BUDGET_NS) -> bool:
+        """Read the schedule until it is ``lookahead`` ahead of ``now`` or ``budget_ns`` is spent; whether
+        there is more to read now."""
+        ready, schedule = self.ready, self.schedule
+        horizon = now - self.start_ns + self.lookahead_ns
+        stop_ns = perf_counter_ns() + budget_ns
+        steps = 0
+        while not self.read_all and (not ready or ready[-1][0] * 1e9 < horizon):
+            item = next(schedule, _END)
+            if item is _END:
+                self.read_all = True
+            elif item is not None:
+                ready.append(item)  # type: ignore[arg-type]
+            steps += 1
+            if (item is None or not steps % 32) and perf_counter_ns() > stop_ns:
+                return True
+        return False
+
+    def _tick(self) -> None:
+        """Hot path: queue what fell due, send each connection's due requests in one write."""
+        if self._stopped:
+            return
+        sample = self.spin.tick_begins()
+        now = perf_counter_ns()
+        behind = self._read_ahead(now)
+        start_ns, due, queues, ready = self.start_ns, self.due, self.queues, self.ready
+        made = 0
+        while ready and made < MAX_PER_TICK:
+            scheduled = start_ns + int(ready[0][0] * 1e9)
+            if scheduled > now:
+                break
+            _, target, request = ready.popleft()
+            queues[target].requests.append(request)
+            due[target].append(scheduled)
+            made += 1
+        sent_before = self.sent
+        waiting = False
+        record = self.send_lag.record
+        for index, times in enumerate(due):
+            if not times:
+                continue
+            connection = self.connections[index]
+            if connection.closed:  # reconnecting: its requests wait, counted from their intended times
+                waiting = True
+                continue
+            lag = now - times[0]
+            if lag > self.max_lag_ns:
+                self.max_lag_ns = lag
+            sent = connection.send_scheduled(times, now)
+            for scheduled in times[:sent]:
+                record(now - scheduled)
+            self.sent += sent
+            due[index] = []
+            queues[index].requests.clear()  # (a stopped connection sent fewer: the rest is dropped)
+        if self.read_all and not ready and not waiting:
+            self._handle = None
+            self.finished()
+            return
+        if made == MAX_PER_TICK or behind:  # far behind: the rest on the next loop iteration, after the replies
+            soonest = float(now)
+        else:
+            soonest = start_ns + ready[0][0] * 1e9 if ready else now + READ_INTERVAL_S * 1e9
+            if waiting:
+                soonest = min(soonest, now + RECONNECT_POLL_S * 1e9)
+            if not self.read_all:
+                soonest = min(soonest, now + READ_INTERVAL_S * 1e9)
+        self._handle = self.spin.next_tick(soonest, self.sent == sent_before, sample, self._tick)
+
+    def stop(self) -> None:
+        """No more sends; connections with nothing in flight are idle now, the others when drained."""
+        self._stopped = True
+        if self._handle is not None:
+            self._handle.cancel()
+        for connection in self.connections:
+            if not connection.in_flight():
+                connection.give_up()
+
+
+class TraceReplay(Hooks):
+    """The trace's requests on the shard's connections, paced by the trace; what it skipped, counted."""
+
+    def __init__(self) -> None:
+        self.feed: ReplayFeed | None = None
+        self.pacer: ReplayPacer | None = None
+        self._idle_ticks_before = 0
+
+    async def load(self, run: Run) -> None:
+        workload = run.workload
+        connections = run.connections
+        queues = [TraceQueue() for _ in connections]
+        run.sources = queues  # (their written keys are what --slap-cleanup deletes)
+        followups = [connection.followups for connection in connections]
+        self.feed = feed = ReplayFeed(workload, run.plan, run.codec, run.prefix, queues, followups)
+        drivers = await run.open_drivers()
+
+        def finished() -> None:  # the trace is all sent: the connections end as their last replies come in
+            run.stop(drivers)
+            pacer.stop()
+
+        self.pacer = pacer = ReplayPacer(connections, queues, feed.schedule(), feed.lookahead_s, finished)
+
+        def begin(budgets: list[int]) -> list[asyncio.Future[None]]:
+            idle = [
+                driver.begin(queue, -1, workload.window, True) for driver, queue in zip(drivers, queues, strict=True)
+            ]
+            pacer.start()
+            return idle
+
+        try:
+            with measuring(run.result) as monitor:
+                await fixed_load(run, drivers, begin, monitor, self, budgeted=False)
+            run.result.pacer_spin_s = pacer.spin.cpu_s(pacer.spin.idle_ticks - self._idle_ticks_before)
+        finally:
+            pacer.stop()
+            run.result.send_lag_max_s = pacer.max_lag_ns / 1e9
+            run.result.send_lag = pacer.send_lag
+
+    def measured(self) -> None:
+        assert self.pacer is not None
+        self._idle_ticks_before = self.pacer.spin.idle_ticks
+
+    def halt(self) -> None:
+        if self.pacer is not None:
+            self.pacer.stop()
+
+    def keep(self, result: ShardResult) -> None:
+        """The replay's own counts: lines read, requests sent, lines skipped by reason."""
+        if self.feed is None:
+            return
+        result.replay = self.feed.summary()
+        untracked = result.replay["keys_untracked"]
+        if untracked:
+            warnings.warn(
+                f"trace replay: {untracked:,} stores past the {self.feed.tracked:,} keys a shard remembers; "
+                f"--slap-cleanup may leave keys under the prefix {self.feed.prefix.decode()!r}",
+                stacklevel=1,
+            )
