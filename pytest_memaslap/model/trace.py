@@ -29,6 +29,7 @@ REPLAYED_OPS = ("get", "gets", "set", "add", "replace", "cas", "append", "prepen
 MAX_OP_COUNT = 1_000_000  # a KVReplay line repeats at most this often (a larger count is a broken line)
 MALFORMED = "malformed line"
 _REPLAYED = frozenset(REPLAYED_OPS)
+_new = tuple.__new__  # (a NamedTuple built from C: its generated constructor costs a Python call a line)
 
 
 class TraceError(ValueError):
@@ -122,21 +123,14 @@ def parse(line: str, format: str) -> Record | str:
                 stamp, key, (key_size, value_size, _client, op, ttl) = fields[0], ",".join(fields[1:-5]), fields[-5:]
             else:
                 return MALFORMED
-            record = Record(float(stamp), key, int(key_size), int(value_size), op.lower(), int(ttl), 1)
+            record = _new(Record, (float(stamp), key, int(key_size), int(value_size), op.lower(), int(ttl), 1))
         else:
             if len(fields) < 6:
                 return MALFORMED
             key = fields[0] if len(fields) == 6 else ",".join(fields[:-5])
             op, size, count, key_size, ttl = fields[-5:]
-            record = Record(
-                None,
-                key,
-                int(key_size) if key_size else len(key),
-                int(size),
-                op.lower(),
-                int(ttl or 0),
-                int(count or 1),
-            )
+            sized = int(key_size) if key_size else len(key)
+            record = _new(Record, (None, key, sized, int(size), op.lower(), int(ttl or 0), int(count or 1)))
     except ValueError:
         return MALFORMED
     if record[4] not in _REPLAYED:

@@ -79,7 +79,8 @@ class ReplayFeed:
         self.requests = 0  # this shard's requests scheduled
         self.tracked = 0
         self._labels: dict[int, bytes] = {}
-        self._hashes: dict[str, tuple[bool, int, str]] = {}  # trace key -> (this shard's?, its connection, hex)
+        # trace key -> [this shard's?, its connection, hash in hex, key size of the get kept, that get request]
+        self._hashes: dict[str, list[Any]] = {}
 
     # -- the schedule -----------------------------------------------------------
     def schedule(self) -> Iterator[Scheduled | None]:
@@ -200,20 +201,25 @@ class ReplayFeed:
                         hashes.clear()
                     digest = blake2b(name.encode("utf-8", "surrogateescape"), digest_size=8).digest()
                     number = int.from_bytes(digest, "little")
-                    known = hashes[name] = (number % shards == index, number // shards % connections, digest.hex())
-                mine, connection, digest_hex = known
-                if not mine:
+                    known = [number % shards == index, number // shards % connections, digest.hex(), -1, None]
+                    hashes[name] = known
+                if not known[0]:
                     continue
-                request = make(record, digest_hex, connection, first_pass)
-                if request is None:
-                    continue
+                connection = known[1]
+                if record[4] == "get" and known[3] == record[2]:
+                    request = known[4]  # (a get of a key seen before at this size: built once)
+                else:
+                    request = make(record, known, connection, first_pass)
+                    if request is None:
+                        continue
                 for _ in range(record[6]):
                     yield time, connection, request
             if first_pass:
                 self.lines = lines
 
-    def _request(self, record: traces.Record, digest: str, connection: int, count: bool) -> Request | None:
-        """The memcached request for a record (one key of it), or None (counted under why)."""
+    def _request(self, record: traces.Record, known: list[Any], connection: int, count: bool) -> Request | None:
+        """The memcached request for a record (one key of it, ``known`` its hash entry), or None (counted under
+        why); a get's request is kept in the entry, for the key's next get."""
         if record.key_size > MAX_KEY_SIZE:
             if count:
                 self.skipped[f"key longer than {MAX_KEY_SIZE} bytes"] += record.repeat
@@ -222,7 +228,7 @@ class ReplayFeed:
             if count:
                 self.skipped["value larger than memcached's default item size (1 MiB)"] += record.repeat
             return None
-        key = self.prefix + digest.encode()
+        key = self.prefix + known[2].encode()
         if len(key) < record.key_size:
             key += b"x" * (record.key_size - len(key))
         codec, op = self.codec, record.op
@@ -230,7 +236,8 @@ class ReplayFeed:
         if op in _STORES:
             self._wrote(key, connection)
         if op == "get":
-            return slot, codec.get_request(key), None
+            known[3], known[4] = record.key_size, (slot, codec.get_request(key), None)
+            return known[4]  # type: ignore[no-any-return]
         if op == "gets":
             return slot, codec.gets_request(key), None
         if op == "delete":

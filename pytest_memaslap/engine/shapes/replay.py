@@ -19,13 +19,14 @@ from pytest_memaslap.engine.hot.connection import Connection
 from pytest_memaslap.engine.hot.replay import ReplayFeed, Scheduled, TraceQueue
 from pytest_memaslap.engine.pacer import SpinMeter
 from pytest_memaslap.engine.shapes.base import Hooks, Run, fixed_load, measuring
-from pytest_memaslap.stats.histogram import Histogram
+from pytest_memaslap.stats.histogram import Histogram, bucket_index
 from pytest_memaslap.stats.results import ShardResult
 
 MAX_PER_TICK = 4096  # requests made due in one tick at most: a replay far behind still lets replies in
 READ_BUDGET_NS = 200_000  # reading the trace ahead takes at most about this long a tick
+PRIME_BUDGET_NS = 2_000_000_000  # the first read-ahead, before the clock starts
+MAX_READY = 100_000  # requests read ahead at most (besides the second a timed trace is reading)
 READ_INTERVAL_S = 0.01  # while the schedule is not read far enough ahead, a tick comes at least this often
-_END = object()
 RECONNECT_POLL_S = 0.005  # how often a tick comes while a connection with due requests is reconnecting
 
 
@@ -61,30 +62,34 @@ class ReplayPacer:
         self._handle: asyncio.TimerHandle | None = None
         self._stopped = False
 
-    def start(self) -> None:
-        """Read the first ``lookahead`` of the schedule (nothing is due yet, so no budget), then start the clock."""
+    def prime(self) -> None:
+        """Before the load starts: read the first ``lookahead`` of the schedule (nothing is due yet)."""
         self.start_ns = perf_counter_ns()
-        while self._read_ahead(self.start_ns, budget_ns=10**12):
-            pass
+        self._read_ahead(self.start_ns, budget_ns=PRIME_BUDGET_NS)
+
+    def start(self) -> None:
         self.start_ns = perf_counter_ns()
         self._tick()
 
     def _read_ahead(self, now: int, budget_ns: int = READ_BUDGET_NS) -> bool:
         """Read the schedule until it is ``lookahead`` ahead of ``now`` or ``budget_ns`` is spent; whether
-        there is more to read now."""
-        ready, schedule = self.ready, self.schedule
-        horizon = now - self.start_ns + self.lookahead_ns
+        there is more to read now. Hot path when a replay runs behind."""
+        ready = self.ready
+        horizon_s = (now - self.start_ns + self.lookahead_ns) / 1e9
+        if self.read_all or (ready and ready[-1][0] >= horizon_s) or len(ready) >= MAX_READY:
+            return False
         stop_ns = perf_counter_ns() + budget_ns
+        append = ready.append
         steps = 0
-        while not self.read_all and (not ready or ready[-1][0] * 1e9 < horizon):
-            item = next(schedule, _END)
-            if item is _END:
-                self.read_all = True
-            elif item is not None:
-                ready.append(item)  # type: ignore[arg-type]
+        for item in self.schedule:  # (a for loop resumes the generator faster than next(); break leaves it open)
             steps += 1
-            if (item is None or not steps % 32) and perf_counter_ns() > stop_ns:
+            if item is not None:
+                append(item)
+                if item[0] >= horizon_s or len(ready) >= MAX_READY:
+                    return False
+            if not steps & 31 and perf_counter_ns() > stop_ns:
                 return True
+        self.read_all = True
         return False
 
     def _tick(self) -> None:
@@ -106,7 +111,7 @@ class ReplayPacer:
             made += 1
         sent_before = self.sent
         waiting = False
-        record = self.send_lag.record
+        lags = self.send_lag.counts
         for index, times in enumerate(due):
             if not times:
                 continue
@@ -119,7 +124,7 @@ class ReplayPacer:
                 self.max_lag_ns = lag
             sent = connection.send_scheduled(times, now)
             for scheduled in times[:sent]:
-                record(now - scheduled)
+                lags[bucket_index(now - scheduled)] += 1
             self.sent += sent
             due[index] = []
             queues[index].requests.clear()  # (a stopped connection sent fewer: the rest is dropped)
@@ -169,6 +174,7 @@ class TraceReplay(Hooks):
             pacer.stop()
 
         self.pacer = pacer = ReplayPacer(connections, queues, feed.schedule(), feed.lookahead_s, finished)
+        pacer.prime()
 
         def begin(budgets: list[int]) -> list[asyncio.Future[None]]:
             idle = [
