@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--sasl-password", help=f"the SASL password (prefer {SASL_PASSWORD_ENV})")
     add("-U", "--udp", action="store_true", help="gets over UDP (the server's UDP port = its TCP port); gets only")
+    add("--preset", help="start from a published workload: facebook-etc, ycsb-a, ycsb-b, ycsb-c, ycsb-d, ycsb-f")
     add("--trace", help="replay a cache trace instead of the mix: Twitter's or KVReplay's CSV, plain or zstd")
     add("--speed", default="1", help="--trace: play its recorded clock this many times faster (default 1)")
     add("--loop", action="store_true", help="--trace: start it again when it ends (until -t or -x)")
@@ -116,6 +117,8 @@ def workload_from(args: argparse.Namespace) -> tuple[Workload, int]:
         connections = parse_count(args.concurrency, "-c/--concurrency") * parse_count(args.conn_sock, "-n/--conn_sock")
         window_keys = parse_count(args.win_size, "-w/--win_size")
         fields: dict[str, Any] = dict(load_config(args.cfg_cmd)) if args.cfg_cmd else {}
+        if args.preset:  # (the options given with it, and -F's distributions, still win)
+            fields = {"preset": args.preset, **fields}
         if args.fixed_size:
             fields["value_size"] = parse_count(args.fixed_size, "-X/--fixed_size")
         fields.update(

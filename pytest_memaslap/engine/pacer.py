@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter_ns
 
 from pytest_memaslap.engine.hot.connection import Connection
+from pytest_memaslap.model.presets import etc_gap
 from pytest_memaslap.model.rate_profile import RateProfile
 from pytest_memaslap.stats.histogram import Histogram
 
@@ -47,6 +48,7 @@ class Pacer:
         # connection i's n-th request is due when the whole run has had (n + offset) * count_scale requests due
         self.count_scale = len(self.connections) / share
         self.poisson = arrivals == "poisson"
+        self.etc = arrivals == "etc"  # Facebook ETC's generalized Pareto gaps (model.presets)
         self.rngs = list(rngs)
         self.counts: list[float] = []  # per connection: its next request's place in its own count space
         self.next_ns: list[float] = []
@@ -61,7 +63,7 @@ class Pacer:
     def start(self) -> None:
         self.start_ns = perf_counter_ns()
         count = len(self.connections)
-        if self.poisson:
+        if self.poisson or self.etc:
             self.counts = [self._gap(i) for i in range(count)]
         else:  # staggered, so the connections' sends interleave evenly instead of bunching
             self.counts = [(i + 1) / count for i in range(count)]
@@ -69,9 +71,12 @@ class Pacer:
         self._tick()
 
     def _gap(self, connection: int) -> float:
-        """The next arrival's distance in count space (1 request per unit): exponential, or exactly 1."""
+        """The next arrival's distance in count space (1 request per unit, on average): exponential, ETC's
+        generalized Pareto, or exactly 1."""
         if self.poisson:
             return self.rngs[connection].expovariate(1.0)
+        if self.etc:
+            return etc_gap(self.rngs[connection].random())
         return 1.0
 
     def _due(self, count: float) -> float:

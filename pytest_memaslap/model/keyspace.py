@@ -187,11 +187,39 @@ class Gaussian:
         return 0 if index < 0 else (self.count - 1 if index >= self.count else index)
 
 
+class Latest:
+    """YCSB's read-latest: the most recently inserted keys are the most popular (a Zipfian over recency).
+
+    The newest key moves on by one in ``inserts`` of the draws (that draw is
+    the insert: it returns the new newest key), over the keyspace as a ring;
+    every other draw is the newest key less a Zipfian rank. Which command a
+    draw serves is drawn apart, so an insert may be a get and a set may
+    update a recent key: the popularity moves as YCSB's does, the command of
+    each insert does not follow it.
+    """
+
+    def __init__(self, count: int, inserts: float, draw: Callable[[], float], theta: float = 0.99) -> None:
+        self.count = count
+        self.inserts = inserts
+        self.newest = count - 1  # the preloaded keyspace: its last key is the newest
+        self.ranks = Zipfian(count, theta, draw)
+        self.draw = draw
+
+    def __call__(self) -> int:
+        if self.draw() < self.inserts:
+            self.newest = self.newest + 1 if self.newest + 1 < self.count else 0
+            return self.newest
+        index = self.newest - self.ranks()
+        return index if index >= 0 else index + self.count
+
+
 def key_chooser(pattern: str, count: int, rng: random.Random) -> Callable[[], int] | None:
-    """A draw of key indices for ``zipf``/``gaussian``; None for uniform and sequential (drawn inline)."""
+    """A draw of key indices for ``zipf``/``gaussian``/``latest``; None for uniform and sequential (inline)."""
     name, _, parameter = pattern.partition(":")
     if name == "zipf":
         return Zipfian(count, float(parameter), rng.random)
+    if name == "latest":
+        return Latest(count, float(parameter), rng.random)
     if name == "gaussian":
         return Gaussian(count, float(parameter), rng.gauss)
     return None

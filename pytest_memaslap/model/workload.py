@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from os import PathLike
 from typing import Any, TypeVar
 
+from pytest_memaslap.model import presets, units
 from pytest_memaslap.model import trace as traces
-from pytest_memaslap.model import units
 from pytest_memaslap.model.rate_profile import RateProfile
 from pytest_memaslap.model.units import UnitError
 
@@ -25,7 +25,7 @@ PRELOAD_OVERFILL = 4  # a preload this many times the servers' memory is refused
 ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded up
 COUNTER_COMMANDS = ("incr", "decr")  # these work on numeric counter keys of their own
 PROTOCOLS = ("ascii", "meta", "binary")
-ARRIVALS = ("poisson", "uniform")
+ARRIVALS = ("poisson", "uniform", "etc")  # etc: Facebook ETC's inter-arrival times (see model/presets.py)
 TRANSPORTS = ("tcp", "udp")
 MAX_KEY_SIZE = 250
 MAX_DIVISION = 100
@@ -93,25 +93,28 @@ def parse_size_spec(value: Any, name: str) -> SizeSpec:
 
 
 def parse_key_pattern(value: Any) -> str:
-    """``uniform``, ``sequential``, ``zipf[:THETA]`` (0 < THETA < 1, default 0.99) or
-    ``gaussian[:SIGMA]`` (SIGMA a fraction of the keyspace, default 1/6); normalised with defaults."""
+    """``uniform``, ``sequential``, ``zipf[:THETA]`` (0 < THETA < 1, default 0.99),
+    ``gaussian[:SIGMA]`` (SIGMA a fraction of the keyspace, default 1/6) or ``latest[:INSERTS]`` (YCSB's
+    read-latest: a Zipfian over recency, the newest key moving on in INSERTS of the draws, default 0.05);
+    normalised with defaults."""
     allowed = (
         f"key_pattern={value!r}: allowed: uniform, sequential, zipf:THETA with 0 < THETA < 1 (e.g. zipf:0.99), "
-        "gaussian:SIGMA with SIGMA the standard deviation as a fraction of the keyspace (e.g. gaussian:0.1)"
+        "gaussian:SIGMA with SIGMA the standard deviation as a fraction of the keyspace (e.g. gaussian:0.1), "
+        "latest:INSERTS with 0 < INSERTS < 1 the share of draws that insert the next key (e.g. latest:0.05)"
     )
     if not isinstance(value, str):
         raise WorkloadError(allowed)
     name, _, parameter = value.partition(":")
     if name in ("uniform", "sequential") and not parameter:
         return name
-    defaults = {"zipf": 0.99, "gaussian": 1 / 6}
+    defaults = {"zipf": 0.99, "gaussian": 1 / 6, "latest": 0.05}
     if name not in defaults:
         raise WorkloadError(allowed)
     try:
         number = float(parameter) if parameter else defaults[name]
     except ValueError:
         raise WorkloadError(allowed) from None
-    if name == "zipf" and not 0 < number < 1:
+    if name in ("zipf", "latest") and not 0 < number < 1:
         raise WorkloadError(allowed)
     if name == "gaussian" and not 0 < number <= 10:
         raise WorkloadError(allowed)
@@ -185,6 +188,7 @@ class Workload:
     speed: float = 1.0  # a timed trace plays this many times faster than recorded
     loop: bool = False  # the trace starts again when it ends (until duration or ops)
     amplify: int = 1  # every trace key becomes this many distinct keys, each sent the key's requests
+    preset: str | None = None  # the published workload whose arguments this one began from (model/presets.py)
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -200,6 +204,12 @@ class Workload:
         allowed ones when an argument is unknown.
         """
         known = cls.argument_names()
+        if "preset" in args:  # a published workload's arguments, under the ones given with it
+            try:
+                filled = presets.preset_arguments(args["preset"])
+            except ValueError as exc:
+                raise WorkloadError(str(exc)) from None
+            args = {**filled, **args}
         unknown = sorted(set(args) - set(known))
         if unknown:
             raise WorkloadError(
@@ -336,6 +346,8 @@ class Workload:
             raise WorkloadError(
                 f"trace: a replay sends the trace's own requests, so {', '.join(clashing)} cannot apply; drop them"
             )
+        if self.arrivals == "etc":
+            raise WorkloadError("trace: arrivals='etc' spaces a synthetic open loop; a replay's are poisson or uniform")
         if self.amplify > MAX_AMPLIFY:
             raise WorkloadError(f"amplify={self.amplify}: at most {MAX_AMPLIFY} copies of each key")
         if self.rate is not None and self.speed != 1.0:
@@ -630,4 +642,5 @@ _PARSERS = {
     "speed": _positive_float("speed"),
     "loop": _bool("loop"),
     "amplify": lambda v: _positive_count(v, "amplify"),
+    "preset": lambda v: v,  # (checked, and its arguments filled in, by ``Workload.from_args``)
 }
