@@ -167,3 +167,9 @@ def test_memaslap_py_takes_a_preset_and_refuses_an_unknown_one(own_server):
     assert "get_prop=0.95" in done.stdout and "set_prop=0.05" in done.stdout
     refused = subprocess.run([*command, "--preset", "etc"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "preset='etc': allowed: facebook-etc, ycsb-a" in refused.stderr
+
+
+def test_a_workload_with_or_without_a_preset_survives_its_wire_form():
+    for args in ({}, {"preset": "ycsb-d", "keys": 5_000}):
+        workload = Workload.from_args(args)
+        assert Workload.from_args(workload.to_dict()) == workload

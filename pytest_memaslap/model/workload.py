@@ -204,7 +204,7 @@ class Workload:
         allowed ones when an argument is unknown.
         """
         known = cls.argument_names()
-        if "preset" in args:  # a published workload's arguments, under the ones given with it
+        if args.get("preset") is not None:  # a published workload's arguments, under the ones given with it
             try:
                 filled = presets.preset_arguments(args["preset"])
             except ValueError as exc:
