@@ -56,9 +56,7 @@ class Pacer:
         self.max_lag_ns = 0
         self.send_lag = Histogram()  # per request sent: how long after its scheduled time it went out (ns)
         self.sent = 0
-        self.spin = SpinMeter()
-        self._handle: asyncio.TimerHandle | None = None
-        self._stopped = False
+        self.ticker = Ticker()
 
     def start(self) -> None:
         self.start_ns = perf_counter_ns()
@@ -84,9 +82,9 @@ class Pacer:
         return self.start_ns + self.profile.time_of(count * self.count_scale) * 1e9
 
     def _tick(self) -> None:
-        if self._stopped:
+        if self.ticker.stopped:
             return
-        sample = self.spin.tick_begins()
+        sample = self.ticker.tick_begins()
         now = perf_counter_ns()
         soonest = float("inf")
         sent_before = self.sent
@@ -113,22 +111,16 @@ class Pacer:
                     record(now - scheduled)
                 self.sent += sent
         if soonest == float("inf"):  # the stages are over: nothing more is due
-            self._handle = None
             return
-        self._handle = self.spin.next_tick(soonest, self.sent == sent_before, sample, self._tick)
+        self.ticker.next_tick(soonest, self.sent == sent_before, sample, self._tick)
 
     def stop(self) -> None:
-        """No more sends; connections with nothing in flight are idle now, the others when drained."""
-        self._stopped = True
-        if self._handle is not None:
-            self._handle.cancel()
-        for connection in self.connections:
-            if not connection.in_flight():
-                connection.give_up()
+        self.ticker.stop(self.connections)
 
 
-class SpinMeter:
-    """Schedules a pacer's next tick (a timer, then a spin for the last stretch) and prices the spin.
+class Ticker:
+    """A pacer's clock: schedules its next tick (a timer, then a spin for the last stretch), prices the spin,
+    and stops it.
 
     An idle tick (nothing was due) is the spin's cost; one in ``SPIN_SAMPLE_EVERY``
     is timed in CPU time, to the next tick's start, so the spin can be taken
@@ -138,7 +130,9 @@ class SpinMeter:
     def __init__(self) -> None:
         self.idle_ticks = 0  # ticks that found nothing due: the spin
         self.samples: list[int] = []  # CPU ns from a sampled idle tick's start to the next tick's start
+        self.stopped = False
         self._sample_from = 0
+        self._handle: asyncio.TimerHandle | None = None
 
     def tick_begins(self) -> int:
         """Call first in a tick: closes the previous sample; returns this tick's sample start (0: not sampled)."""
@@ -147,7 +141,7 @@ class SpinMeter:
             self._sample_from = 0
         return time.thread_time_ns() if self.idle_ticks % SPIN_SAMPLE_EVERY == 0 else 0
 
-    def next_tick(self, soonest_ns: float, idle: bool, sample: int, tick: Callable[[], None]) -> asyncio.TimerHandle:
+    def next_tick(self, soonest_ns: float, idle: bool, sample: int, tick: Callable[[], None]) -> None:
         """Schedule ``tick`` for the next send due at ``soonest_ns``: a timer until close, then each loop
         iteration (uvloop's timers step in milliseconds)."""
         if idle:
@@ -157,8 +151,18 @@ class SpinMeter:
         if remaining <= SPIN_NS:
             if idle and sample:
                 self._sample_from = sample
-            return loop.call_later(0, tick)  # the final approach: every loop iteration
-        return loop.call_later((remaining - SPIN_NS) / 1e9, tick)
+            self._handle = loop.call_later(0, tick)  # the final approach: every loop iteration
+        else:
+            self._handle = loop.call_later((remaining - SPIN_NS) / 1e9, tick)
+
+    def stop(self, connections: Sequence[Connection]) -> None:
+        """No more ticks; connections with nothing in flight are idle now, the others when drained."""
+        self.stopped = True
+        if self._handle is not None:
+            self._handle.cancel()
+        for connection in connections:
+            if not connection.in_flight():
+                connection.give_up()
 
     def cpu_s(self, idle_ticks: int) -> float:
         """The CPU seconds ``idle_ticks`` idle ticks cost: each priced at the median of the timed ones (a loop

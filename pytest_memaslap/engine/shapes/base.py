@@ -20,11 +20,13 @@ from typing import Any, Protocol
 
 from pytest_memaslap.engine.hot.connection import Connection, RequestSource
 from pytest_memaslap.engine.hot.recorder import PhaseRecorder
+from pytest_memaslap.engine.pacer import Ticker
 from pytest_memaslap.engine.selfcheck import LoadMonitor
 from pytest_memaslap.model.keyspace import key_slice
 from pytest_memaslap.model.shard_plan import ShardPlan
 from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.protocol.codecs import Codec
+from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.results import PhaseStats, ShardResult
 
 
@@ -93,6 +95,53 @@ class Hooks:
     def joined(self) -> list[asyncio.Future[None]]:
         """Drivers begun after the start (connection steps): their idle futures, to drain too."""
         return []
+
+
+class Pacing(Protocol):
+    """What a paced shape's sender keeps: its clock (and spin), how late it sent, and its stop."""
+
+    ticker: Ticker
+    max_lag_ns: int
+    send_lag: Histogram
+
+    def stop(self) -> None: ...
+
+
+class PacedShape(Hooks):
+    """What the open-loop shapes share: the pacer stopped when time is up, its send lag kept, its spin priced."""
+
+    def __init__(self) -> None:
+        self.pacer: Pacing | None = None
+        self._idle_ticks_before = 0  # the pacer's idle ticks when the measured phase began
+
+    async def paced_load(
+        self,
+        run: Run,
+        drivers: Sequence[Driver],
+        begin: Callable[[list[int]], list[asyncio.Future[None]]],
+        budgeted: bool = True,
+    ) -> None:
+        """``fixed_load`` with ``self.pacer`` sending; its send lag and (priced) spin go into the result."""
+        pacer = self.pacer
+        assert pacer is not None, "a paced load without its pacer"
+        try:
+            with measuring(run.result) as monitor:
+                await fixed_load(run, drivers, begin, monitor, self, budgeted)
+            # (the spin in the measured phase: its idle ticks, priced, so a request's cost means what it does
+            # in a closed loop)
+            run.result.pacer_spin_s = pacer.ticker.cpu_s(pacer.ticker.idle_ticks - self._idle_ticks_before)
+        finally:
+            pacer.stop()
+            run.result.send_lag_max_s = pacer.max_lag_ns / 1e9
+            run.result.send_lag = pacer.send_lag
+
+    def measured(self) -> None:
+        assert self.pacer is not None
+        self._idle_ticks_before = self.pacer.ticker.idle_ticks
+
+    def halt(self) -> None:
+        if self.pacer is not None:
+            self.pacer.stop()
 
 
 @contextmanager

@@ -17,8 +17,8 @@ from time import perf_counter_ns
 
 from pytest_memaslap.engine.hot.connection import Connection
 from pytest_memaslap.engine.hot.replay import ReplayFeed, Scheduled, TraceQueue
-from pytest_memaslap.engine.pacer import SpinMeter
-from pytest_memaslap.engine.shapes.base import Hooks, Run, fixed_load, measuring
+from pytest_memaslap.engine.pacer import Ticker
+from pytest_memaslap.engine.shapes.base import PacedShape, Run
 from pytest_memaslap.stats.histogram import Histogram, bucket_index
 from pytest_memaslap.stats.results import ShardResult
 
@@ -57,10 +57,8 @@ class ReplayPacer:
         self.send_lag = Histogram()
         self.max_lag_ns = 0
         self.sent = 0
-        self.spin = SpinMeter()
+        self.ticker = Ticker()
         self.start_ns = 0
-        self._handle: asyncio.TimerHandle | None = None
-        self._stopped = False
 
     def prime(self) -> None:
         """Before the load starts: read the first ``lookahead`` of the schedule (nothing is due yet)."""
@@ -94,9 +92,9 @@ class ReplayPacer:
 
     def _tick(self) -> None:
         """Hot path: queue what fell due, send each connection's due requests in one write."""
-        if self._stopped:
+        if self.ticker.stopped:
             return
-        sample = self.spin.tick_begins()
+        sample = self.ticker.tick_begins()
         now = perf_counter_ns()
         behind = self._read_ahead(now)
         start_ns, due, queues, ready = self.start_ns, self.due, self.queues, self.ready
@@ -129,7 +127,6 @@ class ReplayPacer:
             due[index] = []
             queues[index].requests.clear()  # (a stopped connection sent fewer: the rest is dropped)
         if self.read_all and not ready and not waiting:
-            self._handle = None
             self.finished()
             return
         if made == MAX_PER_TICK or behind:  # far behind: the rest on the next loop iteration, after the replies
@@ -140,25 +137,18 @@ class ReplayPacer:
                 soonest = min(soonest, now + RECONNECT_POLL_S * 1e9)
             if not self.read_all:
                 soonest = min(soonest, now + READ_INTERVAL_S * 1e9)
-        self._handle = self.spin.next_tick(soonest, self.sent == sent_before, sample, self._tick)
+        self.ticker.next_tick(soonest, self.sent == sent_before, sample, self._tick)
 
     def stop(self) -> None:
-        """No more sends; connections with nothing in flight are idle now, the others when drained."""
-        self._stopped = True
-        if self._handle is not None:
-            self._handle.cancel()
-        for connection in self.connections:
-            if not connection.in_flight():
-                connection.give_up()
+        self.ticker.stop(self.connections)
 
 
-class TraceReplay(Hooks):
+class TraceReplay(PacedShape):
     """The trace's requests on the shard's connections, paced by the trace; what it skipped, counted."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.feed: ReplayFeed | None = None
-        self.pacer: ReplayPacer | None = None
-        self._idle_ticks_before = 0
 
     async def load(self, run: Run) -> None:
         workload = run.workload
@@ -173,7 +163,8 @@ class TraceReplay(Hooks):
             run.stop(drivers)
             pacer.stop()
 
-        self.pacer = pacer = ReplayPacer(connections, queues, feed.schedule(), feed.lookahead_s, finished)
+        pacer = ReplayPacer(connections, queues, feed.schedule(), feed.lookahead_s, finished)
+        self.pacer = pacer
         pacer.prime()
 
         def begin(budgets: list[int]) -> list[asyncio.Future[None]]:
@@ -183,22 +174,7 @@ class TraceReplay(Hooks):
             pacer.start()
             return idle
 
-        try:
-            with measuring(run.result) as monitor:
-                await fixed_load(run, drivers, begin, monitor, self, budgeted=False)
-            run.result.pacer_spin_s = pacer.spin.cpu_s(pacer.spin.idle_ticks - self._idle_ticks_before)
-        finally:
-            pacer.stop()
-            run.result.send_lag_max_s = pacer.max_lag_ns / 1e9
-            run.result.send_lag = pacer.send_lag
-
-    def measured(self) -> None:
-        assert self.pacer is not None
-        self._idle_ticks_before = self.pacer.spin.idle_ticks
-
-    def halt(self) -> None:
-        if self.pacer is not None:
-            self.pacer.stop()
+        await self.paced_load(run, drivers, begin, budgeted=False)
 
     def keep(self, result: ShardResult) -> None:
         """The replay's own counts: lines read, requests sent, lines skipped by reason."""
