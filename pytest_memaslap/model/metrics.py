@@ -24,6 +24,16 @@ HIGHER_IS_BETTER = ("ops_per_sec", "hit_ratio", "mb_per_sec", "ops", "capacity")
 # the load generator's own lateness (µs): its event loop's (ready callbacks kept waiting) and an open loop's sends
 ENGINE_GROUPS = ("loop_lag", "send_lag")
 ENGINE_METRICS = ("p50", "p99", "p999", "max")
+# what the server did in the measured phase, from its sampled stats (--slap-server-stats)
+SERVER_GROUP = "server"
+SERVER_METRICS = (
+    "cpu_us_per_op",
+    "cpu_user_us_per_op",
+    "cpu_system_us_per_op",
+    "evictions",
+    "hit_ratio",
+    "ops_per_sec",
+)
 DEFAULT_PERCENTILES = (50.0, 99.0)  # the summary's latency columns unless --slap-percentiles says otherwise
 
 _PERCENTILE = re.compile(r"^p([0-9]+(?:\.[0-9]+)?)$")
@@ -63,7 +73,8 @@ def allowed() -> str:
     return (
         f"total metrics: {', '.join(TOTAL_METRICS)}; per command ({', '.join(COMMANDS)}): "
         f"COMMAND.{{{', '.join(COMMAND_METRICS)}}}; any percentile pNN[.N] (p75, p99.9, p99.99); "
-        f"the load generator's lateness: {{{', '.join(ENGINE_GROUPS)}}}.{{{', '.join(ENGINE_METRICS)}}}"
+        f"the load generator's lateness: {{{', '.join(ENGINE_GROUPS)}}}.{{{', '.join(ENGINE_METRICS)}}}; "
+        f"the server's own: server.{{{', '.join(SERVER_METRICS)}}}"
     )
 
 
@@ -90,6 +101,10 @@ class Metric:
 def parse_metric(name: str) -> Metric:
     """``ops_per_sec``, ``p99.9``, ``get.p99``, ``set.hit_ratio``; raises MetricError naming what is allowed."""
     head, dot, rest = name.partition(".")
+    if dot and head == SERVER_GROUP:
+        if rest in SERVER_METRICS:
+            return Metric(head, rest)
+        raise MetricError(f"unknown metric {rest!r} of the server; allowed: {', '.join(SERVER_METRICS)}")
     if dot and head in ENGINE_GROUPS:
         if rest in ENGINE_METRICS or percentile_of(rest) is not None:
             return Metric(head, rest)

@@ -20,6 +20,7 @@ from pytest_memaslap.model.metrics import (
     COUNT_METRICS,
     ENGINE_GROUPS,
     RATIO_METRICS,
+    SERVER_GROUP,
     MetricError,
     format_metric,
     is_latency,
@@ -200,7 +201,8 @@ def parse_all(exprs: tuple[Any, ...], commands: tuple[str, ...] | None = None) -
     parsed = tuple(Threshold.parse(e) for e in exprs)
     if commands is not None:
         for t in parsed:
-            if t.command is not None and t.command not in commands and t.command not in ENGINE_GROUPS:
+            groups = (*ENGINE_GROUPS, SERVER_GROUP)
+            if t.command is not None and t.command not in commands and t.command not in groups:
                 raise ThresholdError(
                     f"threshold {t.expr!r}: the workload sends no {t.command!r} requests "
                     f"(commands: {', '.join(commands)})"

@@ -226,6 +226,11 @@ def metric_value(test: dict[str, Any], metric: str) -> float | None:
         value = search.get("ops_per_sec") if isinstance(search, dict) else None
         return float(value) if isinstance(value, (int, float)) else None
     command, _, name = metric.rpartition(".")
+    if command == "server":  # the servers' own figures over the measured phase
+        server = test.get("server")
+        total = server.get("total") if isinstance(server, dict) else None
+        value = total.get(name) if isinstance(total, dict) else None
+        return float(value) if isinstance(value, (int, float)) else None
     if command in ("loop_lag", "send_lag"):  # the load generator's lateness: the engine and rate blocks
         block = test.get("engine") if command == "loop_lag" else test.get("rate")
         lags = block.get(f"{command}_us") if isinstance(block, dict) else None

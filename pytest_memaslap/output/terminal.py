@@ -47,16 +47,49 @@ def _throughput(outcome: CallOutcome) -> str:
     return text
 
 
+def _server_cpu(outcome: CallOutcome) -> str:
+    """The server's CPU (user + system) per request it answered in the measured phase; "-" when not sampled."""
+    value = outcome.result.median("server.cpu_us_per_op")
+    return "-" if value != value else f"{value:.2f}"
+
+
+def server_notes(outcomes: list[CallOutcome]) -> list[str]:
+    """A line for each call whose requests the servers counted otherwise than we sent them."""
+    notes = []
+    for outcome in outcomes:
+        section = outcome.result.server_stats()
+        check = section["accounting"] if section else None
+        if not check or check["matches"] is not False:
+            continue
+        others = (
+            "this plugin started the server: a request lost in between, or a client of its own"
+            if section and section.get("owned")
+            else "other clients of this server count too"
+        )
+        notes.append(
+            f"{outcome.key}: the servers counted {check['servers']:,} requests while this call sent "
+            f"{check['ours']:,} ({check['servers'] - check['ours']:+,}): {others}"
+        )
+    return notes
+
+
 def _errors(errors: int, abandoned: int) -> str:
     """Errors, and how many of them were requests never answered."""
     return f"{errors:,} ({abandoned:,} unanswered)" if abandoned else f"{errors:,}"
 
 
-def terminal_table(outcomes: list[CallOutcome], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> str:
-    """One row per slap() call, units in the headers."""
+def terminal_table(
+    outcomes: list[CallOutcome], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES, server_column: bool = False
+) -> str:
+    """One row per slap() call, units in the headers; ``server_column``: the server's CPU µs per request too
+    (--slap-server-stats=column), before the thresholds."""
     headers = summary_headers(percentiles)
+    rows = summary_rows(outcomes, percentiles)
+    if server_column:
+        headers = (*headers[:-1], "server CPU µs/op", headers[-1])
+        rows = [(*row[:-1], _server_cpu(outcome), row[-1]) for row, outcome in zip(rows, outcomes, strict=True)]
     return tabulate(
-        summary_rows(outcomes, percentiles),
+        rows,
         headers=headers,
         tablefmt="simple",
         disable_numparse=True,

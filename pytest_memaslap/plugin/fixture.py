@@ -62,6 +62,8 @@ class Slap:
         versus: MemcachedServer | None = None,
         max_rounds: int | None = None,
         allowances: tuple[Allowance, ...] = (),
+        sample_server: bool = False,
+        shared_server: str | None = None,
     ) -> None:
         self.workload = workload
         self.thresholds = thresholds
@@ -75,6 +77,8 @@ class Slap:
         self.capacity = capacity  # a slap_capacity search instead of one load
         self.versus = versus
         self.allowances = allowances
+        self.sample_server = sample_server  # sample the servers' stats during each round (one shard does)
+        self.shared_server = shared_server  # why other requests may reach the server in the same seconds
         self.runs: list[SlapRun] = []
 
     def __call__(self, **overrides: Any) -> SlapResult:
@@ -127,8 +131,32 @@ class Slap:
         target = [Target(host, port, server.tls, server.sasl) for host, port in server.servers]
         on_second, on_preload = self._on_second_for(workload, label) if self._on_second_for else (None, None)
         cleanup = self._cleanup and not server.owned
-        raw = run_shard(workload, target, prefix, self.shard, cleanup, on_second, self.capacity, on_preload)
+        sampler = None
+        if self.sample_server:
+            from pytest_memaslap.memcached.sampler import StatsSampler
+
+            sampler = StatsSampler(list(server.servers), server.tls, server.sasl)
+            sampler.start()
+        try:
+            raw = run_shard(workload, target, prefix, self.shard, cleanup, on_second, self.capacity, on_preload)
+        finally:
+            samples = sampler.stop() if sampler is not None else None
+        if samples is not None:
+            from pytest_memaslap.stats.server import server_section
+
+            window = (raw.started_at, raw.started_at + raw.measured.elapsed_s)
+            raw.server = server_section([(s.server, s.settings, s.samples, s.error) for s in samples], window)
+            raw.server["owned"] = server.owned
+            raw.server["why_not_exact"] = self._why_not_exact(workload)
         return SlapResult(workload, raw, server.version)
+
+    def _why_not_exact(self, workload: Workload) -> str | None:
+        """Why the servers' request counters cannot equal this call's requests (None: they must)."""
+        if workload.division > 1:
+            return "a multi-get counts each of its keys in cmd_get"
+        if self.shard.count > 1:
+            return "the other shards' requests are not all within this shard's first and last samples"
+        return self.shared_server
 
     @staticmethod
     def _order(prefix: str, number: int) -> str:

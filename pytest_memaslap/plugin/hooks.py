@@ -182,6 +182,12 @@ def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
             raise ThresholdError(f"slap_thresholds mark: takes expressions only; got {mark.kwargs!r}")
         exprs += mark.args
     thresholds = parse_all(exprs, workload.measured_commands())
+    unsampled = [t.expr for t in thresholds if t.command == "server" and session.settings.server_stats == "off"]
+    if unsampled:
+        raise ThresholdError(
+            f"threshold {unsampled[0]!r}: the server's stats are not sampled (--slap-server-stats=off); "
+            "use --slap-server-stats=on"
+        )
     capacity = _capacity_search(item, workload, session.settings.capacity_step)
     if capacity is None and any(t.metric == "capacity" for t in thresholds):
         raise ThresholdError("threshold on capacity: it is measured by a capacity search; add a slap_capacity mark")
@@ -297,6 +303,8 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
         versus,
         settings.max_rounds,
         settings.allowances,
+        settings.server_stats != "off" and state.mode.shard_index == 0,  # (one shard samples for all)
+        "under pytest-xdist, other tests may use the server in the same seconds" if state.mode.parallel else None,
     )
     item.stash[SLAP] = runner
     return runner
@@ -466,6 +474,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         comparison_table,
         inconclusive_notes,
         replay_notes,
+        server_notes,
         stage_tables,
         terminal_table,
         versus_table,
@@ -473,7 +482,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
     terminalreporter.write_sep("=", "slap summary")
     if mode.outcomes:
-        terminalreporter.write_line(terminal_table(mode.outcomes, state.settings.percentiles))
+        column = state.settings.server_stats == "column"
+        terminalreporter.write_line(terminal_table(mode.outcomes, state.settings.percentiles, column))
     for table in capacity_tables(mode.outcomes) + stage_tables(mode.outcomes):
         terminalreporter.write_line("")
         terminalreporter.write_line(table)
@@ -483,7 +493,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{key}: no result from shard {shards} of {count}: the aggregate is incomplete and the run fails",
             red=True,
         )
-    notes = mode.summary_notes(config) + replay_notes(mode.outcomes)
+    notes = mode.summary_notes(config) + replay_notes(mode.outcomes) + server_notes(mode.outcomes)
     for outcome in mode.outcomes:
         why = outcome.result.limited_by_load_generator()
         if why:

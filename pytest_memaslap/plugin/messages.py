@@ -175,6 +175,7 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
         "periodic_max_ns": {name: blocks.max_ns for name, blocks in result.periodic.items()},
         "capacity": result.capacity,
         "replay": result.replay,
+        "server": result.server,
         "verify": dict(result.verify),
         "phases": phases,
         "histograms": base64.b64encode(zlib.compress(bytes(stream), 6)).decode("ascii"),
@@ -225,6 +226,7 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         hiccups=hiccups,
         capacity=data["capacity"],
         replay=data["replay"],
+        server=data["server"],
     )
 
 

@@ -53,6 +53,7 @@ class Mode:
     """What every kind of process provides; the defaults are a single process's."""
 
     reports = True  # prints the summary and writes the JSON, HTML and baseline
+    parallel = False  # other processes of the session may run tests against the same server at the same time
     server_address: str | None = None  # the server the controller started for the workers
     server_error: str | None = None  # why the controller could not start it
     versus_address: str | None = None  # B of an interleaved A/B, which the controller started or was given
@@ -252,6 +253,7 @@ class Worker(Mode):
     """An xdist worker: runs tests (whole, or as one shard of each) and sends its shard reports on."""
 
     reports = False
+    parallel = True
 
     def __init__(self, workerinput: dict[str, Any], output: dict[str, Any]) -> None:
         super().__init__(str(workerinput.get(TOKEN_KEY) or new_token()))

@@ -90,6 +90,12 @@ OPTIONS = (
         "N",
     ),
     Option(
+        "--slap-server-stats",
+        "the servers' stats sampled once a second during every slap() call (JSON 'server', server.* thresholds): "
+        "on (the default), off, or column (on, and the server's CPU µs per request as a summary column)",
+        "on|off|column",
+    ),
+    Option(
         "--slap-inconclusive",
         "what an inconclusive verdict (its interval straddles the limit or allowance) does: pass (with a "
         "warning; the default) or fail",
@@ -435,6 +441,13 @@ def _max_rounds(raw: Mapping[str, Any], versus: bool) -> int | None:
     return most
 
 
+def _server_stats(value: Any) -> str:
+    choice = "on" if value is None else str(value).strip().lower()
+    if choice not in ("on", "off", "column"):
+        raise pytest.UsageError(f"--slap-server-stats={value!r}: expected on, off or column")
+    return choice
+
+
 def _inconclusive_fails(value: Any) -> bool:
     if value is None or str(value).strip().lower() == "pass":
         return False
@@ -472,6 +485,7 @@ class Settings:
     prometheus: tuple[str, int] | None = None  # --slap-prometheus: where the live metrics are served
     max_rounds: int | None = None  # --slap-max-rounds: a call adds rounds up to this while a verdict is undecided
     inconclusive_fails: bool = False  # --slap-inconclusive=fail
+    server_stats: str = "on"  # --slap-server-stats: on, off, or column (on, and a summary column)
     versus: str | None = None  # --slap-versus: B, an external server
     versus_bin: str | None = None  # --slap-versus-bin: B, a second binary the plugin starts
 
@@ -523,6 +537,7 @@ class Settings:
             rounds=_int("slap_rounds", raw["slap_rounds"] or (VERSUS_ROUNDS if versus else 1)),
             max_rounds=_max_rounds(raw, versus),
             inconclusive_fails=_inconclusive_fails(raw["slap_inconclusive"]),
+            server_stats=_server_stats(raw["slap_server_stats"]),
             versus=raw["slap_versus"],
             versus_bin=raw["slap_versus_bin"],
             capacity_step=_seconds("slap_capacity_step", raw["slap_capacity_step"])

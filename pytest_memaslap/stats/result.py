@@ -14,6 +14,7 @@ from typing import Any
 from pytest_memaslap.model.metrics import (
     ENGINE_GROUPS,
     LATENCY_METRICS,
+    SERVER_GROUP,
     parse_metric,
     percentile_label,
     percentile_of,
@@ -21,6 +22,7 @@ from pytest_memaslap.model.metrics import (
 from pytest_memaslap.model.workload import COMMANDS, Workload
 from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.results import CommandStats, PhaseStats, ShardResult
+from pytest_memaslap.stats.server import metric as server_metric
 
 SATURATED_CPU_PCT = 90.0  # a load process this busy is likely the bottleneck
 SATURATED_LAG_US = 1000.0  # ... as is one whose loop leaves ready work waiting this long (p99)
@@ -230,6 +232,16 @@ class SlapResult:
     def capacity_steps(self) -> list[dict[str, Any]]:
         """Every step of a capacity search: rate, achieved, passed, p50/p99/p99.9 (µs), errors."""
         return list(self.raw.capacity["steps"]) if self.raw.capacity else []
+
+    def server_stats(self) -> dict[str, Any] | None:
+        """The servers' side of the call (``stats.server``), with the accounting check on the call's requests."""
+        from pytest_memaslap.stats.server import accounting
+
+        section = self.raw.server
+        if not section:
+            return None
+        checked = accounting(section, self.requests_sent, section.get("why_not_exact"))
+        return {**section, "accounting": checked}
 
     def limited_by_load_generator(self) -> str | None:
         """Why the load process, not the server, may have set these numbers (None: nothing says so).
@@ -446,6 +458,7 @@ class SlapResult:
             "engine": self.engine(),
             "capacity": self.raw.capacity,
             "replay": self.raw.replay,
+            "server": self.server_stats(),
             "verify": _checks(self.raw.verify, ("checked", "mismatches", "keys")) if self.workload.verify else None,
             "expire": _expiry(self.raw.verify) if self.workload.expire else None,
             "latency_us": self.total.latency_with(percentiles),
@@ -477,6 +490,8 @@ def _expiry(data: dict[str, Any]) -> dict[str, Any]:
 def read_metric(result: SlapResult, name: str) -> float:
     """``ops_per_sec``, ``p99``, ``get.p99.9`` of one result in base units; NaN when the command was not sent."""
     metric = parse_metric(name)
+    if metric.command == SERVER_GROUP:  # the server's own figures (NaN when it was not sampled)
+        return server_metric(result.raw.server, metric.metric)
     if metric.command in ENGINE_GROUPS:  # the load generator's own lateness, in µs
         lag = result.raw.loop_lag if metric.command == "loop_lag" else result.raw.send_lag
         if not lag.total:

@@ -211,6 +211,7 @@ class ShardResult:
     hiccups: Histogram = field(default_factory=Histogram)  # the machine's own stalls (ns; empty: not measured)
     capacity: dict[str, Any] | None = None  # a slap_capacity search: its SLO, capacity, why it stopped, its steps
     replay: dict[str, Any] | None = None  # a trace replay: the trace, lines read, requests sent, lines skipped
+    server: dict[str, Any] | None = None  # the servers' sampled stats (stats.server.server_section); one shard's
 
     @property
     def measured(self) -> PhaseStats:
@@ -247,6 +248,7 @@ class ShardResult:
         self.hiccups.merge(other.hiccups)
         self.capacity = self.capacity or other.capacity  # (a search runs on one shard)
         self.replay = _merge_replays(self.replay, other.replay)
+        self.server = self.server or other.server  # (one shard samples the servers for all)
         if window is not None:
             self.started_at = window[0]
             self.measured.elapsed_s = window[1] - window[0]

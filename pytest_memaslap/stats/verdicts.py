@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from pytest_memaslap.model.metrics import ENGINE_GROUPS, RATE_METRICS, parse_metric
+from pytest_memaslap.model.metrics import ENGINE_GROUPS, RATE_METRICS, SERVER_GROUP, parse_metric
 from pytest_memaslap.model.thresholds import FAIL, INCONCLUSIVE, PASS, Threshold, Verdict
 from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.intervals import (
@@ -187,6 +187,9 @@ def metric_interval(result: SlapResult, name: str) -> Interval | None:
     metric = parse_metric(name)
     if metric.command in ENGINE_GROUPS:
         return None  # (the load generator's own lateness: reported, not sampled)
+    if metric.command == SERVER_GROUP:  # (the server's counters over the phase: exact for the run)
+        value = read_metric(result, name)
+        return exact(value) if value == value else None
     value = read_metric(result, name)
     if value != value:
         return None

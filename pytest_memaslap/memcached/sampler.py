@@ -1,0 +1,172 @@
+"""The server's side of a run: its ``stats`` sampled once a second, from a thread, on connections of its own.
+
+The load's event loop never waits for a sample: the sampler is a thread
+with blocking control clients (one per server), and what it keeps is a list
+of (wall time, counters) per server, read once the run is over. A server
+that stops answering its stats is sampled no more (the run goes on, and the
+section says so); every wait is bounded by the client's timeout.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymemcache.exceptions import MemcacheError
+
+from pytest_memaslap.memcached.control import control_client
+from pytest_memaslap.memcached.sasl import SaslCredentials, SaslError
+
+INTERVAL_S = 1.0
+CLIENT_TIMEOUT_S = 2.0
+JOIN_TIMEOUT_S = 5.0
+# what is kept of each sample: the counters whose growth says what the server did, and the gauges
+COUNTERS = (
+    "cmd_get",
+    "cmd_set",
+    "cmd_touch",
+    "get_hits",
+    "get_misses",
+    "delete_hits",
+    "delete_misses",
+    "incr_hits",
+    "incr_misses",
+    "decr_hits",
+    "decr_misses",
+    "cas_hits",
+    "cas_misses",
+    "cas_badval",
+    "evictions",
+    "bytes_read",
+    "bytes_written",
+    "rusage_user",
+    "rusage_system",
+)
+GAUGES = ("curr_connections", "curr_items", "bytes")
+SETTINGS = ("maxbytes", "maxconns", "num_threads", "item_size_max", "lru_crawler", "cas_enabled")
+# one pass of C over the reply picks the stats kept: the thread holds the GIL (and so the load's loop) least
+_KEPT = re.compile(rb"STAT (" + b"|".join(name.encode() for name in COUNTERS + GAUGES) + rb") ([0-9.]+)\r\n")
+_END = b"END\r\n"
+
+
+@dataclass
+class ServerSamples:
+    """One server's samples: (wall time, {stat: value}) in time order, its settings, and why sampling stopped."""
+
+    server: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    error: str | None = None
+
+
+class StatsSampler:
+    """Samples every server of a run once a second until ``stop``; ``start`` and ``stop`` take one each."""
+
+    def __init__(
+        self,
+        servers: list[tuple[str, int]],
+        tls: ssl.SSLContext | None = None,
+        sasl: SaslCredentials | None = None,
+        interval_s: float = INTERVAL_S,
+    ) -> None:
+        self.interval_s = interval_s
+        self.servers = [ServerSamples(_address(host, port)) for host, port in servers]
+        self._clients = [control_client(host, port, CLIENT_TIMEOUT_S, tls, sasl) for host, port in servers]
+        # the samples themselves: a plain text-protocol connection where there is no SASL (binary only)
+        self._fast = [_TextStats(host, port, tls) if sasl is None else None for host, port in servers]
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """The settings and a first sample of every server (before the run), then one a second in a thread."""
+        for server, client in zip(self.servers, self._clients, strict=True):
+            try:
+                settings = client.stats("settings")
+                server.settings = {k: _plain(settings[k.encode()]) for k in SETTINGS if k.encode() in settings}
+            except (OSError, MemcacheError, SaslError) as exc:
+                server.error = f"stats settings: {exc}"
+        self._sample()
+        self._thread = threading.Thread(target=self._run, name="pytest-memaslap stats sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[ServerSamples]:
+        """A last sample of every server (after the run), and the samples of all."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(JOIN_TIMEOUT_S)
+        self._sample()
+        for client in [*self._clients, *filter(None, self._fast)]:
+            try:
+                client.close()
+            except (OSError, MemcacheError):
+                pass
+        return self.servers
+
+    def _run(self) -> None:
+        next_at = time.monotonic() + self.interval_s
+        while not self._stopping.wait(max(0.0, next_at - time.monotonic())):
+            self._sample()
+            next_at += self.interval_s
+
+    def _sample(self) -> None:
+        for server, client, fast in zip(self.servers, self._clients, self._fast, strict=True):
+            if server.error is not None and (server.samples or server.error.startswith("stats:")):
+                continue  # (a server that stopped answering is sampled no more)
+            try:
+                if fast is not None:
+                    values = fast.sample()
+                else:
+                    stats = client.stats()
+                    values = {n: float(stats[n.encode()]) for n in COUNTERS + GAUGES if n.encode() in stats}
+            except (OSError, MemcacheError, SaslError, ValueError) as exc:
+                server.error = f"stats: {exc}"
+                continue
+            server.samples.append((time.time(), values))
+
+
+class _TextStats:
+    """``stats`` over a text-protocol connection of its own, parsed by one regular expression (little GIL)."""
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        self.sock: socket.socket | None = None
+
+    def sample(self) -> dict[str, float]:
+        if self.sock is None:
+            sock = socket.create_connection((self.host, self.port), timeout=CLIENT_TIMEOUT_S)
+            self.sock = self.tls.wrap_socket(sock, server_hostname=self.host) if self.tls is not None else sock
+        sock = self.sock
+        try:
+            sock.sendall(b"stats\r\n")
+            reply = b""
+            while not reply.endswith(_END):
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    raise OSError("the server closed the connection")
+                reply += chunk
+        except BaseException:
+            self.close()
+            raise
+        return {name.decode(): float(value) for name, value in _KEPT.findall(reply)}
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _plain(value: Any) -> Any:
+    """A setting as JSON takes it: bytes become text, numbers stay numbers."""
+    if isinstance(value, bytes):
+        text = value.decode(errors="replace")
+        return int(text) if text.isdigit() else text
+    return value
