@@ -57,6 +57,8 @@ class Pacer:
         self.send_lag = Histogram()  # per request sent: how long after its scheduled time it went out (ns)
         self.sent = 0
         self.ticker = Ticker()
+        self.departures: list[int] = []  # a sample of send times (ns): the validity check's arrivals
+        self.departures_wanted = 0  # how many more to keep (set when the measured phase begins)
 
     def start(self) -> None:
         self.start_ns = perf_counter_ns()
@@ -106,6 +108,10 @@ class Pacer:
                 if lag > self.max_lag_ns:
                     self.max_lag_ns = lag
                 sent = connection.send_scheduled(due, now)
+                if self.departures_wanted > 0:  # (when its write went out: a batch of due requests leaves at once)
+                    kept = min(sent, self.departures_wanted)
+                    self.departures.extend([perf_counter_ns()] * kept)
+                    self.departures_wanted -= kept
                 record = self.send_lag.record
                 for scheduled in due[:sent]:
                     record(now - scheduled)

@@ -53,6 +53,22 @@ def _server_cpu(outcome: CallOutcome) -> str:
     return "-" if value != value else f"{value:.2f}"
 
 
+def validity_notes(outcomes: list[CallOutcome]) -> list[str]:
+    """A line for each finished call whose run failed a validity check: what failed, and what it does."""
+    from pytest_memaslap.stats.validity import failure_text
+
+    notes = []
+    for outcome in outcomes:
+        if outcome.error or outcome.interrupted:
+            continue
+        section = outcome.result.validity()
+        if section["passed"] is not False:
+            continue
+        consequence = "fails the test" if outcome.validity_fails else "reported, not judged (--slap-validity=fail)"
+        notes.append(f"{outcome.key}: not a valid run: {failure_text(section)}; {consequence}")
+    return notes
+
+
 def server_notes(outcomes: list[CallOutcome]) -> list[str]:
     """A line for each call whose requests the servers counted otherwise than we sent them."""
     notes = []

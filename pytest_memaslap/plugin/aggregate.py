@@ -72,4 +72,5 @@ def combine(reports: list[ShardReport]) -> CallOutcome:
         shards=lines,
         strict=first.strict,
         versus=versus,
+        validity_fails=first.validity_fails,
     )

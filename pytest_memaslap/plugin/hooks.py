@@ -380,6 +380,14 @@ def _threshold_failure(outcome: CallOutcome, calls: int) -> str:
     which = f" (slap() call #{outcome.call})" if calls > 1 else ""
     if len(outcome.shards) > 1:
         which += f" on the aggregate of {len(outcome.shards)} shards"
+    if outcome.validity_fails and outcome.result.validity()["passed"] is False:
+        from pytest_memaslap.stats.validity import failure_text
+
+        invalid = f"slap run failed its validity checks{which} (--slap-validity=fail): "
+        invalid += failure_text(outcome.result.validity())
+        if not any(verdict.failed for verdict in outcome.verdicts):
+            return invalid
+        which = f"{which}; {invalid}"
     failed = sum(1 for verdict in outcome.verdicts if verdict.failed)
     undecided = len(outcome.inconclusive) if outcome.strict else 0
     counted = f"{failed} of {len(outcome.verdicts)}" + (f", {undecided} inconclusive (strict)" if undecided else "")
@@ -477,6 +485,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         server_notes,
         stage_tables,
         terminal_table,
+        validity_notes,
         versus_table,
     )
 
@@ -494,6 +503,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             red=True,
         )
     notes = mode.summary_notes(config) + replay_notes(mode.outcomes) + server_notes(mode.outcomes)
+    notes += validity_notes(mode.outcomes)
     for outcome in mode.outcomes:
         why = outcome.result.limited_by_load_generator()
         if why:

@@ -53,6 +53,7 @@ class ShardReport:
     strict: bool = False  # --slap-inconclusive=fail
     allowances: tuple[Allowance, ...] = ()  # --slap-compare-fail: what judges B against A
     versus: VersusReport | None = None  # --slap-versus*: B's rounds, paired with ``rounds`` by number
+    validity_fails: bool = False  # --slap-validity=fail: a failed validity check fails the test
     version: ClassVar[int] = WIRE_VERSION
 
     @property
@@ -77,6 +78,7 @@ class ShardReport:
             "strict": self.strict,
             "allowances": [[a.metric, a.percent] for a in self.allowances],
             "versus": None if self.versus is None else self.versus.to_wire(),
+            "validity_fails": self.validity_fails,
         }
 
     @classmethod
@@ -106,6 +108,7 @@ class ShardReport:
                 strict=bool(data["strict"]),
                 allowances=tuple(Allowance(str(m), float(p)) for m, p in data["allowances"]),
                 versus=None if data["versus"] is None else VersusReport.from_wire(data["versus"]),
+                validity_fails=bool(data["validity_fails"]),
             )
         except (KeyError, TypeError, ValueError, zlib.error) as exc:  # (bad marks and thresholds too)
             raise WireError(f"a malformed shard report ({type(exc).__name__}: {exc})") from None
@@ -176,6 +179,7 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
         "capacity": result.capacity,
         "replay": result.replay,
         "server": result.server,
+        "departures": result.departures,
         "verify": dict(result.verify),
         "phases": phases,
         "histograms": base64.b64encode(zlib.compress(bytes(stream), 6)).decode("ascii"),
@@ -227,6 +231,7 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         capacity=data["capacity"],
         replay=data["replay"],
         server=data["server"],
+        departures=[int(t) for t in data["departures"]],
     )
 
 

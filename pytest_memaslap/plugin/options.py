@@ -96,6 +96,12 @@ OPTIONS = (
         "on|off|column",
     ),
     Option(
+        "--slap-validity",
+        "what a failed validity check (rate kept, arrivals as asked, a steady run) does: report (the default: "
+        "a note under the summary) or fail (the test fails)",
+        "report|fail",
+    ),
+    Option(
         "--slap-inconclusive",
         "what an inconclusive verdict (its interval straddles the limit or allowance) does: pass (with a "
         "warning; the default) or fail",
@@ -448,6 +454,13 @@ def _server_stats(value: Any) -> str:
     return choice
 
 
+def _validity_fails(value: Any) -> bool:
+    choice = "report" if value is None else str(value).strip().lower()
+    if choice not in ("report", "fail"):
+        raise pytest.UsageError(f"--slap-validity={value!r}: expected report or fail")
+    return choice == "fail"
+
+
 def _inconclusive_fails(value: Any) -> bool:
     if value is None or str(value).strip().lower() == "pass":
         return False
@@ -486,6 +499,7 @@ class Settings:
     max_rounds: int | None = None  # --slap-max-rounds: a call adds rounds up to this while a verdict is undecided
     inconclusive_fails: bool = False  # --slap-inconclusive=fail
     server_stats: str = "on"  # --slap-server-stats: on, off, or column (on, and a summary column)
+    validity_fails: bool = False  # --slap-validity=fail
     versus: str | None = None  # --slap-versus: B, an external server
     versus_bin: str | None = None  # --slap-versus-bin: B, a second binary the plugin starts
 
@@ -538,6 +552,7 @@ class Settings:
             max_rounds=_max_rounds(raw, versus),
             inconclusive_fails=_inconclusive_fails(raw["slap_inconclusive"]),
             server_stats=_server_stats(raw["slap_server_stats"]),
+            validity_fails=_validity_fails(raw["slap_validity"]),
             versus=raw["slap_versus"],
             versus_bin=raw["slap_versus_bin"],
             capacity_step=_seconds("slap_capacity_step", raw["slap_capacity_step"])

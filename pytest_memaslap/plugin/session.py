@@ -120,6 +120,7 @@ class SlapSession:
                     tuple(run.order),
                     tuple(r.raw for r in run.versus_rounds),
                 ),
+                settings.validity_fails,
             )
             for call, run in enumerate(runs, start=1)
         ]

@@ -102,6 +102,7 @@ class CallOutcome:
     shards: tuple[ShardLine, ...] = ()
     strict: bool = False  # --slap-inconclusive=fail: an inconclusive threshold fails the test too
     versus: Versus | None = None  # --slap-versus*: B's rounds and B against A
+    validity_fails: bool = False  # --slap-validity=fail: a failed validity check fails the test
 
     @property
     def key(self) -> str:
@@ -110,7 +111,10 @@ class CallOutcome:
 
     @property
     def passed(self) -> bool:
-        """No threshold failed (an inconclusive one fails only in strict mode)."""
+        """No threshold failed (an inconclusive one fails only in strict mode), and with --slap-validity=fail, the
+        run passed its validity checks."""
+        if self.validity_fails and self.result.validity()["passed"] is False:
+            return False
         return not any(v.failed or (self.strict and v.inconclusive) for v in self.verdicts)
 
     @property
@@ -213,6 +217,7 @@ def judge(
     shards: tuple[ShardLine, ...] = (),
     strict: bool = False,
     versus: VersusRounds | None = None,
+    validity_fails: bool = False,
 ) -> CallOutcome:
     """The call's outcome: the median round by throughput carries every round; thresholds judge it once,
     on their intervals; with A/B rounds, B is compared with A pair by pair."""
@@ -223,7 +228,9 @@ def judge(
         key = nodeid if call == 1 else f"{nodeid}#{call}"
         rows = versus_rows(key, rounds, versus.rounds, versus.allowances)
         judged = Versus(versus.address, versus.version, with_rounds(versus.rounds), versus.order, rows)
-    return CallOutcome(nodeid, call, result, verdicts, enforced, interrupted, error, shards, strict, judged)
+    return CallOutcome(
+        nodeid, call, result, verdicts, enforced, interrupted, error, shards, strict, judged, validity_fails
+    )
 
 
 @dataclass(frozen=True)

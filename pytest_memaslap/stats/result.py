@@ -233,6 +233,28 @@ class SlapResult:
         """Every step of a capacity search: rate, achieved, passed, p50/p99/p99.9 (µs), errors."""
         return list(self.raw.capacity["steps"]) if self.raw.capacity else []
 
+    def validity(self) -> dict[str, Any]:
+        """The run's own checks (``stats.validity``): its rate, its arrivals, its steadiness, its percentiles'
+        95 % intervals."""
+        from pytest_memaslap.stats.validity import validity
+        from pytest_memaslap.stats.verdicts import metric_interval
+
+        # whole seconds of the measured time asked for (an open loop's drain after it has no target to keep)
+        asked = self.workload.duration if self.workload.duration is not None else self.duration
+        whole = [p for p in self.timeline if p.second < int(min(self.duration, asked))]
+        intervals = {}
+        for name in ("p50", "p99", "p999"):
+            interval = metric_interval(self, name)
+            intervals[name] = None if interval is None else [round(interval.low, 1), round(interval.high, 1)]
+        return validity(
+            [p.ops for p in whole],
+            [p.target for p in whole],
+            [p.p99_us for p in whole],
+            self.raw.departures,
+            self.workload.arrivals,
+            intervals,
+        )
+
     def server_stats(self) -> dict[str, Any] | None:
         """The servers' side of the call (``stats.server``), with the accounting check on the call's requests."""
         from pytest_memaslap.stats.server import accounting
@@ -459,6 +481,7 @@ class SlapResult:
             "capacity": self.raw.capacity,
             "replay": self.raw.replay,
             "server": self.server_stats(),
+            "validity": self.validity(),
             "verify": _checks(self.raw.verify, ("checked", "mismatches", "keys")) if self.workload.verify else None,
             "expire": _expiry(self.raw.verify) if self.workload.expire else None,
             "latency_us": self.total.latency_with(percentiles),

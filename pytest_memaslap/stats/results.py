@@ -212,6 +212,7 @@ class ShardResult:
     capacity: dict[str, Any] | None = None  # a slap_capacity search: its SLO, capacity, why it stopped, its steps
     replay: dict[str, Any] | None = None  # a trace replay: the trace, lines read, requests sent, lines skipped
     server: dict[str, Any] | None = None  # the servers' sampled stats (stats.server.server_section); one shard's
+    departures: list[int] = field(default_factory=list)  # an open loop: a sample of its send times (ns); one shard's
 
     @property
     def measured(self) -> PhaseStats:
@@ -249,6 +250,7 @@ class ShardResult:
         self.capacity = self.capacity or other.capacity  # (a search runs on one shard)
         self.replay = _merge_replays(self.replay, other.replay)
         self.server = self.server or other.server  # (one shard samples the servers for all)
+        self.departures = self.departures or other.departures  # (send times of one process's clock only)
         if window is not None:
             self.started_at = window[0]
             self.measured.elapsed_s = window[1] - window[0]

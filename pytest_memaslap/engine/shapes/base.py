@@ -97,12 +97,17 @@ class Hooks:
         return []
 
 
+DEPARTURES_KEPT = 5_000  # send times an open loop keeps for its arrivals check (Lancet samples as many)
+
+
 class Pacing(Protocol):
     """What a paced shape's sender keeps: its clock (and spin), how late it sent, and its stop."""
 
     ticker: Ticker
     max_lag_ns: int
     send_lag: Histogram
+    departures: list[int]  # a sample of send times (ns)
+    departures_wanted: int
 
     def stop(self) -> None: ...
 
@@ -134,10 +139,12 @@ class PacedShape(Hooks):
             pacer.stop()
             run.result.send_lag_max_s = pacer.max_lag_ns / 1e9
             run.result.send_lag = pacer.send_lag
+            run.result.departures = pacer.departures
 
     def measured(self) -> None:
         assert self.pacer is not None
         self._idle_ticks_before = self.pacer.ticker.idle_ticks
+        self.pacer.departures_wanted = DEPARTURES_KEPT  # (the measured phase's first sends: the arrival check's)
 
     def halt(self) -> None:
         if self.pacer is not None:

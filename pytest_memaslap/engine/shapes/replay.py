@@ -59,6 +59,8 @@ class ReplayPacer:
         self.sent = 0
         self.ticker = Ticker()
         self.start_ns = 0
+        self.departures: list[int] = []  # (a replay's departures follow its trace: not checked against a law)
+        self.departures_wanted = 0
 
     def prime(self) -> None:
         """Before the load starts: read the first ``lookahead`` of the schedule (nothing is due yet)."""
