@@ -41,6 +41,8 @@ def run_shard(
     On Ctrl-C the load stops and :class:`SlapInterrupted` carries what
     was measured.
     """
+    if capacity is not None and workload.probe_rate is not None:
+        raise SlapRunError("probe_rate: a capacity search's steps have no one measured phase to probe; drop it")
     if capacity is not None and plan is not None and plan.count > 1:
         raise SlapRunError("slap_capacity: a capacity search runs on one shard; run it without --slap-shards")
     shape = shape_for(workload, capacity)

@@ -25,6 +25,7 @@ from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, Preload
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.loop import LOOP_NAME, within
 from pytest_memaslap.engine.placement import build_keyspace
+from pytest_memaslap.engine.probe import ProbeError, ProbeProcess
 from pytest_memaslap.engine.shapes import Shape, shape_for
 from pytest_memaslap.engine.shapes.base import Driver
 from pytest_memaslap.engine.sources import SourcePlan, build_sources
@@ -48,6 +49,7 @@ RECONNECT_FIRST_DELAY_S = 0.01
 RECONNECT_MAX_DELAY_S = 0.5
 CLEANUP_AFTER_INTERRUPT_S = 5.0  # how long an interrupted run may spend deleting its keys (--slap-cleanup)
 CANCEL_TIMEOUT_S = 1.0  # how long cancelled connection attempts may take to end
+PROBE_START_S = 40.0  # how long the probe's process may take to start and connect
 # a preload ends within this, or fails: at least PRELOAD_MIN_S, longer for keyspaces that need more at 1000 keys/s
 PRELOAD_MIN_S = 120.0
 PRELOAD_MIN_RATE = 1000.0
@@ -104,6 +106,7 @@ class ShardRunner:
         self.udp: list[UdpEndpoint] = []  # transport="udp": the measured load's sockets
         self._sweep_handle: asyncio.TimerHandle | None = None
         self.codec = CODECS[workload.protocol]
+        self.probe: ProbeProcess | None = None  # probe_rate=: gets from a process of its own beside the load
 
     # -- called by connections ------------------------------------------------
     def connection_failed(self, connection: Connection, reason: str) -> None:
@@ -195,6 +198,8 @@ class ShardRunner:
             )
         try:
             await self._connect(plan.connections(workload))
+            if workload.probe_rate is not None:
+                await self._start_probe(workload.probe_rate / plan.count)
             if workload.preloads:
                 await self._sync("preload")
                 await self._preload(keys, indices.start, values)
@@ -229,7 +234,22 @@ class ShardRunner:
                 connection.close()
             for endpoint in self.udp:
                 endpoint.close()
+            if self.probe is not None:
+                self.probe.close()
         return self._finish_phases()
+
+    async def _start_probe(self, rate: float) -> None:
+        """The probe's process, started and connected before the load (off the loop: it takes a second)."""
+        target = self.target
+        if target.sasl is not None:
+            raise SlapRunError("probe_rate: the probe does not log in with SASL; drop probe_rate with SASL servers")
+        loop = asyncio.get_running_loop()
+        seed = f"{self.workload.seed}:{self.plan.index}:probe"
+        start = loop.run_in_executor(None, ProbeProcess, target.host, target.port, target.tls, rate, seed)
+        try:
+            self.probe = await within(PROBE_START_S, start)
+        except (ProbeError, TimeoutError) as exc:
+            raise SlapRunError(f"probe_rate: {exc or 'the probe process did not start'}") from None
 
     async def _sync(self, name: str) -> None:
         """Wait for the other shards of the plan (no-op for a single shard); a dropped connection ends the wait."""
@@ -453,6 +473,8 @@ class ShardRunner:
         self._phases.append([name, self.recorder, None])
         self._published = 0
         self._schedule_tick()
+        if name == "measured" and self.probe is not None and self._keyspace_material is not None:
+            self.probe.begin(self._keyspace_material[0])
         return self.recorder
 
     def stop(self, drivers: Sequence[Driver]) -> None:
@@ -512,6 +534,13 @@ class ShardRunner:
         return sum(c[RECEIVED] + c[ERROR] for _, recorder, _ in self._phases for c in recorder.counters)
 
     def end_phase(self, name: str, end_ns: int) -> None:
+        if name == "measured" and self.probe is not None:
+            try:
+                probed = self.probe.end()
+            except ProbeError as exc:
+                raise SlapRunError(f"probe_rate: {exc}") from None
+            if probed is not None:
+                self.result.phases["probe"] = probed
         for phase in self._phases:
             if phase[0] == name:
                 phase[2] = end_ns

@@ -24,6 +24,8 @@ HIGHER_IS_BETTER = ("ops_per_sec", "hit_ratio", "mb_per_sec", "ops", "capacity")
 # the load generator's own lateness (µs): its event loop's (ready callbacks kept waiting) and an open loop's sends
 ENGINE_GROUPS = ("loop_lag", "send_lag")
 ENGINE_METRICS = ("p50", "p99", "p999", "max")
+# the measurement probe's gets (probe_rate=): latencies and counts, as a command's
+PROBE_GROUP = "probe"
 # what the server did in the measured phase, from its sampled stats (--slap-server-stats)
 SERVER_GROUP = "server"
 SERVER_METRICS = (
@@ -74,7 +76,8 @@ def allowed() -> str:
         f"total metrics: {', '.join(TOTAL_METRICS)}; per command ({', '.join(COMMANDS)}): "
         f"COMMAND.{{{', '.join(COMMAND_METRICS)}}}; any percentile pNN[.N] (p75, p99.9, p99.99); "
         f"the load generator's lateness: {{{', '.join(ENGINE_GROUPS)}}}.{{{', '.join(ENGINE_METRICS)}}}; "
-        f"the server's own: server.{{{', '.join(SERVER_METRICS)}}}"
+        f"the server's own: server.{{{', '.join(SERVER_METRICS)}}}; the probe's (probe_rate=): "
+        f"probe.{{{', '.join(COMMAND_METRICS)}}}"
     )
 
 
@@ -101,6 +104,10 @@ class Metric:
 def parse_metric(name: str) -> Metric:
     """``ops_per_sec``, ``p99.9``, ``get.p99``, ``set.hit_ratio``; raises MetricError naming what is allowed."""
     head, dot, rest = name.partition(".")
+    if dot and head == PROBE_GROUP:
+        if rest in COMMAND_METRICS or percentile_of(rest) is not None:
+            return Metric(head, rest)
+        raise MetricError(f"unknown metric {rest!r} of the probe; allowed: {', '.join(COMMAND_METRICS)}, any pNN[.N]")
     if dot and head == SERVER_GROUP:
         if rest in SERVER_METRICS:
             return Metric(head, rest)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from pytest_memaslap.model.metrics import (
     COUNT_METRICS,
     ENGINE_GROUPS,
+    PROBE_GROUP,
     RATIO_METRICS,
     SERVER_GROUP,
     MetricError,
@@ -201,7 +202,7 @@ def parse_all(exprs: tuple[Any, ...], commands: tuple[str, ...] | None = None) -
     parsed = tuple(Threshold.parse(e) for e in exprs)
     if commands is not None:
         for t in parsed:
-            groups = (*ENGINE_GROUPS, SERVER_GROUP)
+            groups = (*ENGINE_GROUPS, SERVER_GROUP, PROBE_GROUP)
             if t.command is not None and t.command not in commands and t.command not in groups:
                 raise ThresholdError(
                     f"threshold {t.expr!r}: the workload sends no {t.command!r} requests "

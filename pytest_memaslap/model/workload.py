@@ -30,6 +30,7 @@ TRANSPORTS = ("tcp", "udp")
 MAX_KEY_SIZE = 250
 MAX_DIVISION = 100
 MAX_AMPLIFY = 1000
+MAX_PROBE_RATE = 10_000.0
 
 SizeSpec = tuple[tuple[int, int, float], ...]
 
@@ -189,6 +190,9 @@ class Workload:
     loop: bool = False  # the trace starts again when it ends (until duration or ops)
     amplify: int = 1  # every trace key becomes this many distinct keys, each sent the key's requests
     preset: str | None = None  # the published workload whose arguments this one began from (model/presets.py)
+    # a measurement probe: gets at this Poisson rate (over all shards) from a process of its own beside the
+    # load, their latencies kept apart (free of the load connections' client-side queueing)
+    probe_rate: float | None = None
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:
@@ -315,6 +319,11 @@ class Workload:
             which = "division" if self.division > 1 else "verify"
             raise WorkloadError(f"{which}: applies to gets, and the command mix has none")
         self._check_trace()
+        if self.probe_rate is not None and (self.trace is not None or self.protocol != "ascii"):
+            raise WorkloadError(
+                "probe_rate: the probe gets keys of the keyspace over the ascii protocol; drop it with trace= "
+                "(no keyspace) or with protocol='meta'/'binary'"
+            )
         if self.preload and self.keys > 50_000_000:
             raise WorkloadError(f"keys={self.keys}: at most 50M keys when preload=True")
 
@@ -468,6 +477,15 @@ def _seed(value: Any) -> int:
     if not _is_int(value) or value < 0:
         raise WorkloadError(f"seed={value!r}: expected a non-negative integer")
     return int(value)
+
+
+def _probe_rate(value: Any) -> float | None:
+    if value is None:
+        return None
+    rate: float = _as_workload_error(units.parse_rate)(value, "probe_rate")
+    if rate > MAX_PROBE_RATE:
+        raise WorkloadError(f"probe_rate={value!r}: a probe samples latency at a low rate: at most 10k/s")
+    return rate
 
 
 def _trace_path(value: Any) -> str | None:
@@ -643,4 +661,5 @@ _PARSERS = {
     "loop": _bool("loop"),
     "amplify": lambda v: _positive_count(v, "amplify"),
     "preset": lambda v: v,  # (checked, and its arguments filled in, by ``Workload.from_args``)
+    "probe_rate": lambda v: _probe_rate(v),
 }

@@ -236,10 +236,10 @@ def metric_value(test: dict[str, Any], metric: str) -> float | None:
         lags = block.get(f"{command}_us") if isinstance(block, dict) else None
         value = lags.get(name) if isinstance(lags, dict) else None
         return float(value) if isinstance(value, (int, float)) else None
-    source = test
+    source: Any = test
     if command:
-        source = test.get("commands", {}).get(command)
-        if source is None:
+        source = test.get("probe") if command == "probe" else test.get("commands", {}).get(command)
+        if not isinstance(source, dict):
             return None
     if is_latency(name):
         q = percentile_of(name)

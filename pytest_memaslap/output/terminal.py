@@ -53,6 +53,22 @@ def _server_cpu(outcome: CallOutcome) -> str:
     return "-" if value != value else f"{value:.2f}"
 
 
+def probe_notes(outcomes: list[CallOutcome]) -> list[str]:
+    """A line for each call with a probe: its latencies beside the load's own gets'."""
+    notes = []
+    for outcome in outcomes:
+        probe = outcome.result.probe
+        if probe is None:
+            continue
+        load = outcome.result.commands.get("get") or outcome.result.total
+        notes.append(
+            f"{outcome.key}: probe: {probe.ops:,} gets at {probe.ops_per_sec:,.0f}/s beside the load: p50 "
+            f"{probe.latency_us['p50']:,.1f} µs, p99 {probe.latency_us['p99']:,.1f} µs (the load's {load.name}: "
+            f"p50 {load.latency_us['p50']:,.1f} µs, p99 {load.latency_us['p99']:,.1f} µs)"
+        )
+    return notes
+
+
 def validity_notes(outcomes: list[CallOutcome]) -> list[str]:
     """A line for each finished call whose run failed a validity check: what failed, and what it does."""
     from pytest_memaslap.stats.validity import failure_text

@@ -182,6 +182,9 @@ def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
             raise ThresholdError(f"slap_thresholds mark: takes expressions only; got {mark.kwargs!r}")
         exprs += mark.args
     thresholds = parse_all(exprs, workload.measured_commands())
+    unprobed = [t.expr for t in thresholds if t.command == "probe" and workload.probe_rate is None]
+    if unprobed:
+        raise ThresholdError(f"threshold {unprobed[0]!r}: the workload has no probe; add probe_rate= (e.g. '1k')")
     unsampled = [t.expr for t in thresholds if t.command == "server" and session.settings.server_stats == "off"]
     if unsampled:
         raise ThresholdError(
@@ -481,6 +484,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         capacity_tables,
         comparison_table,
         inconclusive_notes,
+        probe_notes,
         replay_notes,
         server_notes,
         stage_tables,
@@ -503,7 +507,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             red=True,
         )
     notes = mode.summary_notes(config) + replay_notes(mode.outcomes) + server_notes(mode.outcomes)
-    notes += validity_notes(mode.outcomes)
+    notes += validity_notes(mode.outcomes) + probe_notes(mode.outcomes)
     for outcome in mode.outcomes:
         why = outcome.result.limited_by_load_generator()
         if why:

@@ -14,6 +14,7 @@ from typing import Any
 from pytest_memaslap.model.metrics import (
     ENGINE_GROUPS,
     LATENCY_METRICS,
+    PROBE_GROUP,
     SERVER_GROUP,
     parse_metric,
     percentile_label,
@@ -151,6 +152,7 @@ class SlapResult:
     server_version: str = ""
     commands: dict[str, CommandResult] = field(init=False)
     total: CommandResult = field(init=False)
+    probe: CommandResult | None = field(init=False)
     # with --slap-rounds=N: every round, this one (the median round by throughput) among them
     rounds: list[SlapResult] = field(default_factory=list, repr=False)
     # with --slap-versus*: B's result (its median round, carrying every round), run interleaved with this one
@@ -165,6 +167,10 @@ class SlapResult:
             if name in measured.commands
         }
         self.total = CommandResult.from_stats("total", _sum_commands(measured), duration)
+        probed = self.raw.phases.get("probe")
+        probe_get = probed.commands.get("get") if probed is not None else None
+        # the measurement probe's gets (probe_rate=), apart from the load's; None without a probe
+        self.probe = CommandResult.from_stats("probe", probe_get, probed.elapsed_s) if probed and probe_get else None
 
     # -- the documented attributes -------------------------------------------
     @property
@@ -481,6 +487,7 @@ class SlapResult:
             "capacity": self.raw.capacity,
             "replay": self.raw.replay,
             "server": self.server_stats(),
+            "probe": self.probe.to_dict(percentiles) if self.probe is not None else None,
             "validity": self.validity(),
             "verify": _checks(self.raw.verify, ("checked", "mismatches", "keys")) if self.workload.verify else None,
             "expire": _expiry(self.raw.verify) if self.workload.expire else None,
@@ -523,7 +530,7 @@ def read_metric(result: SlapResult, name: str) -> float:
         return (lag.max() if q is None else lag.percentile(q)) / 1000.0
     source: Any = result
     if metric.command:
-        source = result.commands.get(metric.command)
+        source = result.probe if metric.command == PROBE_GROUP else result.commands.get(metric.command)
         if source is None:
             return float("nan")
     q = metric.percentile

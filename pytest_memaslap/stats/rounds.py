@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from pytest_memaslap.model.metrics import COMMAND_METRICS, SERVER_GROUP, SERVER_METRICS, TOTAL_METRICS
+from pytest_memaslap.model.metrics import COMMAND_METRICS, PROBE_GROUP, SERVER_GROUP, SERVER_METRICS, TOTAL_METRICS
 from pytest_memaslap.stats.result import SlapResult, read_metric
 
 
@@ -20,6 +20,8 @@ def metric_names(results: list[SlapResult]) -> list[str]:
     names = list(TOTAL_METRICS)
     commands = dict.fromkeys(name for r in results for name in r.commands)
     names += [f"{command}.{metric}" for command in commands for metric in COMMAND_METRICS]
+    if any(r.probe for r in results):  # (the measurement probe's, where there was one)
+        names += [f"{PROBE_GROUP}.{metric}" for metric in COMMAND_METRICS]
     if any(r.raw.server for r in results):  # (the servers' figures, where they were sampled)
         names += [f"{SERVER_GROUP}.{metric}" for metric in SERVER_METRICS]
     return names

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from pytest_memaslap.model.metrics import ENGINE_GROUPS, RATE_METRICS, SERVER_GROUP, parse_metric
+from pytest_memaslap.model.metrics import ENGINE_GROUPS, PROBE_GROUP, RATE_METRICS, SERVER_GROUP, parse_metric
 from pytest_memaslap.model.thresholds import FAIL, INCONCLUSIVE, PASS, Threshold, Verdict
 from pytest_memaslap.stats.histogram import Histogram
 from pytest_memaslap.stats.intervals import (
@@ -198,6 +198,8 @@ def metric_interval(result: SlapResult, name: str) -> Interval | None:
         return Interval(value, value, math.inf, "lower bound", 1) if lower_bound else exact(value)
     seconds = result.raw.measured.timeline[: int(result.duration)]  # (whole seconds: the last may be partial)
     q = metric.percentile
+    if metric.command == PROBE_GROUP:  # (the probe's own sample: order statistics, its seconds not kept)
+        return percentile_interval(result.probe.histogram, q) if q is not None and result.probe else exact(value)
     if q is not None:
         source = result.commands.get(metric.command) if metric.command else result.total
         if source is None:
