@@ -21,23 +21,16 @@ from pymemcache.exceptions import MemcacheError
 
 from pytest_memaslap.memcached.control import control_client
 from pytest_memaslap.memcached.sasl import SaslCredentials, SaslError
+from pytest_memaslap.stats.server import REQUEST_COUNTERS
 
 INTERVAL_S = 1.0
 CLIENT_TIMEOUT_S = 2.0
 JOIN_TIMEOUT_S = 5.0
-# what is kept of each sample: the counters whose growth says what the server did, and the gauges
-COUNTERS = (
-    "cmd_get",
-    "cmd_set",
-    "cmd_touch",
+# what is kept of each sample: the counters whose growth says what the server did (its requests, as
+# ``stats.server`` counts them, and the rest), and the gauges
+COUNTERS = REQUEST_COUNTERS + (
     "get_hits",
     "get_misses",
-    "delete_hits",
-    "delete_misses",
-    "incr_hits",
-    "incr_misses",
-    "decr_hits",
-    "decr_misses",
     "cas_hits",
     "cas_misses",
     "cas_badval",
