@@ -143,6 +143,9 @@ class ReplayPacer:
 
     def stop(self) -> None:
         self.ticker.stop(self.connections)
+        close = getattr(self.schedule, "close", None)
+        if close is not None:  # (the trace file is closed now, not when the reader is collected)
+            close()
 
 
 class TraceReplay(PacedShape):
