@@ -89,6 +89,9 @@ def test_html_report_charts_render_in_headless_chromium(pytester):
             match = re.search(rf'<div id="{chart}-{number}"[^>]*>(.*?)</div>\s*</div>\s*</div>', dom, re.S)
             body = dom.split(f'id="{chart}-{number}"', 1)[1][:200_000] if match is None else match.group(1)
             assert 'class="main-svg"' in body, f"chart {chart}-{number} did not render"
+    for number in (1, 2):  # the server's side, sampled beside each call
+        body = dom.split(f'id="server-{number}"', 1)[1][:200_000]
+        assert 'class="main-svg"' in body and "CPU µs/request" in body, f"chart server-{number} did not render"
     assert dom.count('class="trace bars"') == 2  # throughput bars, one chart per test
     assert len(re.findall(r'class="trace scatter', dom)) >= 5  # p99 lines and the percentile curves
     for heading in ("test_mix", "test_sets", "Thresholds", "Comparison with the baseline", "2 rounds"):

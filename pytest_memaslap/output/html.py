@@ -108,6 +108,8 @@ def _test_section(
     parts.append('<div class="charts">')
     parts.append(_chart(_throughput_figure(result), f"throughput-{number}"))
     parts.append(_chart(_percentile_figure(result), f"percentiles-{number}"))
+    if result.get("server") and any(s["timeline"] for s in result["server"]["servers"]):
+        parts.append(_chart(_server_figure(result["server"]), f"server-{number}"))
     if result.get("capacity"):
         parts.append(_chart(_capacity_figure(result["capacity"]), f"capacity-{number}"))
     parts.append("</div>")
@@ -284,6 +286,35 @@ def _throughput_figure(result: dict[str, Any]) -> Any:
         },
         yaxis={"title": {"text": "ops"}, "rangemode": "tozero"},
         yaxis2={"title": {"text": "p99 (ms)"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        legend={"orientation": "h", "y": -0.25},
+        margin={"t": 50, "r": 60},
+    )
+    return figure
+
+
+def _server_figure(server: dict[str, Any]) -> Any:
+    """What each server did second by second (--slap-server-stats): its CPU per request, the requests it
+    answered, and its evictions, on the measured phase's clock (beside the throughput chart)."""
+    from plotly import graph_objects as go
+
+    figure = go.Figure()
+    for entry in server["servers"]:
+        points = entry["timeline"]
+        seconds = [point["t_s"] for point in points]
+        name = entry["server"]
+        cpu = [point["cpu_us_per_op"] for point in points]
+        figure.add_trace(go.Scatter(x=seconds, y=cpu, name=f"{name} CPU µs/request", mode="lines+markers"))
+        figure.add_trace(
+            go.Scatter(x=seconds, y=[p["ops_per_sec"] for p in points], name=f"{name} requests/s", yaxis="y2")
+        )
+        if any(point["evictions"] for point in points):
+            evictions = [point["evictions"] for point in points]
+            figure.add_trace(go.Scatter(x=seconds, y=evictions, name=f"{name} evictions", yaxis="y2", mode="lines"))
+    figure.update_layout(
+        title="The server's side (CPU per request, requests, evictions)",
+        xaxis={"title": {"text": "seconds from the measured phase's start (its samples, a second apart)"}},
+        yaxis={"title": {"text": "CPU µs per request"}, "rangemode": "tozero"},
+        yaxis2={"title": {"text": "per second"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
         legend={"orientation": "h", "y": -0.25},
         margin={"t": 50, "r": 60},
     )
