@@ -155,7 +155,7 @@ def test_a_rate_the_load_cannot_keep_is_named_under_the_summary(pytester):
         """
         import pytest
 
-        @pytest.mark.slap(duration="0.5s", rate="500k", connections=1, keys=100)
+        @pytest.mark.slap(duration="0.5s", rate="1M", connections=1, keys=100)
         def test_too_fast(slap):
             slap()
         """
@@ -164,7 +164,7 @@ def test_a_rate_the_load_cannot_keep_is_named_under_the_summary(pytester):
     result.assert_outcomes(passed=1)
     notes = [line for line in result.stdout.lines if "results limited by the load generator" in line]
     assert len(notes) == 1, result.stdout.str()
-    assert "of the 500,000 requests/s asked for" in notes[0] and "add shards (--slap-shards)" in notes[0]
+    assert "of the 1,000,000 requests/s asked for" in notes[0] and "add shards (--slap-shards)" in notes[0]
 
 
 def test_the_pacers_spin_is_priced_apart_from_the_cost_per_request(memcached_server):

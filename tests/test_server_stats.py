@@ -155,3 +155,21 @@ def test_under_shards_one_shard_samples_and_the_account_says_why_it_is_not_exact
     assert test["shards"] == 2 and test["server"]["total"]["ops"] > 0
     assert test["server"]["accounting"]["checked"] is False
     assert "other shards" in test["server"]["accounting"]["why_not"]
+
+
+def test_a_busy_load_generator_does_not_excuse_the_servers_own_figures(monkeypatch):
+    """A client-side limit makes a missed latency threshold inconclusive, never a server's counter."""
+    from pytest_memaslap import Workload
+    from pytest_memaslap.model.thresholds import parse_all
+    from pytest_memaslap.stats.result import SlapResult
+    from pytest_memaslap.stats.results import CommandStats, PhaseStats, ShardResult
+    from pytest_memaslap.stats.verdicts import judge_thresholds
+
+    raw = ShardResult()
+    raw.phases["measured"] = PhaseStats({"get": CommandStats(ops=10)}, [], 1.0)
+    samples = [_sample(0.0, 0, 0, 0.0, 0.0, evictions=0), _sample(1.0, 10, 0, 0.001, 0.0, evictions=7)]
+    raw.server = server_section([("h:1", {}, samples, None)], (0.0, 1.0))
+    result = SlapResult(Workload.from_args({"keys": 10}), raw)
+    monkeypatch.setattr(SlapResult, "limited_by_load_generator", lambda self: "its CPU at 100 %")
+    (verdict,) = judge_thresholds(parse_all(("server.evictions == 0",)), result)
+    assert verdict.failed and not verdict.inconclusive

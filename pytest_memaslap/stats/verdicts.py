@@ -162,8 +162,11 @@ def threshold_more_rounds(interval: Interval, required: float) -> int | None:
 
 
 def _limited(verdict: Verdict, result: SlapResult) -> Verdict:
-    """A failure while the load generator limited the results says nothing of the server: inconclusive."""
-    if verdict.state == PASS or not result.limited_by_load_generator():
+    """A failure while the load generator limited the results says nothing of the server: inconclusive.
+
+    Not for the server's own figures (``server.*``): its counters are what it did, however busy the client.
+    """
+    if verdict.state == PASS or verdict.threshold.command == SERVER_GROUP or not result.limited_by_load_generator():
         return verdict
     return replace(verdict, state=INCONCLUSIVE, why=LOAD_GENERATOR_LIMITED)
 
