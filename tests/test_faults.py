@@ -9,6 +9,7 @@ interrupts in ``test_interrupt*.py``; unwritable outputs in ``test_outputs.py``.
 
 from __future__ import annotations
 
+import abc
 import json
 import sys
 import textwrap
@@ -88,7 +89,7 @@ def test_a_link_down_for_a_second_and_a_half_stalls_the_load_and_loses_nothing(n
     assert out["max_us"] >= 1.2e6, out  # the requests in flight while the link was down waited for it
 
 
-class ScriptedServer:
+class ScriptedServer(abc.ABC):
     """A loopback TCP listener that hands each connection to ``serve`` in a thread of its own (fault injection)."""
 
     def __init__(self) -> None:
@@ -106,8 +107,9 @@ class ScriptedServer:
                 return
             threading.Thread(target=self.serve, args=(client,), daemon=True).start()
 
+    @abc.abstractmethod
     def serve(self, client) -> None:  # noqa: ANN001 - a test helper
-        raise NotImplementedError
+        """What the scripted server does with one client's connection (each fault its own)."""
 
     def close(self) -> None:
         self.listener.close()

@@ -157,6 +157,7 @@ class SlapResult:
     rounds: list[SlapResult] = field(default_factory=list, repr=False)
     # with --slap-versus*: B's result (its median round, carrying every round), run interleaved with this one
     versus: SlapResult | None = field(default=None, repr=False)
+    _validity: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         measured = self.raw.measured
@@ -241,7 +242,12 @@ class SlapResult:
 
     def validity(self) -> dict[str, Any]:
         """The run's own checks (``stats.validity``): its rate, its arrivals, its steadiness, its percentiles'
-        95 % intervals."""
+        95 % intervals; made once (the summary, the verdict, the JSON all read them)."""
+        if self._validity is None:
+            self._validity = self._checked()
+        return self._validity
+
+    def _checked(self) -> dict[str, Any]:
         from pytest_memaslap.stats.validity import validity
         from pytest_memaslap.stats.verdicts import metric_interval
 
