@@ -19,8 +19,11 @@ START_TIMEOUT_S = 5.0
 
 
 class Proxy:
-    def __init__(self, address: str, servers: list[MemcachedServer], process: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self, address: str, stats: str, servers: list[MemcachedServer], process: subprocess.Popen[bytes]
+    ) -> None:
         self.address = address
+        self.stats = stats  # its stats port (published at least every second: -i 1000)
         self.servers = servers
         self.process = process
 
@@ -35,8 +38,10 @@ class Proxy:
 
 
 @pytest.fixture
-def twemproxy(tmp_path, no_new_memcached) -> Iterator[Proxy]:
-    """nutcracker on a free port, sharding over two memcached processes of this test's own."""
+def twemproxy(request, tmp_path, no_new_memcached) -> Iterator[Proxy]:
+    """nutcracker on a free port, sharding over two memcached processes of this test's own (indirect
+    parameter "named": its configuration names the second backend instead of leaving it its address)."""
+    named = getattr(request, "param", None) == "named"
     binary = shutil.which("nutcracker") or shutil.which("nutcracker", path="/usr/sbin:/usr/local/sbin")
     if binary is None:
         if os.environ.get("CI"):  # (.ci/setup installs it: in CI its absence is a failure, not a skip)
@@ -49,10 +54,12 @@ def twemproxy(tmp_path, no_new_memcached) -> Iterator[Proxy]:
         "pool:\n"
         f"  listen: 127.0.0.1:{port}\n"
         "  hash: fnv1a_64\n  distribution: ketama\n  timeout: 2000\n  servers:\n"
-        + "".join(f"   - 127.0.0.1:{server.port}:1\n" for server in servers)
+        + "".join(
+            f"   - 127.0.0.1:{server.port}:1{' beta' if named and i == 1 else ''}\n" for i, server in enumerate(servers)
+        )
     )
     proxy = subprocess.Popen(
-        [binary, "-c", str(config), "-s", str(stats_port), "-o", str(tmp_path / "nutcracker.log")],
+        [binary, "-c", str(config), "-s", str(stats_port), "-i", "1000", "-o", str(tmp_path / "nutcracker.log")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -66,7 +73,7 @@ def twemproxy(tmp_path, no_new_memcached) -> Iterator[Proxy]:
                 if time.monotonic() > deadline or proxy.poll() is not None:
                     pytest.fail(f"nutcracker did not listen on {port} within {START_TIMEOUT_S:g} s")
                 time.sleep(0.05)
-        yield Proxy(f"127.0.0.1:{port}", servers, proxy)
+        yield Proxy(f"127.0.0.1:{port}", f"127.0.0.1:{stats_port}", servers, proxy)
     finally:
         proxy.terminate()
         try:
@@ -151,3 +158,80 @@ def test_a_proxy_killed_mid_run_fails_the_run_at_once_with_what_was_done(twempro
     assert took < 1.0 + 3.0, f"the run ended {took:.1f} s in, the proxy died at 1 s"
     partial = failed.value.partial
     assert partial is not None and partial.measured.ops > 0  # what was done until then is kept
+
+
+SAMPLED_TEST = """
+import pytest
+
+@pytest.mark.slap(duration="2s", connections=4, keys=500, preload=True, commands={"get": 0.8, "set": 0.2})
+@pytest.mark.slap_thresholds("errors == 0", "server.proxy_errors == 0", "server.proxy_ejects == 0")
+def test_through(slap):
+    slap()
+"""
+
+
+def test_the_proxys_stats_and_its_backends_are_sampled_beside_the_run(pytester, twemproxy):
+    """Its stats port read with every sample; its backends sampled as servers: both add up to our requests."""
+    pytester.makepyfile(SAMPLED_TEST)
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", f"--memcached={twemproxy.address}", f"--memcached-proxy-stats={twemproxy.stats}",
+        "--slap-json=r.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+    server = test["server"]
+    proxy = server["proxy"]
+    assert proxy["error"] is None and proxy["service"] == "nutcracker"
+    assert proxy["settled"] and proxy["readings"] >= 3 and "note" not in proxy
+    ours = server["accounting"]["ours"]
+    assert proxy["total"]["requests"] == proxy["total"]["responses"] == ours  # every request, and nothing else
+    assert proxy["total"]["errors"] == 0 and server["total"]["proxy_errors"] == 0
+    assert sum(b["requests"] for b in proxy["backends"]) == ours and all(b["requests"] for b in proxy["backends"])
+    assert {s["server"] for s in server["servers"]} == {f"127.0.0.1:{s.port}" for s in twemproxy.servers}
+    assert server["accounting"] == {"checked": True, "ours": ours, "servers": ours, "matches": True}
+    assert server["total"]["ops"] > 0 and server["total"]["cpu_us_per_op"] > 0  # the backends' own figures
+    assert proxy["timeline"] and all(point["errors"] == 0 for point in proxy["timeline"])
+
+
+@pytest.mark.parametrize("twemproxy", ["named"], indirect=True)
+def test_a_backend_the_proxy_names_otherwise_is_said_not_sampled(pytester, twemproxy):
+    pytester.makepyfile(SAMPLED_TEST)
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", f"--memcached={twemproxy.address}", f"--memcached-proxy-stats={twemproxy.stats}",
+        "--slap-json=r.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+    servers = {s["server"]: s for s in test["server"]["servers"]}
+    assert servers["beta"]["error"] == "pool pool: the proxy names this backend 'beta', not HOST:PORT: not sampled"
+    assert servers[f"127.0.0.1:{twemproxy.servers[0].port}"]["ops"] > 0
+    assert test["server"]["accounting"]["checked"] is False  # (one backend's requests are not known)
+    assert {b["server"] for b in test["server"]["proxy"]["backends"]} == {
+        "beta",
+        f"127.0.0.1:{twemproxy.servers[0].port}",
+    }
+
+
+def test_a_stats_port_that_is_not_the_proxys_is_one_clear_failure(pytester, twemproxy):
+    pytester.makepyfile(SAMPLED_TEST)
+    wrong = f"127.0.0.1:{twemproxy.servers[0].port}"  # (a memcached: it writes nothing on connect)
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", f"--memcached={twemproxy.address}", f"--memcached-proxy-stats={wrong}"
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*--memcached-proxy-stats={wrong}: no twemproxy stats there (*22222 by default)"])
+    assert result.stdout.str().count("no twemproxy stats there") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--memcached-proxy-stats=127.0.0.1:22222"], "*--memcached-proxy-stats is for a twemproxy given with*"),
+        (["--memcached=127.0.0.1:1", "--memcached-proxy-stats=22222"], "*-proxy-stats='22222': expected*HOST:PORT*"),
+    ],
+)
+def test_proxy_stats_without_a_proxy_or_an_address_is_a_usage_error(pytester, args, message):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

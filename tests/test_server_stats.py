@@ -8,6 +8,7 @@ import pytest
 
 from pytest_memaslap.memcached.sampler import StatsSampler
 from pytest_memaslap.memcached.server import ServerConfig, start_server
+from pytest_memaslap.stats.proxy import forwarded, proxy_section, reading
 from pytest_memaslap.stats.server import accounting, metric, server_section
 
 
@@ -39,6 +40,51 @@ def test_the_measured_phase_is_read_between_its_samples_and_the_call_between_the
     assert accounting(section, 3350) == {"checked": True, "ours": 3350, "servers": 3350, "matches": True}
     assert accounting(section, 3349)["matches"] is False
     assert accounting(section, 1, "a multi-get counts each key")["checked"] is False
+
+
+def _proxy_document(requests: tuple[int, int], client_err: int = 0, ejects: int = 0, eof: int = 0) -> dict:
+    """A twemproxy stats document as it writes one: a pool with two backends, one named by the configuration."""
+    backend = {"server_eof": 0, "server_err": 0, "server_timedout": 0, "server_connections": 1, "in_queue": 2,
+               "in_queue_bytes": 9, "out_queue": 1, "out_queue_bytes": 9, "request_bytes": 0,
+               "response_bytes": 0}  # fmt: skip
+    return {
+        "service": "nutcracker", "version": "0.5.0", "timestamp": 1, "curr_connections": 3,
+        "alpha": {"client_eof": eof, "client_err": client_err, "client_connections": 2, "server_ejects": ejects,
+                  "forward_error": 0, "fragments": 0,
+                  "10.0.0.1:11211": {**backend, "requests": requests[0], "responses": requests[0]},
+                  "beta": {**backend, "requests": requests[1], "responses": requests[1], "server_timedout": ejects}},
+    }  # fmt: skip
+
+
+def test_a_proxys_documents_give_its_totals_per_backend_and_between_readings():
+    readings = [
+        (10.0, reading(_proxy_document((5, 5)))),
+        (11.0, reading(_proxy_document((1005, 505), eof=3))),
+        (12.0, reading(_proxy_document((2005, 1005), client_err=2, ejects=1, eof=9))),
+    ]
+    section = proxy_section("p:22222", readings, (10.0, 12.0), True, {"service": "nutcracker"}, None)
+    assert section["total"] == {
+        "requests": 3000, "responses": 3000, "errors": 3, "ejects": 1, "fragments": 0,
+        "errors_by_kind": {"client_err": 2, "forward_error": 0, "server_err": 0, "server_timedout": 1, "server_eof": 0},
+    }  # fmt: skip
+    assert section["backends"] == [
+        {"pool": "alpha", "server": "10.0.0.1:11211", "requests": 2000, "responses": 2000, "errors": 0},
+        {"pool": "alpha", "server": "beta", "requests": 1000, "responses": 1000, "errors": 1},
+    ]
+    assert [(p["t_s"], p["requests_per_sec"], p["errors"], p["in_queue"]) for p in section["timeline"]] == [
+        (1.0, 1500.0, 0, 4),
+        (2.0, 1500.0, 3, 4),
+    ]
+    assert section["settled"] and "note" not in section
+    # a client's end of connection (a poke) moves no forwarded counter; a request does
+    assert forwarded(readings[1][1]) == forwarded(reading(_proxy_document((1005, 505), eof=99)))
+    assert forwarded(readings[1][1]) != forwarded(readings[2][1])
+    unsettled = proxy_section("p:22222", readings, (10.0, 12.0), False, {}, None)
+    assert "may miss the call's last moments" in unsettled["note"]
+    assert proxy_section("p:22222", readings[:1], (10.0, 12.0), True, {}, "stats port: refused")["total"] is None
+    # the server section adds its errors and ejections to the total, as server.proxy_* metrics
+    server = server_section([], (10.0, 12.0), section)
+    assert metric(server, "proxy_errors") == 3 and metric(server, "proxy_ejects") == 1
 
 
 def test_several_servers_add_up_with_ratios_from_the_sums():

@@ -127,6 +127,7 @@ class MemcachedServer:
     tls: ssl.SSLContext | None = field(default=None, repr=False)  # --memcached-tls: every connection speaks TLS
     udp: bool | None = None  # listens on UDP too (a server we started: we know; one given with --memcached: None)
     sasl: SaslCredentials | None = field(default=None, repr=False)  # --memcached-sasl-user: every connection logs in
+    proxy_stats: tuple[str, int] | None = None  # --memcached-proxy-stats: a twemproxy's stats port (it has no stats)
 
     @property
     def address(self) -> str:
@@ -178,14 +179,30 @@ class MemcachedServer:
 
     def item_size_max(self) -> int | None:
         """The smallest ``item_size_max`` of the servers; None when none of them says (a proxy)."""
-        limits = [item_size_limit(host, port, 5.0, self.tls, self.sasl) for host, port in self.servers]
+        limits = [item_size_limit(host, port, 5.0, tls, sasl) for host, port, tls, sasl in self._settings_sources()]
         known = [limit for limit in limits if limit is not None]
         return min(known) if known else None
 
     def memory_limit(self) -> int | None:
         """The bytes all the servers store at most (their ``-m`` summed); None when one of them does not say."""
-        limits = [memory_limit(host, port, 5.0, self.tls, self.sasl) for host, port in self.servers]
-        return None if any(limit is None for limit in limits) else sum(limit or 0 for limit in limits)
+        limits = [memory_limit(host, port, 5.0, tls, sasl) for host, port, tls, sasl in self._settings_sources()]
+        if not limits or any(limit is None for limit in limits):
+            return None
+        return sum(limit or 0 for limit in limits)
+
+    def _settings_sources(self) -> list[tuple[str, int, ssl.SSLContext | None, SaslCredentials | None]]:
+        """Whom to ask for ``stats settings``: the servers; behind a twemproxy (which closes the connection on
+        it, an error in its counters) the backends it names by address, over plain connections."""
+        if self.proxy_stats is None:
+            return [(host, port, self.tls, self.sasl) for host, port in self.servers]
+        from pytest_memaslap.memcached.proxy import ProxyStatsError, backend_address, backends, read_proxy_stats
+
+        try:
+            document = read_proxy_stats(*self.proxy_stats, 5.0)
+        except ProxyStatsError:
+            return []
+        addresses = {backend_address(name) for _, name in backends(document)}
+        return [(host, port, None, None) for host, port in sorted(filter(None, addresses))]
 
     def flush(self) -> None:
         """``flush_all``: only on a server the plugin started, or with --slap-allow-flush."""
@@ -410,8 +427,10 @@ def connect_external(
     timeout: float = 5.0,
     tls: ssl.SSLContext | None = None,
     sasl: SaslCredentials | None = None,
+    proxy_stats: tuple[str, int] | None = None,
 ) -> MemcachedServer:
-    """Use servers the plugin does not own (one, or a list); fails within ``timeout`` if one does not answer."""
+    """Use servers the plugin does not own (one, or a list); fails within ``timeout`` if one does not answer,
+    or if the stats port of the proxy they are (``proxy_stats``) gives no document."""
     import ssl
 
     servers = parse_addresses(address)
@@ -430,10 +449,28 @@ def connect_external(
                 f"({exc.strerror or exc}); check the address, or drop --memcached to let the plugin start one"
                 + ("" if sasl is not None or not isinstance(exc, TimeoutError) else f" ({SASL_HINT})")
             ) from None
+    if proxy_stats is not None:
+        from pytest_memaslap.memcached.proxy import ProxyStatsError, read_proxy_stats
+
+        try:
+            read_proxy_stats(*proxy_stats, timeout)
+        except ProxyStatsError as exc:
+            raise ServerError(
+                f"--memcached-proxy-stats={format_address(*proxy_stats)}: no twemproxy stats there ({exc}); "
+                "give the port nutcracker's -s names (22222 by default)"
+            ) from None
     host, port = servers[0]
     cluster = tuple(servers) if len(servers) > 1 else ()
     return MemcachedServer(
-        host, port, owned=False, allow_flush=allow_flush, version=versions[0], cluster=cluster, tls=tls, sasl=sasl
+        host,
+        port,
+        owned=False,
+        allow_flush=allow_flush,
+        version=versions[0],
+        cluster=cluster,
+        tls=tls,
+        sasl=sasl,
+        proxy_stats=proxy_stats,
     )
 
 
@@ -447,6 +484,7 @@ class ServerPool:
         tls: ssl.SSLContext | None = None,
         sasl: SaslCredentials | None = None,
         log_dir: Callable[[], str | None] | None = None,
+        proxy_stats: tuple[str, int] | None = None,
     ) -> None:
         """``log_dir``: asked once, at the first start, where the servers' output goes (pytest's basetemp)."""
         self.external = external
@@ -454,6 +492,7 @@ class ServerPool:
         self.allow_flush = allow_flush
         self.tls = tls
         self.sasl = sasl
+        self.proxy_stats = proxy_stats
         self._servers: dict[ServerConfig, MemcachedServer] = {}
         self._external: MemcachedServer | None = None
         self._failed: dict[ServerConfig, ServerError] = {}
@@ -462,7 +501,9 @@ class ServerPool:
         """The server for ``config``: started on first use; a failed start is not retried."""
         if self.external:
             if self._external is None:
-                self._external = connect_external(self.external, self.allow_flush, tls=self.tls, sasl=self.sasl)
+                self._external = connect_external(
+                    self.external, self.allow_flush, tls=self.tls, sasl=self.sasl, proxy_stats=self.proxy_stats
+                )
             return self._external
         if config in self._failed:
             raise self._failed[config]

@@ -35,6 +35,8 @@ SERVER_METRICS = (
     "evictions",
     "hit_ratio",
     "ops_per_sec",
+    "proxy_errors",  # a twemproxy's (--memcached-proxy-stats): its errors of every kind, and its ejections
+    "proxy_ejects",
 )
 DEFAULT_PERCENTILES = (50.0, 99.0)  # the summary's latency columns unless --slap-percentiles says otherwise
 

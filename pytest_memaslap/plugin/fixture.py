@@ -135,17 +135,15 @@ class Slap:
         if self.sample_server:
             from pytest_memaslap.memcached.sampler import StatsSampler
 
-            sampler = StatsSampler(list(server.servers), server.tls, server.sasl)
+            sampler = StatsSampler(list(server.servers), server.tls, server.sasl, proxy=server.proxy_stats)
             sampler.start()
         try:
             raw = run_shard(workload, target, prefix, self.shard, cleanup, on_second, self.capacity, on_preload)
         finally:
-            samples = sampler.stop() if sampler is not None else None
-        if samples is not None:
-            from pytest_memaslap.stats.server import server_section
-
-            window = (raw.started_at, raw.started_at + raw.measured.elapsed_s)
-            raw.server = server_section([(s.server, s.settings, s.samples, s.error) for s in samples], window)
+            if sampler is not None:
+                sampler.stop()
+        if sampler is not None:
+            raw.server = sampler.section((raw.started_at, raw.started_at + raw.measured.elapsed_s))
             raw.server["owned"] = server.owned
             raw.server["why_not_exact"] = self._why_not_exact(workload)
         return SlapResult(workload, raw, server.version)

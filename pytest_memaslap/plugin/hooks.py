@@ -266,7 +266,8 @@ def memcached_server(request: pytest.FixtureRequest, memcached_pool: ServerPool)
     try:
         return state.server_for(plan.server if plan is not None else state.settings.server)
     except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)  # (outside the except: the message once, not chained to itself)
 
 
 @pytest.fixture
@@ -288,10 +289,13 @@ def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> S
     item = request.node
     plan = item.stash.get(PLAN, None) or plan_for(item, state)
     index = item.stash.get(INDEX, 0)
+    problem = ""
     try:
         versus = state.versus_for(plan.server)
     except ServerError as exc:
-        pytest.fail(f"--slap-versus*: B: {exc}", pytrace=False)
+        versus, problem = None, f"--slap-versus*: B: {exc}"
+    if problem:
+        pytest.fail(problem, pytrace=False)  # (outside the except: the message once)
     settings = state.settings
     runner = Slap(
         plan.workload,

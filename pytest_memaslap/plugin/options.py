@@ -49,6 +49,12 @@ OPTIONS = (
         "as pymemcache's HashClient does",
         "HOST:PORT[,...]",
     ),
+    Option(
+        "--memcached-proxy-stats",
+        "the --memcached server is a twemproxy: its stats port (nutcracker -s); each call samples it and the "
+        "backends it names by address, beside the run (start it with -i 1000 for per-second figures)",
+        "HOST:PORT",
+    ),
     Option("--memcached-tls", "speak TLS to the --memcached server(s) (memcached started with -Z)", kind="bool"),
     Option("--memcached-tls-ca", "CA certificates that sign the server's certificate (default: the system's)", "PATH"),
     Option("--memcached-tls-cert", "client certificate, for servers that ask for one (ssl_verify_mode)", "PATH"),
@@ -332,6 +338,24 @@ def _tls_context(raw: Mapping[str, Any]) -> ssl.SSLContext | None:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _proxy_stats(raw: Mapping[str, Any]) -> tuple[str, int] | None:
+    """--memcached-proxy-stats: a HOST:PORT, for a proxy given with --memcached (the port is tried at first use)."""
+    value = raw["memcached_proxy_stats"]
+    if not value:
+        return None
+    if not raw["memcached"]:
+        raise pytest.UsageError(
+            "--memcached-proxy-stats is for a twemproxy given with --memcached: a memcached the plugin starts "
+            "is sampled with its own stats"
+        )
+    try:
+        return parse_address(value)
+    except ServerError:
+        raise pytest.UsageError(
+            f"--memcached-proxy-stats={value!r}: expected the proxy's stats port as HOST:PORT, e.g. 127.0.0.1:22222"
+        ) from None
+
+
 def _sasl_credentials(raw: Mapping[str, Any]) -> SaslCredentials | None:
     """--memcached-sasl-user and its password (option, ini key or environment), checked now."""
     if raw["memcached_sasl_user"] and not raw["memcached"]:
@@ -502,6 +526,7 @@ class Settings:
     validity_fails: bool = False  # --slap-validity=fail
     versus: str | None = None  # --slap-versus: B, an external server
     versus_bin: str | None = None  # --slap-versus-bin: B, a second binary the plugin starts
+    proxy_stats: tuple[str, int] | None = None  # --memcached-proxy-stats: a twemproxy's stats port
 
     def tls_context(self) -> ssl.SSLContext | None:
         return self.tls
@@ -555,6 +580,7 @@ class Settings:
             validity_fails=_validity_fails(raw["slap_validity"]),
             versus=raw["slap_versus"],
             versus_bin=raw["slap_versus_bin"],
+            proxy_stats=_proxy_stats(raw),
             capacity_step=_seconds("slap_capacity_step", raw["slap_capacity_step"])
             if raw["slap_capacity_step"]
             else None,

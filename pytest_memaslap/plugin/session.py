@@ -53,7 +53,12 @@ class SlapSession:
     def __post_init__(self) -> None:
         external = self.mode.server_address or self.settings.external
         self.pool = ServerPool(
-            external, self.settings.allow_flush, self.settings.tls_context(), self.settings.sasl, self._log_dir
+            external,
+            self.settings.allow_flush,
+            self.settings.tls_context(),
+            self.settings.sasl,
+            self._log_dir,
+            self.settings.proxy_stats,
         )
 
     def _log_dir(self) -> str | None:

@@ -31,10 +31,13 @@ Samples = list[tuple[float, dict[str, float]]]
 
 
 def server_section(
-    servers: list[tuple[str, dict[str, Any], Samples, str | None]], window: tuple[float, float]
+    servers: list[tuple[str, dict[str, Any], Samples, str | None]],
+    window: tuple[float, float],
+    proxy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON's ``server`` section: each server's measured-phase figures, timeline and settings, and their
-    sum (``total``); ``accounting`` adds the check once the call's requests are all known (shards merged)."""
+    sum (``total``); ``accounting`` adds the check once the call's requests are all known (shards merged).
+    ``proxy``: a twemproxy's part (``stats.proxy``), its errors and ejections added to the total."""
     per_server = []
     for name, settings, samples, error in servers:
         entry: dict[str, Any] = {"server": name, "settings": settings, "error": error}
@@ -43,6 +46,11 @@ def server_section(
         entry["requests_in_call"] = _requests(samples[0][1], samples[-1][1]) if len(samples) > 1 else None
         per_server.append(entry)
     total = _sum([entry for entry in per_server if entry.get("ops") is not None])
+    if proxy is not None:
+        totals = proxy.get("total") or {}
+        total["proxy_errors"] = totals.get("errors")
+        total["proxy_ejects"] = totals.get("ejects")
+        return {"servers": per_server, "total": total, "proxy": proxy}
     return {"servers": per_server, "total": total}
 
 
