@@ -38,6 +38,26 @@ def test_an_op_count_run_prints_memaslaps_report_and_matches_the_servers_counter
     assert moved == 3000 + 400
 
 
+def test_the_servers_side_is_reported_with_the_accounting_check(own_server):
+    """Sampled from the parent process: every shard's requests, counted by the server, equal this run's."""
+    done = _run("-s", own_server.address, "-x", "4000", "-c", "4", "-T", "2", "-w", "100")
+    assert done.returncode == 0, done.stderr
+    server = re.search(
+        rf"^  {re.escape(own_server.address)}: (\d+) requests, .* CPU ([0-9.]+) us/request", done.stdout, re.M
+    )
+    assert server and int(server.group(1)) > 0 and float(server.group(2)) > 0, done.stdout
+    assert re.search(r"^  accounting: the servers counted (\d+) requests, this run sent \1: equal$", done.stdout, re.M)
+    off = _run("-s", own_server.address, "-x", "500", "-c", "2", "--server-stats=off")
+    assert off.returncode == 0 and "Server Statistics" not in off.stdout
+
+
+def test_proxy_stats_that_are_not_a_proxys_are_refused_before_the_run(memcached_server):
+    done = _run("-s", memcached_server.address, "-x", "100", "--proxy-stats", memcached_server.address)
+    assert done.returncode == 2 and "Run time" not in done.stdout
+    assert f"--proxy-stats={memcached_server.address}: no twemproxy stats there (" in done.stderr
+    assert done.stderr.count("memaslap-py: error") == 1
+
+
 def test_threads_run_shard_processes_that_add_up_over_the_binary_protocol(memcached_server):
     done = _run("-s", memcached_server.address, "-x", "2000", "-c", "4", "-T", "2", "-w", "50", "-B")
     assert done.returncode == 0, done.stderr

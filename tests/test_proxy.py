@@ -235,3 +235,20 @@ def test_proxy_stats_without_a_proxy_or_an_address_is_a_usage_error(pytester, ar
     result = pytester.runpytest("-p", "no:cacheprovider", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_memaslap_py_reports_the_proxy_and_its_backends(twemproxy):
+    import re
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_memaslap.cli.memaslap", "-s", twemproxy.address, "-x", "3000", "-c", "4",
+         "-w", "100", "--proxy-stats", twemproxy.stats],
+        capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for server in twemproxy.servers:
+        assert re.search(rf"^  127\.0\.0\.1:{server.port}: \d+ requests", done.stdout, re.M), done.stdout
+    sent = re.search(r"^  accounting: the servers counted (\d+) requests, this run sent \1: equal$", done.stdout, re.M)
+    assert sent, done.stdout
+    assert f"  proxy {twemproxy.stats}: {sent.group(1)} requests forwarded, 0 errors, 0 ejects" in done.stdout

@@ -21,6 +21,8 @@ from typing import Any
 from pytest_memaslap import hotpath
 from pytest_memaslap.engine import LOOP_NAME, SlapInterrupted, SlapRunError, run_shard
 from pytest_memaslap.memcached.endpoint import Target
+from pytest_memaslap.memcached.proxy import ProxyStatsError, read_proxy_stats
+from pytest_memaslap.memcached.sampler import StatsSampler
 from pytest_memaslap.memcached.sasl import (
     SASL_PASSWORD_ENV,
     SaslCredentials,
@@ -28,7 +30,15 @@ from pytest_memaslap.memcached.sasl import (
     credentials_from,
     workload_problem,
 )
-from pytest_memaslap.memcached.server import ServerError, item_size_limit, memory_limit, parse_addresses, version_of
+from pytest_memaslap.memcached.server import (
+    MemcachedServer,
+    ServerError,
+    item_size_limit,
+    memory_limit,
+    parse_address,
+    parse_addresses,
+    version_of,
+)
 from pytest_memaslap.model.keyspace import new_token
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.shard_plan import ShardPlan
@@ -43,6 +53,7 @@ from pytest_memaslap.output.progress import (
 )
 from pytest_memaslap.stats.histogram import Histogram, bucket_value
 from pytest_memaslap.stats.results import ShardResult, merge_results
+from pytest_memaslap.stats.server import accounting
 
 REFUSED = {
     "facebook": "-a/--facebook: needs multi-gets over UDP, which memcached answers with END alone",
@@ -100,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("--amplify", default="1", help="--trace: make every trace key this many distinct keys (default 1)")
     for name, short in (("facebook", "-a"),):
         add(short, f"--{name}", action="store_true", help="refused (see docs/memaslap-py.md)")
+    add(
+        "--server-stats",
+        default="on",
+        choices=("on", "off"),
+        help="sample every server's stats once a second beside the run and report what it did (default on)",
+    )
+    add(
+        "--proxy-stats",
+        metavar="HOST:PORT",
+        help="-s is a twemproxy: its stats port (nutcracker -s); sampled with the backends it names by address",
+    )
     return parser
 
 
@@ -175,12 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sasl = sasl_from(args, workload)
         targets = [Target(host, port, sasl=sasl) for host, port in servers]
         every = int(_duration(args.stat_freq, "-S/--stat_freq")) if args.stat_freq else 0
+        proxy = proxy_stats_from(args)
         check_servers(targets)
-        check_item_size(workload, targets)
+        check_item_size(workload, targets, proxy)
     except UsageError as exc:
         parser.exit(2, f"memaslap-py: error: {exc}\n")
     print(header(args.servers, threads, workload, args))
     report = Report(every)
+    sampler = StatsSampler(servers, sasl=sasl, proxy=proxy) if args.server_stats == "on" else None
+    if sampler is not None:
+        sampler.start()
     try:
         raw = run(workload, targets, threads, report)
     except SlapRunError as exc:
@@ -191,8 +217,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memaslap-py: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if sampler is not None:
+            sampler.stop()
     print(final_report(raw, workload, args.verbose))
+    if sampler is not None:
+        section = sampler.section((raw.started_at, raw.started_at + raw.measured.elapsed_s))
+        why_not = "multi-gets count keys" if workload.division > 1 else None
+        if every and threads > 1:
+            why_not = "the shards' progress records go to the first server too"
+        print(server_report(section, raw.requests_sent, why_not))
     return 0
+
+
+def proxy_stats_from(args: argparse.Namespace) -> tuple[str, int] | None:
+    """--proxy-stats: the twemproxy's stats port, checked to answer now (None when not given)."""
+    if not args.proxy_stats:
+        return None
+    if args.server_stats == "off":
+        raise UsageError("--proxy-stats needs --server-stats=on: the proxy is sampled with the servers")
+    try:
+        address = parse_address(args.proxy_stats)
+        read_proxy_stats(*address, 5.0)
+    except ServerError:
+        raise UsageError(f"--proxy-stats={args.proxy_stats!r}: expected HOST:PORT, e.g. 127.0.0.1:22222") from None
+    except ProxyStatsError as exc:
+        raise UsageError(
+            f"--proxy-stats={args.proxy_stats}: no twemproxy stats there ({exc}); "
+            "give the port nutcracker's -s names (22222 by default)"
+        ) from None
+    return address
 
 
 def check_servers(targets: list[Target]) -> None:
@@ -211,8 +265,12 @@ def check_servers(targets: list[Target]) -> None:
             continue
 
 
-def check_item_size(workload: Workload, targets: list[Target]) -> None:
-    """Refuse values the servers would reject as too large, before any load (as the plugin does)."""
+def check_item_size(workload: Workload, targets: list[Target], proxy: tuple[str, int] | None = None) -> None:
+    """Refuse values the servers would reject as too large, before any load (as the plugin does). Behind a
+    twemproxy (``proxy``: its stats port) the backends it names are asked: it has no ``stats settings``."""
+    if proxy is not None:
+        server = MemcachedServer(targets[0].host, targets[0].port, owned=False, proxy_stats=proxy)
+        targets = [Target(host, port) for host, port, _, _ in server.settings_sources()]
     limits = [item_size_limit(t.host, t.port, 5.0, t.tls, t.sasl) for t in targets]
     known = [limit for limit in limits if limit is not None]  # (a proxy does not say: the run goes unchecked)
     problem = workload.oversized_items(min(known) if known else None)
@@ -221,7 +279,7 @@ def check_item_size(workload: Workload, targets: list[Target]) -> None:
             f"value size (-X/--fixed_size or -F): {problem}; use a smaller -X, or start memcached with a larger -I"
         )
     memories = [memory_limit(t.host, t.port, 5.0, t.tls, t.sasl) for t in targets]
-    total = None if any(m is None for m in memories) else sum(m or 0 for m in memories)
+    total = None if not memories or any(m is None for m in memories) else sum(m or 0 for m in memories)
     problem = workload.too_large_to_preload(total)
     if problem:
         raise UsageError(f"the fill before gets: {problem}; use a smaller -X, fewer connections or a larger -m")
@@ -475,6 +533,50 @@ def final_report(raw: ShardResult, workload: Workload, verbose: bool) -> str:
     )
     lines.append(rule)
     return "\n".join(lines)
+
+
+def server_report(section: dict[str, Any], requests_sent: int, why_not: str | None) -> str:
+    """What the servers did in the measured phase (and a twemproxy in front of them), from their sampled stats;
+    ``why_not``: why their request counters cannot equal this run's (then they are not compared)."""
+    lines = ["Server Statistics (sampled once a second; the measured phase)"]
+    for entry in section["servers"]:
+        if entry.get("ops") is None:
+            lines.append(f"  {entry['server']}: not sampled ({entry['error'] or 'fewer than two samples'})")
+            continue
+        lines.append(
+            f"  {entry['server']}: {entry['ops']} requests, {entry['ops_per_sec']:,.0f}/s, CPU "
+            f"{_us(entry['cpu_us_per_op'])} us/request (user {_us(entry['cpu_user_us_per_op'])}, system "
+            f"{_us(entry['cpu_system_us_per_op'])}), hit ratio {_ratio(entry['hit_ratio'])}, evictions "
+            f"{entry['evictions']}, connections {entry.get('curr_connections', '-')}, "
+            f"items {entry.get('curr_items', '-')}"
+        )
+    check = accounting(section, requests_sent, why_not)
+    if check["checked"]:
+        verdict = "equal" if check["matches"] else f"{check['servers'] - check['ours']:+} (other clients count too)"
+        lines.append(
+            f"  accounting: the servers counted {check['servers']} requests, this run sent {check['ours']}: {verdict}"
+        )
+    else:
+        lines.append(f"  accounting: not compared ({check['why_not']})")
+    proxy = section.get("proxy")
+    if proxy is not None:
+        total = proxy.get("total")
+        if total is None:
+            lines.append(f"  proxy {proxy['address']}: {proxy['error'] or proxy.get('note', 'no readings')}")
+        else:
+            lines.append(
+                f"  proxy {proxy['address']}: {total['requests']} requests forwarded, {total['errors']} errors, "
+                f"{total['ejects']} ejects" + ("" if proxy["settled"] else f" ({proxy['note']})")
+            )
+    return "\n".join(lines)
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _statistics_block(title: str, latency: Histogram) -> list[str]:

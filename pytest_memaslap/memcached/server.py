@@ -179,18 +179,18 @@ class MemcachedServer:
 
     def item_size_max(self) -> int | None:
         """The smallest ``item_size_max`` of the servers; None when none of them says (a proxy)."""
-        limits = [item_size_limit(host, port, 5.0, tls, sasl) for host, port, tls, sasl in self._settings_sources()]
+        limits = [item_size_limit(host, port, 5.0, tls, sasl) for host, port, tls, sasl in self.settings_sources()]
         known = [limit for limit in limits if limit is not None]
         return min(known) if known else None
 
     def memory_limit(self) -> int | None:
         """The bytes all the servers store at most (their ``-m`` summed); None when one of them does not say."""
-        limits = [memory_limit(host, port, 5.0, tls, sasl) for host, port, tls, sasl in self._settings_sources()]
+        limits = [memory_limit(host, port, 5.0, tls, sasl) for host, port, tls, sasl in self.settings_sources()]
         if not limits or any(limit is None for limit in limits):
             return None
         return sum(limit or 0 for limit in limits)
 
-    def _settings_sources(self) -> list[tuple[str, int, ssl.SSLContext | None, SaslCredentials | None]]:
+    def settings_sources(self) -> list[tuple[str, int, ssl.SSLContext | None, SaslCredentials | None]]:
         """Whom to ask for ``stats settings``: the servers; behind a twemproxy (which closes the connection on
         it, an error in its counters) the backends it names by address, over plain connections."""
         if self.proxy_stats is None:
