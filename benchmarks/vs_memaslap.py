@@ -19,8 +19,10 @@ preload=True), against memcached -t 1, alternating, several rounds:
    ``memtier_benchmark -t 1 -c 8 --pipeline=16`` (memcaslap does not pipeline).
 
 Ours runs twice in every round, on the compiled hot path and on its
-pure-Python twin (``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints ops/s, user CPU
-µs per request and the ratios of each of ours to each peer. Our CPU is the
+pure-Python twin (``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints ops/s, CPU µs
+per request (user + system, and each), memcached's own CPU µs per request
+(from its ``rusage`` counters around each run), and the ratios of each of
+ours to each peer: of ops/s, and of total CPU per request. Our CPU is the
 measured phase's (``engine.cpu_us_per_request``: building the keyspace and
 preloading it are set-up, as the peers' separate fill runs are); the peers'
 is their whole process's.
@@ -78,6 +80,7 @@ def run_child(
                 "started_at": result.started_at,
                 "requests": measured.requests,
                 "user_s": result.cpu_user_s,  # (the measured phase's: set-up is not in it)
+                "system_s": result.cpu_system_s,
                 "implementation": result.implementation,
                 "errors": sum(c.errors for c in measured.commands.values()),
                 "p999_us": latency.percentile(99.9) / 1000.0,
@@ -92,8 +95,8 @@ def _pin(cpus: set[int] | None) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, cpus)
 
 
-def _wait_with_rusage(process: subprocess.Popen[str], timeout: float) -> tuple[str, float]:
-    """Wait for a child (bounded) and return its stdout and user CPU seconds."""
+def _wait_with_rusage(process: subprocess.Popen[str], timeout: float) -> tuple[str, tuple[float, float]]:
+    """Wait for a child (bounded) and return its stdout and its CPU seconds (user, system)."""
     deadline = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -107,7 +110,7 @@ def _wait_with_rusage(process: subprocess.Popen[str], timeout: float) -> tuple[s
     out = process.stdout.read() if process.stdout else ""
     if process.returncode != 0:
         raise SystemExit(f"{process.args!r} failed ({process.returncode}):\n{out}")
-    return out, usage.ru_utime
+    return out, (usage.ru_utime, usage.ru_stime)
 
 
 def ours(
@@ -156,9 +159,11 @@ def ours(
         raise SystemExit(f"asked for the {implementation} hot path, ran {[p['implementation'] for p in parts]}")
     start = min(p["started_at"] for p in parts)
     end = max(p["started_at"] + p["seconds"] for p in parts)
+    requests = sum(p["requests"] for p in parts)
     result = {
         "ops_per_sec": sum(p["ops"] for p in parts) / (end - start),
-        "cpu_us_per_op": sum(p["user_s"] for p in parts) / sum(p["requests"] for p in parts) * 1e6,
+        "user_us_per_op": sum(p["user_s"] for p in parts) / requests * 1e6,
+        "system_us_per_op": sum(p["system_s"] for p in parts) / requests * 1e6,
     }
     if shards == 1:  # (several shards' p99.9 would need their histograms merged; one is the issue's shape)
         result["p999_us"] = parts[0]["p999_us"]
@@ -173,11 +178,16 @@ def memaslap(
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_pin(cpus)
     )
-    out, cpu = _wait_with_rusage(process, duration + 120)
+    out, (user, system) = _wait_with_rusage(process, duration + 120)
     match = re.search(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+)", out)
     if not match:
         raise SystemExit(f"could not read memcaslap's report:\n{out}")
-    return {"ops_per_sec": float(match.group(3)), "cpu_us_per_op": cpu / int(match.group(2)) * 1e6}
+    ops = int(match.group(2))
+    return {
+        "ops_per_sec": float(match.group(3)),
+        "user_us_per_op": user / ops * 1e6,
+        "system_us_per_op": system / ops * 1e6,
+    }
 
 
 Run = Callable[[], dict[str, float]]
@@ -212,22 +222,43 @@ def memtier(
     return _memtier_totals(out, duration, cpu)
 
 
-def _memtier_totals(out: str, duration: float, cpu: float) -> dict[str, float]:
+def _memtier_totals(out: str, duration: float, cpu: tuple[float, float]) -> dict[str, float]:
     """ops/s (the Totals row's first number) and p99.9 in µs (its column, where this memtier prints one)."""
     header = next((line.split() for line in out.splitlines() if line.startswith("Type")), [])
     totals = next((line.split() for line in out.splitlines() if line.startswith("Totals")), None)
     if not totals or len(totals) < 2:
         raise SystemExit(f"could not read memtier_benchmark's report:\n{out}")
     ops_per_sec = float(totals[1])
-    result = {"ops_per_sec": ops_per_sec, "cpu_us_per_op": cpu / max(ops_per_sec * duration, 1) * 1e6}
+    requests = max(ops_per_sec * duration, 1)
+    result = {
+        "ops_per_sec": ops_per_sec,
+        "user_us_per_op": cpu[0] / requests * 1e6,
+        "system_us_per_op": cpu[1] / requests * 1e6,
+    }
     columns = " ".join(header).replace(" Latency", "").replace("Avg.", "Avg").split()
     if "p99.9" in columns and len(totals) == len(columns):
         result["p999_us"] = float(totals[columns.index("p99.9")]) * 1000.0  # (memtier prints ms)
     return result
 
 
-def compare(title: str, rounds: int, runs: dict[str, Run]) -> None:
-    """Alternate the peers and our two hot paths, ``rounds`` times; print each round, the medians and our ratios."""
+def server_cpu(host: str, port: int) -> Callable[[], tuple[float, int]]:
+    """Reads memcached's CPU seconds (user + system) and the requests it answered, from its ``stats``."""
+    from pytest_memaslap.memcached.sampler import TextStats
+
+    reader = TextStats(host, port, None)
+
+    def read() -> tuple[float, int]:
+        values = reader.sample()
+        requests = sum(int(values.get(name, 0)) for name in ("cmd_get", "cmd_set"))
+        return values["rusage_user"] + values["rusage_system"], requests
+
+    return read
+
+
+def compare(title: str, rounds: int, runs: dict[str, Run], server: Callable[[], tuple[float, int]]) -> None:
+    """Alternate the peers and our two hot paths, ``rounds`` times; print each round, then per tool the medians
+    (ops/s, CPU µs per request: user, system, total; the server's CPU µs per request during its runs, fill
+    included) and our ratios to each peer (ops/s, and total CPU per request: below 1 is cheaper)."""
     from tabulate import tabulate
 
     names = list(runs)
@@ -235,39 +266,45 @@ def compare(title: str, rounds: int, runs: dict[str, Run]) -> None:
     ours = [n for n in names if n not in PEERS]
     rows: list[dict[str, dict[str, float]]] = []
     for round_no in range(1, rounds + 1):
-        measured = {name: run() for name, run in runs.items()}
+        measured = {}
+        for name, run in runs.items():
+            cpu_before, requests_before = server()
+            measured[name] = run()
+            cpu_after, requests_after = server()
+            measured[name]["total_us_per_op"] = measured[name]["user_us_per_op"] + measured[name]["system_us_per_op"]
+            served = max(requests_after - requests_before, 1)
+            measured[name]["server_us_per_op"] = (cpu_after - cpu_before) / served * 1e6
         rows.append(measured)
-        line = ", ".join(f"{name} {m['ops_per_sec']:,.0f}" for name, m in measured.items())
-        print(f"  {title}, round {round_no}: {line} ops/s")
+        line = ", ".join(
+            f"{name} {m['ops_per_sec']:,.0f} ops/s {m['total_us_per_op']:.2f} µs/op" for name, m in measured.items()
+        )
+        print(f"  {title}, round {round_no}: {line}")
 
-    def cells(label: str, measured: dict[str, dict[str, float]]) -> list[str]:
-        out = [label]
-        for name in names:
-            out += [f"{measured[name]['ops_per_sec']:,.0f}", f"{measured[name]['cpu_us_per_op']:.2f}"]
-        for mine in ours:
-            for peer in peers:
-                out.append(f"{measured[mine]['ops_per_sec'] / measured[peer]['ops_per_sec']:.2f}x")
-        return out
+    def median(name: str, key: str) -> float:
+        return statistics.median(row[name][key] for row in rows)
 
-    table = [cells(str(number), row) for number, row in enumerate(rows, start=1)]
-    median = {
-        name: {k: statistics.median(row[name][k] for row in rows) for k in ("ops_per_sec", "cpu_us_per_op")}
-        for name in names
-    }
-    median_ratios = cells("median", median)
-    for i, (mine, peer) in enumerate((m, p) for m in ours for p in peers):  # the median of the ratios
-        ratios = [row[mine]["ops_per_sec"] / row[peer]["ops_per_sec"] for row in rows]
-        median_ratios[1 + 2 * len(names) + i] = f"{statistics.median(ratios):.2f}x"
-    table.append(median_ratios)
-    headers = ["round"]
+    def ratio(mine: str, peer: str, key: str) -> str:  # (the median of the rounds' ratios: alternating pairs)
+        return f"{statistics.median(row[mine][key] / row[peer][key] for row in rows):.2f}x"
+
+    keys = ("ops_per_sec", "user_us_per_op", "system_us_per_op", "total_us_per_op", "server_us_per_op")
+    table = []
     for name in names:
-        headers += [f"{name} ops/s", "user µs/op"]
-    headers += [f"{mine}/{peer}" for mine in ours for peer in peers]
-    print(f"\n{title}")
+        cells = [name, f"{median(name, keys[0]):,.0f}"] + [f"{median(name, key):.2f}" for key in keys[1:]]
+        for peer in peers:
+            mine = name in ours
+            cells += [
+                ratio(name, peer, "ops_per_sec") if mine else "",
+                ratio(name, peer, "total_us_per_op") if mine else "",
+            ]
+        table.append(cells)
+    headers = ["tool", "ops/s", "user µs/op", "system µs/op", "total µs/op", "server µs/op"]
+    for peer in peers:
+        headers += [f"ops/s vs {peer}", f"CPU/op vs {peer}"]
+    print(f"\n{title} (medians of {rounds} rounds)")
     print(tabulate(table, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * (len(headers) - 1)))
     tails = [n for n in names if all("p999_us" in row[n] for row in rows)]
     if "memtier" in tails and len(tails) > 1:  # the tail each reports, in the same runs (memcaslap prints none)
-        p999 = {name: statistics.median(row[name]["p999_us"] for row in rows) for name in tails}
+        p999 = {name: median(name, "p999_us") for name in tails}
         tail_line = ", ".join(f"{name} {p999[name]:,.0f}" for name in tails)
         tail_ratios = ", ".join(f"{name}/memtier {p999[name] / p999['memtier']:.2f}x" for name in tails if name in ours)
         print(f"p99.9 latency, medians (µs): {tail_line}; {tail_ratios}")
@@ -319,9 +356,13 @@ def main() -> None:
             "one load process (ours: 1 shard; peers: 1 thread), load pinned to its own CPU",
             args.rounds,
             shapes(1, 1, load_cpu),
+            server_cpu(host, port),
         )
         compare(
-            "two load processes (ours: 2 shards; peers: 2 threads), load not pinned", args.rounds, shapes(2, 2, None)
+            "two load processes (ours: 2 shards; peers: 2 threads), load not pinned",
+            args.rounds,
+            shapes(2, 2, None),
+            server_cpu(host, port),
         )
         pipelined: dict[str, Run] = {}
         if "memtier" in peers:
@@ -330,7 +371,12 @@ def main() -> None:
             pipelined[implementation] = functools.partial(
                 ours, host, port, duration, 16, 1, load_cpu, implementation, 8
             )
-        compare("pipelined: 8 connections x 16 in flight, one load process pinned", args.rounds, pipelined)
+        compare(
+            "pipelined: 8 connections x 16 in flight, one load process pinned",
+            args.rounds,
+            pipelined,
+            server_cpu(host, port),
+        )
     finally:
         server.stop()
 

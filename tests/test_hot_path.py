@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pytest_memaslap import hotpath
 from pytest_memaslap.engine.hot.connection import CompiledConnection, PythonConnection
-from pytest_memaslap.engine.hot.recorder import MIN_NS, new_counters, new_latencies, new_second
+from pytest_memaslap.engine.hot.recorder import MIN_NS, RUN_DATA, new_counters, new_latencies, new_runs, new_second
 from pytest_memaslap.protocol import ascii
 from pytest_memaslap.stats.histogram import BUCKET_COUNT
 
@@ -84,7 +84,7 @@ def _feed(cls: type, commands: list[str], chunks: list[bytes]) -> tuple[object, 
     connection = cls(events, 0)
     connection.connection_made(Sink())
     slots = {
-        name: (ascii.PARSERS[name.split("-")[0]], new_counters(), new_latencies(), new_second())
+        name: (ascii.PARSERS[name.split("-")[0]], new_counters(), new_latencies(), new_second(), new_runs())
         for name in ("get", "set", "delete", "get-expected")
     }
     connection.enter_phase(tuple(slots.values()))
@@ -94,7 +94,7 @@ def _feed(cls: type, commands: list[str], chunks: list[bytes]) -> tuple[object, 
     for chunk in chunks:
         connection.data_received(chunk)
     # (the exact min and max are latencies: time, which differs between the two runs; counted alike elsewhere)
-    counted = {name: (slot[1][:MIN_NS], sum(slot[2])) for name, slot in slots.items()}
+    counted = {name: (slot[1][:MIN_NS], sum(slot[2]), slot[4][:RUN_DATA].tolist()) for name, slot in slots.items()}
     connection.fail_pending()
     abandoned = {name: slot[1][:MIN_NS] for name, slot in slots.items()}
     return counted, abandoned, events.failures, bytes(connection.buffer)
@@ -133,7 +133,7 @@ def test_both_cores_send_the_same_requests_for_the_same_source():
         sink = Sink()
         connection = cls(Recorded(), 0)
         connection.connection_made(sink)
-        connection.enter_phase(((ascii.parse_get, new_counters(), new_latencies(), new_second()),))
+        connection.enter_phase(((ascii.parse_get, new_counters(), new_latencies(), new_second(), new_runs()),))
         connection.set_source(Source())
         connection.budget = 600
         connection.depth = 3
@@ -223,7 +223,7 @@ def test_both_cores_keep_the_exact_shortest_and_longest_latency(hot_path):
     conn = module.connection_class()(Recorded(), 0)
     conn.connection_made(Sink())
     counters = new_counters()
-    conn.enter_phase(((ascii.PARSERS["set"], counters, new_latencies(), new_second()),))
+    conn.enter_phase(((ascii.PARSERS["set"], counters, new_latencies(), new_second(), new_runs()),))
     conn.stop()
     offsets = [123_457, 5_000_001, 2_000_000_017]  # ns before now: 0.12 ms, 5 ms, 2 s (all far inside one bucket)
     base = time.perf_counter_ns()
@@ -239,11 +239,15 @@ def test_both_cores_keep_the_exact_shortest_and_longest_latency(hot_path):
 def test_the_compiled_core_refuses_slots_it_could_not_write_safely():
     """Its reply loop writes the recorder's C arrays without bounds checks: anything else is refused up front."""
     conn = CompiledConnection(Recorded(), 0)
+    with pytest.raises(TypeError, match="the recorder's arrays"):  # (one array short)
+        conn.enter_phase(((ascii.PARSERS["set"], new_counters(), new_latencies(), new_second()),))
     with pytest.raises(TypeError, match="must be the recorder's arrays"):
-        conn.enter_phase(((ascii.PARSERS["set"], [0] * 10, [0] * BUCKET_COUNT, [0] * BUCKET_COUNT),))
+        conn.enter_phase(((ascii.PARSERS["set"], [0] * 10, [0] * BUCKET_COUNT, [0] * BUCKET_COUNT, new_runs()),))
+    with pytest.raises(TypeError, match="must be the recorder's arrays"):  # (runs too short for their room)
+        conn.enter_phase(((ascii.PARSERS["set"], new_counters(), new_latencies(), new_second(), new_runs()[:20]),))
     with pytest.raises(TypeError, match="must be the recorder's arrays"):  # (the right kind, too short)
-        conn.enter_phase(((ascii.PARSERS["set"], new_counters()[:3], new_latencies(), new_second()),))
-    conn.enter_phase(((ascii.PARSERS["set"], new_counters(), new_latencies(), new_second()),))
+        conn.enter_phase(((ascii.PARSERS["set"], new_counters()[:3], new_latencies(), new_second(), new_runs()),))
+    conn.enter_phase(((ascii.PARSERS["set"], new_counters(), new_latencies(), new_second(), new_runs()),))
 
 
 @needs_compiled

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_memaslap.engine.hot.recorder import PhaseRecorder, new_counters, new_latencies, new_second
+from pytest_memaslap.engine.hot.recorder import PhaseRecorder, new_counters, new_latencies, new_runs, new_second
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram, bucket_bounds, bucket_index, bucket_value
 from pytest_memaslap.stats.results import Second, ShardResult, merge_results
 
@@ -165,7 +165,7 @@ def test_the_connections_inlined_bucket_maths_is_bucket_index(monkeypatch, hot_p
 
     conn = connection.connection_class()(Events(), 0)
     conn.connection_made(Transport())  # type: ignore[arg-type]
-    conn.enter_phase(((ascii.PARSERS["set"], counters, histogram, second),))
+    conn.enter_phase(((ascii.PARSERS["set"], counters, histogram, second, new_runs()),))
     conn.stop()
     for latency in latencies:
         conn.track(conn.slots[0], now - latency, 10)
@@ -277,3 +277,48 @@ def test_a_single_long_stall_of_the_load_generator_is_flagged_with_its_length():
     raw.loop_lag.record(3_000_000_000)
     result = SlapResult(Workload.from_args({"commands": {"get": 1.0}}), raw, "")
     assert result.limited_by_load_generator() == "its event loop stalled once for 2,995 ms"  # (a bucket of 0.4 %)
+
+
+def test_runs_of_successive_latencies_are_kept_from_every_strideth_reply_and_thinned_in_halves():
+    from pytest_memaslap.engine.hot.recorder import (
+        COUNTDOWN,
+        FILL,
+        RUN_LENGTH,
+        RUNS_KEPT,
+        STRIDE,
+        keep_in_run,
+        kept_runs,
+        new_runs,
+        thin_runs,
+    )  # fmt: skip
+
+    runs = new_runs()
+    for latency in range(1, 2 * RUN_LENGTH + 1):  # (stride 1: every reply, in runs of 16)
+        keep_in_run(runs, latency)
+    assert kept_runs(runs) == list(range(1, 2 * RUN_LENGTH + 1))
+    thin_runs(runs)  # (far from half full: nothing moves)
+    assert runs[FILL] == 2 * RUN_LENGTH and runs[STRIDE] == 1
+    latency = 2 * RUN_LENGTH
+    while runs[FILL] <= RUN_LENGTH * RUNS_KEPT // 2:
+        latency += 1
+        keep_in_run(runs, latency)
+    for _ in range(5):  # (a run half kept when the close comes: it stays, and goes on)
+        latency += 1
+        keep_in_run(runs, latency)
+    whole = runs[FILL] // RUN_LENGTH
+    before = kept_runs(runs)
+    thin_runs(runs)
+    after = kept_runs(runs)
+    assert runs[STRIDE] == 2 + RUN_LENGTH and runs[COUNTDOWN] <= 0  # (mid-run: the run goes on)
+    assert after == [v for i in range(0, whole, 2) for v in before[i * RUN_LENGTH : (i + 1) * RUN_LENGTH]]
+    assert runs[FILL] == len(after) + 5 + 1  # (the partial run's values, kept after the whole ones)
+    for _ in range(RUN_LENGTH - 6):  # the partial run ends, then the stride's replies are skipped
+        latency += 1
+        keep_in_run(runs, latency)
+    assert kept_runs(runs)[-RUN_LENGTH:] == list(range(latency - RUN_LENGTH + 1, latency + 1))
+    fill = runs[FILL]
+    for _ in range(runs[STRIDE] - 1):
+        keep_in_run(runs, 0)
+    assert runs[FILL] == fill  # (skipped)
+    keep_in_run(runs, 7)
+    assert runs[FILL] == fill + 1 and kept_runs(runs)[-RUN_LENGTH:][-1] != 7  # (a new run begins: not whole yet)

@@ -19,7 +19,7 @@ import pytest
 
 from pytest_memaslap import Target, Workload, run_shard
 from pytest_memaslap.stats.result import SlapResult
-from pytest_memaslap.stats.validity import arrivals_check, rate_check, stationarity_check
+from pytest_memaslap.stats.validity import arrivals_check, independence_check, rate_check, stationarity_check
 
 SEED = 42
 
@@ -66,6 +66,56 @@ def test_stationarity_fails_a_trend_or_a_stall_and_passes_noise():
     check = stationarity_check(stalled, p99)
     assert not check["passed"] and check["stalled_seconds"] == [10]
     assert stationarity_check(steady[:3], p99[:3])["passed"] is None  # (too short to tell)
+
+
+def _ar1_runs(phi: float, runs: int, length: int = 16, seed: int = SEED) -> list[int]:
+    """Runs of a first-order autoregressive series around 100 µs (phi = 0: independent), in ns."""
+    rng = random.Random(seed)
+    values: list[int] = []
+    for _ in range(runs):
+        x = rng.gauss(0, 1)
+        for _ in range(length):
+            values.append(int(100_000 + 10_000 * x))
+            x = phi * x + rng.gauss(0, (1 - phi * phi) ** 0.5)
+    return values
+
+
+def test_the_independence_check_finds_correlated_latencies_and_their_effective_share():
+    independent = independence_check(_ar1_runs(0.0, 300))
+    assert independent["independent"] and independent["effective_share"] == 1.0 and abs(independent["rho"]) < 0.05
+    ar = independence_check(_ar1_runs(0.6, 300))
+    assert not ar["independent"] and 0.55 < ar["rho"] < 0.65
+    # an AR(1) series' integrated autocorrelation time is (1 + phi) / (1 - phi) = 4
+    assert 3.3 < ar["tau"] < 4.7 and not ar["tau_truncated"] and ar["effective_share"] == round(1 / ar["tau"], 4)
+    batched = independence_check([v for x in _ar1_runs(0.0, 600, 2) for v in [x] * 8])  # (8 alike, as in one read)
+    assert not batched["independent"] and 6 < batched["tau"] < 10  # (lags 1-7 within a batch; none after)
+    assert independence_check(_ar1_runs(0.0, 5)) is None  # (too few runs)
+    assert independence_check([100] * 16 * 20) is None  # (a constant)
+
+
+def test_dependent_samples_widen_a_percentiles_interval():
+    from pytest_memaslap.stats.histogram import Histogram
+    from pytest_memaslap.stats.intervals import percentile_interval
+
+    rng = random.Random(SEED)
+    histogram = Histogram()
+    for _ in range(20_000):
+        histogram.record(int(rng.lognormvariate(11.5, 0.4)))
+    alone = percentile_interval(histogram, 99.0)
+    dependent = percentile_interval(histogram, 99.0, effective_share=0.1)
+    assert alone is not None and dependent is not None and alone.estimate == dependent.estimate
+    assert dependent.low <= alone.low and dependent.high >= alone.high
+    assert dependent.high - dependent.low > 2 * (alone.high - alone.low)  # (about sqrt(10) times)
+    assert dependent.method == "order statistics of dependent samples"
+    assert percentile_interval(histogram, 99.99, effective_share=0.01) is None  # (200 samples: no p99.99)
+
+
+def test_a_pipelined_closed_loop_has_dependent_latencies_and_says_so(own_server):
+    """16 connections x 8 in flight: replies read together have nearly the same latency; lag 1 correlates."""
+    result = _run(own_server, duration="2s", connections=8, window=8, rate=None, arrivals="poisson")
+    check = result.validity()["independence"]
+    assert check is not None and not check["independent"] and check["rho"] > 0.3, check
+    assert check["tau"] > 1 and check["runs"] >= 8 and result.effective_share() < 1
 
 
 def _run(server, **args) -> SlapResult:

@@ -20,7 +20,7 @@ from pytest_memaslap.engine.barrier import ServerBarrier
 from pytest_memaslap.engine.connect import connect
 from pytest_memaslap.engine.errors import SlapRunError
 from pytest_memaslap.engine.hot.connection import Connection, Slot, connection_class
-from pytest_memaslap.engine.hot.recorder import RECEIVED, PhaseRecorder
+from pytest_memaslap.engine.hot.recorder import RECEIVED, PhaseRecorder, kept_runs
 from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, PreloadSource
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.loop import LOOP_NAME, within
@@ -553,6 +553,8 @@ class ShardRunner:
         now = perf_counter_ns()
         for name, recorder, end_ns in self._phases:
             self.result.phases[name] = recorder.finish(end_ns if end_ns is not None else now)
+            if name == "measured":
+                self.result.latency_runs = kept_runs(recorder.runs)
         longest = max((connection.refill_max_ns for connection in self.connections), default=0)
         self.result.periodic["request_refill"].merge(Blocks(Histogram(self.refill_blocks.tolist()), longest))
         self._phases.clear()

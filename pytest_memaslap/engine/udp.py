@@ -18,7 +18,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from pytest_memaslap.engine.hot.connection import REFILL, ConnectionEvents, Driven, RequestSource, Slot
-from pytest_memaslap.engine.hot.recorder import CUT_OFF, MAX_NS, MIN_NS, RECEIVED, SENT, TIMED_OUT
+from pytest_memaslap.engine.hot.recorder import CUT_OFF, MAX_NS, MIN_NS, RECEIVED, SENT, TIMED_OUT, keep_in_run
 from pytest_memaslap.protocol.outcomes import ERROR
 from pytest_memaslap.stats.histogram import bucket_index
 
@@ -91,7 +91,8 @@ class UdpEndpoint(Driven, asyncio.DatagramProtocol):
             self._send(len(lost), now)
 
     def _record(self, slot: Slot, latency_ns: int, outcome: int, sent: int, received: int) -> None:
-        _, counters, latencies, second = slot
+        _, counters, latencies, second, runs = slot
+        keep_in_run(runs, latency_ns)
         index = bucket_index(latency_ns)
         latencies[index] += 1
         second[index] += 1

@@ -99,7 +99,7 @@ class StatsSampler:
         self.servers = [ServerSamples(_address(host, port)) for host, port in servers]
         self._clients = [control_client(host, port, CLIENT_TIMEOUT_S, tls, sasl) for host, port in servers]
         # the samples themselves: a plain text-protocol connection where there is no SASL (binary only)
-        self._fast = [_TextStats(host, port, tls) if sasl is None else None for host, port in servers]
+        self._fast = [TextStats(host, port, tls) if sasl is None else None for host, port in servers]
         self.unsampled = unsampled
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -234,7 +234,7 @@ class StatsSampler:
             server.samples.append((time.time(), values))
 
 
-class _TextStats:
+class TextStats:
     """``stats`` over a text-protocol connection of its own, parsed by one regular expression (little GIL)."""
 
     def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:

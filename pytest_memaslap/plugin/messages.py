@@ -27,7 +27,7 @@ from pytest_memaslap.model.workload import Workload
 from pytest_memaslap.stats.histogram import BUCKET_COUNT, Histogram
 from pytest_memaslap.stats.results import Blocks, CommandStats, PhaseStats, Second, ShardResult
 
-WIRE_VERSION = 7
+WIRE_VERSION = 8
 COUNTERS = ("ops", "hits", "misses", "errors", "bytes_sent", "bytes_received", "min_ns", "max_ns")
 
 
@@ -180,6 +180,7 @@ def encode_result(result: ShardResult) -> dict[str, Any]:
         "replay": result.replay,
         "server": result.server,
         "departures": result.departures,
+        "latency_runs": result.latency_runs,
         "verify": dict(result.verify),
         "phases": phases,
         "histograms": base64.b64encode(zlib.compress(bytes(stream), 6)).decode("ascii"),
@@ -232,6 +233,7 @@ def decode_result(data: dict[str, Any]) -> ShardResult:
         replay=data["replay"],
         server=data["server"],
         departures=[int(t) for t in data["departures"]],
+        latency_runs=[int(t) for t in data["latency_runs"]],
     )
 
 

@@ -176,22 +176,32 @@ def value_at_rank(histogram: Histogram, rank: int) -> float:
     return histogram.max()
 
 
-def percentile_interval(histogram: Histogram, q: float, per_second: Sequence[Histogram] = ()) -> Interval | None:
+def percentile_interval(
+    histogram: Histogram, q: float, per_second: Sequence[Histogram] = (), effective_share: float = 1.0
+) -> Interval | None:
     """The q-th percentile of one run (µs) with its interval; None when the run has too few samples.
 
     Order statistics give the interval for independent samples; a run's
-    latencies are not (a stall delays every request in flight), so when the
-    run has at least ``MIN_BATCHES`` seconds with samples, the interval is
-    widened to the batch-means interval of the per-second percentiles, taken
-    relative to their mean (whichever is wider on each side).
+    latencies are not (a stall delays every request in flight). Successive
+    latencies that correlate (``effective_share`` < 1: the share of the
+    samples that count as independent, from the validity check) make the
+    order-statistic ranks those of that many samples, scaled back to the
+    run's. And when the run has at least ``MIN_BATCHES`` seconds with
+    samples, the interval is widened to the batch-means interval of the
+    per-second percentiles, taken relative to their mean (whichever is wider
+    on each side).
     """
-    ranks = order_statistic_ranks(histogram.total, q)
+    total = histogram.total
+    effective = max(1, int(total * min(1.0, max(effective_share, 0.0))))
+    ranks = order_statistic_ranks(effective, q)
     if ranks is None:
         return None
+    if effective < total:  # (the ranks of the effective samples, at the same quantiles of the run's)
+        ranks = (max(1, math.floor(ranks[0] * total / effective)), min(total, math.ceil(ranks[1] * total / effective)))
     estimate = histogram.percentile(q) / 1000.0
     low = value_at_rank(histogram, ranks[0]) / 1000.0
     high = value_at_rank(histogram, ranks[1]) / 1000.0
-    method = "order statistics"
+    method = "order statistics" if effective == total else "order statistics of dependent samples"
     seconds = [h.percentile(q) / 1000.0 for h in per_second if h.total]
     batches = batch_interval(seconds)
     if batches is not None and batches.estimate > 0:

@@ -158,6 +158,8 @@ class SlapResult:
     # with --slap-versus*: B's result (its median round, carrying every round), run interleaved with this one
     versus: SlapResult | None = field(default=None, repr=False)
     _validity: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _independence: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _independence_made: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         measured = self.raw.measured
@@ -247,6 +249,20 @@ class SlapResult:
             self._validity = self._checked()
         return self._validity
 
+    def independence(self) -> dict[str, Any] | None:
+        """Whether successive latencies were independent (``stats.validity.independence_check``); made once."""
+        if not self._independence_made:
+            from pytest_memaslap.stats.validity import independence_check
+
+            self._independence = independence_check(self.raw.latency_runs)
+            self._independence_made = True
+        return self._independence
+
+    def effective_share(self) -> float:
+        """The share of the run's latencies that count as independent samples in a percentile's interval."""
+        check = self.independence()
+        return float(check["effective_share"]) if check is not None else 1.0
+
     def _checked(self) -> dict[str, Any]:
         from pytest_memaslap.stats.validity import validity
         from pytest_memaslap.stats.verdicts import metric_interval
@@ -265,6 +281,7 @@ class SlapResult:
             self.raw.departures,
             self.workload.arrivals,
             intervals,
+            self.independence(),
         )
 
     def server_stats(self) -> dict[str, Any] | None:

@@ -213,6 +213,7 @@ class ShardResult:
     replay: dict[str, Any] | None = None  # a trace replay: the trace, lines read, requests sent, lines skipped
     server: dict[str, Any] | None = None  # the servers' sampled stats (stats.server.server_section); one shard's
     departures: list[int] = field(default_factory=list)  # an open loop: a sample of its send times (ns); one shard's
+    latency_runs: list[int] = field(default_factory=list)  # runs of 16 successive latencies (ns), a sample; one shard's
 
     @property
     def measured(self) -> PhaseStats:
@@ -251,6 +252,7 @@ class ShardResult:
         self.replay = _merge_replays(self.replay, other.replay)
         self.server = self.server or other.server  # (one shard samples the servers for all)
         self.departures = self.departures or other.departures  # (send times of one process's clock only)
+        self.latency_runs = self.latency_runs or other.latency_runs  # (successive in one process only)
         if window is not None:
             self.started_at = window[0]
             self.measured.elapsed_s = window[1] - window[0]

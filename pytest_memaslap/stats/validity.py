@@ -17,6 +17,16 @@
   tau of the per-second values against time, at 1 %, on throughput and p99)
   and no stall (no whole second under half the median throughput). A server
   that warmed up, degraded or stopped mid-run fails it.
+- ``independence``: whether successive latencies are independent: Spearman's
+  rank correlation between each latency and the next reply's (lag 1), at
+  1 %, over runs of 16 successive replies the hot path keeps across the
+  whole phase (one shard's). Reported, not failed: under load, successive
+  replies share a queue (and, pipelined, a read) and are rarely independent.
+  When they are not, the percentile intervals are made on the effective
+  number of samples, n / tau, with tau = 1 + 2 (rho_1 + rho_2 + ...) the
+  integrated autocorrelation time, summed over the lags whose correlation
+  is significant (up to 15; ``tau_truncated`` when lag 15 still is), so they
+  widen with the dependence.
 - ``percentiles``: each reported percentile's 95 % interval.
 
 A check that cannot be made (a closed loop has no rate; a run of under 5
@@ -38,6 +48,8 @@ UNIFORM_SPREAD = 0.5  # even arrivals: gaps within this share of the mean gap...
 UNIFORM_KEPT = 0.9  # ... for at least this share of the gaps
 CLOCK_RESOLUTION_S = 1e-9  # a gap of 0 (two requests in one write) counts as one clock tick
 MAX_DISTANCE = 0.1  # the departures' gap CDF within this of the exponential's, everywhere
+MIN_RUNS = 8  # runs of successive latencies an independence test needs
+RUN_LENGTH = 16  # successive latencies in a run (the hot path's recorder.RUN_LENGTH)
 
 
 def rate_check(ops: list[int], targets: list[float | None]) -> dict[str, Any] | None:
@@ -81,6 +93,50 @@ def arrivals_check(departures_ns: list[int], arrivals: str) -> dict[str, Any] | 
     }
 
 
+def independence_check(runs_ns: list[int], run_length: int = RUN_LENGTH) -> dict[str, Any] | None:
+    """Spearman's rank correlation of successive latencies, at lag 1 and on (None: too few runs).
+
+    ``effective_share`` is the share of the samples that count as independent
+    ones when the percentile intervals are made: 1 / tau, where tau = 1 + 2 x
+    the sum of the correlations at lags 1, 2, ... while each is significant
+    and positive; 1 when lag 1 is not.
+    """
+    runs = [runs_ns[i : i + run_length] for i in range(0, len(runs_ns) - run_length + 1, run_length)]
+    if len(runs) < MIN_RUNS or len(set(runs_ns)) < 2:
+        return None  # (too few, or a constant, which has no rank correlation)
+    from scipy import stats
+
+    correlations: list[tuple[float, float]] = []
+    for lag in range(1, run_length):
+        earlier = [value for run in runs for value in run[:-lag]]
+        later = [value for run in runs for value in run[lag:]]
+        rho, p_value = stats.spearmanr(earlier, later)
+        correlations.append((float(rho), float(p_value)))
+    rho_1, p_1 = correlations[0]
+    if not (rho_1 == rho_1):  # (NaN: one side constant)
+        return None
+    dependent = p_1 < SIGNIFICANCE and rho_1 > 0
+    tau, counted = 1.0, 0
+    if dependent:
+        for rho, p_value in correlations:
+            if not (p_value < SIGNIFICANCE and rho > 0):
+                break
+            tau += 2 * rho
+            counted += 1
+    return {
+        "test": "Spearman rank correlation at lag 1",
+        "rho": round(rho_1, 4),
+        "p_value": _rounded(p_1),
+        "samples": len(runs) * run_length,
+        "runs": len(runs),
+        "independent": not dependent,
+        "rho_by_lag": [round(rho, 3) for rho, _ in correlations],
+        "tau": round(tau, 3),
+        "tau_truncated": counted == run_length - 1,
+        "effective_share": round(1.0 / tau, 4),
+    }
+
+
 def stationarity_check(ops: list[int], p99_us: list[float]) -> dict[str, Any]:
     """A trend in throughput or p99 (Mann-Kendall), or a stall: either fails."""
     if len(ops) < MIN_SECONDS:
@@ -110,15 +166,23 @@ def validity(
     departures_ns: list[int],
     arrivals: str,
     percentile_intervals: dict[str, Any],
+    independence: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every check of a run (``passed`` is False when one that could be made failed)."""
+    """Every check of a run (``passed`` is False when one that could be made failed; ``independence`` is
+    reported, and already in the intervals)."""
     checks = {
         "rate": rate_check(ops, targets),
         "arrivals": arrivals_check(departures_ns, arrivals) if any(targets) else None,
         "stationarity": stationarity_check(ops, p99_us),
     }
     failed = [name for name, check in checks.items() if check is not None and check.get("passed") is False]
-    return {**checks, "percentiles": percentile_intervals, "passed": not failed, "failed": failed}
+    return {
+        **checks,
+        "independence": independence,
+        "percentiles": percentile_intervals,
+        "passed": not failed,
+        "failed": failed,
+    }
 
 
 def failure_text(section: dict[str, Any]) -> str:

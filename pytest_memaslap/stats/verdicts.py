@@ -208,7 +208,7 @@ def metric_interval(result: SlapResult, name: str) -> Interval | None:
         if source is None:
             return None
         per_second = [Histogram.from_sparse(second.latency) for second in seconds]
-        return percentile_interval(source.histogram, q, per_second)
+        return percentile_interval(source.histogram, q, per_second, result.effective_share())
     if metric.metric in RATE_METRICS:
         batches = batch_interval([float(second.ops) for second in seconds])
         if batches is None or batches.estimate <= 0:

@@ -41,6 +41,7 @@ from pytest_memaslap.engine.hot.recorder import COUNTERS as _COUNTERS
 from pytest_memaslap.engine.hot.recorder import LOST as _LOST
 from pytest_memaslap.engine.hot.recorder import MAX_NS as _MAX_NS
 from pytest_memaslap.engine.hot.recorder import MIN_NS as _MIN_NS
+from pytest_memaslap.engine.hot.recorder import COUNTDOWN, STRIDE, FILL, ROOM, RUN_END, RUN_DATA
 from pytest_memaslap.engine.hot.recorder import RECEIVED as _RECEIVED
 from pytest_memaslap.engine.hot.recorder import SENT as _SENT
 from pytest_memaslap.model.keyspace import SAMPLE_TABLE_SIZE as _SAMPLE_TABLE_SIZE
@@ -96,6 +97,8 @@ cdef Py_ssize_t RECEIVED = _RECEIVED
 cdef Py_ssize_t MIN_NS = _MIN_NS
 cdef Py_ssize_t LOST = _LOST
 cdef Py_ssize_t COUNTERS = _COUNTERS
+# the reply loop keeps runs with the recorder's layout written out (0 to 5): it must be that layout
+assert (COUNTDOWN, STRIDE, FILL, ROOM, RUN_END, RUN_DATA) == (0, 1, 2, 3, 4, 5), "recorder's runs layout changed"
 cdef Py_ssize_t MAX_NS = _MAX_NS
 cdef Py_ssize_t ERROR = _ERROR
 cdef Py_ssize_t HIT = _HIT
@@ -409,13 +412,16 @@ cdef inline long long *counts_of(object slot):
 
 def _check_slot(tuple slot):
     """The arrays the reply loop writes without bounds checks must be the recorder's kinds and sizes."""
-    counters, latencies, second = slot[1], slot[2], slot[3]
+    if len(slot) != 5:  # (indexed unchecked below and in the reply loop)
+        raise TypeError("a slot is (parser, counters, latencies, second, runs): the recorder's arrays (q, Q, I, q)")
+    counters, latencies, second, runs = slot[1], slot[2], slot[3], slot[4]
     if not (
         isinstance(counters, array) and counters.typecode == "q" and len(counters) >= COUNTERS
         and isinstance(latencies, array) and latencies.typecode == "Q" and len(latencies) > LAST_BUCKET
         and isinstance(second, array) and second.typecode == "I" and len(second) > LAST_BUCKET
+        and isinstance(runs, array) and runs.typecode == "q" and len(runs) >= RUN_DATA + runs[ROOM]
     ):
-        raise TypeError("a slot's counters, latencies and second must be the recorder's arrays (q, Q and I)")
+        raise TypeError("a slot's counters, latencies, second and runs must be the recorder's arrays (q, Q, I, q)")
 
 
 cdef struct InFlight:
@@ -656,6 +662,7 @@ cdef class ConnectionCore:
         cdef long long now = now_ns()
         cdef long long latency
         cdef long long *counts
+        cdef long long *runs
         cdef InFlight *entry
         cdef tuple slot
         cdef object expect
@@ -707,6 +714,14 @@ cdef class ConnectionCore:
                 counts[MAX_NS] = latency
             if latency < counts[MIN_NS]:
                 counts[MIN_NS] = latency
+            runs = (<array>PyTuple_GET_ITEM(slot, 4)).data.as_longlongs  # (recorder.keep_in_run, inlined)
+            runs[0] -= 1
+            if runs[0] <= 0:
+                if runs[2] < runs[3]:
+                    runs[5 + runs[2]] = latency
+                    runs[2] += 1
+                if runs[0] <= runs[4]:
+                    runs[0] = runs[1]
             self._drop_first()
             pos = end
             done += 1

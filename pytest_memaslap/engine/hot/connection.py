@@ -24,7 +24,8 @@ __all__ = ["REFILL", "Connection", "ConnectionEvents", "Driven", "RequestSource"
 
 Parser = Callable[[Any, int, Any], tuple[int, int]]
 # (reply parser, phase counters, phase latencies) of one command, and the phase's histogram of this second
-Slot = tuple[Parser, "array.array[int]", "array.array[int]", "array.array[int]"]  # (strings: array takes no [])
+# (parser, counters, latencies, second, runs): the recorder's arrays (strings: array takes no [] at run time)
+Slot = tuple[Parser, "array.array[int]", "array.array[int]", "array.array[int]", "array.array[int]"]
 
 
 class RequestSource(Protocol):

@@ -90,7 +90,7 @@ class ConnectionCore:
         done = 0
         while pending:
             slot, sent_ns, size, expect = pending[0]
-            parse, counters, latencies, second = slot
+            parse, counters, latencies, second, runs = slot
             end, outcome = parse(data, pos, expect)
             if end < 0:
                 break
@@ -115,6 +115,14 @@ class ConnectionCore:
                 counters[MAX_NS] = latency
             if latency < counters[MIN_NS]:
                 counters[MIN_NS] = latency
+            # recorder.keep_in_run, inlined (its layout: countdown, stride, fill, room, run end, then the latencies)
+            runs[0] -= 1
+            if runs[0] <= 0:
+                if runs[2] < runs[3]:
+                    runs[5 + runs[2]] = latency
+                    runs[2] += 1
+                if runs[0] <= runs[4]:
+                    runs[0] = runs[1]
             pos = end
             done += 1
         if self.restored is not None and done:
@@ -225,7 +233,7 @@ class ConnectionCore:
         server's answer time.
         """
         while self.pending:
-            (_, counters, _, _), _, size, _ = self.pending.popleft()
+            (_, counters, *_), _, size, _ = self.pending.popleft()
             counters[ERROR] += 1
             counters[cause] += 1
             counters[SENT] += size

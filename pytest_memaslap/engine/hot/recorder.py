@@ -12,6 +12,13 @@ inline, through the slots the runner hands them; hits are not counted but
 derived (every reply lands in the histogram, so hits = replies - misses -
 errors), which saves the most common increment.
 
+Successive latencies are also kept in runs (``runs``: one C array per
+phase, shared by its commands): from every ``stride``-th reply, the 16
+replies that came one after the other, for the validity check's test of
+independence (Spearman's rank correlation at lags 1 to 15). The close thins
+the runs to every other one and doubles the stride once they fill half the
+array, so the sample spreads over the whole phase at any rate.
+
 Closing a second must not stall the event loop, or the stall shows up as
 latency of every request in flight. So a close touches one histogram
 however many commands the mix has, and only with memory scans and copies:
@@ -45,6 +52,11 @@ CUT_OFF = 7  # abandoned: the run ended (failed elsewhere, or was interrupted) w
 MIN_NS = 8  # the exact shortest latency (NO_MIN until a reply came)
 MAX_NS = 9  # the exact longest latency
 COUNTERS = 10
+# the runs array: a header (countdown to the next run, stride, values kept, room, the countdown that ends a run),
+# then the runs' latencies
+COUNTDOWN, STRIDE, FILL, ROOM, RUN_END, RUN_DATA = 0, 1, 2, 3, 4, 5
+RUN_LENGTH = 16  # successive replies in a run: lags up to 15 can be measured
+RUNS_KEPT = 512
 NO_MIN = 2**62
 ABANDONED = {LOST: "connection_lost", TIMED_OUT: "timeout", CUT_OFF: "run_ended"}  # the JSON's names
 SECOND_NS = 1_000_000_000
@@ -68,6 +80,53 @@ def new_second() -> array.array[int]:
 def new_counters() -> array.array[int]:
     """One command's counters, before its first reply: a C array of signed 64-bit integers."""
     return array.array("q", [0] * MIN_NS + [NO_MIN, 0])
+
+
+def new_runs() -> array.array[int]:
+    """A phase's runs of successive latencies, empty: a C array of signed 64-bit integers (see ``keep_in_run``)."""
+    runs = array.array("q", bytes(8 * (RUN_DATA + RUN_LENGTH * RUNS_KEPT)))
+    runs[COUNTDOWN] = runs[STRIDE] = 1
+    runs[ROOM] = RUN_LENGTH * RUNS_KEPT
+    runs[RUN_END] = 1 - RUN_LENGTH
+    return runs
+
+
+def keep_in_run(runs: array.array[int], latency_ns: int) -> None:
+    """Hot path, once a reply (slow paths; the cores inline it): the stride-th reply and the 15 after it.
+
+    The countdown reaching 0 keeps the first of a run, and every reply is
+    kept until it reaches ``RUN_END``, where it starts again from the stride.
+    """
+    runs[COUNTDOWN] -= 1
+    if runs[COUNTDOWN] <= 0:
+        fill = runs[FILL]
+        if fill < runs[ROOM]:
+            runs[RUN_DATA + fill] = latency_ns
+            runs[FILL] = fill + 1
+        if runs[COUNTDOWN] <= runs[RUN_END]:
+            runs[COUNTDOWN] = runs[STRIDE]
+
+
+def thin_runs(runs: array.array[int]) -> None:
+    """Once half the room is used: keep every other run and double the stride (once a second at most)."""
+    if runs[FILL] <= runs[ROOM] // 2:
+        return
+    whole = runs[FILL] // RUN_LENGTH  # (a run still being kept stays as it is, after the whole ones)
+    values = runs[RUN_DATA : RUN_DATA + whole * RUN_LENGTH]
+    kept = array.array("q")
+    for first in range(0, len(values), 2 * RUN_LENGTH):
+        kept.extend(values[first : first + RUN_LENGTH])
+    partial = runs[RUN_DATA + whole * RUN_LENGTH : RUN_DATA + runs[FILL]]
+    kept.extend(partial)
+    runs[RUN_DATA : RUN_DATA + len(kept)] = kept
+    runs[FILL] = len(kept)
+    runs[STRIDE] = 2 * runs[STRIDE] + RUN_LENGTH  # (the replies between two runs' starts double)
+
+
+def kept_runs(runs: array.array[int]) -> list[int]:
+    """The whole runs' latencies (ns), one run after the other."""
+    whole = runs[FILL] // RUN_LENGTH
+    return runs[RUN_DATA : RUN_DATA + whole * RUN_LENGTH].tolist()
 
 
 def new_latencies() -> array.array[int]:
@@ -111,6 +170,7 @@ class PhaseRecorder:
         "counters",
         "latencies",
         "second",
+        "runs",
         "timeline",
         "start_ns",
         "next_tick",
@@ -124,15 +184,16 @@ class PhaseRecorder:
         self.counters = [new_counters() for _ in range(n)]
         self.latencies = [new_latencies() for _ in range(n)]  # per command, the whole phase
         self.second = new_second()  # every command, the current second (a C array: see close_second)
+        self.runs = new_runs()  # every command, runs of successive latencies over the phase
         self.timeline: list[Second] = []
         self.start_ns = start_ns
         self.next_tick = start_ns + SECOND_NS
         self.take_run = take_run  # (the run's hot core's)
         self._errors_closed = 0
 
-    def slot(self, cmd: int) -> tuple[array.array[int], array.array[int], array.array[int]]:
-        """What a connection increments for a reply of command ``cmd``: (counters, latencies, second)."""
-        return self.counters[cmd], self.latencies[cmd], self.second
+    def slot(self, cmd: int) -> tuple[array.array[int], array.array[int], array.array[int], array.array[int]]:
+        """What a connection increments for a reply of command ``cmd``: (counters, latencies, second, runs)."""
+        return self.counters[cmd], self.latencies[cmd], self.second, self.runs
 
     def record(self, cmd: int, outcome: int, latency_ns: int, sent: int, received: int) -> None:
         """One completion (slow paths and tests; the connection inlines the same steps)."""
@@ -148,6 +209,7 @@ class PhaseRecorder:
             counters[MAX_NS] = latency_ns
         if latency_ns < counters[MIN_NS]:
             counters[MIN_NS] = latency_ns
+        keep_in_run(self.runs, latency_ns)
 
     def due(self, now_ns: int) -> bool:
         """Whether the current second has ended."""
@@ -165,6 +227,7 @@ class PhaseRecorder:
         errors = sum(c[ERROR] for c in self.counters)
         self.timeline.append(Second(total, errors - self._errors_closed, offset, counts))
         self._errors_closed = errors
+        thin_runs(self.runs)
         self.next_tick += SECOND_NS
 
     def tick(self, now_ns: int) -> None:
