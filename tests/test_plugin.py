@@ -223,6 +223,7 @@ def test_json_document_and_junit_properties(pytester):
     assert test["engine"]["machine_hiccups_us"]["count"] > 0  # (the compiled meter ran beside the load)
     cost = test["engine"]["cpu_us_per_request"]  # what a request of the measured phase cost the load process
     assert cost["user"] + cost["system"] > 0 and min(cost.values()) >= 0
+    assert cost["total"] == round(cost["user"] + cost["system"], 3)
     assert test["shards"] == 1 and test["ops"] == 3000
     assert test["unmeasured_ops"]["preload"] == 500
     assert test["ops"] + sum(test["unmeasured_ops"].values()) == test["requests_sent"]

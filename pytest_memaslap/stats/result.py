@@ -346,6 +346,7 @@ class SlapResult:
         spin = min(self.raw.pacer_spin_s, user + system)
         keep = 1.0 - spin / (user + system)
         cost = {"user": round(user * keep / requests * 1e6, 3), "system": round(system * keep / requests * 1e6, 3)}
+        cost["total"] = round(cost["user"] + cost["system"], 3)
         if self.workload.open_loop:
             cost["pacer_spin"] = round(spin / requests * 1e6, 3)
         return cost

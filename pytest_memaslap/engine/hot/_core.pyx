@@ -178,6 +178,7 @@ cdef Py_ssize_t _draw_into(source, Py_ssize_t count, Drawn *out) except -1:
     cdef Py_ssize_t get_at[GETS_AT_ONCE]
     cdef Py_ssize_t get_key[GETS_AT_ONCE]
     cdef double position
+    memset(&sets, 0, sizeof(PlainSets))  # (read only when sets are plain, which fills it: zeroed for the compiler)
     if lines is None or special_get >= 0:
         get_id = -1  # no prebuilt lines, or gets of a special kind: build them one by one
     if plain_set >= 0:
@@ -242,6 +243,7 @@ cdef PlainSets _plain_sets(source):
     sets.span = values.span
     sets.key_base = source.key_base
     sets.fixed_size = -1
+    sets.fixed_label = NULL
     if len(values.labels) == 1:  # one size for every key: the table holds nothing else
         for size, label in values.labels.items():
             sets.fixed_size = size
@@ -384,7 +386,7 @@ cdef inline Py_ssize_t _value_end(const char *buf, Py_ssize_t pos, Py_ssize_t le
     if eol == NULL or eol + 1 >= buf + length or eol[1] != 10:
         return -1  # (no CRLF yet, or a lone CR: the parser decides)
     digit = eol
-    while digit[-1] != 32:  # back to the last space: the length follows it
+    while (digit - 1)[0] != 32:  # back to the last space: the length follows it
         digit -= 1
     if digit == eol or eol - digit > 18:
         return -1
