@@ -22,6 +22,10 @@ import scipy.special  # noqa: F401
 
 from pytest_memaslap.memcached.server import ServerConfig, start_server
 
+# the runs the tests start read the summary's whole rows: a terminal wide enough for every column and name
+# (tests/test_columns.py sets its own width, to check the fitting)
+os.environ["COLUMNS"] = "250"
+
 TAG_VARIABLE = "PYTEST_MEMASLAP_TEST_TAG"
 SUBPROCESS_TIMEOUT_S = 120
 

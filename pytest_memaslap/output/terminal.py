@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tabulate import tabulate
 
 from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES, format_metric, percentile_key, percentile_label
@@ -24,6 +26,16 @@ def summary_headers(percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> tup
     )
 
 
+def summary_names(percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> tuple[str, ...]:
+    """The name ``--slap-columns`` gives each of ``summary_headers``' columns."""
+    return ("test", "shards", "duration", "ops", "ops_per_sec", *("latency" for _ in percentiles), "max", "set") + (
+        "hit_ratio",
+        "errors",
+        "mb_per_sec",
+        "thresholds",
+    )
+
+
 def _latency(outcome: CallOutcome, command: str, metric: str) -> str:
     """A command's latency in µs (with rounds, its median over them); "-" for a command the call never sent."""
     if command not in outcome.result.commands:
@@ -36,9 +48,8 @@ def _throughput(outcome: CallOutcome) -> str:
     result = outcome.result
     text = f"{result.median('ops_per_sec'):,.0f}"
     target = result.target_rate()
-    if target:
-        staged = ", staged" if result.workload.stages else ""
-        text += f" of {target:,.0f}{staged} (send lag p99 {result.send_lag_us()['p99']:,.0f} µs)"
+    if target:  # (how late its sends were is a note under the table: open_loop_notes)
+        text += f" of {target:,.0f}" + (" staged" if result.workload.stages else "")
     if result.raw.capacity:
         text += " at capacity" + (" (a lower bound: no step failed)" if result.raw.capacity.get("lower_bound") else "")
     if result.rounds:
@@ -51,6 +62,21 @@ def _server_cpu(outcome: CallOutcome) -> str:
     """The server's CPU (user + system) per request it answered in the measured phase; "-" when not sampled."""
     value = outcome.result.median("server.cpu_us_per_op")
     return "-" if value != value else f"{value:.2f}"
+
+
+def open_loop_notes(outcomes: list[CallOutcome]) -> list[str]:
+    """A line for each open loop: how late its sends left their schedule (the rate's cell has no room)."""
+    notes = []
+    for outcome in outcomes:
+        result = outcome.result
+        target = result.target_rate()
+        if target and not result.raw.capacity:
+            lag = result.send_lag_us()
+            notes.append(
+                f"{outcome.key}: open loop at {target:,.0f}/s: sends late by {lag['p50']:,.0f} µs at p50, "
+                f"{lag['p99']:,.0f} µs at p99"
+            )
+    return notes
 
 
 def probe_notes(outcomes: list[CallOutcome]) -> list[str]:
@@ -111,15 +137,37 @@ def _errors(errors: int, abandoned: int) -> str:
 
 
 def terminal_table(
-    outcomes: list[CallOutcome], percentiles: tuple[float, ...] = DEFAULT_PERCENTILES, server_column: bool = False
+    outcomes: list[CallOutcome],
+    percentiles: tuple[float, ...] = DEFAULT_PERCENTILES,
+    server_column: bool = False,
+    columns: tuple[str, ...] | None = None,
+    width: int | None = None,
 ) -> str:
-    """One row per slap() call, units in the headers; ``server_column``: the server's CPU µs per request too
-    (--slap-server-stats=column), before the thresholds."""
+    """One row per slap() call, units in the headers: ``columns`` (--slap-columns; all of them are kept), or
+    the compact default, dropped from as ``output.columns`` says until the table fits ``width``;
+    ``server_column``: the server's CPU µs per request too (--slap-server-stats=column)."""
+    from pytest_memaslap.output.columns import DEFAULT, fit
+
     headers = summary_headers(percentiles)
+    names = summary_names(percentiles)
     rows = summary_rows(outcomes, percentiles)
-    if server_column:
+    if server_column or (columns and "server_cpu" in columns):
         headers = (*headers[:-1], "server CPU µs/op", headers[-1])
+        names = (*names[:-1], "server_cpu", names[-1])
         rows = [(*row[:-1], _server_cpu(outcome), row[-1]) for row, outcome in zip(rows, outcomes, strict=True)]
+    shown = set(columns or DEFAULT) | {"test"} | ({"server_cpu"} if server_column else set())
+    if not columns and any(outcome.result.shards > 1 for outcome in outcomes):
+        shown.add("shards")  # (the default shows shards when a call had several)
+    picked = [i for i, name in enumerate(names) if name in shown]
+    headers = tuple(headers[i] for i in picked)
+    names = tuple(names[i] for i in picked)
+    rows = [tuple(row[i] for i in picked) for row in rows]
+    kept = tuple(columns or shown & {"shards"}) + (("server_cpu",) if server_column else ())
+    fitted_headers, fitted_rows = fit(headers, rows, names, kept, width or 10**6, _render)
+    return _render(fitted_headers, fitted_rows)
+
+
+def _render(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return tabulate(
         rows,
         headers=headers,

@@ -488,6 +488,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         capacity_tables,
         comparison_table,
         inconclusive_notes,
+        open_loop_notes,
         probe_notes,
         replay_notes,
         server_notes,
@@ -499,8 +500,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
     terminalreporter.write_sep("=", "slap summary")
     if mode.outcomes:
-        column = state.settings.server_stats == "column"
-        terminalreporter.write_line(terminal_table(mode.outcomes, state.settings.percentiles, column))
+        settings = state.settings
+        column = settings.server_stats == "column"
+        width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", None)  # (pytest's terminal width)
+        table = terminal_table(mode.outcomes, settings.percentiles, column, settings.columns, width)
+        terminalreporter.write_line(table)
     for table in capacity_tables(mode.outcomes) + stage_tables(mode.outcomes):
         terminalreporter.write_line("")
         terminalreporter.write_line(table)
@@ -510,7 +514,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{key}: no result from shard {shards} of {count}: the aggregate is incomplete and the run fails",
             red=True,
         )
-    notes = mode.summary_notes(config) + replay_notes(mode.outcomes) + server_notes(mode.outcomes)
+    notes = mode.summary_notes(config) + open_loop_notes(mode.outcomes) + replay_notes(mode.outcomes)
+    notes += server_notes(mode.outcomes)
     notes += validity_notes(mode.outcomes) + probe_notes(mode.outcomes)
     for outcome in mode.outcomes:
         why = outcome.result.limited_by_load_generator()

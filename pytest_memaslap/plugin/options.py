@@ -146,6 +146,13 @@ OPTIONS = (
         "latency percentiles the summary shows and the JSON adds, e.g. 50,99,99.9 (default 50,99)",
         "LIST",
     ),
+    Option(
+        "--slap-columns",
+        "the summary's columns, e.g. ops_per_sec,latency,errors,thresholds (or all): shards, duration, ops, "
+        "ops_per_sec, latency, max, set, hit_ratio, errors, mb_per_sec, server_cpu, thresholds (default: "
+        "ops_per_sec, latency, set, errors, thresholds, fitted to the terminal's width)",
+        "LIST",
+    ),
     Option("--slap-html", "write a self-contained HTML report with charts to PATH (needs the report extra)", "PATH"),
     Option(
         "--slap-hdr",
@@ -277,6 +284,17 @@ def _percentiles(value: Any) -> tuple[float, ...]:
     try:
         return parse_percentiles(value)
     except MetricError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _columns(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    from pytest_memaslap.output.columns import ColumnError, parse_columns
+
+    try:
+        return parse_columns(str(value))
+    except ColumnError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
@@ -507,6 +525,7 @@ class Settings:
     cleanup: bool = False
     stat_freq: int | None = None
     percentiles: tuple[float, ...] = DEFAULT_PERCENTILES  # the summary's latency columns (--slap-percentiles)
+    columns: tuple[str, ...] | None = None  # --slap-columns: the summary's columns (None: the compact default)
     rounds: int = 1
     html_path: str | None = None
     hdr_dir: str | None = None  # --slap-hdr: HdrHistogram interval logs go here
@@ -589,6 +608,7 @@ class Settings:
             prometheus=_listen_address("--slap-prometheus", raw["slap_prometheus"]),
             stat_freq=_stat_freq(raw["slap_stat_freq"]),
             percentiles=_percentiles(raw["slap_percentiles"]),
+            columns=_columns(raw["slap_columns"]),
             **_baseline_settings(raw),
         )
 
