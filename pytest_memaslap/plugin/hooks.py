@@ -10,48 +10,46 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_memaslap import hotpath
-from pytest_memaslap.memcached.server import MemcachedServer, ServerError, ServerPool
-from pytest_memaslap.model.capacity import CapacitySearch
-from pytest_memaslap.model.keyspace import SHORTEST_PREFIX, check_key_size
-from pytest_memaslap.model.memaslap_file import load_config
-from pytest_memaslap.model.thresholds import ThresholdError, parse_all
-from pytest_memaslap.model.workload import Workload, WorkloadError
-from pytest_memaslap.plugin.modes import Controller, Mode, mode_for
-from pytest_memaslap.plugin.options import Settings, add_options, server_config_from_mark, shards_option
-from pytest_memaslap.plugin.session import SlapPlan, SlapSession
-from pytest_memaslap.plugin.signals import (
-    install_first_interrupt_handler,
-    install_sigterm_handler,
-    interrupts_deferred,
-    restore_first_interrupt_handler,
-    restore_interrupts,
-    restore_sigterm_handler,
-)
+from pytest_memaslap.plugin.optiontable import add_options, any_given, shards_option
 
 if TYPE_CHECKING:  # (loaded on first use: a suite without slap tests pays for none of it)
     from pymemcache.client.base import Client
 
+    from pytest_memaslap.memcached.server import MemcachedServer, ServerPool
+    from pytest_memaslap.model.workload import Workload
     from pytest_memaslap.plugin.fixture import Slap
     from pytest_memaslap.plugin.messages import ShardReport
+    from pytest_memaslap.plugin.modes import Mode
+    from pytest_memaslap.plugin.session import SlapPlan, SlapSession
+    from pytest_memaslap.stats.live import OnPreload, OnSecond
     from pytest_memaslap.stats.outcome import CallOutcome
 
-SESSION = pytest.StashKey[SlapSession]()
-PLAN = pytest.StashKey[SlapPlan]()
+SESSION: pytest.StashKey[SlapSession] = pytest.StashKey()
+PLAN: pytest.StashKey[SlapPlan] = pytest.StashKey()
 INDEX = pytest.StashKey[int]()
 SLAP: pytest.StashKey[Slap] = pytest.StashKey()
 SHARD_REPORTS: pytest.StashKey[list[ShardReport]] = pytest.StashKey()  # this process's reports of its slap() calls
 CONTROLLER_SIGINT = pytest.StashKey[Any]()  # the SIGINT handler the xdist controller replaced
 
+# the slap mark's arguments, as the workload takes them (a test checks the two are the same: written out here,
+# so that registering the marks loads no model)
+MARK_ARGUMENTS = (
+    "duration", "ops", "warmup", "connections", "window", "commands", "keys", "key_size", "value_size",
+    "key_pattern", "seed", "preload", "protocol", "timeout", "reconnect", "rate", "stages", "connection_steps",
+    "step_duration", "arrivals", "division", "verify", "expire", "expire_after", "overwrite", "transport", "trace",
+    "speed", "loop", "amplify", "preset", "probe_rate",
+)  # fmt: skip
+STARTED_ON_FIRST_USE = "memcached started by the plugin on first use"
+SLAP_MARKS = ("slap", "slap_thresholds", "slap_capacity", "memcached")
+SLAP_FIXTURES = ("slap", "memcached_server", "memcached_client", "memcached_pool")
 MARKERS = (
-    # (the argument list is the workload's own, so the help cannot drift from what the mark takes)
-    f"slap(**workload): the load this test runs with the slap fixture: {', '.join(Workload.argument_names())}, "
+    f"slap(**workload): the load this test runs with the slap fixture: {', '.join(MARK_ARGUMENTS)}, "
     "config (a memaslap -F file)",
     "slap_thresholds(*exprs): pass/fail rules on the result, e.g. 'ops_per_sec >= 50k', 'get.p99 < 2ms'",
     "slap_capacity(slo=, start=, limit=, step=, precision=, max_steps=, time_limit=): instead of one load, find "
@@ -89,6 +87,22 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    if any_given(config) or _under_xdist(config):  # (else the session starts with the first slap test)
+        _start_session(config)
+
+
+def _under_xdist(config: pytest.Config) -> bool:
+    """A worker, or a controller that will start workers: the modes need the session from the start."""
+    return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
+
+
+def _start_session(config: pytest.Config) -> SlapSession:
+    """The plugin's session: its settings read and checked, its mode found, its reporting set up."""
+    from pytest_memaslap.plugin.modes import Controller, mode_for
+    from pytest_memaslap.plugin.options import Settings
+    from pytest_memaslap.plugin.session import SlapSession
+    from pytest_memaslap.plugin.signals import install_first_interrupt_handler
+
     state = SlapSession(Settings.from_config(config), mode_for(config), config)
     config.stash[SESSION] = state
     if isinstance(state.mode, Controller):  # (it runs no load: its first Ctrl-C defers the next from the start)
@@ -97,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ReportCollector(state), "memaslap-report-collector")
         if state.settings.prometheus is not None:
             _serve_metrics(state.mode, *state.settings.prometheus)
+    return state
 
 
 def _serve_metrics(mode: Mode, host: str, port: int) -> None:
@@ -111,23 +126,34 @@ def _serve_metrics(mode: Mode, host: str, port: int) -> None:
 def pytest_report_header(config: pytest.Config) -> str | None:
     """Which engine and event loop the load runs on, and against which memcached (found without loading them)."""
     state = config.stash.get(SESSION, None)
-    if state is None:
-        return None
     loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio (uvloop is not installed)"
+    if state is None:  # (no option of the plugin given: it starts a memcached when a slap test first needs one)
+        return f"memaslap: hot path {hotpath.describe()}, event loop {loop}; {STARTED_ON_FIRST_USE}"
     external = state.mode.server_address or state.settings.external
-    server = f"memcached at {external}" if external else "memcached started by the plugin on first use"
+    server = f"memcached at {external}" if external else STARTED_ON_FIRST_USE
     exporter = state.mode.exporter
     metrics = f"; live metrics for Prometheus at {exporter.url}" if exporter is not None else ""
     return f"memaslap: hot path {hotpath.describe()}, event loop {loop}; {server}{metrics}"
 
 
 def _session(config: pytest.Config) -> SlapSession:
-    return config.stash[SESSION]
+    """The plugin's session, started now if nothing needed it before."""
+    state = config.stash.get(SESSION, None)
+    return state if state is not None else _start_session(config)
+
+
+def _uses_the_plugin(item: pytest.Item) -> bool:
+    """Whether a test has a mark or a fixture of the plugin (the others never load it)."""
+    fixtures = getattr(item, "fixturenames", ())
+    return any(item.get_closest_marker(name) for name in SLAP_MARKS) or any(f in fixtures for f in SLAP_FIXTURES)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: start the one server all workers share, and tell them the run token."""
+    from pytest_memaslap.memcached.server import ServerError
+    from pytest_memaslap.plugin.modes import Controller
+
     state = _session(node.config)
     controller = state.mode
     assert isinstance(controller, Controller)  # (xdist calls this hook on its controller only)
@@ -146,6 +172,9 @@ def pytest_configure_node(node: Any) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: a worker crashed; shards of a sharded run waiting for it at a barrier stop now."""
+    from pytest_memaslap.memcached.server import ServerError
+    from pytest_memaslap.plugin.modes import Controller
+
     state = _session(node.config)
     controller = state.mode
     if not error or not isinstance(controller, Controller) or node.config.getoption("dist", "no") != "each":
@@ -157,77 +186,18 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     controller.call_off(server, f"xdist worker {node.gateway.id} went down ({str(error).strip()[:200]})")
 
 
-def plan_for(item: pytest.Item, session: SlapSession) -> SlapPlan:
-    """Merge the item's marks (closest wins) with the options; raises on any bad value."""
-    slap_kwargs: dict[str, Any] = {}
-    slap_marks = list(item.iter_markers("slap"))
-    for mark in reversed(slap_marks):
-        if mark.args:
-            raise WorkloadError(f"slap mark: takes keyword arguments only; got positional {mark.args!r}")
-        slap_kwargs.update(mark.kwargs)
-    if "config" in slap_kwargs:  # memaslap's -F file, relative to the test's file; the mark's own arguments win
-        config = slap_kwargs.pop("config")
-        if not isinstance(config, (str, os.PathLike)):
-            raise WorkloadError(f"config={config!r}: expected the path of a memaslap configuration file")
-        slap_kwargs = {**load_config(item.path.parent / config), **slap_kwargs}
-    trace = slap_kwargs.get("trace")
-    if isinstance(trace, (str, os.PathLike)) and str(trace):  # a trace file, relative to the test's file
-        slap_kwargs["trace"] = str(item.path.parent / trace)
-    workload = Workload.from_args(slap_kwargs, also_allowed=("config",))
-    workload = Workload.from_args(dict(session.settings.workload_overrides), base=workload)
-    check_key_size(workload.key_size, workload.keys, SHORTEST_PREFIX)  # (at collection; the run checks its own)
-    exprs: tuple[Any, ...] = ()
-    for mark in item.iter_markers("slap_thresholds"):
-        if mark.kwargs:
-            raise ThresholdError(f"slap_thresholds mark: takes expressions only; got {mark.kwargs!r}")
-        exprs += mark.args
-    thresholds = parse_all(exprs, workload.measured_commands())
-    unprobed = [t.expr for t in thresholds if t.command == "probe" and workload.probe_rate is None]
-    if unprobed:
-        raise ThresholdError(f"threshold {unprobed[0]!r}: the workload has no probe; add probe_rate= (e.g. '1k')")
-    unsampled = [t.expr for t in thresholds if t.command == "server" and session.settings.server_stats == "off"]
-    if unsampled:
-        raise ThresholdError(
-            f"threshold {unsampled[0]!r}: the server's stats are not sampled (--slap-server-stats=off); "
-            "use --slap-server-stats=on"
-        )
-    capacity = _capacity_search(item, workload, session.settings.capacity_step)
-    if capacity is None and any(t.metric == "capacity" for t in thresholds):
-        raise ThresholdError("threshold on capacity: it is measured by a capacity search; add a slap_capacity mark")
-    server = session.settings.server
-    for mark in reversed(list(item.iter_markers("memcached"))):
-        if mark.args:
-            raise WorkloadError(f"memcached mark: takes keyword arguments only; got {mark.args!r}")
-        server = server_config_from_mark(server, mark.kwargs)
-    return SlapPlan(workload, thresholds, server, capacity)
-
-
-def _capacity_search(item: pytest.Item, workload: Workload, step_s: float | None) -> CapacitySearch | None:
-    """The item's slap_capacity mark (the closest), validated; None without one."""
-    mark = item.get_closest_marker("slap_capacity")
-    if mark is None:
-        return None
-    if mark.args:
-        raise WorkloadError(f"slap_capacity mark: takes keyword arguments only; got positional {mark.args!r}")
-    if workload.open_loop:
-        raise WorkloadError(
-            "slap_capacity: the search sets the rate of each step; remove rate= and stages= from the slap mark"
-        )
-    if workload.transport == "udp":
-        raise WorkloadError("slap_capacity: searches run open loop over TCP; remove transport='udp'")
-    if workload.trace is not None:
-        raise WorkloadError("slap_capacity: searches a synthetic mix's rates; a trace replay keeps its own clock")
-    return CapacitySearch.from_args(mark.kwargs, workload.measured_commands(), step_s)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
     """Validate marks as tests are collected, so a bad argument fails collection, naming it."""
     result = yield
     items = result if isinstance(result, list) else [result]
-    session = _session(collector.config)
     for item in items:
-        if isinstance(item, pytest.Function):
+        if isinstance(item, pytest.Function) and _uses_the_plugin(item):
+            from pytest_memaslap.model.thresholds import ThresholdError
+            from pytest_memaslap.model.workload import WorkloadError
+            from pytest_memaslap.plugin.plans import plan_for
+
+            session = _session(collector.config)
             try:
                 item.stash[PLAN] = plan_for(item, session)
             except (WorkloadError, ThresholdError) as exc:
@@ -249,6 +219,8 @@ def memcached_pool(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
     the load and stops the servers in order); suites that never use the
     plugin's fixtures keep their own SIGTERM behaviour.
     """
+    from pytest_memaslap.plugin.signals import install_sigterm_handler, restore_sigterm_handler
+
     pool = _session(request.config).pool
     previous = install_sigterm_handler()
     try:
@@ -261,6 +233,8 @@ def memcached_pool(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
 @pytest.fixture
 def memcached_server(request: pytest.FixtureRequest, memcached_pool: ServerPool) -> MemcachedServer:
     """The memcached for this test: started once per configuration, or the one given with --memcached."""
+    from pytest_memaslap.memcached.server import ServerError
+
     state = _session(request.config)
     plan = request.node.stash.get(PLAN, None)
     try:
@@ -283,7 +257,9 @@ def memcached_client(memcached_server: MemcachedServer) -> Iterator[Client]:
 @pytest.fixture
 def slap(request: pytest.FixtureRequest, memcached_server: MemcachedServer) -> Slap:
     """Call ``slap()`` to run the test's workload; it returns a SlapResult."""
+    from pytest_memaslap.memcached.server import ServerError
     from pytest_memaslap.plugin.fixture import Slap
+    from pytest_memaslap.plugin.plans import plan_for
 
     state = _session(request.config)
     item = request.node
@@ -326,7 +302,7 @@ def _second_sinks(config: pytest.Config, nodeid: str, server: MemcachedServer) -
         return None
 
     from pytest_memaslap.output.progress import PRELOAD_EVERY_S, PreloadPrinter, ProgressPrinter, stat_freq
-    from pytest_memaslap.stats.live import LiveFeed, OnPreload, OnSecond, every_second
+    from pytest_memaslap.stats.live import LiveFeed, every_second
 
     def for_workload(workload: Workload, label: str) -> tuple[OnSecond | None, OnPreload | None]:
         every = stat_freq(state.settings.stat_freq, workload.duration)
@@ -350,6 +326,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     A shard cannot judge alone: on an xdist worker nothing is judged here, the
     controller judges the merged result when the last shard's report arrives.
     """
+    if PLAN not in item.stash:  # (not a test of the plugin's)
+        return (yield)
     state = _session(item.config)
     try:
         result = yield
@@ -444,13 +422,19 @@ class ReportCollector:
 
 @pytest.hookimpl(tryfirst=True)  # (before xdist stops its workers: an interrupted run waits for their shards)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    if SESSION not in session.config.stash:
+        return
+    from pytest_memaslap.plugin.signals import interrupts_deferred
+
     interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
     with interrupts_deferred() if interrupted else contextlib.nullcontext():  # (a second Ctrl-C loses nothing)
         _finish_session(session, interrupted)
 
 
 def _finish_session(session: pytest.Session, interrupted: bool) -> None:
-    state = _session(session.config)
+    state = session.config.stash.get(SESSION, None)
+    if state is None:  # (the plugin was never used)
+        return
     if interrupted:
         state.mode.collect_interrupted()
     state.mode.close()
@@ -480,7 +464,9 @@ def pytest_keyboard_interrupt(excinfo: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    state = _session(config)
+    state = config.stash.get(SESSION, None)
+    if state is None:
+        return
     mode = state.mode
     if not mode.reports or not (mode.outcomes or mode.missing_shards() or state.comparison or state.output_errors):
         return
@@ -560,8 +546,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(SESSION, None)
-    if state is not None:
-        state.mode.stop_serving()
-        state.pool.close(keep_logs=state.failed)
+    if state is None:
+        return
+    from pytest_memaslap.plugin.signals import restore_first_interrupt_handler, restore_interrupts
+
+    state.mode.stop_serving()
+    state.pool.close(keep_logs=state.failed)
     restore_interrupts()
     restore_first_interrupt_handler(config.stash.get(CONTROLLER_SIGINT, None))

@@ -13,200 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_memaslap.memcached.sasl import SASL_PASSWORD_ENV, SaslCredentials, SaslError, credentials_from
+from pytest_memaslap.memcached.sasl import SaslCredentials, SaslError, credentials_from
 from pytest_memaslap.memcached.server import ServerConfig, ServerError, parse_address, parse_addresses
 from pytest_memaslap.model.memaslap_file import load_config
 from pytest_memaslap.model.metrics import DEFAULT_PERCENTILES, MetricError, parse_percentiles
 from pytest_memaslap.model.units import UnitError, parse_count, parse_duration
 from pytest_memaslap.model.workload import Workload, WorkloadError
+from pytest_memaslap.plugin.optiontable import OPTIONS, read_option
 
 if TYPE_CHECKING:  # (what only some options need loads when they are given: start-up stays light)
     import ssl
 
     from pytest_memaslap.model.allowances import Allowance
 
-
-@dataclass(frozen=True)
-class Option:
-    flag: str
-    help: str
-    metavar: str | None = None
-    kind: str = "string"  # "string" or "bool"
-
-    @property
-    def ini(self) -> str:
-        return self.flag.lstrip("-").replace("-", "_")
-
-    @property
-    def dest(self) -> str:
-        return self.ini
-
-
-OPTIONS = (
-    Option(
-        "--memcached",
-        "use the memcached at HOST:PORT instead of starting one; HOST:PORT,HOST:PORT spreads keys over several "
-        "as pymemcache's HashClient does",
-        "HOST:PORT[,...]",
-    ),
-    Option(
-        "--memcached-proxy-stats",
-        "the --memcached server is a twemproxy: its stats port (nutcracker -s); each call samples it and the "
-        "backends it names by address, beside the run (start it with -i 1000 for per-second figures)",
-        "HOST:PORT",
-    ),
-    Option("--memcached-tls", "speak TLS to the --memcached server(s) (memcached started with -Z)", kind="bool"),
-    Option("--memcached-tls-ca", "CA certificates that sign the server's certificate (default: the system's)", "PATH"),
-    Option("--memcached-tls-cert", "client certificate, for servers that ask for one (ssl_verify_mode)", "PATH"),
-    Option("--memcached-tls-key", "the client certificate's private key, if not in the certificate file", "PATH"),
-    Option(
-        "--memcached-sasl-user",
-        "log in to the --memcached server(s) with SASL PLAIN as USER (memcached started with -S; binary protocol)",
-        "USER",
-    ),
-    Option(
-        "--memcached-sasl-password",
-        f"the SASL password (better: the {SASL_PASSWORD_ENV} environment variable, which ps does not show)",
-        "PASSWORD",
-    ),
-    Option("--memcached-bin", "memcached binary to start (default: memcached on PATH)", "PATH"),
-    Option("--memcached-threads", "worker threads of the memcached the plugin starts (default 4)", "N"),
-    Option("--memcached-memory", "memory limit in MB of the memcached the plugin starts (default 1024)", "MB"),
-    Option(
-        "--memcached-udp",
-        "the memcached the plugin starts listens on UDP too (for transport='udp'; off by default)",
-        kind="bool",
-    ),
-    Option("--memcached-args", "extra arguments for the memcached the plugin starts, e.g. '-o modern'", "ARGS"),
-    Option("--slap-duration", "measured duration of every slap test, overriding marks (e.g. 30, 30s, 2m)", "SECONDS"),
-    Option("--slap-connections", "connections of every slap test, overriding marks", "N"),
-    Option("--slap-window", "requests in flight per connection of every slap test, overriding marks", "N"),
-    Option("--slap-seed", "RNG seed of every slap test, overriding marks", "N"),
-    Option("--slap-protocol", "protocol of every slap test, overriding marks: ascii, meta or binary", "NAME"),
-    Option(
-        "--slap-rounds",
-        "run every slap() call N times (with --slap-versus*: N pairs, default 5); thresholds and comparisons "
-        "are judged on the rounds' 95% intervals (default 1)",
-        "N",
-    ),
-    Option(
-        "--slap-max-rounds",
-        "let a slap() call add rounds, one at a time up to N in all, while a threshold or an A/B verdict is "
-        "inconclusive (not with shards)",
-        "N",
-    ),
-    Option(
-        "--slap-server-stats",
-        "the servers' stats sampled once a second during every slap() call (JSON 'server', server.* thresholds): "
-        "on (the default), off, or column (on, and the server's CPU µs per request as a summary column)",
-        "on|off|column",
-    ),
-    Option(
-        "--slap-validity",
-        "what a failed validity check (rate kept, arrivals as asked, a steady run) does: report (the default: "
-        "a note under the summary) or fail (the test fails)",
-        "report|fail",
-    ),
-    Option(
-        "--slap-inconclusive",
-        "what an inconclusive verdict (its interval straddles the limit or allowance) does: pass (with a "
-        "warning; the default) or fail",
-        "pass|fail",
-    ),
-    Option(
-        "--slap-versus",
-        "interleaved A/B: every slap() call also runs on the memcached at HOST:PORT (B), rounds alternating in "
-        "random order, and reports B against the usual server (A) with 95% intervals",
-        "HOST:PORT",
-    ),
-    Option(
-        "--slap-versus-bin",
-        "interleaved A/B against a second memcached binary the plugin starts with the same options as the first "
-        "(--memcached-bin names the first)",
-        "PATH",
-    ),
-    Option(
-        "--slap-config",
-        "a memaslap -F configuration file: its key, value and cmd distributions for every slap test",
-        "PATH",
-    ),
-    Option(
-        "--slap-capacity-step",
-        "seconds per step of every slap_capacity search, overriding marks (--slap-duration does not apply to them)",
-        "SECONDS",
-    ),
-    Option("--slap-json", "write the results of all slap tests as JSON to PATH", "PATH"),
-    Option(
-        "--slap-stat-freq",
-        "print progress every N seconds of a run (0: off; default 5 for runs of 10 s or more, else off)",
-        "SECONDS",
-    ),
-    Option(
-        "--slap-percentiles",
-        "latency percentiles the summary shows and the JSON adds, e.g. 50,99,99.9 (default 50,99)",
-        "LIST",
-    ),
-    Option(
-        "--slap-columns",
-        "the summary's columns, e.g. ops_per_sec,latency,errors,thresholds (or all): shards, duration, ops, "
-        "ops_per_sec, latency, max, set, hit_ratio, errors, mb_per_sec, server_cpu, thresholds (default: "
-        "ops_per_sec, latency, set, errors, thresholds, fitted to the terminal's width)",
-        "LIST",
-    ),
-    Option("--slap-html", "write a self-contained HTML report with charts to PATH (needs the report extra)", "PATH"),
-    Option(
-        "--slap-hdr",
-        "write each slap() call's latencies as an HdrHistogram interval log (.hlog) into DIR",
-        "DIR",
-    ),
-    Option(
-        "--slap-prometheus",
-        "serve live metrics of the running tests for Prometheus at [HOST:]PORT/metrics (HOST defaults to "
-        "127.0.0.1; PORT 0 picks a free one); needs the prometheus extra",
-        "[HOST:]PORT",
-    ),
-    Option("--slap-save", "save this run's results as NAME in the results folder (--slap-storage)", "NAME"),
-    Option(
-        "--slap-autosave",
-        "save this run as the next numbered run in the results folder (0001_<commit>_<date>.json, ...)",
-        kind="bool",
-    ),
-    Option("--slap-storage", "folder of saved runs (default .slap)", "DIR"),
-    Option(
-        "--slap-compare",
-        "compare this run with a saved one: NAME in the results folder, a file, latest or NNNN (autosaved runs)",
-        "NAME|PATH|latest|NNNN",
-    ),
-    Option(
-        "--slap-compare-fail",
-        "fail the session when a metric regresses past its allowance (its 95% interval of the change clear of 0, "
-        "its estimate past the allowance), e.g. 'ops_per_sec:-5%,get.p99:+10%'; for --slap-compare and "
-        "--slap-versus*",
-        "SPEC",
-    ),
-    Option(
-        "--slap-compare-strict",
-        "with --slap-compare-fail: fail on regressions even when the baseline was measured on another machine",
-        kind="bool",
-    ),
-    Option("--slap-no-thresholds", "measure and report, but do not fail tests on slap_thresholds", kind="bool"),
-    Option(
-        "--slap-shards",
-        "run every slap test as N synchronized shards, one per pytest-xdist worker (sets -n N --dist each)",
-        "N",
-    ),
-    Option("--slap-sync-timeout", "how long shards wait for each other at a phase barrier (default 60 s)", "SECONDS"),
-    Option(
-        "--slap-cleanup",
-        "delete each slap() call's keys when it ends, on servers the plugin did not start",
-        kind="bool",
-    ),
-    Option(
-        "--slap-allow-flush",
-        "allow flush_all on a server given with --memcached (never done otherwise)",
-        kind="bool",
-    ),
-)
 
 _CLI_WORKLOAD = {
     "slap_duration": "duration",
@@ -217,32 +36,11 @@ _CLI_WORKLOAD = {
 }
 
 
-def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("memaslap", "memcached load testing (pytest-memaslap)")
-    for option in OPTIONS:
-        cli_help = option.help.replace("%", "%%")  # argparse formats help strings with %
-        if option.kind == "bool":
-            group.addoption(option.flag, action="store_true", default=None, dest=option.dest, help=cli_help)
-            parser.addini(option.ini, option.help, type="bool", default=False)
-        else:
-            group.addoption(option.flag, default=None, dest=option.dest, metavar=option.metavar, help=cli_help)
-            parser.addini(option.ini, option.help, default="")
-
-
-def _read(config: pytest.Config, option: Option) -> Any:
-    value = config.getoption(option.dest)
-    if value is None:
-        value = config.getini(option.ini)
-    if option.kind != "bool" and value == "":
-        return None
-    return value
-
-
 def _flag(name: str) -> str:
     return f"--{name.replace('_', '-')}"
 
 
-def _int(name: str, value: Any, low: int = 1) -> int:
+def whole_number(name: str, value: Any, low: int = 1) -> int:
     """A whole number, with the count suffixes every count takes (``--slap-keys=1M``)."""
     try:
         number = parse_count(value, _flag(name))
@@ -440,12 +238,6 @@ def _html_path(path: str | None) -> str | None:
     return _output_file("--slap-html", path)
 
 
-def shards_option(config: pytest.Config) -> int | None:
-    """``--slap-shards`` / ``slap_shards``, validated; None when not given."""
-    value = config.getoption("slap_shards") or config.getini("slap_shards")
-    return _int("slap_shards", value) if value else None
-
-
 VERSUS_ROUNDS = 5  # pairs of rounds of an interleaved A/B call unless --slap-rounds says otherwise
 
 
@@ -479,8 +271,8 @@ def _versus(raw: Mapping[str, Any]) -> bool:
 def _max_rounds(raw: Mapping[str, Any], versus: bool) -> int | None:
     if raw["slap_max_rounds"] is None:
         return None
-    rounds = _int("slap_rounds", raw["slap_rounds"] or (VERSUS_ROUNDS if versus else 1))
-    most = _int("slap_max_rounds", raw["slap_max_rounds"])
+    rounds = whole_number("slap_rounds", raw["slap_rounds"] or (VERSUS_ROUNDS if versus else 1))
+    most = whole_number("slap_max_rounds", raw["slap_max_rounds"])
     if most < max(rounds, 2):
         raise pytest.UsageError(
             f"--slap-max-rounds={most}: must be at least --slap-rounds ({rounds}) and at least 2 "
@@ -552,11 +344,11 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
-        raw = {option.ini: _read(config, option) for option in OPTIONS}
+        raw = {option.ini: read_option(config, option) for option in OPTIONS}
         server = ServerConfig(
             binary=raw["memcached_bin"] or "memcached",
-            threads=_int("memcached_threads", raw["memcached_threads"] or 4),
-            memory_mb=_int("memcached_memory", raw["memcached_memory"] or 1024),
+            threads=whole_number("memcached_threads", raw["memcached_threads"] or 4),
+            memory_mb=whole_number("memcached_memory", raw["memcached_memory"] or 1024),
             extra_args=tuple(shlex.split(raw["memcached_args"] or "")),
             udp=bool(raw["memcached_udp"]),
         )
@@ -566,7 +358,7 @@ class Settings:
             if value is None:
                 continue
             if field_name not in ("duration", "protocol"):
-                value = _int(ini, value, low=0 if field_name == "seed" else 1)
+                value = whole_number(ini, value, low=0 if field_name == "seed" else 1)
             overrides[field_name] = value
         try:
             if raw["slap_config"]:
@@ -592,7 +384,7 @@ class Settings:
             cleanup=bool(raw["slap_cleanup"]),
             tls=_tls_context(raw),
             sasl=_sasl_credentials(raw),
-            rounds=_int("slap_rounds", raw["slap_rounds"] or (VERSUS_ROUNDS if versus else 1)),
+            rounds=whole_number("slap_rounds", raw["slap_rounds"] or (VERSUS_ROUNDS if versus else 1)),
             max_rounds=_max_rounds(raw, versus),
             inconclusive_fails=_inconclusive_fails(raw["slap_inconclusive"]),
             server_stats=_server_stats(raw["slap_server_stats"]),
