@@ -170,8 +170,8 @@ def test_through(slap):
 """
 
 
-def test_the_proxys_stats_and_its_backends_are_sampled_beside_the_run(pytester, twemproxy):
-    """Its stats port read with every sample; its backends sampled as servers: both add up to our requests."""
+def _sampled_through(pytester: pytest.Pytester, twemproxy: Proxy) -> dict:
+    """SAMPLED_TEST through the proxy, its stats port given: the test's JSON entry."""
     pytester.makepyfile(SAMPLED_TEST)
     result = pytester.runpytest(
         "-p", "no:cacheprovider", f"--memcached={twemproxy.address}", f"--memcached-proxy-stats={twemproxy.stats}",
@@ -179,6 +179,12 @@ def test_the_proxys_stats_and_its_backends_are_sampled_beside_the_run(pytester, 
     )  # fmt: skip
     result.assert_outcomes(passed=1)
     (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+    return test
+
+
+def test_the_proxys_stats_and_its_backends_are_sampled_beside_the_run(pytester, twemproxy):
+    """Its stats port read with every sample; its backends sampled as servers: both add up to our requests."""
+    test = _sampled_through(pytester, twemproxy)
     server = test["server"]
     proxy = server["proxy"]
     assert proxy["error"] is None and proxy["service"] == "nutcracker"
@@ -195,13 +201,7 @@ def test_the_proxys_stats_and_its_backends_are_sampled_beside_the_run(pytester, 
 
 @pytest.mark.parametrize("twemproxy", ["named"], indirect=True)
 def test_a_backend_the_proxy_names_otherwise_is_said_not_sampled(pytester, twemproxy):
-    pytester.makepyfile(SAMPLED_TEST)
-    result = pytester.runpytest(
-        "-p", "no:cacheprovider", f"--memcached={twemproxy.address}", f"--memcached-proxy-stats={twemproxy.stats}",
-        "--slap-json=r.json",
-    )  # fmt: skip
-    result.assert_outcomes(passed=1)
-    (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+    test = _sampled_through(pytester, twemproxy)
     servers = {s["server"]: s for s in test["server"]["servers"]}
     assert servers["beta"]["error"] == "pool pool: the proxy names this backend 'beta', not HOST:PORT: not sampled"
     assert servers[f"127.0.0.1:{twemproxy.servers[0].port}"]["ops"] > 0
