@@ -99,7 +99,8 @@ def test_staged(slap):
 
 @pytest.mark.parametrize("shards", [1, 2])
 def test_a_staged_run_follows_its_profile_second_by_second(pytester, shards):
-    """Each second's achieved rate is its target (within 3 %, plus a few requests); with 2 shards, together."""
+    """Each second's achieved rate is its target (within 3 %, plus a few requests; the sum, when the run says the
+    machine stalled its senders); with 2 shards, together."""
     pytester.makepyfile(STAGED_TEST)
     args = ["--slap-json=out.json", "--slap-html=out.html"] + ([f"--slap-shards={shards}"] if shards > 1 else [])
     result = run_subprocess(pytester, *args) if shards > 1 else pytester.runpytest("-p", "no:cacheprovider", *args)
