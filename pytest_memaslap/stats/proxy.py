@@ -4,11 +4,12 @@ Pure: handed the documents' counters (with the wall time each was read)
 and the call's wall-clock window, it gives the ``server`` section's
 ``proxy`` part: the requests it forwarded, its errors by kind, its
 ejections, per backend and between readings. twemproxy's event loop hands
-its counters to its stats thread between events (and at least every
-``-i`` ms), and the thread publishes them when read: a document holds what
-happened up to a moment before it was read. So the first reading (before
-the call) holds nothing of it, and the call is whole in the totals once the
-counters read after it have stopped moving (``settled``).
+its counters to its stats thread after handling an event (and at least
+every ``-i`` ms), and the thread publishes them when read: a document holds
+what happened up to a moment before it was read. So the sampler settles
+its first reading before the call and its last after it (it pokes the
+proxy: ``memcached.sampler``), and the totals between them hold the call
+exactly when it could (``settled``).
 """
 
 from __future__ import annotations
