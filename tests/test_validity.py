@@ -49,6 +49,11 @@ def test_poisson_departures_pass_and_batched_ones_fail_the_arrivals_check():
     assert arrivals_check([1, 2, 3], "poisson") is None  # (too few to test)
 
 
+def test_departures_all_in_one_write_fail_the_arrivals_check_without_a_division_by_zero():
+    check = arrivals_check([1_000_000] * 200, "poisson")
+    assert check["passed"] is False and check["distance"] == 1.0 and check["batched_share"] == 1.0
+
+
 def test_even_arrivals_are_checked_by_their_spread():
     even = [i * 200_000 for i in range(1000)]
     assert arrivals_check(even, "uniform")["passed"]  # type: ignore[index]

@@ -79,6 +79,10 @@ def arrivals_check(departures_ns: list[int], arrivals: str) -> dict[str, Any] | 
     from scipy import stats
 
     batched = sum(1 for gap in gaps if gap <= 0) / len(gaps)  # (requests that left in one write with another)
+    if mean <= 0:  # (every request of the sample left in one write: as far from Poisson as can be)
+        return {"passed": False, "test": "Kolmogorov-Smirnov distance to the exponential", "distance": 1.0,
+                "max_distance": MAX_DISTANCE, "anderson_darling": None, "gaps": len(gaps), "mean_gap_us": 0.0,
+                "batched_share": round(batched, 4)}  # fmt: skip
     distance = float(stats.kstest(gaps, "expon", args=(0, mean)).statistic)
     anderson = _anderson([max(gap, CLOCK_RESOLUTION_S) for gap in gaps])
     return {
