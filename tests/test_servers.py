@@ -179,3 +179,18 @@ def test_server_logs_live_under_basetemp_and_stay_only_when_the_session_fails(py
     failed.assert_outcomes(failed=1)
     kept = list((basetemp / "memcached").iterdir())
     assert len(kept) == 1 and kept[0].name.endswith(".log"), kept
+
+
+def test_a_flush_is_done_when_flush_returns(own_server):
+    """memcached_server.flush() waits for the server's OK: with two worker threads, a flush sent without
+    waiting could land after the next connection's request (it once moved a test's counters)."""
+    client = own_server.client()
+    try:
+        for round_number in range(30):
+            client.set("flushed", b"x", noreply=False)
+            before = own_server.stats()["cmd_flush"]
+            own_server.flush()
+            assert own_server.stats()["cmd_flush"] == before + 1, f"round {round_number}"
+            assert client.get("flushed") is None
+    finally:
+        client.close()

@@ -124,7 +124,8 @@ class BinaryClient:
             self.close()  # (as in _call)
             raise
 
-    def flush_all(self) -> bool:
+    def flush_all(self, noreply: Any = None) -> bool:
+        """(Always waits for the server's answer, whatever ``noreply`` says: pymemcache's signature.)"""
         return self._call(binary.request(binary.FLUSH, b""))[0][0] == binary.OK
 
     def set(self, key: str, value: bytes | str, expire: int = 0, noreply: Any = None) -> bool:

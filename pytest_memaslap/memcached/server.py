@@ -213,7 +213,9 @@ class MemcachedServer:
             )
         client = self.control()
         try:
-            client.flush_all()
+            # (waiting for its OK: pymemcache's default noreply returns at once, and the flush could then land
+            # on another worker thread after whatever the caller does next, such as reading the counters)
+            client.flush_all(noreply=False)
         finally:
             client.close()
 
