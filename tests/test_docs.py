@@ -11,11 +11,22 @@ from pathlib import Path
 
 import pytest
 
+from pytest_memaslap.model import metrics
+from pytest_memaslap.model.arguments import ARGUMENTS
 from pytest_memaslap.model.metrics import SERVER_METRICS
-from pytest_memaslap.model.workload import Workload
+from pytest_memaslap.model.parsers import ARRIVALS, PROTOCOLS, TRANSPORTS
+from pytest_memaslap.model.workload import Workload, WorkloadError
 from pytest_memaslap.plugin.optiontable import OPTIONS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+sys.path.insert(0, str(DOCS))
+import generate_reference  # noqa: E402  (docs/generate_reference.py: the reference pages' writer)
+
+
+def test_the_generated_reference_pages_are_up_to_date():
+    """options.md and marks.md are written from the code; an edit to either side without the other fails here."""
+    for name, render in generate_reference.PAGES.items():
+        assert (DOCS / name).read_text() == render(), f"docs/{name} is stale: run python docs/generate_reference.py"
 
 
 def test_every_option_and_ini_key_is_in_the_options_reference():
@@ -25,12 +36,35 @@ def test_every_option_and_ini_key_is_in_the_options_reference():
     assert {ini for _, ini in rows} == {option.ini for option in OPTIONS}
 
 
-def test_every_mark_argument_is_in_the_slap_marks_table():
-    text = (DOCS / "writing-tests.md").read_text()
-    table = text.split("## The `slap` mark: the workload", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"^\| `([a-z_]+)` \|", table, re.M))
-    missing = set(Workload.argument_names()) - documented
-    assert not missing, f"mark arguments missing from docs/writing-tests.md: {sorted(missing)}"
+def test_every_mark_argument_is_in_the_mark_reference_with_its_kind_default_and_allowed_values():
+    text = (DOCS / "marks.md").read_text()
+    table = text.split("## `@pytest.mark.slap(...)`: the workload", 1)[1].split("\n## ", 1)[0]
+    row = re.compile(r"^\| `([a-z_]+)` \| ([^|]+) \| ([^|]+) \| (.+?) \| (.+) \|$", re.M)
+    rows = {name: cells for name, *cells in row.findall(table)}
+    assert set(rows) == set(Workload.argument_names()) | {"config"}
+    assert not [name for name, cells in rows.items() if not all(cell.strip() for cell in cells)]
+
+
+def test_every_example_in_the_argument_table_parses():
+    """The reference's examples are values the parsers take (and the table covers every field, nothing else)."""
+    assert set(ARGUMENTS) == set(Workload.argument_names())
+    for argument in ARGUMENTS.values():
+        argument.parse(argument.example)
+
+
+def test_a_choice_argument_lists_exactly_what_its_parser_takes():
+    for name, choices in (("protocol", PROTOCOLS), ("arrivals", ARRIVALS), ("transport", TRANSPORTS)):
+        assert ARGUMENTS[name].accepts == ", ".join(f"`{c}`" for c in choices)
+        for choice in choices:
+            assert ARGUMENTS[name].parse(choice) == choice
+        with pytest.raises(WorkloadError, match=f"{name}='nope': allowed: {', '.join(choices)}"):
+            ARGUMENTS[name].parse("nope")
+
+
+def test_every_threshold_metric_is_in_the_mark_reference():
+    text = (DOCS / "marks.md").read_text()
+    names = metrics.TOTAL_METRICS + metrics.COMMAND_METRICS + metrics.ENGINE_GROUPS + metrics.SERVER_METRICS
+    assert not [name for name in names if f"`{name}`" not in text]
 
 
 def test_every_server_metric_is_named_in_the_measurement_page():

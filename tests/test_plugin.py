@@ -579,8 +579,8 @@ def test_a_bad_call_is_one_message_at_the_tests_line_without_plugin_internals(py
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=2)
     output = result.stdout.str()
-    assert output.count("E       pytest_memaslap.model.workload.WorkloadError: key_size: keys of 1 bytes") == 1
-    assert output.count("E       pytest_memaslap.model.workload.WorkloadError: window=0: must be at least 1") == 1
+    assert output.count("E       pytest_memaslap.model.parsers.WorkloadError: key_size: keys of 1 bytes") == 1
+    assert output.count("E       pytest_memaslap.model.parsers.WorkloadError: window=0: must be at least 1") == 1
     assert "During handling" not in output and "no running event loop" not in output
     assert "pytest_memaslap/" not in output  # no plugin-internal source lines
 

@@ -1,156 +1,35 @@
 """The workload: what the load does, validated once, immutable and serialisable.
 
 A workload comes from a ``@pytest.mark.slap(...)`` mark, command-line / ini
-overrides and ``slap(**overrides)``; every field is checked here so that a bad
-value is reported with its name and what is allowed, before any load runs.
+overrides and ``slap(**overrides)``; every argument is checked (by its parser in
+``model/arguments.py``, then by the cross-field rules here) so that a bad value
+is reported with its name and what is allowed, before any load runs.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from os import PathLike
-from typing import Any, TypeVar
+from typing import Any
 
-from pytest_memaslap.model import presets, units
+from pytest_memaslap.model import presets
 from pytest_memaslap.model import trace as traces
+from pytest_memaslap.model.arguments import ARGUMENTS
+from pytest_memaslap.model.parsers import COMMANDS as COMMANDS
+from pytest_memaslap.model.parsers import SizeSpec as SizeSpec
+from pytest_memaslap.model.parsers import WorkloadError as WorkloadError
+from pytest_memaslap.model.parsers import parse_connection_steps
+from pytest_memaslap.model.parsers import parse_count as parse_count
+from pytest_memaslap.model.parsers import parse_duration as parse_duration
 from pytest_memaslap.model.rate_profile import RateProfile
-from pytest_memaslap.model.units import UnitError
 
-COMMANDS = ("get", "set", "delete", "add", "replace", "append", "prepend", "touch", "incr", "decr", "gets", "cas")
 STORAGE_COMMANDS = {"set", "add", "replace", "cas"}  # what stores a whole value (append/prepend add a few bytes)
 PRELOAD_OVERFILL = 4  # a preload this many times the servers' memory is refused (see ``too_large_to_preload``)
 ITEM_OVERHEAD = 64  # memcached's item header, flags, CAS and line ends, rounded up
 COUNTER_COMMANDS = ("incr", "decr")  # these work on numeric counter keys of their own
-PROTOCOLS = ("ascii", "meta", "binary")
-ARRIVALS = ("poisson", "uniform", "etc")  # etc: Facebook ETC's inter-arrival times (see model/presets.py)
-TRANSPORTS = ("tcp", "udp")
 MAX_KEY_SIZE = 250
 MAX_DIVISION = 100
 MAX_AMPLIFY = 1000
-MAX_PROBE_RATE = 10_000.0
-
-SizeSpec = tuple[tuple[int, int, float], ...]
-
-
-class WorkloadError(ValueError):
-    """A workload argument is invalid; the message names it and says what is allowed."""
-
-
-_ANY = TypeVar("_ANY")
-
-
-def _as_workload_error(parse: Callable[..., _ANY]) -> Callable[..., _ANY]:
-    """A ``units`` parser whose errors are WorkloadErrors (what mark and option validation catches)."""
-
-    @functools.wraps(parse)
-    def parse_value(*args: Any) -> _ANY:
-        try:
-            return parse(*args)
-        except UnitError as exc:
-            raise WorkloadError(str(exc)) from None
-
-    return parse_value
-
-
-parse_duration = _as_workload_error(units.parse_duration)
-parse_count = _as_workload_error(units.parse_count)
-
-
-def _positive_count(value: Any, name: str) -> int:
-    number = parse_count(value, name)
-    if number < 1:
-        raise WorkloadError(f"{name}={value!r}: must be at least 1")
-    return number
-
-
-def parse_size_spec(value: Any, name: str) -> SizeSpec:
-    """Normalise a size: ``N``, ``(min, max)`` or memaslap-style ``[(min, max, proportion), ...]``."""
-    allowed = f"{name}: expected a size N, a range (min, max) or a list [(min, max, proportion), ...]"
-    if isinstance(value, (int, str)) and not isinstance(value, bool):
-        size = parse_count(value, name)
-        segments: list[tuple[int, int, float]] = [(size, size, 1.0)]
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
-        segments = [(int(value[0]), int(value[1]), 1.0)]
-    elif isinstance(value, (tuple, list)) and value and all(isinstance(s, (tuple, list)) for s in value):
-        segments = []
-        for seg in value:
-            if len(seg) != 3 or not _is_int(seg[0]) or not _is_int(seg[1]) or not _is_number(seg[2]):
-                raise WorkloadError(f"{allowed}; got the segment {seg!r}")
-            segments.append((int(seg[0]), int(seg[1]), float(seg[2])))
-    else:
-        raise WorkloadError(f"{allowed}; got {value!r}")
-    for low, high, proportion in segments:
-        if low < 1 or high < low:
-            raise WorkloadError(f"{name}={value!r}: sizes must satisfy 1 <= min <= max; got ({low}, {high})")
-        if proportion <= 0:
-            raise WorkloadError(f"{name}={value!r}: proportions must be positive; got {proportion}")
-    total = sum(p for _, _, p in segments)
-    if abs(total - 1.0) > 1e-6:
-        raise WorkloadError(f"{name}={value!r}: proportions must sum to 1; they sum to {total:g}")
-    return tuple(segments)
-
-
-def parse_key_pattern(value: Any) -> str:
-    """``uniform``, ``sequential``, ``zipf[:THETA]`` (0 < THETA < 1, default 0.99),
-    ``gaussian[:SIGMA]`` (SIGMA a fraction of the keyspace, default 1/6) or ``latest[:INSERTS]`` (YCSB's
-    read-latest: a Zipfian over recency, the newest key moving on in INSERTS of the draws, default 0.05);
-    normalised with defaults."""
-    allowed = (
-        f"key_pattern={value!r}: allowed: uniform, sequential, zipf:THETA with 0 < THETA < 1 (e.g. zipf:0.99), "
-        "gaussian:SIGMA with SIGMA the standard deviation as a fraction of the keyspace (e.g. gaussian:0.1), "
-        "latest:INSERTS with 0 < INSERTS < 1 the share of draws that insert the next key (e.g. latest:0.05)"
-    )
-    if not isinstance(value, str):
-        raise WorkloadError(allowed)
-    name, _, parameter = value.partition(":")
-    if name in ("uniform", "sequential") and not parameter:
-        return name
-    defaults = {"zipf": 0.99, "gaussian": 1 / 6, "latest": 0.05}
-    if name not in defaults:
-        raise WorkloadError(allowed)
-    try:
-        number = float(parameter) if parameter else defaults[name]
-    except ValueError:
-        raise WorkloadError(allowed) from None
-    if name in ("zipf", "latest") and not 0 < number < 1:
-        raise WorkloadError(allowed)
-    if name == "gaussian" and not 0 < number <= 10:
-        raise WorkloadError(allowed)
-    return f"{name}:{number:g}"
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    """A finite int or float (NaN and infinities are no proportion, size or count)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def parse_commands(value: Any) -> tuple[tuple[str, float], ...]:
-    """The command mix as ``((name, proportion), ...)``; proportions must sum to 1."""
-    allowed = (
-        "commands: expected a mapping of command to proportion, e.g. {'get': 0.9, 'set': 0.1}; "
-        f"commands: {', '.join(COMMANDS)}"
-    )
-    if not isinstance(value, Mapping) or not value:
-        raise WorkloadError(f"{allowed}; got {value!r}")
-    mix = []
-    for command, proportion in value.items():
-        if command not in COMMANDS:
-            raise WorkloadError(f"commands: unknown command {command!r}; allowed: {', '.join(COMMANDS)}")
-        if not _is_number(proportion) or not 0 <= proportion <= 1:
-            raise WorkloadError(f"commands[{command!r}]={proportion!r}: a proportion must be a number from 0 to 1")
-        if proportion > 0:
-            mix.append((command, float(proportion)))
-    total = sum(p for _, p in mix)
-    if abs(total - 1.0) > 1e-6:
-        raise WorkloadError(f"commands={dict(value)!r}: proportions must sum to 1; they sum to {total:g}")
-    return tuple(mix)
 
 
 @dataclass(frozen=True)
@@ -225,7 +104,7 @@ class Workload:
             if name == "connections" and isinstance(raw, (list, tuple)):  # (first, step, last): connection steps
                 values["connections"], values["connection_steps"] = parse_connection_steps(raw)
                 continue
-            values[name] = _PARSERS[name](raw)
+            values[name] = ARGUMENTS[name].parse(raw)
             if name == "connections" and "connection_steps" not in args:
                 values["connection_steps"] = None  # a plain count (e.g. --slap-connections) ends any steps
         workload = replace(base or cls(), **values)
@@ -441,146 +320,6 @@ class Workload:
         return data
 
 
-def _optional_duration(name: str):  # type: ignore[no-untyped-def]
-    def parse(value: Any) -> float | None:
-        return None if value is None else parse_duration(value, name)
-
-    return parse
-
-
-def _optional_count(name: str):  # type: ignore[no-untyped-def]
-    def parse(value: Any) -> int | None:
-        return None if value is None else _positive_count(value, name)
-
-    return parse
-
-
-def _choice(name: str, allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    def parse(value: Any) -> str:
-        if value not in allowed:
-            raise WorkloadError(f"{name}={value!r}: allowed: {', '.join(allowed)}")
-        return str(value)
-
-    return parse
-
-
-def _bool(name: str):  # type: ignore[no-untyped-def]
-    def parse(value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise WorkloadError(f"{name}={value!r}: expected True or False")
-        return value
-
-    return parse
-
-
-def _seed(value: Any) -> int:
-    if not _is_int(value) or value < 0:
-        raise WorkloadError(f"seed={value!r}: expected a non-negative integer")
-    return int(value)
-
-
-def _probe_rate(value: Any) -> float | None:
-    if value is None:
-        return None
-    rate: float = _as_workload_error(units.parse_rate)(value, "probe_rate")
-    if rate > MAX_PROBE_RATE:
-        raise WorkloadError(f"probe_rate={value!r}: a probe samples latency at a low rate: at most 10k/s")
-    return rate
-
-
-def _trace_path(value: Any) -> str | None:
-    """A trace file's path (checked readable, of a known format, by ``Workload.check``)."""
-    if value is None:
-        return None
-    if not isinstance(value, (str, PathLike)) or not str(value):
-        raise WorkloadError(f"trace={value!r}: the path of a trace file (Twitter's cache-trace CSV or KVReplay's)")
-    return str(value)
-
-
-def _positive_float(name: str) -> Callable[[Any], float]:
-    def parse(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise WorkloadError(f"{name}={value!r}: a number above 0 (e.g. 2 plays twice as fast)")
-        return float(value)
-
-    return parse
-
-
-def parse_rate(value: Any) -> float | None:
-    """Requests per second: a number or a string such as ``"40k"`` or ``"40k/s"``; None is closed loop."""
-    if value is None:
-        return None
-    rate: float = _as_workload_error(units.parse_rate)(value, "rate")
-    if rate > 10_000_000:
-        raise WorkloadError(f"rate={value!r}: at most 10M requests per second")
-    return rate
-
-
-def _proportion(name: str):  # type: ignore[no-untyped-def]
-    def parse(value: Any) -> float:
-        if not _is_number(value) or not 0 <= value <= 1:
-            raise WorkloadError(f"{name}={value!r}: a proportion from 0 to 1, e.g. 0.01")
-        return float(value)
-
-    return parse
-
-
-def _whole_seconds(name: str):  # type: ignore[no-untyped-def]
-    def parse(value: Any) -> float:
-        seconds = parse_duration(value, name)
-        if seconds < 1 or not seconds.is_integer() or seconds > 2_592_000:
-            raise WorkloadError(f"{name}={value!r}: whole seconds from 1 to 30 days (memcached's TTLs are seconds)")
-        return seconds
-
-    return parse
-
-
-MAX_STAGES = 100
-
-
-def parse_stages(value: Any) -> tuple[tuple[float, float], ...] | None:
-    """``[("10s", "1k"), ("20s", "50k"), ("5s", 0)]``: each stage's duration and the rate it ramps to."""
-    if value is None:
-        return None
-    allowed = f"stages={value!r}: expected a list of (duration, rate) pairs such as [('10s', '1k'), ('20s', '50k')]"
-    if not isinstance(value, (list, tuple)) or not value or len(value) > MAX_STAGES:
-        raise WorkloadError(f"{allowed}; 1 to {MAX_STAGES} stages")
-    stages = []
-    for number, stage in enumerate(value, start=1):
-        if not isinstance(stage, (list, tuple)) or len(stage) != 2:
-            raise WorkloadError(f"{allowed}; stage {number} is {stage!r}")
-        duration = parse_duration(stage[0], f"stages[{number}] duration")
-        if duration <= 0:
-            raise WorkloadError(f"stages: stage {number} lasts {stage[0]!r}; it must be longer than 0 s")
-        target = 0.0 if stage[1] in (0, "0", "0/s") else _stage_rate(stage[1], number)
-        stages.append((duration, target))
-    if not any(target for _, target in stages):
-        raise WorkloadError(f"stages={value!r}: every stage's rate is 0; nothing would be sent")
-    return tuple(stages)
-
-
-def parse_connection_steps(value: Any) -> tuple[int, tuple[int, int]]:
-    """``(2, 2, 16)``: start with 2 connections, add 2 each step, up to 16 -> (16, (2, 2))."""
-    allowed = f"connections={value!r}: a count, or (first, step, last) such as (4, 4, 32)"
-    if len(value) != 3 or not all(_is_int(v) and v > 0 for v in value):
-        raise WorkloadError(allowed)
-    first, step, last = (int(v) for v in value)
-    if last <= first:
-        raise WorkloadError(f"{allowed}: last ({last}) must be more than first ({first})")
-    return last, (first, step)
-
-
-def _connection_steps_field(value: Any) -> tuple[int, int] | None:
-    """The wire form of connection steps, ``[first, step]`` (users write ``connections=(first, step, last)``)."""
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_int(v) and v > 0 for v in value):
-        raise WorkloadError(
-            f"connection_steps={value!r}: expected [first, step]; write connections=(first, step, last)"
-        )
-    return int(value[0]), int(value[1])
-
-
 def _stepped_duration(workload: Workload, values: Mapping[str, Any]) -> dict[str, Any]:
     """Connection steps set the duration; a duration given later (``--slap-duration``) shortens each step."""
     total = workload.step_count() * workload.step_duration
@@ -588,13 +327,6 @@ def _stepped_duration(workload: Workload, values: Mapping[str, Any]) -> dict[str
     if duration is None or "duration" not in values:
         return {"duration": total}
     return {"step_duration": duration / workload.step_count()}
-
-
-def _stage_rate(value: Any, number: int) -> float:
-    rate: float = _as_workload_error(units.parse_rate)(value, f"stages[{number}] rate")
-    if rate > 10_000_000:
-        raise WorkloadError(f"stages: stage {number}'s rate {value!r}: at most 10M requests per second")
-    return rate
 
 
 def _staged_duration(workload: Workload, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -610,56 +342,3 @@ def _staged_duration(workload: Workload, values: Mapping[str, Any]) -> dict[str,
         )
     factor = duration / total
     return {"stages": tuple((d * factor, target) for d, target in workload.stages)}
-
-
-def _positive_duration(name: str):  # type: ignore[no-untyped-def]
-    def parse(value: Any) -> float:
-        seconds = parse_duration(value, name)
-        if seconds <= 0:
-            raise WorkloadError(f"{name}={value!r}: must be longer than 0 s")
-        return seconds
-
-    return parse
-
-
-def _timeout(value: Any) -> float:
-    seconds = parse_duration(value, "timeout")
-    if seconds <= 0:
-        raise WorkloadError(f"timeout={value!r}: must be longer than 0 s")
-    return seconds
-
-
-_PARSERS = {
-    "duration": _optional_duration("duration"),
-    "ops": _optional_count("ops"),
-    "warmup": lambda v: parse_duration(v, "warmup"),
-    "connections": lambda v: _positive_count(v, "connections"),
-    "window": lambda v: _positive_count(v, "window"),
-    "commands": parse_commands,
-    "keys": lambda v: _positive_count(v, "keys"),
-    "key_size": lambda v: parse_size_spec(v, "key_size"),
-    "value_size": lambda v: parse_size_spec(v, "value_size"),
-    "key_pattern": parse_key_pattern,
-    "seed": _seed,
-    "preload": _bool("preload"),
-    "protocol": _choice("protocol", PROTOCOLS),
-    "timeout": _timeout,
-    "reconnect": _bool("reconnect"),
-    "rate": parse_rate,
-    "stages": parse_stages,
-    "connection_steps": _connection_steps_field,
-    "step_duration": _positive_duration("step_duration"),
-    "arrivals": _choice("arrivals", ARRIVALS),
-    "division": lambda v: _positive_count(v, "division"),
-    "verify": _proportion("verify"),
-    "expire": _proportion("expire"),
-    "expire_after": _whole_seconds("expire_after"),
-    "overwrite": _proportion("overwrite"),
-    "transport": _choice("transport", TRANSPORTS),
-    "trace": _trace_path,
-    "speed": _positive_float("speed"),
-    "loop": _bool("loop"),
-    "amplify": lambda v: _positive_count(v, "amplify"),
-    "preset": lambda v: v,  # (checked, and its arguments filled in, by ``Workload.from_args``)
-    "probe_rate": lambda v: _probe_rate(v),
-}

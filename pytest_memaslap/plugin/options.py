@@ -405,9 +405,12 @@ class Settings:
         )
 
 
+MEMCACHED_MARK_ARGUMENTS = ("threads", "memory", "args", "binary", "udp")
+
+
 def server_config_from_mark(base: ServerConfig, kwargs: Mapping[str, Any]) -> ServerConfig:
     """``@pytest.mark.memcached(threads=, memory=, args=, binary=)`` over the session's settings."""
-    allowed = ("threads", "memory", "args", "binary", "udp")
+    allowed = MEMCACHED_MARK_ARGUMENTS
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise WorkloadError(
