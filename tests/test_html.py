@@ -135,8 +135,43 @@ def test_a_capacity_search_draws_its_latency_by_throughput_curve(pytester):
     pytester.runpytest("-p", "no:cacheprovider", "--slap-html=slap.html").assert_outcomes(passed=1)
     dumped = _browse(browser, pytester.path / "slap.html", "--dump-dom")
     assert dumped.returncode == 0, dumped.stderr[-2000:]
-    body = dumped.stdout.split('id="capacity-1"', 1)[1][:200_000]
+    before, body = dumped.stdout.split('id="capacity-1"', 1)
+    body = body[:200_000]
+    assert "Latency by throughput" in before.rsplit('class="chart-title"', 1)[1], "the chart's caption is missing"
 
     assert 'class="main-svg"' in body, "the capacity chart did not render"
     text = html.unescape(re.sub(r"<[^>]+>", " ", body))
-    assert "Latency by throughput" in text and "SLO: p99 < 20ms" in text, text[:3000]
+    assert "SLO: p99 < 20ms" in text, text[:3000]
+
+
+def _timeline_result(p99s_us: list[float]) -> dict:
+    timeline = [{"second": i, "ops": 1000, "p99_us": p99, "errors": 0} for i, p99 in enumerate(p99s_us)]
+    return {"timeline": timeline, "ops_per_sec": 1000.0}
+
+
+def test_the_p99_axis_reads_in_whole_units_of_a_fitting_size():
+    """Sub-millisecond p99s are drawn in µs, longer ones in ms; the second axis has its own whole-unit ticks."""
+    pytest.importorskip("plotly")
+    from pytest_memaslap.output import html
+
+    fast = html._throughput_figure(_timeline_result([57.8, 115.5, 173.3])).to_plotly_json()
+    assert fast["data"][1]["name"] == "p99 (µs)" and list(fast["data"][1]["y"]) == [57.8, 115.5, 173.3]
+    axis = fast["layout"]["yaxis2"]
+    assert axis["tickformat"] == ",.0f" and axis["tickmode"] == "auto" and axis["title"]["text"] == "p99 (µs)"
+    slow = html._throughput_figure(_timeline_result([12_000.0, 25_000.0])).to_plotly_json()
+    assert slow["data"][1]["name"] == "p99 (ms)" and list(slow["data"][1]["y"]) == [12.0, 25.0]
+
+
+def test_titles_stay_clear_of_the_toolbar_and_log_axes_label_decades_only():
+    """A chart's title is a caption above it (plotly's toolbar sits at the plot's top right); log axes label
+    their decades only."""
+    pytest.importorskip("plotly")
+    from pytest_memaslap.output import html
+
+    result = {"spectrum_us": [(50.0, 100.0), (99.0, 900.0), (99.9, 4000.0)], "commands": {}}
+    figure = html._percentile_figure(result)
+    log_axis = figure.to_plotly_json()["layout"]["yaxis"]
+    assert log_axis["type"] == "log" and log_axis["dtick"] == 1 and log_axis["tickformat"] == ",.0f"
+    chart = html._chart(figure, "percentiles-1")
+    assert chart.startswith('<div class="chart-box"><p class="chart-title">Latency by percentile</p>')
+    assert figure.layout.title.text is None and "Latency by percentile" not in chart.split("</p>", 1)[1]

@@ -36,6 +36,7 @@ section.test { border-top: 2px solid #888; margin-top: 2rem; }
 .fail { color: #b00020; font-weight: bold; }
 .charts { display: flex; flex-wrap: wrap; gap: 1rem; }
 .chart { width: 620px; height: 380px; }
+.chart-title { margin: 0.5rem 0 0 0.5rem; font-weight: 600; color: #2a3f5f; }
 .meta { color: #555; }
 """
 
@@ -232,28 +233,37 @@ def _rounds_figure(rows: tuple[Row, ...], before: str, after: str) -> Any:
                 )
             )
     figure.update_layout(
-        title={"text": f"Rounds of {before} and {after}, in % of {before}", "y": 0.95},
+        title=f"Rounds of {before} and {after}, in % of {before}",
         boxmode="group",
         yaxis={"title": {"text": f"% of {before}'s centre"}, "zeroline": True, "ticksuffix": " %"},
         legend={"orientation": "h", "y": -0.25},
-        margin={"t": 60},
+        margin={"t": TOP_MARGIN},
     )
     return figure
 
 
 def _chart(figure: Any, div_id: str) -> str:
+    """The chart as HTML: its title a caption above it, so that plotly's toolbar (top right) never covers it."""
     import plotly.io as pio
 
-    return str(
-        pio.to_html(
-            figure,
-            full_html=False,
-            include_plotlyjs=False,
-            div_id=div_id,
-            default_width="620px",
-            default_height="380px",
-            config={"displaylogo": False, "responsive": True, "displayModeBar": "hover"},
+    title = figure.layout.title.text or ""
+    figure.update_layout(title=None)
+    caption = f'<p class="chart-title">{html.escape(title)}</p>' if title else ""
+    return (
+        '<div class="chart-box">'
+        + caption
+        + str(
+            pio.to_html(
+                figure,
+                full_html=False,
+                include_plotlyjs=False,
+                div_id=div_id,
+                default_width="620px",
+                default_height="380px",
+                config={"displaylogo": False, "responsive": True, "displayModeBar": "hover"},
+            )
         )
+        + "</div>"
     )
 
 
@@ -265,9 +275,10 @@ def _throughput_figure(result: dict[str, Any]) -> Any:
     seconds = [point["second"] + 1 for point in timeline]
     figure = go.Figure()
     figure.add_trace(go.Bar(x=seconds, y=[p["ops"] for p in timeline], name="ops in the second", opacity=0.75))
+    unit, scale = _latency_unit(max((p["p99_us"] for p in timeline), default=0.0))
     figure.add_trace(
         go.Scatter(
-            x=seconds, y=[p["p99_us"] / 1000.0 for p in timeline], name="p99 (ms)", yaxis="y2", mode="lines+markers"
+            x=seconds, y=[p["p99_us"] / scale for p in timeline], name=f"p99 ({unit})", yaxis="y2", mode="lines+markers"
         )
     )
     if any(p.get("target") is not None for p in timeline):  # an open loop: what was asked for, beside the bars
@@ -285,9 +296,10 @@ def _throughput_figure(result: dict[str, Any]) -> Any:
             "dtick": max(1, len(seconds) // 12),
         },
         yaxis={"title": {"text": "ops"}, "rangemode": "tozero"},
-        yaxis2={"title": {"text": "p99 (ms)"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        yaxis2={"title": {"text": f"p99 ({unit})"}, "overlaying": "y", "side": "right", "rangemode": "tozero"}
+        | WHOLE_UNITS,
         legend={"orientation": "h", "y": -0.25},
-        margin={"t": 50, "r": 60},
+        margin={"t": TOP_MARGIN, "r": 60},
     )
     return figure
 
@@ -314,9 +326,10 @@ def _server_figure(server: dict[str, Any]) -> Any:
         title="The server's side (CPU per request, requests, evictions)",
         xaxis={"title": {"text": "seconds from the measured phase's start (its samples, a second apart)"}},
         yaxis={"title": {"text": "CPU µs per request"}, "rangemode": "tozero"},
-        yaxis2={"title": {"text": "per second"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        yaxis2={"title": {"text": "per second"}, "overlaying": "y", "side": "right", "rangemode": "tozero"}
+        | WHOLE_UNITS,
         legend={"orientation": "h", "y": -0.25},
-        margin={"t": 50, "r": 60},
+        margin={"t": TOP_MARGIN, "r": 60},
     )
     return figure
 
@@ -364,11 +377,23 @@ def _capacity_figure(capacity: dict[str, Any]) -> Any:
         title="Latency by throughput (capacity search; ×: a failed step)",
         xaxis={"title": {"text": "achieved ops/s"}},
         # (a log axis's range is in decades; it spans the SLO lines too, which autorange would leave out)
-        yaxis={"type": "log", "title": {"text": "latency (µs)"}, "range": _decades(values)},
+        yaxis={"title": {"text": "latency (µs)"}, "range": _decades(values)} | LOG_DECADES,
         legend={"orientation": "h", "y": -0.25},
-        margin={"t": 50},
+        margin={"t": TOP_MARGIN},
     )
     return figure
+
+
+TOP_MARGIN = 36  # room above the plot for plotly's toolbar (the title is a caption above the chart: see _chart)
+# a second axis's ticks are its own (not aligned with the first's, which gave 0.0578 / 0.1155), in whole units
+WHOLE_UNITS = {"tickmode": "auto", "tickformat": ",.0f", "showgrid": False}
+# a log axis labels its decades only (1, 10, 100, 1,000 µs); minor ticks mark 2..9 without crowding labels
+LOG_DECADES = {"type": "log", "dtick": 1, "tickformat": ",.0f", "minor": {"ticks": "outside", "showgrid": True}}
+
+
+def _latency_unit(largest_us: float) -> tuple[str, float]:
+    """µs for latencies under 10 ms (whole µs read well), ms above; the divisor from µs."""
+    return ("µs", 1.0) if largest_us < 10_000 else ("ms", 1000.0)
 
 
 def _decades(values: list[float]) -> list[float] | None:
@@ -405,8 +430,8 @@ def _percentile_figure(result: dict[str, Any]) -> Any:
             "tickvals": [100.0 / (100.0 - q) for q in TAIL_TICKS],
             "ticktext": [f"{q:g}%" for q in TAIL_TICKS],
         },
-        yaxis={"type": "log", "title": {"text": "latency (µs)"}},
+        yaxis={"title": {"text": "latency (µs)"}} | LOG_DECADES,
         legend={"orientation": "h", "y": -0.25},
-        margin={"t": 50},
+        margin={"t": TOP_MARGIN},
     )
     return figure
