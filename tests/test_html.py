@@ -1,4 +1,4 @@
-"""--slap-html: a self-contained report whose charts render in a real browser (headless Chromium)."""
+"""--slap-html: a report that fetches nothing, whose charts render in a real browser (headless Chromium)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import run_subprocess
 
+from pytest_memaslap.output.html import plotly_script_name
+
 ARTIFACTS = Path(os.environ.get("SLAP_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 BROWSER_TIMEOUT_S = 60
 TWO_TESTS = """
@@ -26,6 +28,13 @@ def test_mix(slap):
 
 @pytest.mark.slap(duration="1.5s", connections=2, keys=300, commands={"set": 1})
 def test_sets(slap):
+    slap()
+"""
+ONE_TEST = """
+import pytest
+
+@pytest.mark.slap(duration="1s", connections=2, keys=300)
+def test_mix(slap):
     slap()
 """
 
@@ -78,8 +87,10 @@ def test_html_report_charts_render_in_headless_chromium(pytester):
     )
     result.assert_outcomes(passed=2)
     page = pytester.path / "report" / "slap.html"
-    markup = re.sub(r"<script[^>]*>.*?</script>", "", page.read_text(), flags=re.S)
-    assert not re.search(r"\b(src|href)=", markup), "the report must be self-contained: it fetches nothing"
+    script = pytester.path / "report" / plotly_script_name()
+    sources = re.findall(r"\b(?:src|href)=\"([^\"]*)\"", page.read_text())
+    assert sources == [script.name] and script.is_file(), "the report fetches nothing: plotly.js is beside it"
+    assert page.stat().st_size < 1_000_000, "a report's charts share the script beside it: it stays small"
 
     dumped = _browse(browser, page, "--dump-dom")
     assert dumped.returncode == 0, dumped.stderr[-2000:]
@@ -102,9 +113,27 @@ def test_html_report_charts_render_in_headless_chromium(pytester):
     shot = ARTIFACTS / "slap-report.png"
     shot.unlink(missing_ok=True)
     shutil.copy(page, ARTIFACTS / "slap-report.html")
+    shutil.copy(script, ARTIFACTS / script.name)
     taken = _browse(browser, page, "--window-size=1400,2400", f"--screenshot={shot}")
     assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
     assert _png_colours(shot) > 50, "the screenshot is blank"
+
+
+def test_a_report_copied_without_its_script_says_what_is_missing(pytester):
+    browser = _chromium()
+    pytester.makepyfile(ONE_TEST)
+    pytester.runpytest("-p", "no:cacheprovider", "--slap-html=slap.html").assert_outcomes(passed=1)
+    (pytester.path / plotly_script_name()).unlink()
+    dumped = _browse(browser, pytester.path / "slap.html", "--dump-dom")
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    assert f"The charts need {plotly_script_name()} beside this file" in dumped.stdout
+
+
+def test_html_inline_without_a_report_is_a_usage_error(pytester):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--slap-html-inline")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.str().count("--slap-html-inline: it says how --slap-html writes its report") == 1
 
 
 def test_html_report_without_plotly_is_refused_up_front(pytester):
@@ -132,7 +161,12 @@ def test_a_capacity_search_draws_its_latency_by_throughput_curve(pytester):
             slap()
         """
     )
-    pytester.runpytest("-p", "no:cacheprovider", "--slap-html=slap.html").assert_outcomes(passed=1)
+    pytester.runpytest("-p", "no:cacheprovider", "--slap-html=slap.html", "--slap-html-inline").assert_outcomes(
+        passed=1
+    )
+    assert not list(pytester.path.glob("plotly-*.js")), "--slap-html-inline writes one file"
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", (pytester.path / "slap.html").read_text(), flags=re.S)
+    assert "<script" in (pytester.path / "slap.html").read_text() and not re.search(r"\b(?:src|href)=", markup)
     dumped = _browse(browser, pytester.path / "slap.html", "--dump-dom")
     assert dumped.returncode == 0, dumped.stderr[-2000:]
     before, body = dumped.stdout.split('id="capacity-1"', 1)

@@ -1,8 +1,11 @@
-"""``--slap-html``: one self-contained HTML page with pictures of every slap run.
+"""``--slap-html``: one HTML page with pictures of every slap run.
 
-Charts are drawn by plotly (the optional ``report`` extra), with plotly.js
-inlined once so the file opens anywhere, offline, and can be kept as a CI
-artifact. Per test: throughput and p99 over time, the latency-percentile
+Charts are drawn by plotly (the optional ``report`` extra). plotly.js (4.6 MB)
+is written once beside the page as ``plotly-VERSION.min.js`` and shared by
+every report in that folder, so a report stays small (tens of kB a test) and
+opens offline; ``--slap-html-inline`` puts it inside instead (one file to
+keep as a CI artifact), as does a path that is not a regular file
+(``/dev/stdout``). Per test: throughput and p99 over time, the latency-percentile
 curve of every command (HdrHistogram-style, log scales), the thresholds with
 their intervals, and each comparison (with a baseline, or B against A) as a
 table and as every round of both sides beside the change's 95 % interval;
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 import time
 from typing import Any
 
@@ -59,10 +63,10 @@ def write_html(
     percentiles: tuple[float, ...],
     document: dict[str, Any],
     comparison: Comparison | None,
+    inline: bool = False,
 ) -> None:
     """Write the report of the session's judged calls (and the comparison, when one was made)."""
     check_available()
-    from plotly.offline import get_plotlyjs
 
     sections = [_test_section(o, percentiles, comparison, number) for number, o in enumerate(outcomes, start=1)]
     summary = tabulate(
@@ -81,16 +85,47 @@ def write_html(
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>slap report</title>
 <style>{STYLE}</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
+{_plotly_script(path, inline)}
 </head><body>
 <h1>slap report</h1>
 <p class="meta">{meta}</p>
 <h2>Summary</h2>
 {summary}
 {"".join(sections)}
+<script>if (typeof Plotly === "undefined") document.body.insertAdjacentHTML("afterbegin", '{_missing_script_note()}');
+</script>
 </body></html>
 """
     write_text(path, page)
+
+
+def plotly_script_name() -> str:
+    """The name of plotly.js beside a report: versioned, so reports of two plotly versions never share it."""
+    import plotly
+
+    return f"plotly-{plotly.__version__}.min.js"
+
+
+def _missing_script_note() -> str:
+    """Shown at the top of a report opened without the plotly.js written beside it (a file copied alone)."""
+    return (
+        f'<p class="fail">The charts need {html.escape(plotly_script_name())} beside this file: it was written '
+        "with the report. Copy it too, or rerun with --slap-html-inline for one file.</p>"
+    )
+
+
+def _plotly_script(path: str, inline: bool) -> str:
+    """The page's script tag: plotly.js written once beside the report (or inlined), never fetched."""
+    from plotly.offline import get_plotlyjs
+
+    script = get_plotlyjs()
+    regular = not os.path.islink(path) and (os.path.isfile(path) or not os.path.exists(path))
+    if inline or not regular:
+        return f'<script type="text/javascript">{script}</script>'
+    beside = os.path.join(os.path.dirname(os.path.abspath(path)), plotly_script_name())
+    if not os.path.isfile(beside) or os.path.getsize(beside) != len(script.encode("utf-8")):
+        write_text(beside, script)
+    return f'<script type="text/javascript" src="{html.escape(plotly_script_name())}"></script>'
 
 
 def _test_section(

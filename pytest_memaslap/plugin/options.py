@@ -226,6 +226,12 @@ def _listen_address(option: str, value: str | None) -> tuple[str, int] | None:
     return host, int(port)
 
 
+def _html_inline(raw: Mapping[str, Any]) -> bool:
+    if raw["slap_html_inline"] and not raw["slap_html"]:
+        raise pytest.UsageError("--slap-html-inline: it says how --slap-html writes its report; give --slap-html=PATH")
+    return bool(raw["slap_html_inline"])
+
+
 def _html_path(path: str | None) -> str | None:
     """--slap-html needs plotly and a writable file; say so before any load runs, not after."""
     if path:
@@ -320,6 +326,7 @@ class Settings:
     columns: tuple[str, ...] | None = None  # --slap-columns: the summary's columns (None: the compact default)
     rounds: int = 1
     html_path: str | None = None
+    html_inline: bool = False  # --slap-html-inline: plotly.js inside the report, not beside it
     hdr_dir: str | None = None  # --slap-hdr: HdrHistogram interval logs go here
     save: str | None = None
     autosave: bool = False  # --slap-autosave: also save as the next numbered run
@@ -396,6 +403,7 @@ class Settings:
             if raw["slap_capacity_step"]
             else None,
             html_path=_html_path(raw["slap_html"]),
+            html_inline=_html_inline(raw),
             hdr_dir=_output_dir("--slap-hdr", raw["slap_hdr"]),
             prometheus=_listen_address("--slap-prometheus", raw["slap_prometheus"]),
             stat_freq=_stat_freq(raw["slap_stat_freq"]),

@@ -168,7 +168,19 @@ OPTIONS = (
         "LIST",
         see=("The summary's columns", "writing-tests.md#the-summarys-columns"),
     ),
-    Option("--slap-html", "write a self-contained HTML report with charts to PATH (needs the report extra)", "PATH"),
+    Option(
+        "--slap-html",
+        "write an HTML report with charts to PATH, and plotly.js once beside it (plotly-VERSION.min.js, shared by "
+        "every report in that folder; nothing is fetched); needs the report extra",
+        "PATH",
+        see=("The HTML report", "gating.md#the-html-report-slap-htmlpath"),
+    ),
+    Option(
+        "--slap-html-inline",
+        "with --slap-html: put plotly.js inside the report instead of beside it (one file of about 5 MB)",
+        kind="bool",
+        see=("The HTML report", "gating.md#the-html-report-slap-htmlpath"),
+    ),
     Option(
         "--slap-hdr",
         "write each slap() call's latencies as an HdrHistogram interval log (.hlog) into DIR",

@@ -241,6 +241,7 @@ class SlapSession:
                 percentiles,
                 document,
                 self.comparison,
+                settings.html_inline,
             )
 
     def _write(self, option: str, path: str, write: Callable[..., T], *args: Any) -> T | None:
