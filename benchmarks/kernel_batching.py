@@ -9,7 +9,7 @@ The request stream, parser and refill are the same code, so the difference
 between its two modes is what batching the system calls saves. This script
 builds it (``cc``, liburing: ``apt-get install liburing-dev``) in a temporary
 folder and runs both modes beside memcaslap, memtier_benchmark (when on PATH)
-and our compiled hot path, on one memcached -t 1, alternating, at the two shapes
+and our compiled hot path, each run on a freshly started memcached -t 1, alternating, at the two shapes
 of ``vs_memaslap.py``: window 1 × 32 connections and 8 connections × 16 in
 flight, memcached pinned to one CPU and the load to the other. It prints the
 same table as ``vs_memaslap.py``, then the prototype's system calls per request.
@@ -78,23 +78,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--memcaslap", default=shutil.which("memcaslap") or shutil.which("memaslap") or "memcaslap")
     parser.add_argument("--memtier", default="memtier_benchmark", help="memtier_benchmark binary (run when found)")
+    parser.add_argument("--shared-server", action="store_true", help="one memcached for all runs (default: fresh)")
     args = parser.parse_args()
     if not shutil.which(args.memcaslap):
         raise SystemExit("memcaslap not found: sudo apt-get install libmemcached-tools")
 
-    from pytest_memaslap.memcached.server import ServerConfig, start_server
-
     with tempfile.TemporaryDirectory(prefix="kernel-batching-") as folder:
         binary = build(folder)
-        server = start_server(ServerConfig(threads=1, memory_mb=1024))
-        host, port, duration = server.host, server.port, args.duration
-        cpus = sorted(os.sched_getaffinity(0))
-        load_cpu: set[int] | None = None
-        if len(cpus) >= 2 and server.process is not None:
-            os.sched_setaffinity(server.process.pid, {cpus[0]})
-            load_cpu = {cpus[1]}
+        servers = vs_memaslap.Servers(fresh=not args.shared_server)
+        duration, load_cpu = args.duration, servers.load_cpu
         try:
-            print(f"memcached {server.version} -t 1 on {server.address}; {args.rounds} rounds of {duration:g} s")
+            print(f"{servers.describe()}; {args.rounds} rounds of {duration:g} s")
             for title, connections, window in (
                 ("window 1 x 32 connections, load pinned", 32, 1),
                 ("pipelined: 8 connections x 16 in flight, load pinned", 8, 16),
@@ -102,35 +96,37 @@ def main() -> None:
                 runs: dict[str, vs_memaslap.Run] = {}
                 if window == 1:
                     runs["memcaslap"] = functools.partial(
-                        vs_memaslap.memaslap, args.memcaslap, host, port, duration, 1, load_cpu
+                        vs_memaslap.memaslap, args.memcaslap, duration=duration, threads=1, cpus=load_cpu
                     )
                 if shutil.which(args.memtier):
                     runs["memtier"] = functools.partial(
-                        vs_memaslap.memtier, args.memtier, host, port, duration, 1, load_cpu, connections, window
+                        _memtier, args.memtier, duration=duration, cpus=load_cpu, connections=connections, window=window
                     )
-                runs["compiled"] = functools.partial(
-                    vs_memaslap.ours, host, port, duration, window, 1, load_cpu, "compiled", connections
-                )
-                for mode in ("epoll", "uring"):
-                    runs[f"C {mode}"] = functools.partial(
-                        prototype, binary, mode, host, port, duration, connections, window, load_cpu
-                    )
+                shape = {"duration": duration, "window": window, "cpus": load_cpu, "connections": connections}
+                runs["compiled"] = functools.partial(vs_memaslap.ours, shards=1, implementation="compiled", **shape)
                 calls: dict[str, list[float]] = {"C epoll": [], "C uring": []}
-                for name in calls:
-                    runs[name] = _recording(runs[name], calls[name])
-                vs_memaslap.compare(title, args.rounds, runs, vs_memaslap.server_cpu(host, port))
+                for mode in ("epoll", "uring"):
+                    client = functools.partial(prototype, binary, mode, **shape)
+                    runs[f"C {mode}"] = _recording(client, calls[f"C {mode}"])
+                vs_memaslap.compare(title, args.rounds, runs, servers)
                 print(
                     "system calls per request (medians): "
                     + ", ".join(f"{name} {sorted(values)[len(values) // 2]:.2f}" for name, values in calls.items())
                     + "\n"
                 )
         finally:
-            server.stop()
+            servers.close()
+
+
+def _memtier(
+    binary: str, host: str, port: int, duration: float, cpus: set[int] | None, connections: int, window: int
+) -> dict[str, float]:
+    return vs_memaslap.memtier(binary, host, port, duration, 1, cpus, connections, window)
 
 
 def _recording(run: vs_memaslap.Run, into: list[float]) -> vs_memaslap.Run:
-    def recorded() -> dict[str, float]:
-        figures = run()
+    def recorded(host: str, port: int) -> dict[str, float]:
+        figures = run(host, port)
         into.append(figures["syscalls_per_op"])
         return figures
 

@@ -18,6 +18,11 @@ preload=True), against memcached -t 1, alternating, several rounds:
    process pinned as in 1: one shard of ours (window=16) against
    ``memtier_benchmark -t 1 -c 8 --pipeline=16`` (memcaslap does not pipeline).
 
+Every run loads a freshly started memcached (``--shared-server``: one for
+all), so that no tool inherits the items, hash table and slab state that the
+runs before it left: on one shared server, memtier_benchmark's pipelined
+throughput fell from 408k to 203k ops/s over eight successive 3 s runs.
+
 Ours runs twice in every round, on the compiled hot path and on its
 pure-Python twin (``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints ops/s, CPU µs
 per request (user + system, and each), memcached's own CPU µs per request
@@ -27,12 +32,13 @@ measured phase's (``engine.cpu_us_per_request``: building the keyspace and
 preloading it are set-up, as the peers' separate fill runs are); the peers'
 is their whole process's.
 
-    python benchmarks/vs_memaslap.py [--duration 10] [--rounds 3]
+    python benchmarks/vs_memaslap.py [--duration 10] [--rounds 3] [--shared-server]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -42,7 +48,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 CONNECTIONS = 32
 KEYS = 96_000
@@ -190,8 +196,56 @@ def memaslap(
     }
 
 
-Run = Callable[[], dict[str, float]]
+Run = Callable[[str, int], dict[str, float]]  # (host, port) of the memcached to load -> its figures
 PEERS = ("memcaslap", "memtier")
+
+
+class Servers:
+    """The memcached every run loads: one for the whole benchmark, or a fresh one for each run (``fresh``).
+
+    A fresh server per run means no run inherits what the runs before it left
+    (items, the hash table's size and chains, the slabs' free lists), which
+    otherwise favours whichever tool runs against the emptier server.
+    memcached -t 1 is pinned to the first CPU when there are two or more.
+    """
+
+    def __init__(self, fresh: bool) -> None:
+        self.fresh = fresh
+        cpus = sorted(os.sched_getaffinity(0))
+        self.server_cpu = cpus[0] if len(cpus) >= 2 else None
+        self.load_cpu = {cpus[1]} if len(cpus) >= 2 else None
+        self._shared = None if fresh else self._start()
+
+    def _start(self):  # type: ignore[no-untyped-def]
+        from pytest_memaslap.memcached.server import ServerConfig, start_server
+
+        server = start_server(ServerConfig(threads=1, memory_mb=1024))
+        if self.server_cpu is not None and server.process is not None:
+            os.sched_setaffinity(server.process.pid, {self.server_cpu})
+        return server
+
+    def describe(self) -> str:
+        server = self._shared or self._start()
+        try:
+            pinned = f"pinned to CPU {self.server_cpu}" if self.server_cpu is not None else "not pinned (one CPU)"
+            every = "a fresh one for every run" if self.fresh else f"one for all runs, {server.address}"
+            return f"memcached {server.version} -t 1 ({every}), {pinned}"
+        finally:
+            if self._shared is None:
+                server.stop()
+
+    @contextlib.contextmanager
+    def serve(self) -> Iterator[tuple[str, int]]:
+        server = self._shared or self._start()
+        try:
+            yield server.host, server.port
+        finally:
+            if self._shared is None:
+                server.stop()
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.stop()
 
 
 def memtier(
@@ -255,7 +309,7 @@ def server_cpu(host: str, port: int) -> Callable[[], tuple[float, int]]:
     return read
 
 
-def compare(title: str, rounds: int, runs: dict[str, Run], server: Callable[[], tuple[float, int]]) -> None:
+def compare(title: str, rounds: int, runs: dict[str, Run], servers: Servers) -> None:
     """Alternate the peers and our two hot paths, ``rounds`` times; print each round, then per tool the medians
     (ops/s, CPU µs per request: user, system, total; the server's CPU µs per request during its runs, fill
     included) and our ratios to each peer (ops/s, and total CPU per request: below 1 is cheaper)."""
@@ -268,9 +322,11 @@ def compare(title: str, rounds: int, runs: dict[str, Run], server: Callable[[], 
     for round_no in range(1, rounds + 1):
         measured = {}
         for name, run in runs.items():
-            cpu_before, requests_before = server()
-            measured[name] = run()
-            cpu_after, requests_after = server()
+            with servers.serve() as (host, port):
+                server = server_cpu(host, port)
+                cpu_before, requests_before = server()
+                measured[name] = run(host, port)
+                cpu_after, requests_after = server()
             measured[name]["total_us_per_op"] = measured[name]["user_us_per_op"] + measured[name]["system_us_per_op"]
             served = max(requests_after - requests_before, 1)
             measured[name]["server_us_per_op"] = (cpu_after - cpu_before) / served * 1e6
@@ -321,64 +377,67 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--memcaslap", default=shutil.which("memcaslap") or shutil.which("memaslap") or "memcaslap")
     parser.add_argument("--memtier", default="memtier_benchmark", help="memtier_benchmark binary (run when found)")
+    parser.add_argument(
+        "--shared-server",
+        action="store_true",
+        help="load one memcached for all runs (default: a fresh one for each run, so none inherits another's items)",
+    )
     args = parser.parse_args()
     if not shutil.which(args.memcaslap):
         raise SystemExit("memcaslap not found: sudo apt-get install libmemcached-tools")
 
-    from pytest_memaslap.memcached.server import ServerConfig, start_server
-
-    server = start_server(ServerConfig(threads=1, memory_mb=1024))
-    host, port, duration = server.host, server.port, args.duration
-    cpus = sorted(os.sched_getaffinity(0))
-    load_cpu: set[int] | None = None
-    pinning = "not pinned (one CPU)"
-    if len(cpus) >= 2 and server.process is not None:
-        os.sched_setaffinity(server.process.pid, {cpus[0]})
-        load_cpu = {cpus[1]}
-        pinning = f"memcached pinned to CPU {cpus[0]}"
+    servers = Servers(fresh=not args.shared_server)
+    duration, load_cpu = args.duration, servers.load_cpu
     try:
-        print(f"memcached {server.version} -t 1 on {server.address}; {pinning}; {args.rounds} rounds of {duration:g} s")
-        peers: dict[str, Callable[[int, set[int] | None], dict[str, float]]] = {
-            "memcaslap": lambda threads, cpu: memaslap(args.memcaslap, host, port, duration, threads, cpu)
+        print(f"{servers.describe()}; {args.rounds} rounds of {duration:g} s")
+        peers: dict[str, Callable[[int, set[int] | None], Run]] = {
+            "memcaslap": lambda threads, cpu: (
+                lambda host, port: memaslap(args.memcaslap, host, port, duration, threads, cpu)
+            )
         }
         if shutil.which(args.memtier):
-            peers["memtier"] = lambda threads, cpu: memtier(args.memtier, host, port, duration, threads, cpu)
+            peers["memtier"] = lambda threads, cpu: (
+                lambda host, port: memtier(args.memtier, host, port, duration, threads, cpu)
+            )
         else:
             print(f"({args.memtier} is not on PATH: docs/speed.md says how to build it)")
 
         def shapes(threads: int, shards: int, cpu: set[int] | None) -> dict[str, Run]:
-            runs: dict[str, Run] = {name: functools.partial(peer, threads, cpu) for name, peer in peers.items()}
+            runs: dict[str, Run] = {name: peer(threads, cpu) for name, peer in peers.items()}
             for implementation in ("compiled", "python"):
-                runs[implementation] = functools.partial(ours, host, port, duration, 1, shards, cpu, implementation)
+                runs[implementation] = functools.partial(
+                    ours, duration=duration, window=1, shards=shards, cpus=cpu, implementation=implementation
+                )
             return runs
 
         compare(
             "one load process (ours: 1 shard; peers: 1 thread), load pinned to its own CPU",
             args.rounds,
             shapes(1, 1, load_cpu),
-            server_cpu(host, port),
+            servers,
         )
         compare(
             "two load processes (ours: 2 shards; peers: 2 threads), load not pinned",
             args.rounds,
             shapes(2, 2, None),
-            server_cpu(host, port),
+            servers,
         )
         pipelined: dict[str, Run] = {}
         if "memtier" in peers:
-            pipelined["memtier"] = lambda: memtier(args.memtier, host, port, duration, 1, load_cpu, 8, 16)
+            pipelined["memtier"] = lambda host, port: memtier(args.memtier, host, port, duration, 1, load_cpu, 8, 16)
         for implementation in ("compiled", "python"):
             pipelined[implementation] = functools.partial(
-                ours, host, port, duration, 16, 1, load_cpu, implementation, 8
+                ours,
+                duration=duration,
+                window=16,
+                shards=1,
+                cpus=load_cpu,
+                implementation=implementation,
+                connections=8,
             )
-        compare(
-            "pipelined: 8 connections x 16 in flight, one load process pinned",
-            args.rounds,
-            pipelined,
-            server_cpu(host, port),
-        )
+        compare("pipelined: 8 connections x 16 in flight, one load process pinned", args.rounds, pipelined, servers)
     finally:
-        server.stop()
+        servers.close()
 
 
 if __name__ == "__main__":

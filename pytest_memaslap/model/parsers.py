@@ -139,21 +139,21 @@ def parse_commands(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple(mix)
 
 
-def parse_optional_duration(name: str):  # type: ignore[no-untyped-def]
+def parse_optional_duration(name: str) -> Callable[[Any], float | None]:
     def parse(value: Any) -> float | None:
         return None if value is None else parse_duration(value, name)
 
     return parse
 
 
-def parse_optional_count(name: str):  # type: ignore[no-untyped-def]
+def parse_optional_count(name: str) -> Callable[[Any], int | None]:
     def parse(value: Any) -> int | None:
         return None if value is None else parse_positive_count(value, name)
 
     return parse
 
 
-def parse_choice(name: str, allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def parse_choice(name: str, allowed: tuple[str, ...]) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value not in allowed:
             raise WorkloadError(f"{name}={value!r}: allowed: {', '.join(allowed)}")
@@ -162,7 +162,7 @@ def parse_choice(name: str, allowed: tuple[str, ...]):  # type: ignore[no-untype
     return parse
 
 
-def parse_bool(name: str):  # type: ignore[no-untyped-def]
+def parse_bool(name: str) -> Callable[[Any], bool]:
     def parse(value: Any) -> bool:
         if not isinstance(value, bool):
             raise WorkloadError(f"{name}={value!r}: expected True or False")
@@ -214,7 +214,7 @@ def parse_rate(value: Any) -> float | None:
     return rate
 
 
-def parse_proportion(name: str):  # type: ignore[no-untyped-def]
+def parse_proportion(name: str) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
         if not _is_number(value) or not 0 <= value <= 1:
             raise WorkloadError(f"{name}={value!r}: a proportion from 0 to 1, e.g. 0.01")
@@ -223,7 +223,7 @@ def parse_proportion(name: str):  # type: ignore[no-untyped-def]
     return parse
 
 
-def parse_whole_seconds(name: str):  # type: ignore[no-untyped-def]
+def parse_whole_seconds(name: str) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
         seconds = parse_duration(value, name)
         if seconds < 1 or not seconds.is_integer() or seconds > 2_592_000:
@@ -286,7 +286,7 @@ def _stage_rate(value: Any, number: int) -> float:
     return rate
 
 
-def parse_positive_duration(name: str):  # type: ignore[no-untyped-def]
+def parse_positive_duration(name: str) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
         seconds = parse_duration(value, name)
         if seconds <= 0:

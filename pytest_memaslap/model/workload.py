@@ -1,9 +1,10 @@
 """The workload: what the load does, validated once, immutable and serialisable.
 
 A workload comes from a ``@pytest.mark.slap(...)`` mark, command-line / ini
-overrides and ``slap(**overrides)``; every argument is checked (by its parser in
-``model/arguments.py``, then by the cross-field rules here) so that a bad value
-is reported with its name and what is allowed, before any load runs.
+overrides and ``slap(**overrides)``. Every argument is checked by its parser
+(``model/parsers.py``, named in ``model/arguments.py``), then by the
+cross-field rules here, so that a bad value is reported with its name and what
+is allowed, before any load runs.
 """
 
 from __future__ import annotations
