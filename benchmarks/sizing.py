@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vs_memaslap import ours, server_cpu  # noqa: E402  (the comparison benchmark's runner and server reading)
+from vs_memaslap import ours, pin_process, server_cpu  # noqa: E402  (the comparison benchmark's runner and server reading)
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
         raise SystemExit("needs two CPUs: one for memcached, one for the load")
     server = start_server(ServerConfig(threads=1, memory_mb=4096))
     assert server.process is not None
-    os.sched_setaffinity(server.process.pid, {cpus[0]})
+    pin_process(server.process.pid, {cpus[0]})
     read_server = server_cpu(server.host, server.port)
     one: list[dict[str, float]] = []
     two: list[dict[str, float]] = []

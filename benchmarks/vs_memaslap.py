@@ -95,6 +95,13 @@ def run_child(
     )
 
 
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of a running process (``sched_setaffinity`` on a pid moves its main thread only, and
+    memcached's workers are other threads, started before it could be pinned)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), cpus)
+
+
 def _pin(cpus: set[int] | None) -> Callable[[], None] | None:
     if not cpus:
         return None
@@ -221,7 +228,7 @@ class Servers:
 
         server = start_server(ServerConfig(threads=1, memory_mb=1024))
         if self.server_cpu is not None and server.process is not None:
-            os.sched_setaffinity(server.process.pid, {self.server_cpu})
+            pin_process(server.process.pid, {self.server_cpu})
         return server
 
     def describe(self) -> str:
