@@ -4,14 +4,16 @@
  *             (the pattern of every event-loop client: ours on uvloop, memcaslap, memtier on libevent);
  *   io_uring: each connection keeps one receive armed in a ring; the sends and receives of every connection
  *             that completed are submitted, and the next completions reaped, in one io_uring_enter
- *             (registered files, single issuer, task work deferred to that call).
+ *             (registered files, single issuer, task work deferred to that call);
+ *   epoll-coalesce: epoll, but once woken it waits 30 us (busy) before reading, so that more replies arrive
+ *             in each read and the server rarely finds the client asleep (the pipelined gap's experiment).
  *
  * Everything else is the same code: the request stream (90 % gets, 10 % sets, uniform keys, 64-byte keys,
  * 1024-byte values), the reply parser, the window refill. So the difference in CPU per request between the
  * two modes is what batching the system calls saves, measured before any of it is built into the engine.
  * It measures; it is not a load tool: benchmarks/kernel_batching.py runs it beside the real tools.
  *
- *   kernel_batching HOST PORT MODE(epoll|uring) CONNECTIONS WINDOW SECONDS KEYS PREFIX
+ *   kernel_batching HOST PORT MODE(epoll|epoll-coalesce|uring) CONNECTIONS WINDOW SECONDS KEYS PREFIX
  *
  * prints one JSON line: ops, seconds, user and system CPU seconds of the measured phase, gets, hits, and the
  * system calls it made for the load (reads, writes, epoll_wait; or io_uring_enter).
@@ -187,7 +189,7 @@ static void refill(struct conn *c, unsigned answered) {
     for (unsigned i = 0; i < answered; i++) build_request(c, 0, 0);
 }
 
-static void run_epoll(struct conn *conns, int count, double end) {
+static void run_epoll(struct conn *conns, int count, double end, double coalesce_s) {
     int ep = epoll_create1(0);
     for (int i = 0; i < count; i++) {
         struct epoll_event event = {.events = EPOLLIN, .data.ptr = &conns[i]};
@@ -200,6 +202,11 @@ static void run_epoll(struct conn *conns, int count, double end) {
     while (now() < end) {
         int ready = epoll_wait(ep, events, 256, 100);
         syscalls++;
+        if (ready > 0 && coalesce_s > 0) {
+            double until = now() + coalesce_s;
+            while (now() < until) /* (busy: the replies gather while the client stays awake) */
+                ;
+        }
         for (int e = 0; e < ready; e++) {
             struct conn *c = events[e].data.ptr;
             ssize_t n = read(c->fd, c->in + c->have, READ_ROOM - c->have);
@@ -293,7 +300,7 @@ static void run_uring(struct conn *conns, int count, double end) {
 
 int main(int argc, char **argv) {
     if (argc != 9) {
-        fprintf(stderr, "usage: %s HOST PORT epoll|uring CONNECTIONS WINDOW SECONDS KEYS PREFIX\n", argv[0]);
+        fprintf(stderr, "usage: %s HOST PORT epoll|epoll-coalesce|uring CONNECTIONS WINDOW SECONDS KEYS PREFIX\n", argv[0]);
         return 2;
     }
     const char *host = argv[1], *mode = argv[3];
@@ -323,11 +330,13 @@ int main(int argc, char **argv) {
     cpu_seconds(&user0, &system0);
     double start = now();
     if (strcmp(mode, "epoll") == 0)
-        run_epoll(conns, count, start + seconds);
+        run_epoll(conns, count, start + seconds, 0.0);
+    else if (strcmp(mode, "epoll-coalesce") == 0)
+        run_epoll(conns, count, start + seconds, 30e-6);
     else if (strcmp(mode, "uring") == 0)
         run_uring(conns, count, start + seconds);
     else {
-        fprintf(stderr, "mode must be epoll or uring, not %s\n", mode);
+        fprintf(stderr, "mode must be epoll, epoll-coalesce or uring, not %s\n", mode);
         return 2;
     }
     double elapsed = now() - start;

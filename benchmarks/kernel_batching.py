@@ -11,8 +11,10 @@ builds it (``cc``, liburing: ``apt-get install liburing-dev``) in a temporary
 folder and runs both modes beside memcaslap, memtier_benchmark (when on PATH)
 and our compiled hot path, each run on a freshly started memcached -t 1, alternating, at the two shapes
 of ``vs_memaslap.py``: window 1 × 32 connections and 8 connections × 16 in
-flight, memcached pinned to one CPU and the load to the other. It prints the
-same table as ``vs_memaslap.py``, then the prototype's system calls per request.
+flight, memcached pinned to one CPU and the load to the other. Pipelined, a
+third mode, ``epoll-coalesce``, waits 30 µs once woken before it reads (the
+experiment behind the pipelined gap: docs/speed.md). It prints the same table
+as ``vs_memaslap.py``, then the prototype's system calls per request.
 
     python benchmarks/kernel_batching.py [--duration 4] [--rounds 3]
 """
@@ -104,8 +106,9 @@ def main() -> None:
                     )
                 shape = {"duration": duration, "window": window, "cpus": load_cpu, "connections": connections}
                 runs["compiled"] = functools.partial(vs_memaslap.ours, shards=1, implementation="compiled", **shape)
-                calls: dict[str, list[float]] = {"C epoll": [], "C uring": []}
-                for mode in ("epoll", "uring"):
+                modes = ("epoll", "uring") + (("epoll-coalesce",) if window > 1 else ())
+                calls: dict[str, list[float]] = {f"C {mode}": [] for mode in modes}
+                for mode in modes:
                     client = functools.partial(prototype, binary, mode, **shape)
                     runs[f"C {mode}"] = _recording(client, calls[f"C {mode}"])
                 vs_memaslap.compare(title, args.rounds, runs, servers)
