@@ -55,7 +55,15 @@ KEYS = 96_000
 
 
 def run_child(
-    host: str, port: int, duration: float, connections: int, window: int, index: int, count: int, prefix: str
+    host: str,
+    port: int,
+    duration: float,
+    connections: int,
+    window: int,
+    index: int,
+    count: int,
+    prefix: str,
+    busy_poll: float = 0.0,
 ) -> None:
     """In a child process: run one shard, print its numbers as JSON."""
     from pytest_memaslap import ShardPlan, Target, Workload, run_shard
@@ -71,6 +79,7 @@ def run_child(
             "value_size": 1024,
             "commands": {"get": 0.9, "set": 0.1},
             "preload": True,
+            "busy_poll": busy_poll,
         }
     )
     result = run_shard(workload, Target(host, port), prefix, ShardPlan(index, count, 60.0))
@@ -135,6 +144,7 @@ def ours(
     cpus: set[int] | None,
     implementation: str,
     connections: int = CONNECTIONS,
+    busy_poll: float = 0.0,
 ) -> dict[str, float]:
     """Run ``shards`` shard processes side by side on one hot path; ops/s over the union of their measured windows."""
     env = dict(os.environ)
@@ -156,6 +166,7 @@ def ours(
                 str(i),
                 str(shards),
                 prefix,
+                str(busy_poll),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -376,8 +387,10 @@ def compare(title: str, rounds: int, runs: dict[str, Run], servers: Servers) -> 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        host, port, duration, connections, window, index, count, prefix = sys.argv[2:]
-        run_child(host, int(port), float(duration), int(connections), int(window), int(index), int(count), prefix)
+        host, port, duration, connections, window, index, count, prefix, busy = sys.argv[2:]
+        run_child(
+            host, int(port), float(duration), int(connections), int(window), int(index), int(count), prefix, float(busy)
+        )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
@@ -432,16 +445,10 @@ def main() -> None:
         pipelined: dict[str, Run] = {}
         if "memtier" in peers:
             pipelined["memtier"] = lambda host, port: memtier(args.memtier, host, port, duration, 1, load_cpu, 8, 16)
+        shape = {"duration": duration, "window": 16, "shards": 1, "cpus": load_cpu, "connections": 8}
         for implementation in ("compiled", "python"):
-            pipelined[implementation] = functools.partial(
-                ours,
-                duration=duration,
-                window=16,
-                shards=1,
-                cpus=load_cpu,
-                implementation=implementation,
-                connections=8,
-            )
+            pipelined[implementation] = functools.partial(ours, implementation=implementation, **shape)
+        pipelined["compiled, busy_poll"] = functools.partial(ours, implementation="compiled", busy_poll=1e-4, **shape)
         compare("pipelined: 8 connections x 16 in flight, one load process pinned", args.rounds, pipelined, servers)
     finally:
         servers.close()

@@ -34,6 +34,41 @@ def test_op_count_is_exact_and_pipelined(memcached_server, hot_path):
     assert result.measured.commands["get"].misses == 0
 
 
+def test_busy_poll_keeps_every_count_exact_and_stops_with_the_run(no_new_memcached, hot_path):
+    """A pipelined run whose loop spins between passes answers every request, as memcached counts them, and
+    leaves no spin scheduled on the loop it ran on."""
+    import asyncio
+
+    from pytest_memaslap.engine import busy_poll
+
+    passes = []
+    spin = busy_poll.BusyPoll._spin
+
+    def counted(self):
+        passes.append(self._stopped)
+        spin(self)
+
+    workload = Workload.from_args(
+        {"ops": 6_000, "duration": None, "connections": 4, "window": 16, "keys": 300, "busy_poll": "50us"}
+    )
+    server = start_server(ServerConfig(threads=2, memory_mb=64))  # (its own: its counters are this run's alone)
+    try:
+        before = server.stats()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(busy_poll.BusyPoll, "_spin", counted)
+            result = run_shard(workload, _target(server), f"busy{hot_path}:")
+        after = server.stats()
+    finally:
+        server.stop()
+    commands = result.measured.commands
+    assert result.measured.ops == 6_000 and all(c.errors == 0 for c in commands.values())
+    assert after["cmd_get"] - before["cmd_get"] == commands["get"].ops
+    assert after["cmd_set"] - before["cmd_set"] == commands["set"].ops + 300  # (and the preload's)
+    assert len(passes) > 10 and passes[-1] is True  # it spun, and its last call saw the stop and did not spin
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()  # (the run's loop is gone with it)
+
+
 def test_sequential_pattern_walks_the_keyspace(memcached_server, hot_path):
     workload = Workload.from_args(
         {

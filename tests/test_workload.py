@@ -156,3 +156,11 @@ def test_verify_with_append_or_prepend_is_refused():
     with pytest.raises(WorkloadError, match="verify: checks a get's value .* append, prepend change values"):
         Workload.from_args({"commands": {"get": 0.8, "append": 0.1, "prepend": 0.1}, "verify": 0.1})
     assert Workload.from_args({"commands": {"get": 0.8, "append": 0.2}}).verify == 0
+
+
+def test_busy_poll_is_a_spin_of_at_most_a_millisecond():
+    assert Workload.from_args({"busy_poll": "100us"}).busy_poll == pytest.approx(1e-4)
+    assert Workload.from_args({}).busy_poll == 0.0
+    for bad in ("2ms", -1, "soon"):
+        with pytest.raises(WorkloadError, match="busy_poll"):
+            Workload.from_args({"busy_poll": bad})

@@ -17,6 +17,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from pytest_memaslap.engine.barrier import ServerBarrier
+from pytest_memaslap.engine.busy_poll import BusyPoll
 from pytest_memaslap.engine.connect import connect
 from pytest_memaslap.engine.errors import SlapRunError
 from pytest_memaslap.engine.hot.connection import Connection, Slot, connection_class
@@ -196,7 +197,10 @@ class ShardRunner:
             self.barrier = ServerBarrier(
                 self.target, self.prefix, plan.index, plan.count, plan.sync_timeout, plan.call_off_key
             )
+        busy = BusyPoll(workload.busy_poll) if workload.busy_poll > 0 else None
         try:
+            if busy is not None:
+                busy.start()
             await self._connect(plan.connections(workload))
             if workload.probe_rate is not None:
                 await self._start_probe(workload.probe_rate / plan.count)
@@ -228,6 +232,8 @@ class ShardRunner:
                 await self._cleanup_on_fresh_connections(keys, "the interrupt")
             raise
         finally:
+            if busy is not None:
+                busy.stop()
             for task in list(self._outages.values()):
                 task.cancel()
             for connection in self.connections:

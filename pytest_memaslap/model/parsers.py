@@ -303,6 +303,17 @@ def parse_timeout(value: Any) -> float:
     return seconds
 
 
+MAX_BUSY_POLL_S = 0.001
+
+
+def parse_busy_poll(value: Any) -> float:
+    """A spin of 0 to 1 ms (``"100us"``): longer only delays the loop's timers and other callbacks."""
+    seconds = parse_duration(value, "busy_poll")
+    if not 0 <= seconds <= MAX_BUSY_POLL_S:
+        raise WorkloadError(f"busy_poll={value!r}: from 0 to 1ms (e.g. '100us'); 0 lets the event loop sleep")
+    return seconds
+
+
 def parse_preset(value: Any) -> str | None:
     """A published workload's name (its arguments are filled in by ``Workload.from_args``)."""
     if value is not None and value not in presets.PRESETS:
