@@ -186,13 +186,13 @@ def _timeline_result(p99s_us: list[float]) -> dict:
 def test_the_p99_axis_reads_in_whole_units_of_a_fitting_size():
     """Sub-millisecond p99s are drawn in µs, longer ones in ms; the second axis has its own whole-unit ticks."""
     pytest.importorskip("plotly")
-    from pytest_memaslap.output import html
+    from pytest_memaslap.output import charts
 
-    fast = html._throughput_figure(_timeline_result([57.8, 115.5, 173.3])).to_plotly_json()
+    fast = charts.throughput_figure(_timeline_result([57.8, 115.5, 173.3])).to_plotly_json()
     assert fast["data"][1]["name"] == "p99 (µs)" and list(fast["data"][1]["y"]) == [57.8, 115.5, 173.3]
     axis = fast["layout"]["yaxis2"]
     assert axis["tickformat"] == ",.0f" and axis["tickmode"] == "auto" and axis["title"]["text"] == "p99 (µs)"
-    slow = html._throughput_figure(_timeline_result([12_000.0, 25_000.0])).to_plotly_json()
+    slow = charts.throughput_figure(_timeline_result([12_000.0, 25_000.0])).to_plotly_json()
     assert slow["data"][1]["name"] == "p99 (ms)" and list(slow["data"][1]["y"]) == [12.0, 25.0]
 
 
@@ -200,10 +200,10 @@ def test_titles_stay_clear_of_the_toolbar_and_log_axes_label_decades_only():
     """A chart's title is a caption above it (plotly's toolbar sits at the plot's top right); log axes label
     their decades only."""
     pytest.importorskip("plotly")
-    from pytest_memaslap.output import html
+    from pytest_memaslap.output import charts, html
 
     result = {"spectrum_us": [(50.0, 100.0), (99.0, 900.0), (99.9, 4000.0)], "commands": {}}
-    figure = html._percentile_figure(result)
+    figure = charts.percentile_figure(result)
     log_axis = figure.to_plotly_json()["layout"]["yaxis"]
     assert log_axis["type"] == "log" and log_axis["dtick"] == 1 and log_axis["tickformat"] == ",.0f"
     chart = html._chart(figure, "percentiles-1")
