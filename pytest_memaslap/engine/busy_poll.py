@@ -3,7 +3,7 @@
 Why: on one machine a server's send runs the client's TCP receive path and,
 when the client sleeps, wakes it; pipelined, a load generator that sleeps
 between replies made memcached spend 16-19 % of its CPU waking it and
-drew 0.75x memtier_benchmark's throughput from the same server (1.02x with a
+drew 0.75x memtier_benchmark's throughput from the same server (0.96x with a
 spin of 100 us). Staying awake
 a little after each pass lets replies gather, so each read takes many and the
 server seldom finds the load asleep (docs/speed.md, "the pipelined gap").

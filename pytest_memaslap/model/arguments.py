@@ -283,7 +283,7 @@ ARGUMENTS: dict[str, Argument] = {
         "100us",
         "the shard's event loop stays awake this long after each pass, spinning, instead of sleeping until a "
         "reply arrives: replies gather between reads, and a server on the same machine spends less waking the "
-        "load (pipelined on loopback it drew 0.75× memtier_benchmark's throughput without and 1.02× with 100 µs); "
+        "load (pipelined on loopback it drew 0.75× memtier_benchmark's throughput without and 0.96× with 100 µs); "
         "it keeps the load's core busy and may delay its timers by as much (see "
         "[the pipelined gap](speed.md#the-pipelined-gap-with-memtier_benchmark))",
     ),
