@@ -16,12 +16,13 @@ preload=True), against memcached -t 1, alternating, several rounds:
    ``memtier_benchmark -t 2 -c 16``), unpinned;
 3. pipelined: 8 connections with 16 requests in flight on each, one load
    process pinned as in 1: one shard of ours (window=16) against
-   ``memtier_benchmark -t 1 -c 8 --pipeline=16`` (memcaslap does not pipeline).
+   ``memtier_benchmark -t 1 -c 8 --pipeline=16`` (memcaslap does not pipeline);
+   ours also with ``busy_poll`` (docs/speed.md, "the pipelined gap").
 
 Every run loads a freshly started memcached (``--shared-server``: one for
-all), so that no tool inherits the items, hash table and slab state that the
-runs before it left: on one shared server, memtier_benchmark's pipelined
-throughput fell from 408k to 203k ops/s over eight successive 3 s runs.
+all), all its threads pinned, so that no tool inherits the items, hash table
+and slab state that the runs before it left. memtier_benchmark's ops/s are
+the server's count of its requests (see ``memtier``).
 
 Ours runs twice in every round, on the compiled hot path and on its
 pure-Python twin (``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints ops/s, CPU µs
