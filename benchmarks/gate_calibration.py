@@ -202,7 +202,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10, help="rounds a side (pairs under --slap-versus)")
     parser.add_argument("--duration", default="2", help="seconds a round (default 2)")
     parser.add_argument("--quota", type=float, default=0.88, help="B's share of one core in A/B pairs")
-    parser.add_argument("--flows", default="versus,baseline", help="versus, baseline or both")
+    parser.add_argument("--flows", default="versus,baseline", help="versus, baseline, or versus,baseline (the default)")
     parser.add_argument("--json", help="also write every pair's verdicts here")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

@@ -102,8 +102,9 @@ def main() -> None:
                     )
                 if shutil.which(args.memtier):
                     runs["memtier"] = functools.partial(
-                        _memtier, args.memtier, duration=duration, cpus=load_cpu, connections=connections, window=window
+                        vs_memaslap.memtier, args.memtier, duration=duration, threads=1, cpus=load_cpu
                     )
+                    runs["memtier"] = functools.partial(runs["memtier"], connections=connections, pipeline=window)
                 shape = {"duration": duration, "window": window, "cpus": load_cpu, "connections": connections}
                 runs["compiled"] = functools.partial(vs_memaslap.ours, shards=1, implementation="compiled", **shape)
                 modes = ("epoll", "uring") + (("epoll-coalesce",) if window > 1 else ())
@@ -119,12 +120,6 @@ def main() -> None:
                 )
         finally:
             servers.close()
-
-
-def _memtier(
-    binary: str, host: str, port: int, duration: float, cpus: set[int] | None, connections: int, window: int
-) -> dict[str, float]:
-    return vs_memaslap.memtier(binary, host, port, duration, 1, cpus, connections, window)
 
 
 def _recording(run: vs_memaslap.Run, into: list[float]) -> vs_memaslap.Run:

@@ -185,7 +185,6 @@ def _timeline_result(p99s_us: list[float]) -> dict:
 
 def test_the_p99_axis_reads_in_whole_units_of_a_fitting_size():
     """Sub-millisecond p99s are drawn in µs, longer ones in ms; the second axis has its own whole-unit ticks."""
-    pytest.importorskip("plotly")
     from pytest_memaslap.output import charts
 
     fast = charts.throughput_figure(_timeline_result([57.8, 115.5, 173.3])).to_plotly_json()
@@ -199,7 +198,6 @@ def test_the_p99_axis_reads_in_whole_units_of_a_fitting_size():
 def test_titles_stay_clear_of_the_toolbar_and_log_axes_label_decades_only():
     """A chart's title is a caption above it (plotly's toolbar sits at the plot's top right); log axes label
     their decades only."""
-    pytest.importorskip("plotly")
     from pytest_memaslap.output import charts, html
 
     result = {"spectrum_us": [(50.0, 100.0), (99.0, 900.0), (99.9, 4000.0)], "commands": {}}
