@@ -17,7 +17,7 @@ preload=True), against memcached -t 1, alternating, several rounds:
 3. pipelined: 8 connections with 16 requests in flight on each, one load
    process pinned as in 1: one shard of ours (window=16) against
    ``memtier_benchmark -t 1 -c 8 --pipeline=16`` (memcaslap does not pipeline);
-   ours also with ``busy_poll`` (docs/speed.md, "the pipelined gap").
+   ours also with ``poll_interval`` (docs/speed.md, "the pipelined gap").
 
 Every run loads a freshly started memcached (``--shared-server``: one for
 all), all its threads pinned, so that no tool inherits the items, hash table
@@ -26,14 +26,15 @@ the server's count of its requests (see ``memtier``).
 
 Ours runs twice in every round, on the compiled hot path and on its
 pure-Python twin (``PYTEST_MEMASLAP_NO_EXTENSIONS=1``). Prints ops/s, CPU µs
-per request (user + system, and each), memcached's own CPU µs per request
-(from its ``rusage`` counters around each run), and the ratios of each of
-ours to each peer: of ops/s, and of total CPU per request. Our CPU is the
+per request (user + system, and each), how busy memcached was and its own CPU
+µs per request under the load (``ServerWatch``), the ratios of each of ours
+to each peer (of ops/s, and of total CPU per request) and each round's ops/s
+ratio. Our CPU is the
 measured phase's (``engine.cpu_us_per_request``: building the keyspace and
 preloading it are set-up, as the peers' separate fill runs are); the peers'
 is their whole process's.
 
-    python benchmarks/vs_memaslap.py [--duration 10] [--rounds 3] [--shared-server]
+    python benchmarks/vs_memaslap.py [--duration 10] [--rounds 3] [--shared-server] [--shapes 1,2,pipelined]
 """
 
 from __future__ import annotations
@@ -41,13 +42,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import itertools
 import json
+import math
 import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -64,7 +68,7 @@ def run_child(
     index: int,
     count: int,
     prefix: str,
-    busy_poll: float = 0.0,
+    poll_interval: float = 0.0,
 ) -> None:
     """In a child process: run one shard, print its numbers as JSON."""
     from pytest_memaslap import ShardPlan, Target, Workload, run_shard
@@ -80,7 +84,7 @@ def run_child(
             "value_size": 1024,
             "commands": {"get": 0.9, "set": 0.1},
             "preload": True,
-            "busy_poll": busy_poll,
+            "poll_interval": poll_interval,
         }
     )
     result = run_shard(workload, Target(host, port), prefix, ShardPlan(index, count, 60.0))
@@ -145,7 +149,7 @@ def ours(
     cpus: set[int] | None,
     implementation: str,
     connections: int = CONNECTIONS,
-    busy_poll: float = 0.0,
+    poll_interval: float = 0.0,
 ) -> dict[str, float]:
     """Run ``shards`` shard processes side by side on one hot path; ops/s over the union of their measured windows."""
     env = dict(os.environ)
@@ -167,7 +171,7 @@ def ours(
                 str(i),
                 str(shards),
                 prefix,
-                str(busy_poll),
+                str(poll_interval),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -339,10 +343,60 @@ def server_cpu(host: str, port: int) -> Callable[[], tuple[float, int]]:
     return read
 
 
+class ServerWatch:
+    """memcached's CPU while it serves the load, from its ``stats`` every 0.2 s in a thread of its own.
+
+    ``busy`` (its CPU seconds per second) and ``us_per_op`` (its CPU µs per
+    get or set) are taken over the intervals where gets are at least 80 % of
+    its requests: the measured load (9:1), not a tool's fill or preload (sets
+    only) nor its cleanup (deletes), less the first and last such interval.
+    A server near 1.0 busy is the bottleneck, and then ops/s is the inverse
+    of its CPU per request: what a load tool changes is that cost.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        from pytest_memaslap.memcached.sampler import TextStats
+
+        self._reader = TextStats(host, port, None)
+        self._samples: list[tuple[float, float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="server-watch", daemon=True)
+
+    def __enter__(self) -> ServerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            values = self._reader.sample()
+            cpu = values["rusage_user"] + values["rusage_system"]
+            self._samples.append((time.monotonic(), cpu, int(values["cmd_get"]), int(values["cmd_set"])))
+            self._stop.wait(0.2)
+
+    def figures(self) -> dict[str, float]:
+        steady = []
+        for (t1, cpu1, gets1, sets1), (t2, cpu2, gets2, sets2) in itertools.pairwise(self._samples):
+            gets, sets = gets2 - gets1, sets2 - sets1
+            if gets + sets and gets >= 0.8 * (gets + sets):
+                steady.append((t2 - t1, cpu2 - cpu1, gets + sets))
+        steady = steady[1:-1]
+        if not steady:
+            return {}
+        seconds = sum(interval[0] for interval in steady)
+        cpu = sum(interval[1] for interval in steady)
+        requests = sum(interval[2] for interval in steady)
+        return {"server_busy": cpu / seconds, "server_us_per_op": cpu / requests * 1e6}
+
+
 def compare(title: str, rounds: int, runs: dict[str, Run], servers: Servers) -> None:
     """Alternate the peers and our two hot paths, ``rounds`` times; print each round, then per tool the medians
-    (ops/s, CPU µs per request: user, system, total; the server's CPU µs per request during its runs, fill
-    included) and our ratios to each peer (ops/s, and total CPU per request: below 1 is cheaper)."""
+    (ops/s, CPU µs per request: user, system, total; the server's busy share and CPU µs per request under
+    the load, see ``ServerWatch``) and our ratios to each peer (ops/s, and total CPU per request: below 1 is
+    cheaper), then each round's ops/s ratio."""
     from tabulate import tabulate
 
     names = list(runs)
@@ -352,14 +406,10 @@ def compare(title: str, rounds: int, runs: dict[str, Run], servers: Servers) -> 
     for round_no in range(1, rounds + 1):
         measured = {}
         for name, run in runs.items():
-            with servers.serve() as (host, port):
-                server = server_cpu(host, port)
-                cpu_before, requests_before = server()
+            with servers.serve() as (host, port), ServerWatch(host, port) as watch:
                 measured[name] = run(host, port)
-                cpu_after, requests_after = server()
+            measured[name].update({"server_busy": math.nan, "server_us_per_op": math.nan} | watch.figures())
             measured[name]["total_us_per_op"] = measured[name]["user_us_per_op"] + measured[name]["system_us_per_op"]
-            served = max(requests_after - requests_before, 1)
-            measured[name]["server_us_per_op"] = (cpu_after - cpu_before) / served * 1e6
         rows.append(measured)
         line = ", ".join(
             f"{name} {m['ops_per_sec']:,.0f} ops/s {m['total_us_per_op']:.2f} µs/op" for name, m in measured.items()
@@ -372,7 +422,7 @@ def compare(title: str, rounds: int, runs: dict[str, Run], servers: Servers) -> 
     def ratio(mine: str, peer: str, key: str) -> str:  # (the median of the rounds' ratios: alternating pairs)
         return f"{statistics.median(row[mine][key] / row[peer][key] for row in rows):.2f}x"
 
-    keys = ("ops_per_sec", "user_us_per_op", "system_us_per_op", "total_us_per_op", "server_us_per_op")
+    keys = ("ops_per_sec", "user_us_per_op", "system_us_per_op", "total_us_per_op", "server_busy", "server_us_per_op")
     table = []
     for name in names:
         cells = [name, f"{median(name, keys[0]):,.0f}"] + [f"{median(name, key):.2f}" for key in keys[1:]]
@@ -383,11 +433,15 @@ def compare(title: str, rounds: int, runs: dict[str, Run], servers: Servers) -> 
                 ratio(name, peer, "total_us_per_op") if mine else "",
             ]
         table.append(cells)
-    headers = ["tool", "ops/s", "user µs/op", "system µs/op", "total µs/op", "server µs/op"]
+    headers = ["tool", "ops/s", "user µs/op", "system µs/op", "total µs/op", "server busy", "server µs/op"]
     for peer in peers:
         headers += [f"ops/s vs {peer}", f"CPU/op vs {peer}"]
     print(f"\n{title} (medians of {rounds} rounds)")
     print(tabulate(table, headers=headers, disable_numparse=True, colalign=("left",) + ("right",) * (len(headers) - 1)))
+    for tool in ours:
+        for peer in peers:
+            by_round = ", ".join(f"{row[tool]['ops_per_sec'] / row[peer]['ops_per_sec']:.2f}" for row in rows)
+            print(f"{tool} / {peer}, ops/s by round: {by_round}")
     tails = [n for n in names if all("p999_us" in row[n] for row in rows)]
     if "memtier" in tails and len(tails) > 1:  # the tail each reports, in the same runs (memcaslap prints none)
         p999 = {name: median(name, "p999_us") for name in tails}
@@ -399,9 +453,9 @@ def compare(title: str, rounds: int, runs: dict[str, Run], servers: Servers) -> 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        host, port, duration, connections, window, index, count, prefix, busy = sys.argv[2:]
+        host, port, duration, connections, window, index, count, prefix, poll = sys.argv[2:]
         run_child(
-            host, int(port), float(duration), int(connections), int(window), int(index), int(count), prefix, float(busy)
+            host, int(port), float(duration), int(connections), int(window), int(index), int(count), prefix, float(poll)
         )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -414,7 +468,15 @@ def main() -> None:
         action="store_true",
         help="load one memcached for all runs (default: a fresh one for each run, so none inherits another's items)",
     )
+    parser.add_argument(
+        "--shapes",
+        default="1,2,pipelined",
+        help="which comparisons to run, comma-separated: 1 (one load process), 2 (two), pipelined (default: all)",
+    )
     args = parser.parse_args()
+    chosen = set(args.shapes.split(","))
+    if not chosen or chosen - {"1", "2", "pipelined"}:
+        parser.error(f"--shapes {args.shapes!r}: a comma-separated choice of 1, 2 and pipelined")
     if not shutil.which(args.memcaslap):
         raise SystemExit("memcaslap not found: sudo apt-get install libmemcached-tools")
 
@@ -442,25 +504,31 @@ def main() -> None:
                 )
             return runs
 
-        compare(
-            "one load process (ours: 1 shard; peers: 1 thread), load pinned to its own CPU",
-            args.rounds,
-            shapes(1, 1, load_cpu),
-            servers,
-        )
-        compare(
-            "two load processes (ours: 2 shards; peers: 2 threads), load not pinned",
-            args.rounds,
-            shapes(2, 2, None),
-            servers,
-        )
+        if "1" in chosen:
+            compare(
+                "one load process (ours: 1 shard; peers: 1 thread), load pinned to its own CPU",
+                args.rounds,
+                shapes(1, 1, load_cpu),
+                servers,
+            )
+        if "2" in chosen:
+            compare(
+                "two load processes (ours: 2 shards; peers: 2 threads), load not pinned",
+                args.rounds,
+                shapes(2, 2, None),
+                servers,
+            )
+        if "pipelined" not in chosen:
+            return
         pipelined: dict[str, Run] = {}
         if "memtier" in peers:
             pipelined["memtier"] = lambda host, port: memtier(args.memtier, host, port, duration, 1, load_cpu, 8, 16)
         shape = {"duration": duration, "window": 16, "shards": 1, "cpus": load_cpu, "connections": 8}
         for implementation in ("compiled", "python"):
             pipelined[implementation] = functools.partial(ours, implementation=implementation, **shape)
-        pipelined["compiled, busy_poll"] = functools.partial(ours, implementation="compiled", busy_poll=1e-4, **shape)
+        pipelined["compiled, poll_interval"] = functools.partial(
+            ours, implementation="compiled", poll_interval=5e-5, **shape
+        )
         compare("pipelined: 8 connections x 16 in flight, one load process pinned", args.rounds, pipelined, servers)
     finally:
         servers.close()

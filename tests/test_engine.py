@@ -34,29 +34,32 @@ def test_op_count_is_exact_and_pipelined(memcached_server, hot_path):
     assert result.measured.commands["get"].misses == 0
 
 
-def test_busy_poll_keeps_every_count_exact_and_stops_with_the_run(no_new_memcached, hot_path):
-    """A pipelined run whose loop spins between passes answers every request, as memcached counts them, and
-    leaves no spin scheduled on the loop it ran on."""
+def test_poll_interval_keeps_every_count_exact_and_stops_with_the_run(no_new_memcached, hot_path):
+    """A pipelined run whose loop sleeps between passes answers every request, as memcached counts them, sleeps
+    with a 1 µs timer slack, and leaves no pause scheduled on its loop and the thread's slack as it was."""
     import asyncio
 
-    from pytest_memaslap.engine import busy_poll
+    from pytest_memaslap.engine import poll_interval
 
+    prctl = poll_interval._prctl()
+    slack = (lambda: prctl(poll_interval._PR_GET_TIMERSLACK, 0, 0, 0, 0)) if prctl else (lambda: None)
     passes = []
-    spin = busy_poll.BusyPoll._spin
+    pause = poll_interval.PollInterval._pause
 
     def counted(self):
-        passes.append(self._stopped)
-        spin(self)
+        passes.append((self._stopped, slack()))
+        pause(self)
 
     workload = Workload.from_args(
-        {"ops": 6_000, "duration": None, "connections": 4, "window": 16, "keys": 300, "busy_poll": "50us"}
+        {"ops": 6_000, "duration": None, "connections": 4, "window": 16, "keys": 300, "poll_interval": "50us"}
     )
     server = start_server(ServerConfig(threads=2, memory_mb=64))  # (its own: its counters are this run's alone)
+    slack_before = slack()
     try:
         before = server.stats()
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(busy_poll.BusyPoll, "_spin", counted)
-            result = run_shard(workload, _target(server), f"busy{hot_path}:")
+            patch.setattr(poll_interval.PollInterval, "_pause", counted)
+            result = run_shard(workload, _target(server), f"poll{hot_path}:")
         after = server.stats()
     finally:
         server.stop()
@@ -64,7 +67,9 @@ def test_busy_poll_keeps_every_count_exact_and_stops_with_the_run(no_new_memcach
     assert result.measured.ops == 6_000 and all(c.errors == 0 for c in commands.values())
     assert after["cmd_get"] - before["cmd_get"] == commands["get"].ops
     assert after["cmd_set"] - before["cmd_set"] == commands["set"].ops + 300  # (and the preload's)
-    assert len(passes) > 10 and passes[-1] is True  # it spun, and its last call saw the stop and did not spin
+    assert len(passes) > 10 and passes[-1][0] is True  # it paused, and its last call saw the stop and did not
+    if prctl is not None:  # (Linux: the slack was 1 µs while it ran, and is the thread's own again)
+        assert passes[0][1] == poll_interval._SLACK_NS and slack() == slack_before != poll_interval._SLACK_NS
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()  # (the run's loop is gone with it)
 

@@ -158,9 +158,9 @@ def test_verify_with_append_or_prepend_is_refused():
     assert Workload.from_args({"commands": {"get": 0.8, "append": 0.2}}).verify == 0
 
 
-def test_busy_poll_is_a_spin_of_at_most_a_millisecond():
-    assert Workload.from_args({"busy_poll": "100us"}).busy_poll == pytest.approx(1e-4)
-    assert Workload.from_args({}).busy_poll == 0.0
+def test_poll_interval_is_a_pause_of_at_most_a_millisecond():
+    assert Workload.from_args({"poll_interval": "50us"}).poll_interval == pytest.approx(5e-5)
+    assert Workload.from_args({}).poll_interval == 0.0
     for bad in ("2ms", -1, "soon"):
-        with pytest.raises(WorkloadError, match="busy_poll"):
-            Workload.from_args({"busy_poll": bad})
+        with pytest.raises(WorkloadError, match="poll_interval"):
+            Workload.from_args({"poll_interval": bad})

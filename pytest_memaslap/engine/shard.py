@@ -17,7 +17,6 @@ from time import perf_counter_ns
 from typing import Any
 
 from pytest_memaslap.engine.barrier import ServerBarrier
-from pytest_memaslap.engine.busy_poll import BusyPoll
 from pytest_memaslap.engine.connect import connect
 from pytest_memaslap.engine.errors import SlapRunError
 from pytest_memaslap.engine.hot.connection import Connection, Slot, connection_class
@@ -26,6 +25,7 @@ from pytest_memaslap.engine.hot.requests import CleanupSource, OpSource, Preload
 from pytest_memaslap.engine.hot.slow import ExpiryBook, VerifyLog, expired_get_parser, verified_get_parser
 from pytest_memaslap.engine.loop import LOOP_NAME, within
 from pytest_memaslap.engine.placement import build_keyspace
+from pytest_memaslap.engine.poll_interval import PollInterval
 from pytest_memaslap.engine.probe import ProbeError, ProbeProcess
 from pytest_memaslap.engine.shapes import Shape, shape_for
 from pytest_memaslap.engine.shapes.base import Driver
@@ -197,10 +197,10 @@ class ShardRunner:
             self.barrier = ServerBarrier(
                 self.target, self.prefix, plan.index, plan.count, plan.sync_timeout, plan.call_off_key
             )
-        busy = BusyPoll(workload.busy_poll) if workload.busy_poll > 0 else None
+        poller = PollInterval(workload.poll_interval) if workload.poll_interval > 0 else None
         try:
-            if busy is not None:
-                busy.start()
+            if poller is not None:
+                poller.start()
             await self._connect(plan.connections(workload))
             if workload.probe_rate is not None:
                 await self._start_probe(workload.probe_rate / plan.count)
@@ -232,8 +232,8 @@ class ShardRunner:
                 await self._cleanup_on_fresh_connections(keys, "the interrupt")
             raise
         finally:
-            if busy is not None:
-                busy.stop()
+            if poller is not None:
+                poller.stop()
             for task in list(self._outages.values()):
                 task.cancel()
             for connection in self.connections:

@@ -303,14 +303,16 @@ def parse_timeout(value: Any) -> float:
     return seconds
 
 
-MAX_BUSY_POLL_S = 0.001
+MAX_POLL_INTERVAL_S = 0.001
 
 
-def parse_busy_poll(value: Any) -> float:
-    """A spin of 0 to 1 ms (``"100us"``): longer only delays the loop's timers and other callbacks."""
-    seconds = parse_duration(value, "busy_poll")
-    if not 0 <= seconds <= MAX_BUSY_POLL_S:
-        raise WorkloadError(f"busy_poll={value!r}: from 0 to 1ms (e.g. '100us'); 0 lets the event loop sleep")
+def parse_poll_interval(value: Any) -> float:
+    """A sleep of 0 to 1 ms (``"50us"``) between the loop's passes: longer only delays replies and timers."""
+    seconds = parse_duration(value, "poll_interval")
+    if not 0 <= seconds <= MAX_POLL_INTERVAL_S:
+        raise WorkloadError(
+            f"poll_interval={value!r}: from 0 to 1ms (e.g. '50us'); 0 lets the event loop wake for each reply"
+        )
     return seconds
 
 

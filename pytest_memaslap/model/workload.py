@@ -73,9 +73,9 @@ class Workload:
     # a measurement probe: gets at this Poisson rate (over all shards) from a process of its own beside the
     # load, their latencies kept apart (free of the load connections' client-side queueing)
     probe_rate: float | None = None
-    # seconds the shard's event loop spins after each pass instead of sleeping (0: it sleeps when idle), so that
-    # replies gather between reads: see docs/speed.md, "the pipelined gap"
-    busy_poll: float = 0.0
+    # seconds the shard's event loop sleeps between passes instead of waking for each reply (0: it wakes), so
+    # that replies gather between reads: see docs/speed.md, "the pipelined gap"
+    poll_interval: float = 0.0
 
     @classmethod
     def argument_names(cls) -> tuple[str, ...]:

@@ -43,7 +43,7 @@ MARK_ARGUMENTS = (
     "duration", "ops", "warmup", "connections", "window", "commands", "keys", "key_size", "value_size",
     "key_pattern", "seed", "preload", "protocol", "timeout", "reconnect", "rate", "stages", "connection_steps",
     "step_duration", "arrivals", "division", "verify", "expire", "expire_after", "overwrite", "transport", "trace",
-    "speed", "loop", "amplify", "preset", "probe_rate", "busy_poll",
+    "speed", "loop", "amplify", "preset", "probe_rate", "poll_interval",
 )  # fmt: skip
 STARTED_ON_FIRST_USE = "memcached started by the plugin on first use"
 SLAP_MARKS = ("slap", "slap_thresholds", "slap_capacity", "memcached")
