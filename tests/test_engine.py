@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
 import signal
@@ -72,6 +73,28 @@ def test_poll_interval_keeps_every_count_exact_and_stops_with_the_run(no_new_mem
         assert passes[0][1] == poll_interval._SLACK_NS and slack() == slack_before != poll_interval._SLACK_NS
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()  # (the run's loop is gone with it)
+
+
+def test_poll_interval_through_the_plugin_notes_what_it_adds_to_each_latency(pytester, own_server):
+    """A user who sets poll_interval sees in the summary that every latency includes up to that sleep, and the
+    JSON keeps the setting beside the figures."""
+    pytester.makepyfile(
+        test_polled="""
+        import pytest
+
+        @pytest.mark.slap(ops=3000, duration=None, connections=4, window=16, keys=200, poll_interval="50us")
+        @pytest.mark.slap_thresholds("errors == 0")
+        def test_polled(slap):
+            assert slap().ops == 3000
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--memcached={own_server.address}", "--slap-json=r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["note: *test_polled: poll_interval 50 µs: the load slept * so each latency includes up to 50 µs*"]
+    )
+    (test,) = json.loads((pytester.path / "r.json").read_text())["tests"].values()
+    assert test["workload"]["poll_interval"] == pytest.approx(5e-5)
 
 
 def test_sequential_pattern_walks_the_keyspace(memcached_server, hot_path):

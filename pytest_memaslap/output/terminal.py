@@ -95,6 +95,19 @@ def probe_notes(outcomes: list[CallOutcome]) -> list[str]:
     return notes
 
 
+def poll_interval_notes(outcomes: list[CallOutcome]) -> list[str]:
+    """A line for each call whose load slept between passes: its latencies include up to that sleep."""
+    notes = []
+    for outcome in outcomes:
+        interval_us = outcome.result.workload.poll_interval * 1e6
+        if interval_us > 0:
+            notes.append(
+                f"{outcome.key}: poll_interval {interval_us:,.0f} µs: the load slept that long between its event "
+                f"loop's passes, so each latency includes up to {interval_us:,.0f} µs of that sleep"
+            )
+    return notes
+
+
 def validity_notes(outcomes: list[CallOutcome]) -> list[str]:
     """A line for each finished call whose run failed a validity check: what failed, and what it does."""
     from pytest_memaslap.stats.validity import failure_text

@@ -475,6 +475,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         comparison_table,
         inconclusive_notes,
         open_loop_notes,
+        poll_interval_notes,
         probe_notes,
         replay_notes,
         server_notes,
@@ -502,7 +503,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
     notes = mode.summary_notes(config) + open_loop_notes(mode.outcomes) + replay_notes(mode.outcomes)
     notes += server_notes(mode.outcomes)
-    notes += validity_notes(mode.outcomes) + probe_notes(mode.outcomes)
+    notes += validity_notes(mode.outcomes) + probe_notes(mode.outcomes) + poll_interval_notes(mode.outcomes)
     for outcome in mode.outcomes:
         why = outcome.result.limited_by_load_generator()
         if why:
