@@ -2,12 +2,13 @@
 
 Why: on one machine a server's send runs the client's TCP receive path and,
 when the client waits in its poll, wakes it. Pipelined, a load generator that
-wakes for every few replies made memcached spend 16-19 % of its CPU waking it
-and drew 0.75x memtier_benchmark's throughput from the same server. Sleeping
-between passes (in ``nanosleep``, not in the poll) leaves the server nothing
-to wake, lets replies gather so that one read takes many, and halves the
-load's own CPU per request (docs/speed.md, "the pipelined gap"). At window 1
-it costs throughput: a reply waits up to the interval to be read.
+wakes for every few replies made memcached spend 16-19 % of its CPU waking it.
+Sleeping between passes (in ``nanosleep``, not in the poll) leaves the server
+nothing to wake and lets replies gather so that one read takes many: at 8 x 16
+the server then answered 1.31x the requests a second it answered
+memtier_benchmark at the same workload, and the load's own CPU per request
+halved (docs/speed.md, "the pipelined gap"). At window 1 it costs
+throughput: a reply waits up to the interval to be read.
 
 Hot path: the sleep runs once per loop pass. It keeps itself scheduled with
 ``call_soon``, which also keeps the loop from blocking in its poll, and stops

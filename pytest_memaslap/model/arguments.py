@@ -283,8 +283,8 @@ ARGUMENTS: dict[str, Argument] = {
         "50us",
         "the shard's event loop sleeps this long between passes instead of waking for each reply: replies "
         "gather between reads, and a server on the same machine no longer spends its CPU waking the load. "
-        "Pipelined on loopback (8 × 16) it drew 0.99× memtier_benchmark's throughput from the same server "
-        "(0.75× without) at 0.63× its CPU per request; at window 1 it costs throughput. A reply waits up to the "
+        "Pipelined on loopback (8 × 16) it drew 1.31× memtier_benchmark's throughput at the same workload "
+        "(1.01× without) at half its CPU per request; at window 1 it costs throughput. A reply waits up to the "
         "interval to be read, and its latency includes that wait, as the summary notes (see "
         "[the pipelined gap](speed.md#the-pipelined-gap-with-memtier_benchmark))",
     ),
