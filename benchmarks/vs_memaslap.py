@@ -362,8 +362,8 @@ def server_cpu(host: str, port: int) -> Callable[[], tuple[float, int]]:
 class ServerWatch:
     """memcached's CPU while it serves the load, from its ``stats`` every 0.2 s in a thread of its own.
 
-    ``busy`` (its CPU seconds per second) and ``us_per_op`` (its CPU µs per
-    get or set) are taken over the intervals where gets are at least 80 % of
+    ``server_busy`` (its CPU seconds per second) and ``server_us_per_op`` (its
+    CPU µs per get or set) are taken over the intervals where gets are at least 80 % of
     its requests: the measured load (9:1), not a tool's fill or preload (sets
     only) nor its cleanup (deletes), less the first and last such interval.
     A server near 1.0 busy is the bottleneck, and then ops/s is the inverse
