@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import vs_memaslap  # noqa: E402  (the shapes, the peers and the side-by-side table)
+from server_under_test import Servers  # noqa: E402  (a fresh, pinned memcached for every run)
 
 SOURCE = Path(__file__).resolve().parent / "kernel_batching.c"
 
@@ -87,7 +88,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="kernel-batching-") as folder:
         binary = build(folder)
-        servers = vs_memaslap.Servers(fresh=not args.shared_server)
+        servers = Servers(fresh=not args.shared_server)
         duration, load_cpu = args.duration, servers.load_cpu
         try:
             print(f"{servers.describe()}; {args.rounds} rounds of {duration:g} s")

@@ -32,7 +32,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vs_memaslap import ours, pin_process, server_cpu  # noqa: E402  (the comparison benchmark's runner and server reading)
+from server_under_test import pin_process, server_cpu  # noqa: E402  (the server under test, read alike)
+from vs_memaslap import ours  # noqa: E402  (the comparison benchmark's runner)
 
 
 def main() -> None:
