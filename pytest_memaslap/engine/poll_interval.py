@@ -34,9 +34,12 @@ def _prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+    prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4  # (the kernel reads unsigned longs: no stray high bits)
+    prctl.restype = ctypes.c_int
+    return prctl
 
 
 class PollInterval:
