@@ -403,20 +403,13 @@ def main() -> None:
                 )
             return runs
 
-        if "1" in chosen:
-            compare(
-                "one load process (ours: 1 shard; peers: 1 thread), load pinned to its own CPU",
-                args.rounds,
-                shapes(1, 1, load_cpu),
-                servers,
-            )
-        if "2" in chosen:
-            compare(
-                "two load processes (ours: 2 shards; peers: 2 threads), load not pinned",
-                args.rounds,
-                shapes(2, 2, None),
-                servers,
-            )
+        window_one = {  # --shapes name: (title, load processes, their CPUs)
+            "1": ("one load process (ours: 1 shard; peers: 1 thread), load pinned to its own CPU", 1, load_cpu),
+            "2": ("two load processes (ours: 2 shards; peers: 2 threads), load not pinned", 2, None),
+        }
+        for name, (title, processes, cpu) in window_one.items():
+            if name in chosen:
+                compare(title, args.rounds, shapes(processes, processes, cpu), servers)
         if "pipelined" not in chosen:
             return
         pipelined: dict[str, Run] = {}
